@@ -1,0 +1,1 @@
+"""The only modules that touch boto3, httpx or SMTP."""

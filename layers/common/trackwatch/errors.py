@@ -1,0 +1,100 @@
+"""The one typed error hierarchy: every error knows whether a retry can help."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class TrackwatchError(Exception):
+    """Base of every error trackwatch raises on purpose."""
+
+    retryable: ClassVar[bool] = False
+    #: A short, stable, low-cardinality name, used as a metric dimension.
+    kind: ClassVar[str] = "error"
+
+
+class ConfigurationError(TrackwatchError):
+    """A setting or a secret is missing or malformed; fix the deployment."""
+
+    kind = "configuration"
+
+
+class InvalidInputError(TrackwatchError, ValueError):
+    """Input that breaks a rule; the message names the field and the rule."""
+
+    kind = "invalid_input"
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class ClickpostError(TrackwatchError):
+    """Anything that went wrong talking to Clickpost."""
+
+    kind = "clickpost"
+
+
+class ClickpostAuthError(ClickpostError):
+    """HTTP 401 or service code 301: the key or username is wrong. Never retried."""
+
+    kind = "auth"
+
+
+class ClickpostInvalidCarrierError(ClickpostError):
+    """Service code 302: Clickpost does not know this cp_id."""
+
+    kind = "invalid_cp_id"
+
+    def __init__(self, cp_id: int) -> None:
+        super().__init__(f"Clickpost rejected cp_id {cp_id} as invalid (service code 302)")
+        self.cp_id = cp_id
+
+
+class ClickpostRejectedError(ClickpostError):
+    """Clickpost answered with meta.success false (a service code other than 301/302)."""
+
+    kind = "rejected"
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(f"Clickpost refused the request: status {status}, {message!r}")
+        self.status = status
+        self.message = message
+
+
+class ClickpostMalformedResponseError(ClickpostError):
+    """The body is not JSON, or not the shape of a track-order response."""
+
+    # Malformed answers are usually a passing fault on Clickpost's side: the
+    # message goes back to its queue and is polled again later.
+    retryable = True
+    kind = "malformed"
+
+
+class ClickpostUnavailableError(ClickpostError):
+    """429, 5xx, timeouts or connection errors that outlasted the retry budget."""
+
+    retryable = True
+    kind = "unavailable"
+
+
+class StorageError(TrackwatchError):
+    """DynamoDB, SNS or SQS failed in a way a retry may fix."""
+
+    retryable = True
+    kind = "storage"
+
+
+class StaleStateError(TrackwatchError):
+    """A conditional write lost to a concurrent writer; re-read and re-decide."""
+
+    retryable = True
+    kind = "stale_state"
+
+
+class PublishError(TrackwatchError):
+    """Some events could not be published; they are retried."""
+
+    retryable = True
+    kind = "publish"
