@@ -170,5 +170,3 @@ class TrackOrderResponse(_ClickpostModel):
 def parse_track_order(body: bytes | str, tz: ZoneInfo | None = None) -> TrackOrderResponse:
     """Parse a track-order body; raises pydantic.ValidationError on a bad shape."""
     return TrackOrderResponse.model_validate_json(body, context={"source_tz": tz or _DEFAULT_ZONE})
-
-

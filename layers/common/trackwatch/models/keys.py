@@ -24,7 +24,9 @@ def check_waybill(value: object) -> str:
             "waybill", f"must be at most {MAX_WAYBILL_LENGTH} characters, got {len(value)}"
         )
     if "," in value:
-        raise InvalidInputError("waybill", "must not contain a comma (Clickpost separates AWBs by commas)")
+        raise InvalidInputError(
+            "waybill", "must not contain a comma (Clickpost separates AWBs by commas)"
+        )
     if _WHITESPACE.search(value):
         raise InvalidInputError("waybill", "must not contain whitespace")
     return value

@@ -1,0 +1,202 @@
+"""The event contract subscribers rely on (schema_version 1).
+
+Every event carries the same envelope; `event_type` selects its own fields.
+`event_id` is deterministic — a UUIDv5 of the shipment and the change — so a
+change detected twice, or delivered twice, always has the same id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION: Literal[1] = 1
+# A fixed namespace makes event ids reproducible across deployments and runs.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c1f9e-3a5e-4d2b-9a43-2b9c4f4e7d10")
+
+
+def event_id(cp_id: int, waybill: str, event_type: str, change: str) -> str:
+    """The deterministic id of one change of one shipment."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{cp_id}|{waybill}|{event_type}|{change}"))
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str = Field(description="Deterministic id: the same change always has the same id.")
+    schema_version: Literal[1] = SCHEMA_VERSION
+    waybill: str
+    cp_id: int
+    order_id: str | None = Field(description="The merchant's order number, when known.")
+    courier_name: str | None
+    occurred_at: AwareDatetime = Field(description="When it happened, per the carrier.")
+    detected_at: AwareDatetime = Field(description="When trackwatch noticed it.")
+
+
+class StatusFields(BaseModel):
+    """A Clickpost status, as carried by scan and status events."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    clickpost_status_code: int | None
+    clickpost_status_description: str | None
+    clickpost_status_bucket: int | None
+    clickpost_status_bucket_description: str | None
+    status: str | None = Field(description="The carrier's own status text.")
+    location: str | None
+    remark: str | None
+
+
+class ScanAdded(_Event):
+    """A checkpoint trackwatch had not seen before."""
+
+    event_type: Literal["shipment.scan_added"] = "shipment.scan_added"
+    checkpoint_id: int | str
+    tracking_id: int | str | None
+    scan: StatusFields
+    is_terminal: bool
+
+
+class StatusChanged(_Event):
+    """The clickpost_status_bucket of the current status changed."""
+
+    event_type: Literal["shipment.status_changed"] = "shipment.status_changed"
+    from_bucket: int | None
+    from_bucket_description: str | None
+    to_bucket: int | None
+    to_bucket_description: str | None
+    clickpost_status_code: int | None
+    clickpost_status_description: str | None
+    status: str | None
+    location: str | None
+    remark: str | None
+    is_terminal: bool
+
+
+class NdrRaised(_Event):
+    """A new failed-delivery scan (a non-delivery report)."""
+
+    event_type: Literal["shipment.ndr_raised"] = "shipment.ndr_raised"
+    checkpoint_id: int | str
+    attempt: int = Field(ge=1, description="1 for the first failed delivery, 2 for the second...")
+    ndr_bucket_code: int | None
+    ndr_description: str | None
+    location: str | None
+    remark: str | None
+
+
+class Stuck(_Event):
+    """Clickpost flagged the shipment as stuck mid-journey."""
+
+    event_type: Literal["shipment.stuck"] = "shipment.stuck"
+    clickpost_status_code: int | None
+    clickpost_status_bucket: int | None
+    location: str | None
+
+
+class Unstuck(_Event):
+    """Clickpost no longer flags the shipment as stuck."""
+
+    event_type: Literal["shipment.unstuck"] = "shipment.unstuck"
+    clickpost_status_code: int | None
+    clickpost_status_bucket: int | None
+    location: str | None
+
+
+class Edd(BaseModel):
+    """The expected delivery: the carrier's date and Clickpost's SLA days."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    courier_partner_edd: str | None = None
+    min_sla: int | None = None
+    max_sla: int | None = None
+    exact_sla: int | None = None
+
+
+class EddChanged(_Event):
+    """The expected delivery changed after first sight."""
+
+    event_type: Literal["shipment.edd_changed"] = "shipment.edd_changed"
+    previous: Edd
+    current: Edd
+
+
+class Invalid(_Event):
+    """Clickpost answered valid: false for this AWB."""
+
+    event_type: Literal["shipment.invalid"] = "shipment.invalid"
+
+
+ShipmentEvent = Annotated[
+    ScanAdded | StatusChanged | NdrRaised | Stuck | Unstuck | EddChanged | Invalid,
+    Field(discriminator="event_type"),
+]
+EVENT_TYPES: tuple[type[_Event], ...] = (
+    ScanAdded,
+    StatusChanged,
+    NdrRaised,
+    Stuck,
+    Unstuck,
+    EddChanged,
+    Invalid,
+)
+EVENT_ADAPTER: TypeAdapter[ShipmentEvent] = TypeAdapter(ShipmentEvent)
+EVENT_LIST_ADAPTER: TypeAdapter[list[ShipmentEvent]] = TypeAdapter(list[ShipmentEvent])
+
+
+def event_type_name(model: type[_Event]) -> str:
+    """The event_type literal of an event class."""
+    default = model.model_fields["event_type"].default
+    assert isinstance(default, str)
+    return default
+
+
+def routing_attributes(event: ShipmentEvent) -> dict[str, str | int | bool]:
+    """The attributes subscribers filter on without parsing the body."""
+    attributes: dict[str, str | int | bool] = {
+        "event_type": event.event_type,
+        "cp_id": event.cp_id,
+        "schema_version": event.schema_version,
+    }
+    code: int | None
+    bucket: int | None
+    terminal: bool | None
+    match event:
+        case StatusChanged():
+            code, bucket, terminal = event.clickpost_status_code, event.to_bucket, event.is_terminal
+        case ScanAdded():
+            code, bucket = event.scan.clickpost_status_code, event.scan.clickpost_status_bucket
+            terminal = event.is_terminal
+        case Stuck() | Unstuck():
+            code, bucket, terminal = (
+                event.clickpost_status_code,
+                event.clickpost_status_bucket,
+                None,
+            )
+        case _:
+            code = bucket = terminal = None
+    if code is not None:
+        attributes["clickpost_status_code"] = code
+    if bucket is not None:
+        attributes["clickpost_status_bucket"] = bucket
+    if terminal is not None:
+        attributes["is_terminal"] = terminal
+    return attributes
+
+
+def occurred(value: datetime | None, fallback: datetime) -> datetime:
+    """A status's timestamp, or `fallback` when the carrier gave none."""
+    return value if value is not None else fallback
+
+
+def events_json_schema() -> dict[str, object]:
+    """The JSON Schema of every event, as committed in docs/events.schema.json."""
+    schema = EVENT_ADAPTER.json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://trackwatch.dev/schemas/shipment-event/v1.json"
+    schema["title"] = "trackwatch shipment event (schema_version 1)"
+    return schema

@@ -1,0 +1,228 @@
+"""The diff engine, by example: each rule of the engine and each event type."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.factories import NOW, result, scan
+from trackwatch.logic.catalogue import default_catalogue
+from trackwatch.logic.diff import DiffOutcome, diff
+from trackwatch.models.clickpost import AwbResult
+from trackwatch.models.events import (
+    EddChanged,
+    Invalid,
+    NdrRaised,
+    ScanAdded,
+    StatusChanged,
+    Stuck,
+    Unstuck,
+)
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.state import MAX_SEEN, TIMELINE_LIMIT, ShipmentState
+
+KEY = ShipmentKey.of(4, "AWB1")
+CATALOGUE = default_catalogue()
+
+
+def run(state: ShipmentState | None, awb: AwbResult, now: object = NOW) -> DiffOutcome:
+    return diff(state, KEY, awb, NOW, CATALOGUE)
+
+
+def types(outcome: DiffOutcome) -> list[str]:
+    return [e.event_type for e in outcome.events]
+
+
+def test_first_sight_reports_every_scan_and_the_status_from_null() -> None:
+    # Given a shipment seen for the first time with three scans
+    awb = result([scan(3, 5, 10), scan(2, 4, 5), scan(1, 1, 0)])
+
+    # When it is diffed against no state
+    outcome = run(None, awb)
+
+    # Then each scan is added in time order and the status changes from null
+    added = [e for e in outcome.events if isinstance(e, ScanAdded)]
+    assert [e.checkpoint_id for e in added] == [1, 2, 3]
+    (changed,) = [e for e in outcome.events if isinstance(e, StatusChanged)]
+    assert changed.from_bucket is None
+    assert (changed.to_bucket, changed.clickpost_status_code) == (3, 5)
+    assert changed.occurred_at.utcoffset() == timedelta(hours=5, minutes=30)
+    assert changed.order_id == "ORD-1" and changed.courier_name == "Delhivery"
+    assert outcome.changed
+    assert outcome.state.current is not None and outcome.state.current.clickpost_status_code == 5
+
+
+def test_the_same_response_twice_gives_nothing_and_needs_no_write() -> None:
+    awb = result([scan(1, 1, 0), scan(2, 4, 5)])
+    first = run(None, awb)
+
+    second = run(first.state, awb)
+
+    assert second.events == ()
+    assert not second.changed
+    assert second.state == first.state
+
+
+def test_duplicates_inside_one_response_count_once() -> None:
+    awb = result([scan(1, 1, 0), scan(1, 1, 0), scan(2, 4, 5), scan(2, 4, 5)])
+    outcome = run(None, awb)
+    assert types(outcome).count("shipment.scan_added") == 2
+
+
+def test_a_new_scan_in_the_same_bucket_adds_a_scan_but_no_status_change() -> None:
+    first = run(None, result([scan(1, 5, 0)]))
+    outcome = run(first.state, result([scan(1, 5, 0), scan(2, 5, 3, location="Pune")]))
+    assert types(outcome) == ["shipment.scan_added"]
+    assert outcome.state.current is not None and outcome.state.current.location == "Pune"
+
+
+def test_a_bucket_transition_names_both_buckets() -> None:
+    first = run(None, result([scan(1, 5, 0)]))
+    outcome = run(first.state, result([scan(1, 5, 0), scan(2, 6, 3)]))
+    (changed,) = [e for e in outcome.events if isinstance(e, StatusChanged)]
+    assert (changed.from_bucket, changed.to_bucket) == (3, 4)
+    assert changed.from_bucket_description == "In transit"
+    assert not changed.is_terminal
+
+
+def test_a_late_scan_is_recorded_but_does_not_move_the_status_back() -> None:
+    # Given a shipment out for delivery
+    first = run(None, result([scan(1, 5, 0), scan(2, 6, 10)]))
+
+    # When a scan with an older timestamp arrives, and latest_status still says out for delivery
+    late = result([scan(1, 5, 0), scan(2, 6, 10), scan(3, 5, 5)])
+    outcome = run(first.state, late)
+
+    # Then it is added to the history, and the status stays
+    assert types(outcome) == ["shipment.scan_added"]
+    assert outcome.state.current == first.state.current
+
+
+def test_a_stale_latest_status_does_not_move_the_status_back() -> None:
+    first = run(None, result([scan(1, 5, 0), scan(2, 6, 10)]))
+    stale = result([scan(1, 5, 0), scan(2, 6, 10)], latest=scan(None, 5, 0))
+    outcome = run(first.state, stale)
+    assert outcome.events == ()
+    assert outcome.state.current == first.state.current
+
+
+def test_a_terminal_status_is_never_left_for_a_non_terminal_one() -> None:
+    # Given a delivered shipment
+    delivered = run(None, result([scan(1, 6, 0), scan(2, 8, 5)]))
+    assert delivered.state.is_terminal
+    assert delivered.state.terminal_at == NOW
+
+    # When the carrier sends a newer in-transit scan
+    outcome = run(delivered.state, result([scan(1, 6, 0), scan(2, 8, 5), scan(3, 5, 9)]))
+
+    # Then the scan is recorded, and the shipment stays delivered
+    assert types(outcome) == ["shipment.scan_added"]
+    assert outcome.state.current is not None
+    assert outcome.state.current.clickpost_status_code == 8
+
+
+def test_failed_delivery_raises_an_ndr_with_its_attempt_number_and_reason() -> None:
+    ndr = {"ndr_bucket_code": 1, "ndr_description": "Customer Unavailable"}
+    first = run(None, result([scan(1, 6, 0), scan(2, 9, 2)], ndr=ndr))
+    second = run(
+        first.state, result([scan(1, 6, 0), scan(2, 9, 2), scan(3, 6, 20), scan(4, 9, 22)], ndr=ndr)
+    )
+    raised = [e for e in (*first.events, *second.events) if isinstance(e, NdrRaised)]
+    assert [(e.checkpoint_id, e.attempt) for e in raised] == [(2, 1), (4, 2)]
+    assert raised[0].ndr_description == "Customer Unavailable"
+    assert raised[0].ndr_bucket_code == 1
+
+
+def test_stuck_and_unstuck_are_reported_on_each_flip() -> None:
+    scans = [scan(1, 5, 0)]
+    first = run(None, result(scans, is_stuck=False))
+    stuck = run(first.state, result(scans, is_stuck=True))
+    again = run(stuck.state, result(scans, is_stuck=True))
+    unstuck = run(again.state, result(scans, is_stuck=False))
+    assert "shipment.stuck" not in types(first)
+    assert [type(e) for e in stuck.events] == [Stuck]
+    assert again.events == ()
+    assert [type(e) for e in unstuck.events] == [Unstuck]
+    assert stuck.events[0].event_id != unstuck.events[0].event_id
+
+
+def test_stuck_on_first_sight_is_reported() -> None:
+    outcome = run(None, result([scan(1, 5, 0)], is_stuck=True))
+    assert "shipment.stuck" in types(outcome)
+
+
+def test_edd_changes_are_reported_after_first_sight_only() -> None:
+    scans = [scan(1, 5, 0)]
+    first = run(None, result(scans, courier_partner_edd="2026-11-05"))
+    moved = run(first.state, result(scans, courier_partner_edd="2026-11-07"))
+    back = run(moved.state, result(scans, courier_partner_edd="2026-11-05"))
+    assert "shipment.edd_changed" not in types(first)
+    (change,) = moved.events
+    assert isinstance(change, EddChanged)
+    assert change.previous.courier_partner_edd == "2026-11-05"
+    assert change.current.courier_partner_edd == "2026-11-07"
+    assert [e.event_type for e in back.events] == ["shipment.edd_changed"]
+    assert back.events[0].event_id != change.event_id
+
+
+def test_sla_edd_object_changes_count_too() -> None:
+    scans = [scan(1, 5, 0)]
+    first = run(None, result(scans, edd={"min_sla": 2, "max_sla": 3, "exact_sla": None}))
+    moved = run(first.state, result(scans, edd={"min_sla": 2, "max_sla": 5, "exact_sla": None}))
+    assert types(moved) == ["shipment.edd_changed"]
+
+
+def test_an_invalid_awb_is_reported_once() -> None:
+    first = run(None, result([], valid=False))
+    second = run(first.state, result([], valid=False))
+    assert [type(e) for e in first.events] == [Invalid]
+    assert second.events == () and not second.changed
+    assert first.state.invalid_since == NOW
+    valid_again = run(second.state, result([scan(1, 5, 0)]))
+    assert valid_again.state.invalid_since is None
+
+
+def test_unknown_status_codes_are_kept_counted_and_non_terminal() -> None:
+    outcome = run(None, result([scan(1, 29, 0)]))
+    assert outcome.unknown_status_codes == (29,)
+    assert outcome.state.current is not None
+    assert outcome.state.current.clickpost_status_code == 29
+    assert not outcome.state.is_terminal
+
+
+def test_scans_without_a_checkpoint_id_are_identified_by_content() -> None:
+    awb = result([scan(None, 5, 0), scan(None, 5, 0), scan(None, 6, 2)])
+    first = run(None, awb)
+    assert types(first).count("shipment.scan_added") == 2
+    assert run(first.state, awb).events == ()
+
+
+def test_without_latest_status_the_newest_scan_is_current() -> None:
+    outcome = run(None, result([scan(2, 6, 5), scan(1, 5, 0)], latest=None))
+    assert outcome.state.current is not None
+    assert outcome.state.current.clickpost_status_code == 6
+
+
+def test_state_stays_bounded_at_500_scans_and_beyond() -> None:
+    # Given 1,500 scans arriving over three polls
+    state: ShipmentState | None = None
+    for start in (0, 500, 1000):
+        awb = result([scan(i, 5, i / 10) for i in range(start, start + 500)], latest=True)
+        outcome = run(state, awb)
+        state = outcome.state
+        assert types(outcome).count("shipment.scan_added") == 500
+    assert state is not None
+
+    # Then the state keeps at most MAX_SEEN ids and TIMELINE_LIMIT timeline entries
+    assert len(state.seen) == MAX_SEEN
+    assert len(state.timeline) == TIMELINE_LIMIT
+    assert state.scan_count == 1500
+    # and an evicted (oldest) scan sent again is still recognised as seen
+    assert run(state, result([scan(0, 5, 0)], latest=False)).events == ()
+
+
+def test_500_scans_fit_comfortably_in_one_dynamodb_item() -> None:
+    awb = result([scan(9_600_000_000 + i, 5, i / 10) for i in range(500)])
+    state = run(None, awb).state
+    size = len(state.model_dump_json().encode())
+    # DynamoDB's limit is 400 KB; the state of a 500-scan shipment stays far below it.
+    assert size < 40_000, size
