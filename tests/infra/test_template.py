@@ -1,0 +1,719 @@
+"""template.yaml: its wiring, deployed into moto, and its hygiene, read from the template.
+
+The SAM template is translated to plain CloudFormation (as the SAM transform would)
+and created as a stack in moto; the wiring is then asserted through the AWS APIs.
+Some resource types are not created by moto's CloudFormation (AWS::Scheduler::Schedule,
+AWS::SNS::Subscription, AWS::SQS::QueuePolicy, AWS::CloudWatch::Alarm) and some
+properties are dropped (a table's TTL, PITR and SSE; a function's architecture, layers
+and logging config): those are asserted from the translated template instead.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from trackwatch_cli.cfn_template import LOCAL_CODE_BUCKET, load_template, translate
+
+Template = dict[str, Any]
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+STACK_NAME = "trackwatch-test"
+
+SUBSCRIBER_QUEUES = ["SmsQueue", "EmailQueue", "AllEventsQueue"]
+NOTIFYING_EVENT_TYPES = ["shipment.status_changed", "shipment.ndr_raised", "shipment.stuck"]
+
+pytestmark = pytest.mark.filterwarnings(
+    # moto warns for each resource type its CloudFormation does not create; see the docstring.
+    "ignore:Tried to parse .* but it's not supported by moto:UserWarning"
+)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A stack created in moto: its resources' physical ids and its outputs."""
+
+    physical_ids: dict[str, str]
+    outputs: dict[str, dict[str, str]]
+
+
+# --- fixtures -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sam_template() -> Template:
+    return load_template(ROOT / "template.yaml")
+
+
+@pytest.fixture(scope="module")
+def cfn_template(sam_template: Template) -> Template:
+    return translate(sam_template, REGION, ACCOUNT)
+
+
+@pytest.fixture(scope="module")
+def stack(cfn_template: Template) -> Iterator[Stack]:
+    with mock_aws():
+        yield _deploy(cfn_template)
+
+
+def _deploy(template: Template) -> Stack:
+    """Create `template` as a stack in moto, every parameter at its default."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=LOCAL_CODE_BUCKET)
+    for key in _code_keys(template):
+        s3.put_object(Bucket=LOCAL_CODE_BUCKET, Key=key, Body=_tiny_zip())
+
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(
+        StackName=STACK_NAME,
+        TemplateBody=json.dumps(template),
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    description = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+    assert description["StackStatus"] == "CREATE_COMPLETE", description.get("StackStatusReason")
+
+    summaries = cloudformation.list_stack_resources(StackName=STACK_NAME)["StackResourceSummaries"]
+    return Stack(
+        physical_ids={
+            summary["LogicalResourceId"]: summary["PhysicalResourceId"]
+            for summary in summaries
+            if summary.get("LogicalResourceId")  # moto lists the types it skipped without ids
+        },
+        outputs={
+            output["OutputKey"]: {
+                "value": output["OutputValue"],
+                "export": output.get("ExportName", ""),
+            }
+            for output in description.get("Outputs", [])
+        },
+    )
+
+
+def _code_keys(template: Template) -> set[str]:
+    """The S3 keys `translate` gave the functions' and layers' code."""
+    keys: set[str] = set()
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        location = properties.get("Code") or properties.get("Content") or {}
+        if location.get("S3Bucket") == LOCAL_CODE_BUCKET:
+            keys.add(location["S3Key"])
+    return keys
+
+
+def _tiny_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
+    return buffer.getvalue()
+
+
+# --- helpers over the translated template --------------------------------------
+
+
+def _resources(template: Template, resource_type: str) -> dict[str, Template]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def _target(value: Any) -> str | None:
+    """The logical id a `Ref` or `Fn::GetAtt` points at, else None."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def _dead_letter_queues(template: Template) -> set[str]:
+    """Queues that something sends its failures to: redrive, on-failure or schedule DLQs."""
+    targets: set[str | None] = set()
+    for queue in _resources(template, "AWS::SQS::Queue").values():
+        redrive = queue["Properties"].get("RedrivePolicy", {})
+        targets.add(_target(redrive.get("deadLetterTargetArn")))
+    for mapping in _resources(template, "AWS::Lambda::EventSourceMapping").values():
+        on_failure = mapping["Properties"].get("DestinationConfig", {}).get("OnFailure", {})
+        targets.add(_target(on_failure.get("Destination")))
+    for schedule in _resources(template, "AWS::Scheduler::Schedule").values():
+        dead_letter = schedule["Properties"]["Target"].get("DeadLetterConfig", {})
+        targets.add(_target(dead_letter.get("Arn")))
+    return {target for target in targets if target is not None}
+
+
+def _statements(node: Any, owner: str) -> Iterator[tuple[str, Template]]:
+    """Every policy statement under `node`, with the logical id of the resource holding it."""
+    if isinstance(node, dict):
+        statements = node.get("Statement")
+        if isinstance(statements, list):
+            for statement in statements:
+                yield owner, statement
+        for value in node.values():
+            yield from _statements(value, owner)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _statements(item, owner)
+
+
+def _is_account_root(principal: Any) -> bool:
+    aws = principal.get("AWS") if isinstance(principal, dict) else None
+    return isinstance(aws, dict) and str(aws.get("Fn::Sub", "")).endswith(":root")
+
+
+# --- the table -----------------------------------------------------------------
+
+
+def test_table_keys_shipments_by_pk_and_indexes_due_ones_sparsely(stack: Stack) -> None:
+    # Given
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+
+    # When
+    table = dynamodb.describe_table(TableName=stack.physical_ids["ShipmentsTable"])["Table"]
+
+    # Then
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    (due_index,) = table["GlobalSecondaryIndexes"]
+    assert due_index["IndexName"] == "DueIndex"
+    assert due_index["KeySchema"] == [
+        {"AttributeName": "due_key", "KeyType": "HASH"},
+        {"AttributeName": "pk", "KeyType": "RANGE"},
+    ]
+    assert due_index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert table["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+
+
+def test_table_expires_stopped_shipments_and_survives_accidents(cfn_template: Template) -> None:
+    # Given: moto's CloudFormation drops TTL, point-in-time recovery and SSE, so read the template
+    table = cfn_template["Resources"]["ShipmentsTable"]
+
+    # When
+    properties = table["Properties"]
+
+    # Then
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+# --- queues --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("queue", "dead_letter_queue"),
+    [
+        ("PollQueue", "PollDeadLetterQueue"),
+        ("SmsQueue", "SmsDeadLetterQueue"),
+        ("EmailQueue", "EmailDeadLetterQueue"),
+        ("AllEventsQueue", "AllEventsDeadLetterQueue"),
+    ],
+)
+def test_queue_redrives_to_its_own_dead_letter_queue(
+    stack: Stack, queue: str, dead_letter_queue: str
+) -> None:
+    # Given
+    sqs = boto3.client("sqs", region_name=REGION)
+    dead_letter_arn = sqs.get_queue_attributes(
+        QueueUrl=stack.physical_ids[dead_letter_queue], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+
+    # When
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=stack.physical_ids[queue], AttributeNames=["RedrivePolicy"]
+    )["Attributes"]
+
+    # Then
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": dead_letter_arn,
+        "maxReceiveCount": 5,
+    }
+
+
+def test_every_queue_is_encrypted_with_sqs_managed_keys(
+    stack: Stack, cfn_template: Template
+) -> None:
+    # Given
+    sqs = boto3.client("sqs", region_name=REGION)
+    queues = _resources(cfn_template, "AWS::SQS::Queue")
+
+    # When
+    encrypted = {
+        queue: sqs.get_queue_attributes(
+            QueueUrl=stack.physical_ids[queue], AttributeNames=["SqsManagedSseEnabled"]
+        )["Attributes"].get("SqsManagedSseEnabled")
+        for queue in queues
+    }
+
+    # Then
+    assert encrypted == dict.fromkeys(queues, "true")
+
+
+# --- event sources -------------------------------------------------------------
+
+
+def test_poll_queue_feeds_poll_shipments_within_the_concurrency_cap(stack: Stack) -> None:
+    # Given
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=stack.physical_ids["PollQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+
+    # When
+    mappings = lambda_client.list_event_source_mappings(
+        FunctionName=stack.physical_ids["PollShipmentsFunction"]
+    )["EventSourceMappings"]
+
+    # Then
+    (mapping,) = mappings
+    assert mapping["EventSourceArn"] == queue_arn
+    assert mapping["BatchSize"] == 10
+    assert mapping["MaximumBatchingWindowInSeconds"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 10}
+
+
+def test_table_stream_feeds_publish_events_with_outbox_records_only(stack: Stack) -> None:
+    # Given
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    stream_arn = dynamodb.describe_table(TableName=stack.physical_ids["ShipmentsTable"])["Table"][
+        "LatestStreamArn"
+    ]
+    failure_queue_arn = sqs.get_queue_attributes(
+        QueueUrl=stack.physical_ids["StreamFailureQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+
+    # When
+    mappings = lambda_client.list_event_source_mappings(
+        FunctionName=stack.physical_ids["PublishEventsFunction"]
+    )["EventSourceMappings"]
+
+    # Then
+    (mapping,) = mappings
+    assert mapping["EventSourceArn"] == stream_arn
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] == 10
+    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": failure_queue_arn}}
+    (only_filter,) = mapping["FilterCriteria"]["Filters"]
+    assert json.loads(only_filter["Pattern"]) == {
+        "dynamodb": {"NewImage": {"outbox_seq": {"N": [{"exists": True}]}}}
+    }
+
+
+def test_dispatcher_runs_every_minute_with_retries_and_a_dead_letter_queue(
+    cfn_template: Template,
+) -> None:
+    # Given: moto's CloudFormation does not create AWS::Scheduler::Schedule, so read the template
+    schedules = _resources(cfn_template, "AWS::Scheduler::Schedule")
+
+    # When
+    (schedule,) = schedules.values()
+    properties = schedule["Properties"]
+    role = cfn_template["Resources"][_target(properties["Target"]["RoleArn"])]
+
+    # Then
+    assert properties["ScheduleExpression"] == "rate(1 minute)"
+    assert _target(properties["Target"]["Arn"]) == "DispatchPollsFunction"
+    assert properties["Target"]["RetryPolicy"] == {
+        "MaximumRetryAttempts": 2,
+        "MaximumEventAgeInSeconds": 120,
+    }
+    assert _target(properties["Target"]["DeadLetterConfig"]["Arn"]) == "DispatchDeadLetterQueue"
+    granted = {
+        (statement["Action"], _target(statement["Resource"]))
+        for _, statement in _statements(role["Properties"]["Policies"], "role")
+    }
+    assert granted == {
+        ("lambda:InvokeFunction", "DispatchPollsFunction"),
+        ("sqs:SendMessage", "DispatchDeadLetterQueue"),
+    }
+
+
+# --- functions -------------------------------------------------------------------
+
+
+def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
+    # Given
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    ids = stack.physical_ids
+
+    # When
+    environment = {
+        function: {
+            name: str(value)  # moto keeps numbers as numbers; AWS would give strings
+            for name, value in lambda_client.get_function_configuration(FunctionName=ids[function])[
+                "Environment"
+            ]["Variables"].items()
+        }
+        for function in ["DispatchPollsFunction", "PollShipmentsFunction", "PublishEventsFunction"]
+    }
+
+    # Then
+    cadence = {
+        "CADENCE_OUT_FOR_DELIVERY_MINUTES": "30",
+        "CADENCE_TRANSIT_MINUTES": "120",
+        "CADENCE_NEW_MINUTES": "240",
+        "CADENCE_GRACE_MINUTES": "360",
+        "CADENCE_INVALID_MINUTES": "720",
+        "TERMINAL_GRACE_HOURS": "72",
+        "INVALID_GIVE_UP_HOURS": "168",
+        "DUE_SHARDS": "16",
+    }
+    common = {
+        "POWERTOOLS_SERVICE_NAME": "trackwatch",
+        "POWERTOOLS_METRICS_NAMESPACE": "Trackwatch",
+        "LOG_LEVEL": "INFO",
+        "CLICKPOST_SOURCE_TIMEZONE": "Asia/Kolkata",
+    }
+    assert environment["DispatchPollsFunction"] == {
+        **common,
+        **cadence,
+        "SHIPMENTS_TABLE_NAME": ids["ShipmentsTable"],
+        "DUE_INDEX_NAME": "DueIndex",
+        "POLL_QUEUE_URL": sqs.get_queue_url(QueueName=ids["PollQueue"].rsplit("/", 1)[1])[
+            "QueueUrl"
+        ],
+    }
+    assert environment["PollShipmentsFunction"] == {
+        **common,
+        **cadence,
+        "SHIPMENTS_TABLE_NAME": ids["ShipmentsTable"],
+        "CLICKPOST_BASE_URL": "https://api.clickpost.in",
+        "CLICKPOST_SECRET_NAME": "trackwatch/clickpost",
+        "CLICKPOST_MAX_IN_FLIGHT": "10",
+    }
+    assert environment["PublishEventsFunction"] == {
+        **common,
+        **cadence,
+        "EVENTS_TOPIC_ARN": ids["ShipmentEventsTopic"],
+    }
+
+
+def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Template) -> None:
+    # Given
+    logs = boto3.client("logs", region_name=REGION)
+    log_groups = _resources(cfn_template, "AWS::Logs::LogGroup")
+
+    # When
+    retention = {
+        group: logs.describe_log_groups(logGroupNamePrefix=stack.physical_ids[group])["logGroups"][
+            0
+        ].get("retentionInDays")
+        for group in log_groups
+    }
+
+    # Then
+    assert retention == dict.fromkeys(
+        ["DispatchPollsLogGroup", "PollShipmentsLogGroup", "PublishEventsLogGroup"], 30
+    )
+
+
+# --- events ----------------------------------------------------------------------
+
+
+def test_events_topic_is_encrypted_with_the_customer_managed_key(stack: Stack) -> None:
+    # Given
+    sns = boto3.client("sns", region_name=REGION)
+
+    # When
+    attributes = sns.get_topic_attributes(TopicArn=stack.physical_ids["ShipmentEventsTopic"])[
+        "Attributes"
+    ]
+
+    # Then
+    assert attributes["KmsMasterKeyId"] == stack.physical_ids["EventsKey"]
+
+
+@pytest.mark.parametrize(
+    ("subscription", "queue", "filter_policy"),
+    [
+        ("SmsSubscription", "SmsQueue", {"event_type": NOTIFYING_EVENT_TYPES}),
+        ("EmailSubscription", "EmailQueue", {"event_type": NOTIFYING_EVENT_TYPES}),
+        ("AllEventsSubscription", "AllEventsQueue", None),
+    ],
+)
+def test_subscriber_queue_receives_raw_events_it_filters_for(
+    cfn_template: Template, subscription: str, queue: str, filter_policy: Template | None
+) -> None:
+    # Given: moto's CloudFormation does not create AWS::SNS::Subscription, so read the template
+    resource = cfn_template["Resources"][subscription]
+
+    # When
+    properties = resource["Properties"]
+
+    # Then
+    assert resource["Type"] == "AWS::SNS::Subscription"
+    assert _target(properties["TopicArn"]) == "ShipmentEventsTopic"
+    assert properties["Protocol"] == "sqs"
+    assert _target(properties["Endpoint"]) == queue
+    assert properties["RawMessageDelivery"] is True
+    assert properties.get("FilterPolicy") == filter_policy
+    if filter_policy is not None:
+        assert properties["FilterPolicyScope"] == "MessageAttributes"
+
+
+@pytest.mark.parametrize("queue", SUBSCRIBER_QUEUES)
+def test_only_the_events_topic_may_send_to_a_subscriber_queue(
+    cfn_template: Template, queue: str
+) -> None:
+    # Given: moto's CloudFormation does not create AWS::SQS::QueuePolicy, so read the template
+    policies = [
+        policy["Properties"]
+        for policy in _resources(cfn_template, "AWS::SQS::QueuePolicy").values()
+        if [_target(q) for q in policy["Properties"]["Queues"]] == [queue]
+    ]
+
+    # When
+    (policy,) = policies
+    (statement,) = policy["PolicyDocument"]["Statement"]
+
+    # Then
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert _target(statement["Resource"]) == queue
+    assert _target(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == "ShipmentEventsTopic"
+
+
+def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
+    # Given
+    expected = {
+        "ShipmentEventsTopicArn",
+        "SmsQueueUrl",
+        "EmailQueueUrl",
+        "AllEventsQueueUrl",
+        "ShipmentsTableName",
+        "PollQueueUrl",
+        "PollDeadLetterQueueUrl",
+        "DispatchDeadLetterQueueUrl",
+        "StreamFailureQueueUrl",
+        "SmsDeadLetterQueueUrl",
+        "EmailDeadLetterQueueUrl",
+        "AllEventsDeadLetterQueueUrl",
+    }
+
+    # When
+    outputs = stack.outputs
+
+    # Then
+    assert set(outputs) == expected
+    assert {name: output["export"] for name, output in outputs.items()} == {
+        name: f"{STACK_NAME}-{name}" for name in expected
+    }
+    assert outputs["ShipmentsTableName"]["value"] == stack.physical_ids["ShipmentsTable"]
+
+
+# --- hygiene -----------------------------------------------------------------------
+
+
+def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) -> None:
+    # Given
+    dead_letter_queues = _dead_letter_queues(cfn_template)
+
+    # When
+    without_redrive = {
+        queue
+        for queue, resource in _resources(cfn_template, "AWS::SQS::Queue").items()
+        if "RedrivePolicy" not in resource["Properties"]
+    }
+
+    # Then
+    assert without_redrive == dead_letter_queues
+    assert dead_letter_queues == {
+        "PollDeadLetterQueue",
+        "DispatchDeadLetterQueue",
+        "StreamFailureQueue",
+        "SmsDeadLetterQueue",
+        "EmailDeadLetterQueue",
+        "AllEventsDeadLetterQueue",
+    }
+
+
+def test_every_dead_letter_queue_keeps_14_days_and_raises_an_alarm(cfn_template: Template) -> None:
+    # Given
+    queues = _resources(cfn_template, "AWS::SQS::Queue")
+    dead_letter_queues = _dead_letter_queues(cfn_template)
+
+    # When
+    alarmed = {
+        _target(alarm["Properties"]["Dimensions"][0]["Value"])
+        for alarm in _resources(cfn_template, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and alarm["Properties"]["Threshold"] == 0
+        and alarm["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+    }
+
+    # Then
+    for queue in dead_letter_queues:
+        assert queues[queue]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600, queue
+    assert alarmed == dead_letter_queues
+
+
+def test_sqs_visibility_timeout_is_six_times_the_consumer_timeout(cfn_template: Template) -> None:
+    # Given
+    resources = cfn_template["Resources"]
+    sqs_mappings = [
+        mapping["Properties"]
+        for mapping in _resources(cfn_template, "AWS::Lambda::EventSourceMapping").values()
+        if resources[_target(mapping["Properties"]["EventSourceArn"])]["Type"] == "AWS::SQS::Queue"
+    ]
+
+    # When
+    pairs = {
+        _target(mapping["EventSourceArn"]): (
+            resources[_target(mapping["EventSourceArn"])]["Properties"]["VisibilityTimeout"],
+            resources[_target(mapping["FunctionName"])]["Properties"]["Timeout"],
+        )
+        for mapping in sqs_mappings
+    }
+
+    # Then
+    assert pairs, "expected at least one SQS event source"
+    for queue, (visibility_timeout, function_timeout) in pairs.items():
+        assert visibility_timeout >= 6 * function_timeout, queue
+
+
+def test_every_function_logs_to_its_own_group_with_retention(cfn_template: Template) -> None:
+    # Given
+    resources = cfn_template["Resources"]
+    functions = _resources(cfn_template, "AWS::Lambda::Function")
+
+    # When
+    groups = {
+        function: _target(resource["Properties"]["LoggingConfig"]["LogGroup"])
+        for function, resource in functions.items()
+    }
+
+    # Then
+    assert len(set(groups.values())) == len(functions)
+    for function, group in groups.items():
+        log_group = resources[group]
+        assert log_group["Type"] == "AWS::Logs::LogGroup", function
+        assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, function
+    assert cfn_template["Parameters"]["LogRetentionDays"]["Default"] == 30
+
+
+def test_no_policy_statement_grants_a_wildcard_action(cfn_template: Template) -> None:
+    # Given
+    statements = [
+        (owner, statement)
+        for owner, resource in cfn_template["Resources"].items()
+        for _, statement in _statements(resource.get("Properties", {}), owner)
+    ]
+
+    # When
+    wildcards = [
+        (owner, action)
+        for owner, statement in statements
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+        if (action == "*" or action.endswith(":*"))
+        # The default key policy: the account administers its own key through IAM.
+        and not (
+            cfn_template["Resources"][owner]["Type"] == "AWS::KMS::Key"
+            and _is_account_root(statement.get("Principal"))
+        )
+    ]
+
+    # Then
+    assert statements, "expected policy statements to inspect"
+    assert all("NotAction" not in statement for _, statement in statements)
+    assert wildcards == []
+
+
+def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
+    cfn_template: Template,
+) -> None:
+    # Given
+    (layer_id, layer), *others = _resources(cfn_template, "AWS::Lambda::LayerVersion").items()
+
+    # When
+    functions = _resources(cfn_template, "AWS::Lambda::Function")
+
+    # Then
+    assert others == []
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert len(functions) == 3
+    for name, function in functions.items():
+        properties = function["Properties"]
+        assert properties["Runtime"] == "python3.13", name
+        assert properties["Architectures"] == ["arm64"], name
+        assert properties["Layers"] == [{"Ref": layer_id}], name
+        assert properties["TracingConfig"] == {"Mode": "Active"}, name
+
+
+# --- the template reader -----------------------------------------------------------
+
+
+def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> None:
+    # Given
+    functions = _resources(cfn_template, "AWS::Lambda::Function")
+
+    # When
+    code = {name: function["Properties"]["Code"] for name, function in functions.items()}
+
+    # Then
+    assert {name: location["S3Key"] for name, location in code.items()} == {
+        "DispatchPollsFunction": "functions/dispatch_polls",
+        "PollShipmentsFunction": "functions/poll_shipments",
+        "PublishEventsFunction": "functions/publish_events",
+    }
+    assert {location["S3Bucket"] for location in code.values()} == {LOCAL_CODE_BUCKET}
+
+
+def test_load_template_reads_short_form_intrinsics(tmp_path: Path) -> None:
+    # Given
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "AWSTemplateFormatVersion: 2010-09-09\n"
+        "Resources:\n"
+        "  Thing:\n"
+        "    Type: AWS::SQS::Queue\n"
+        "    Condition: IsProd\n"
+        "    Properties:\n"
+        "      A: !Ref Other\n"
+        "      B: !GetAtt Other.Nested.Attr\n"
+        "      C: !Sub arn:${AWS::Partition}:x\n"
+        "      D: !Select [3, !Split ['/', !GetAtt Table.StreamArn]]\n"
+        "      E: !If [IsProd, !Ref AWS::NoValue, 1]\n"
+        "      F: !Equals [!Condition Other, true]\n",
+        encoding="utf-8",
+    )
+
+    # When
+    template = load_template(path)
+
+    # Then
+    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+    assert template["Resources"]["Thing"]["Properties"] == {
+        "A": {"Ref": "Other"},
+        "B": {"Fn::GetAtt": ["Other", "Nested.Attr"]},
+        "C": {"Fn::Sub": "arn:${AWS::Partition}:x"},
+        "D": {"Fn::Select": [3, {"Fn::Split": ["/", {"Fn::GetAtt": ["Table", "StreamArn"]}]}]},
+        "E": {"Fn::If": ["IsProd", {"Ref": "AWS::NoValue"}, 1]},
+        "F": {"Fn::Equals": [{"Condition": "Other"}, True]},
+    }
