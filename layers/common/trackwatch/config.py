@@ -70,3 +70,64 @@ def load[S: BaseSettings](model: type[S]) -> S:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigurationError(f"{model.__name__}: {problems}") from exc
+
+
+class CadenceSettings(_Settings):
+    """How often each class of shipment is polled, and when tracking ends."""
+
+    cadence_out_for_delivery_minutes: int = Field(default=30, ge=1, le=1440)
+    cadence_transit_minutes: int = Field(default=120, ge=1, le=1440)
+    cadence_new_minutes: int = Field(default=240, ge=1, le=1440)
+    cadence_grace_minutes: int = Field(default=360, ge=1, le=1440)
+    cadence_invalid_minutes: int = Field(default=720, ge=1, le=1440)
+    terminal_grace_hours: float = Field(default=72, ge=0)
+    invalid_give_up_hours: float = Field(default=168, ge=0)
+    #: Shards per (class, slot) in the due index: spreads a slot over partitions.
+    due_shards: int = Field(default=16, ge=1, le=256)
+    #: Days a stopped shipment's item is kept before DynamoDB's TTL deletes it.
+    stopped_retention_days: int = Field(default=30, ge=1)
+
+
+class TableSettings(_Settings):
+    """Where shipments live."""
+
+    shipments_table_name: str = Field(min_length=3)
+    due_index_name: str = "DueIndex"
+
+
+class DispatchSettings(_Settings):
+    """Where the dispatcher sends its poll requests."""
+
+    poll_queue_url: str = Field(min_length=1)
+    #: Clickpost calls (of up to 5 AWBs each) packed into one PollQueue message.
+    calls_per_message: int = Field(default=10, ge=1, le=100)
+
+
+class PublishSettings(_Settings):
+    """Where events are published."""
+
+    events_topic_arn: str = Field(pattern=r"^arn:[^:]+:sns:")
+
+
+@lru_cache(maxsize=1)
+def cadence_settings() -> CadenceSettings:
+    """The cadence settings, parsed once."""
+    return load(CadenceSettings)
+
+
+@lru_cache(maxsize=1)
+def table_settings() -> TableSettings:
+    """The table settings, parsed once."""
+    return load(TableSettings)
+
+
+@lru_cache(maxsize=1)
+def dispatch_settings() -> DispatchSettings:
+    """The dispatcher's settings, parsed once."""
+    return load(DispatchSettings)
+
+
+@lru_cache(maxsize=1)
+def publish_settings() -> PublishSettings:
+    """The publisher's settings, parsed once."""
+    return load(PublishSettings)

@@ -1,0 +1,50 @@
+"""publish_events: the shipments table's stream → SNS, for the events each write carried."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from trackwatch import wiring
+from trackwatch.observability import count_by, logger, metrics, tracer
+from trackwatch.services.publish import publish_record
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Publish each record's outbox; a failed record (and those after it) is retried."""
+    published: Counter[str] = Counter()
+
+    def publish(record: DynamoDBRecord) -> None:
+        if record.dynamodb is None:
+            return
+        events = publish_record(
+            record.dynamodb.new_image, record.dynamodb.old_image, wiring.events_topic()
+        )
+        published.update(e.event_type for e in events)
+
+    response = process_partial_response(
+        event=event, record_handler=publish, processor=processor, context=context
+    )
+    count_by("EventsPublished", "event_type", published)
+    logger.info(
+        "publish batch",
+        extra={
+            "records": len(event.get("Records", [])),
+            "failed": len(response.get("batchItemFailures", [])),
+            "events": dict(published),
+        },
+    )
+    return dict(response)

@@ -1,0 +1,265 @@
+"""The shipments table in DynamoDB: the only code that knows its item layout.
+
+Item layout (one item per shipment):
+- ``pk`` "<cp_id>#<waybill>", ``cp_id`` (N), ``waybill`` (S)
+- ``version`` (N): every write increments it, on the condition that it did not move
+- ``state`` (S): the diff engine's state as JSON
+- ``registered_at``, ``contact`` (M), ``metadata`` (M)
+- ``due_key`` (S): present only while tracked, which makes DueIndex sparse
+- ``stop_reason``, ``stopped_at``, ``expires_at`` (TTL): set when tracking ends
+- ``outbox`` (S, JSON list of events) and ``outbox_seq`` (N): the events of the
+  write that changed the shipment; the stream carries them to the publisher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from trackwatch.adapters import aws
+from trackwatch.errors import StaleStateError, StorageError
+from trackwatch.models.events import EVENT_LIST_ADAPTER, ShipmentEvent
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.record import Contact, ShipmentRecord, StateChange
+from trackwatch.models.state import ShipmentState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+_BATCH_GET_LIMIT = 100
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    """Plain values to DynamoDB's attribute-value form."""
+    return {k: _SERIALIZER.serialize(v) for k, v in values.items() if v is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB's attribute-value form to plain values."""
+    return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+
+
+def record_from_item(item: dict[str, Any]) -> ShipmentRecord:
+    """Decode one stored item (in attribute-value form)."""
+    plain = from_item(item)
+    contact = plain.get("contact") or {}
+    return ShipmentRecord(
+        key=ShipmentKey.from_pk(plain["pk"]),
+        version=int(plain["version"]),
+        state=ShipmentState.model_validate_json(plain.get("state") or "{}"),
+        registered_at=plain["registered_at"],
+        contact=Contact(
+            phone=contact.get("phone"),
+            email=contact.get("email"),
+            language=contact.get("language") or "en",
+            opt_out=frozenset(contact.get("opt_out") or ()),
+        ),
+        metadata={str(k): str(v) for k, v in (plain.get("metadata") or {}).items()},
+        due_key=plain.get("due_key"),
+        stop_reason=plain.get("stop_reason"),
+        stopped_at=plain.get("stopped_at"),
+        outbox_seq=int(plain.get("outbox_seq", 0)),
+    )
+
+
+def outbox_of(image: dict[str, Any] | None) -> tuple[int, list[ShipmentEvent]]:
+    """The outbox sequence number and events of a (deserialized) stream image."""
+    if not image or image.get("outbox_seq") is None:
+        return 0, []
+    return int(image["outbox_seq"]), EVENT_LIST_ADAPTER.validate_json(image.get("outbox") or "[]")
+
+
+def _storage_error(action: str, exc: Exception) -> StorageError:
+    code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+    return StorageError(f"DynamoDB {action} failed: {code}")
+
+
+class ShipmentsTable:
+    """Reads and writes shipments; implements trackwatch.ports.ShipmentStore."""
+
+    def __init__(
+        self,
+        table_name: str,
+        due_index_name: str = "DueIndex",
+        client: DynamoDBClient | None = None,
+    ) -> None:
+        self._table = table_name
+        self._index = due_index_name
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The DynamoDB client (built on first use)."""
+        return self._client or aws.dynamodb()
+
+    def get_many(
+        self, keys: Iterable[ShipmentKey], *, consistent: bool = False
+    ) -> dict[ShipmentKey, ShipmentRecord]:
+        """BatchGetItem in chunks of 100, retrying unprocessed keys."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[ShipmentKey, ShipmentRecord] = {}
+        for start in range(0, len(wanted), _BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{"pk": {"S": k.pk}} for k in wanted[start : start + _BATCH_GET_LIMIT]],
+                    "ConsistentRead": consistent,
+                }
+            }
+            for _attempt in range(8):
+                try:
+                    answer = self.client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise _storage_error("BatchGetItem", exc) from exc
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    record = record_from_item(item)
+                    found[record.key] = record
+                request = dict(answer.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+            else:
+                raise StorageError("DynamoDB BatchGetItem left keys unprocessed after 8 attempts")
+        return found
+
+    def commit(self, change: StateChange) -> None:
+        """One conditional UpdateItem: the new state, its events (the outbox), its due key."""
+        names = {"#state": "state", "#version": "version"}
+        values: dict[str, Any] = {
+            ":state": change.state.model_dump_json(exclude_defaults=True),
+            ":expected": change.expected_version,
+            ":next": change.expected_version + 1,
+        }
+        sets = ["#state = :state", "#version = :next"]
+        removes: list[str] = []
+        if change.events:
+            sets += ["outbox = :outbox", "outbox_seq = if_not_exists(outbox_seq, :zero) + :one"]
+            values[":outbox"] = EVENT_LIST_ADAPTER.dump_json(list(change.events)).decode()
+            values[":zero"], values[":one"] = 0, 1
+        if change.due_key is not None:
+            sets.append("due_key = :due")
+            values[":due"] = change.due_key
+        else:
+            removes.append("due_key")
+        if change.stop_reason is not None:
+            sets += ["stop_reason = :reason", "stopped_at = :stopped"]
+            values[":reason"] = change.stop_reason
+            values[":stopped"] = (change.stopped_at or datetime.now().astimezone()).isoformat()
+            if change.expires_at is not None:
+                sets.append("expires_at = :expires")
+                values[":expires"] = change.expires_at
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": change.key.pk}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk) AND #version = :expected",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item(values),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise StaleStateError(
+                    f"shipment {change.key} changed since version {change.expected_version}"
+                ) from exc
+            raise _storage_error("UpdateItem", exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error("UpdateItem", exc) from exc
+
+    def due(self, due_keys: Sequence[str]) -> list[ShipmentKey]:
+        """Every shipment in the given DueIndex partitions (queried concurrently)."""
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(due_keys)))) as pool:
+            pages = list(pool.map(self._query_due, due_keys))
+        return [key for page in pages for key in page]
+
+    def _query_due(self, due_key: str) -> list[ShipmentKey]:
+        keys: list[ShipmentKey] = []
+        paginator = self.client.get_paginator("query")
+        try:
+            for page in paginator.paginate(
+                TableName=self._table,
+                IndexName=self._index,
+                KeyConditionExpression="due_key = :due",
+                ExpressionAttributeValues={":due": {"S": due_key}},
+                ProjectionExpression="pk",
+            ):
+                keys.extend(ShipmentKey.from_pk(item["pk"]["S"]) for item in page.get("Items", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error("Query", exc) from exc
+        return keys
+
+    def register(
+        self,
+        key: ShipmentKey,
+        *,
+        now: datetime,
+        due_key: str,
+        contact: Contact | None = None,
+        order_id: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
+        """Create the shipment if new (True), else update its contact details (False)."""
+        contact = contact or Contact()
+        contact_value = {
+            "phone": contact.phone,
+            "email": contact.email,
+            "language": contact.language,
+            "opt_out": sorted(contact.opt_out),
+        }
+        initial = ShipmentState(order_id=order_id).model_dump_json(exclude_defaults=True)
+        values = to_item(
+            {
+                ":contact": {k: v for k, v in contact_value.items() if v not in (None, [])},
+                ":metadata": metadata or {},
+                ":state": initial,
+                ":zero": 0,
+                ":registered": now.isoformat(),
+                ":due": due_key,
+                ":cp_id": key.cp_id,
+                ":waybill": key.waybill,
+                ":one": 1,
+            }
+        )
+        try:
+            answer = self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key.pk}},
+                UpdateExpression=(
+                    "SET contact = :contact, metadata = :metadata, cp_id = :cp_id, "
+                    "waybill = :waybill, #state = if_not_exists(#state, :state), "
+                    "registered_at = if_not_exists(registered_at, :registered), "
+                    "#version = if_not_exists(#version, :zero) + :one, "
+                    "due_key = if_not_exists(due_key, :due)"
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR attribute_exists(due_key)",
+                ExpressionAttributeNames={"#state": "state", "#version": "version"},
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return self._update_stopped_contact(key, values)
+            raise _storage_error("UpdateItem", exc) from exc
+        return "version" not in answer.get("Attributes", {})
+
+    def _update_stopped_contact(self, key: ShipmentKey, values: dict[str, Any]) -> bool:
+        # A stopped shipment keeps its stop: registering it again only updates contacts.
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key.pk}},
+                UpdateExpression="SET contact = :contact, metadata = :metadata ADD #version :one",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={k: values[k] for k in (":contact", ":metadata", ":one")},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error("UpdateItem", exc) from exc
+        return False

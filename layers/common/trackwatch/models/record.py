@@ -1,0 +1,62 @@
+"""A tracked shipment as stored: identity, diff state, contact, and tracking lifecycle."""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from trackwatch.models.events import ShipmentEvent
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.state import ShipmentState
+
+
+class Contact(BaseModel):
+    """How to reach the customer; personal data, never put in events or logs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    phone: str | None = None
+    email: str | None = None
+    language: str = "en"
+    #: Channels ("sms", "email") the customer does not want messages on.
+    opt_out: frozenset[str] = frozenset()
+
+
+class ShipmentRecord(BaseModel):
+    """One item of the shipments table."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: ShipmentKey
+    #: Incremented by every write; conditional writes on it keep two pollers apart.
+    version: int = Field(ge=0)
+    state: ShipmentState
+    registered_at: AwareDatetime
+    contact: Contact = Field(default_factory=Contact)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    #: Present while the shipment is tracked: its partition in the due index.
+    due_key: str | None = None
+    stop_reason: str | None = None
+    stopped_at: AwareDatetime | None = None
+    outbox_seq: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether the shipment is still being polled."""
+        return self.stop_reason is None
+
+
+class StateChange(BaseModel):
+    """What a poll decided for one shipment: committed in one conditional write."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: ShipmentKey
+    expected_version: int
+    state: ShipmentState
+    events: tuple[ShipmentEvent, ...] = ()
+    #: The new due-index key; None stops tracking (the shipment leaves the index).
+    due_key: str | None
+    stop_reason: str | None = None
+    stopped_at: AwareDatetime | None = None
+    #: Epoch second at which DynamoDB may delete a stopped shipment.
+    expires_at: int | None = None

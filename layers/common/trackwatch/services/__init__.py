@@ -1,0 +1,1 @@
+"""Use cases: each runs one job against the ports, with the pure logic deciding."""

@@ -1,0 +1,184 @@
+"""Poll Clickpost for a batch of PollQueue messages, diff, and commit what changed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from trackwatch.adapters.clickpost import AwbOutcome, AwbStatus, CallOutcome
+from trackwatch.config import CadenceSettings
+from trackwatch.errors import (
+    ClickpostAuthError,
+    ClickpostError,
+    ClickpostInvalidCarrierError,
+    StaleStateError,
+    TrackwatchError,
+)
+from trackwatch.logic.batching import TrackCall
+from trackwatch.logic.catalogue import StatusCatalogue
+from trackwatch.logic.poll_decision import decide, stop
+from trackwatch.models.messages import PollRequest
+from trackwatch.models.record import ShipmentRecord
+from trackwatch.ports import ShipmentStore
+
+#: Re-read and re-decide this many times when another writer got there first.
+MAX_CONFLICT_RETRIES = 3
+
+
+class Tracker(Protocol):
+    """The Clickpost client, as the poller uses it."""
+
+    async def track(self, call: TrackCall) -> CallOutcome:
+        """One track-order call."""
+        ...
+
+
+@dataclass
+class PollSummary:
+    """What one batch did: logged as one line, emitted as metrics."""
+
+    messages: int = 0
+    calls: int = 0
+    http_requests: int = 0
+    awbs: Counter[str] = field(default_factory=Counter)
+    written: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+    stopped: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    unknown_status_codes: Counter[int] = field(default_factory=Counter)
+
+    def as_log(self) -> dict[str, object]:
+        """The summary as structured log fields."""
+        return {
+            "messages": self.messages,
+            "calls": self.calls,
+            "http_requests": self.http_requests,
+            "awbs": dict(self.awbs),
+            "written": self.written,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "conflicts": self.conflicts,
+            "stopped": self.stopped,
+            "events": dict(self.events),
+            "errors": dict(self.errors),
+            "unknown_status_codes": {str(k): v for k, v in self.unknown_status_codes.items()},
+        }
+
+
+class PollService:
+    """Runs poll requests against Clickpost and the shipment store."""
+
+    def __init__(
+        self,
+        store: ShipmentStore,
+        catalogue: StatusCatalogue,
+        cadence: CadenceSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._catalogue = catalogue
+        self._cadence = cadence
+        self._clock = clock
+
+    async def poll(
+        self, requests: Mapping[str, PollRequest], tracker: Tracker
+    ) -> tuple[dict[str, TrackwatchError | None], PollSummary]:
+        """Poll every request concurrently; per request id, None or the error that failed it."""
+        summary = PollSummary(messages=len(requests))
+        ids = list(requests)
+        results = await asyncio.gather(
+            *(self._poll_one(requests[i], tracker, summary) for i in ids), return_exceptions=True
+        )
+        outcome: dict[str, TrackwatchError | None] = {}
+        for request_id, result in zip(ids, results, strict=True):
+            if isinstance(result, TrackwatchError):
+                summary.errors[result.kind] += 1
+                outcome[request_id] = result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                outcome[request_id] = None
+        return outcome, summary
+
+    async def _poll_one(self, request: PollRequest, tracker: Tracker, summary: PollSummary) -> None:
+        answers = await asyncio.gather(
+            *(tracker.track(call) for call in request.calls), return_exceptions=True
+        )
+        found: list[AwbOutcome] = []
+        rejected_carriers: list[TrackCall] = []
+        failures: list[ClickpostError] = []
+        for call, answer in zip(request.calls, answers, strict=True):
+            summary.calls += 1
+            if isinstance(answer, CallOutcome):
+                summary.http_requests += answer.attempts
+                found.extend(answer.awbs)
+            elif isinstance(answer, ClickpostInvalidCarrierError):
+                summary.errors[answer.kind] += 1
+                rejected_carriers.append(call)
+            elif isinstance(answer, ClickpostError):
+                failures.append(answer)
+            else:
+                raise answer
+        for awb in found:
+            summary.awbs[awb.status.value] += 1
+        # The store is synchronous (boto3); keep the event loop free for other calls.
+        await asyncio.to_thread(self._apply, found, rejected_carriers, summary)
+        if failures:
+            # Successful calls are committed; the message is retried for the rest.
+            # An authentication failure outranks everything: it needs a human.
+            auth = [f for f in failures if isinstance(f, ClickpostAuthError)]
+            raise (auth or failures)[0]
+
+    def _apply(
+        self, awbs: list[AwbOutcome], rejected: list[TrackCall], summary: PollSummary
+    ) -> None:
+        now = self._clock()
+        answered = [a for a in awbs if a.status is not AwbStatus.MISSING]
+        rejected_keys = [key for call in rejected for key in call.keys]
+        records = self._store.get_many([a.key for a in answered] + rejected_keys)
+        for awb in answered:
+            assert awb.result is not None
+            self._commit(records.get(awb.key), awb, now, summary)
+        for key in rejected_keys:
+            record = records.get(key)
+            if record is None or not record.active:
+                continue
+            reason = f"invalid cp_id: Clickpost does not know carrier {key.cp_id}"
+            self._store.commit(stop(record, reason, now, self._cadence))
+            summary.stopped += 1
+
+    def _commit(
+        self, record: ShipmentRecord | None, awb: AwbOutcome, now: datetime, summary: PollSummary
+    ) -> None:
+        assert awb.result is not None
+        for _attempt in range(MAX_CONFLICT_RETRIES + 1):
+            if record is None or not record.active:
+                # Deleted or stopped since it was dispatched: nothing to do.
+                summary.skipped += 1
+                return
+            change, unknown = decide(record, awb.result, now, self._catalogue, self._cadence)
+            summary.unknown_status_codes.update(unknown)
+            if change is None:
+                summary.unchanged += 1
+                return
+            try:
+                self._store.commit(change)
+            except StaleStateError:
+                summary.conflicts += 1
+                record = self._store.get_many([awb.key], consistent=True).get(awb.key)
+                continue
+            summary.written += 1
+            summary.events.update(e.event_type for e in change.events)
+            if change.stop_reason is not None:
+                summary.stopped += 1
+            return
+        raise StaleStateError(
+            f"shipment {awb.key} kept changing under {MAX_CONFLICT_RETRIES} retries"
+        )

@@ -1,0 +1,262 @@
+"""The dispatch, poll and publish use cases over in-memory fakes of the ports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.factories import NOW, result, scan
+from tests.fakes import MemoryPublisher, MemoryQueue, MemoryStore
+from trackwatch.adapters.clickpost import CallOutcome
+from trackwatch.config import CadenceSettings
+from trackwatch.errors import (
+    ClickpostAuthError,
+    ClickpostError,
+    ClickpostInvalidCarrierError,
+    ClickpostUnavailableError,
+    PublishError,
+)
+from trackwatch.logic.batching import TrackCall
+from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
+from trackwatch.logic.catalogue import default_catalogue
+from trackwatch.models.clickpost import AwbResult, Meta, TrackOrderResponse
+from trackwatch.models.events import EVENT_LIST_ADAPTER
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.messages import PollRequest
+from trackwatch.models.record import ShipmentRecord
+from trackwatch.services.dispatch import dispatch
+from trackwatch.services.poll import PollService
+from trackwatch.services.publish import events_to_publish, publish_record
+
+CADENCE = CadenceSettings()
+
+
+class FakeTracker:
+    """Clickpost as a dict of results; a carrier can be made to fail."""
+
+    def __init__(self) -> None:
+        self.results: dict[ShipmentKey, AwbResult] = {}
+        self.fail: dict[int, ClickpostError] = {}
+        self.calls: list[TrackCall] = []
+
+    async def track(self, call: TrackCall) -> CallOutcome:
+        self.calls.append(call)
+        if call.cp_id in self.fail:
+            raise self.fail[call.cp_id]
+        found = {k.waybill: self.results[k] for k in call.keys if k in self.results}
+        response = TrackOrderResponse(meta=Meta(status=200, success=True), result=found)
+        return CallOutcome.from_response(call, response, attempts=1, elapsed_s=0.01)
+
+
+def new_store(keys: list[ShipmentKey], klass: CadenceClass = CadenceClass.NEW) -> MemoryStore:
+    store = MemoryStore()
+    for key in keys:
+        store.add(key, due_key(key.pk, klass, CADENCE), NOW)
+    return store
+
+
+def service(store: MemoryStore, now: datetime = NOW) -> PollService:
+    return PollService(store, default_catalogue(), CADENCE, lambda: now)
+
+
+def request(*keys: ShipmentKey) -> PollRequest:
+    calls = [TrackCall(cp_id=k.cp_id, waybills=(k.waybill,)) for k in keys]
+    return PollRequest(calls=tuple(calls), requested_at=NOW)
+
+
+def test_dispatch_sends_the_fewest_calls_for_the_due_shipments() -> None:
+    # Given 12 shipments over 3 carriers (5, 5, 2), all due in one minute
+    keys = [
+        ShipmentKey.of(cp, f"W{cp}-{i}") for cp, n in ((4, 5), (6, 5), (9, 2)) for i in range(n)
+    ]
+    minute = epoch_minute(NOW)
+    store = MemoryStore()
+    for key in keys:
+        store.add(key, due_keys_at(minute, CADENCE)[0], NOW)
+    store.add(ShipmentKey.of(4, "NOT-DUE"), "transit#999#0", NOW)
+    queue = MemoryQueue()
+
+    # When the dispatcher runs for that minute, two calls a message
+    summary = dispatch(NOW, store, queue, CADENCE, per_message=2)
+
+    # Then 3 calls (one per carrier) go out in 2 messages, covering exactly the due shipments
+    calls = [c for r in queue.sent for c in r.calls]
+    assert summary.due == 12
+    assert len(calls) == 3
+    assert len(queue.sent) == 2
+    assert {k for c in calls for k in c.keys} == set(keys)
+
+
+def test_a_first_poll_writes_state_and_events_and_a_repeat_writes_nothing() -> None:
+    key = ShipmentKey.of(4, "A1")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 1, 0), scan(2, 4, 3)])
+
+    failures, summary = asyncio.run(service(store).poll({"m1": request(key)}, tracker))
+    assert failures == {"m1": None}
+    assert summary.written == 1
+    assert store.records[key].version == 2
+    assert store.records[key].due_key == due_key(key.pk, CadenceClass.TRANSIT, CADENCE)
+    assert [e.event_type for e in store.outboxes[0][1]].count("shipment.scan_added") == 2
+
+    failures, again = asyncio.run(service(store).poll({"m2": request(key)}, tracker))
+    assert again.written == 0
+    assert again.unchanged == 1
+    assert store.writes == 1
+
+
+class RacingStore(MemoryStore):
+    """A store where another worker commits between our read and our write, once."""
+
+    def __init__(self, rival: FakeTracker) -> None:
+        super().__init__()
+        self.rival = rival
+        self.raced = False
+
+    def get_many(
+        self, keys: Iterable[ShipmentKey], *, consistent: bool = False
+    ) -> dict[ShipmentKey, ShipmentRecord]:
+        records = super().get_many(list(keys), consistent=consistent)
+        if not self.raced:
+            self.raced = True
+            rival_requests = {"rival": request(*records)}
+            asyncio.run(service(self).poll(rival_requests, self.rival))
+        return records
+
+
+def test_two_pollers_on_one_shipment_emit_its_events_once() -> None:
+    # Given two workers that read the same version of one shipment
+    key = ShipmentKey.of(4, "RACE")
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 5, 0), scan(2, 6, 4)])
+    store = RacingStore(tracker)
+    store.add(key, due_key(key.pk, CadenceClass.NEW, CADENCE), NOW)
+
+    # When both poll it and the rival commits first
+    failures, summary = asyncio.run(service(store).poll({"mine": request(key)}, tracker))
+
+    # Then ours loses the condition, re-reads, finds nothing new: the events exist once
+    assert failures == {"mine": None}
+    assert summary.conflicts == 1
+    assert summary.written == 0
+    assert len(store.outboxes) == 1
+    assert store.records[key].version == 2
+
+
+def test_a_failed_call_fails_its_message_after_committing_the_rest() -> None:
+    good, bad = ShipmentKey.of(4, "OK1"), ShipmentKey.of(6, "KO1")
+    store = new_store([good, bad])
+    tracker = FakeTracker()
+    tracker.results[good] = result([scan(1, 5, 0)])
+    tracker.fail[6] = ClickpostUnavailableError("503 x4")
+
+    failures, summary = asyncio.run(service(store).poll({"m": request(good, bad)}, tracker))
+
+    assert isinstance(failures["m"], ClickpostUnavailableError)
+    assert store.records[good].version == 2
+    assert store.records[bad].version == 1
+    assert summary.errors == {"unavailable": 1}
+
+
+def test_an_authentication_failure_outranks_other_failures() -> None:
+    a, b = ShipmentKey.of(4, "A"), ShipmentKey.of(6, "B")
+    store = new_store([a, b])
+    tracker = FakeTracker()
+    tracker.fail[4] = ClickpostUnavailableError("503")
+    tracker.fail[6] = ClickpostAuthError("wrong key")
+    failures, summary = asyncio.run(service(store).poll({"m": request(a, b)}, tracker))
+    assert isinstance(failures["m"], ClickpostAuthError)
+    assert summary.errors["auth"] == 1
+
+
+def test_an_unknown_carrier_stops_its_shipments_with_the_reason() -> None:
+    key = ShipmentKey.of(777, "X1")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.fail[777] = ClickpostInvalidCarrierError(777)
+    failures, _ = asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    assert failures == {"m": None}
+    record = store.records[key]
+    assert record.due_key is None
+    assert record.stop_reason is not None
+    assert "777" in record.stop_reason
+
+
+def test_a_delivered_shipment_is_polled_through_its_grace_then_stops() -> None:
+    key = ShipmentKey.of(4, "DONE")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 6, 0), scan(2, 8, 2)])
+    asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    assert store.records[key].due_key == due_key(key.pk, CadenceClass.GRACE, CADENCE)
+
+    # a late scan within the grace period is still recorded
+    tracker.results[key] = result([scan(1, 6, 0), scan(2, 8, 2), scan(3, 5, 1)])
+    later = NOW + timedelta(hours=1)
+    asyncio.run(service(store, later).poll({"m": request(key)}, tracker))
+    assert store.records[key].state.scan_count == 3
+    assert store.records[key].active
+
+    end = NOW + timedelta(hours=CADENCE.terminal_grace_hours)
+    asyncio.run(service(store, end).poll({"m": request(key)}, tracker))
+    assert store.records[key].due_key is None
+    reason = store.records[key].stop_reason
+    assert reason is not None
+    assert "grace" in reason
+
+
+def test_a_stopped_shipment_is_not_polled_into_again() -> None:
+    key = ShipmentKey.of(4, "STOP")
+    store = new_store([key])
+    store.records[key] = store.records[key].model_copy(update={"stop_reason": "deleted"})
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 5, 0)])
+    _, summary = asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    assert summary.skipped == 1
+    assert store.writes == 0
+
+
+def test_a_missing_awb_changes_nothing() -> None:
+    key = ShipmentKey.of(4, "GONE")
+    store = new_store([key])
+    failures, summary = asyncio.run(service(store).poll({"m": request(key)}, FakeTracker()))
+    assert failures == {"m": None}
+    assert summary.awbs == {"missing": 1}
+    assert store.writes == 0
+
+
+def _image(seq: int | None, events_json: str = "[]") -> dict[str, object]:
+    image: dict[str, object] = {"pk": "4#A"}
+    if seq is not None:
+        image |= {"outbox_seq": seq, "outbox": events_json}
+    return image
+
+
+def test_the_publisher_publishes_only_the_outbox_a_write_put_there() -> None:
+    key = ShipmentKey.of(4, "A")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 5, 0)])
+    asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    events_json = EVENT_LIST_ADAPTER.dump_json(list(store.outboxes[0][1])).decode()
+
+    assert len(events_to_publish(_image(1, events_json), _image(None))) == 2
+    assert len(events_to_publish(_image(1, events_json), None)) == 2
+    # a later write that did not touch the outbox (a contact update) publishes nothing
+    assert events_to_publish(_image(1, events_json), _image(1, events_json)) == []
+    assert events_to_publish(_image(None), _image(None)) == []
+
+
+def test_a_publish_failure_fails_the_stream_record() -> None:
+    key = ShipmentKey.of(4, "A")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 5, 0)])
+    asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    events_json = EVENT_LIST_ADAPTER.dump_json(list(store.outboxes[0][1])).decode()
+    with pytest.raises(PublishError):
+        publish_record(_image(1, events_json), None, MemoryPublisher(fail=True))
