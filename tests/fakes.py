@@ -58,6 +58,9 @@ class MemoryStore:
         wanted = set(due_keys)
         return [k for k, r in self.records.items() if r.due_key in wanted]
 
+    def active(self) -> list[ShipmentKey]:
+        return [k for k, r in self.records.items() if r.due_key is not None]
+
 
 class MemoryQueue:
     """PollQueue as a list."""

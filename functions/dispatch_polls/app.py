@@ -26,6 +26,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, o
         wiring.poll_queue(),
         cadence_settings(),
         dispatch_settings().calls_per_message,
+        tick.scope,
     )
     metrics.add_metric("ShipmentsDispatched", MetricUnit.Count, summary.due)
     metrics.add_metric("PollMessagesSent", MetricUnit.Count, summary.messages)

@@ -28,6 +28,10 @@ class ShipmentStore(Protocol):
         """The shipments in the given due-index partitions."""
         ...
 
+    def active(self) -> list[ShipmentKey]:
+        """Every shipment still being tracked."""
+        ...
+
 
 class PollQueueWriter(Protocol):
     """Where poll requests go."""

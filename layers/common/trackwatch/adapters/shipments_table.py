@@ -180,6 +180,28 @@ class ShipmentsTable:
             pages = list(pool.map(self._query_due, due_keys))
         return [key for page in pages for key in page]
 
+    def active(self, segments: int = 4) -> list[ShipmentKey]:
+        """Every tracked shipment: a parallel scan of the sparse DueIndex (keys only)."""
+        with ThreadPoolExecutor(max_workers=segments) as pool:
+            pages = list(pool.map(lambda s: self._scan_due(s, segments), range(segments)))
+        return [key for page in pages for key in page]
+
+    def _scan_due(self, segment: int, segments: int) -> list[ShipmentKey]:
+        keys: list[ShipmentKey] = []
+        paginator = self.client.get_paginator("scan")
+        try:
+            for page in paginator.paginate(
+                TableName=self._table,
+                IndexName=self._index,
+                Segment=segment,
+                TotalSegments=segments,
+                ProjectionExpression="pk",
+            ):
+                keys.extend(ShipmentKey.from_pk(item["pk"]["S"]) for item in page.get("Items", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error("Scan", exc) from exc
+        return keys
+
     def _query_due(self, due_key: str) -> list[ShipmentKey]:
         keys: list[ShipmentKey] = []
         paginator = self.client.get_paginator("query")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from trackwatch.logic.batching import TrackCall
@@ -26,6 +28,9 @@ class ScheduleTick(BaseModel):
     #: Scheduler passes <aws.scheduler.scheduled-time>; a schedule rule sends `time`.
     scheduled_time: AwareDatetime | None = Field(default=None, validation_alias="scheduled_time")
     time: AwareDatetime | None = None
+    #: "due" polls the shipments due this minute; "all" polls every active shipment
+    #: once (a catch-up after an outage, or the local runtime's --cycles).
+    scope: Literal["due", "all"] = "due"
 
     def at(self, fallback: AwareDatetime) -> AwareDatetime:
         """The minute this tick stands for; a retried tick dispatches the same minute."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from trackwatch.config import CadenceSettings
@@ -22,7 +21,6 @@ class DispatchSummary:
     due: int = 0
     calls: int = 0
     messages: int = 0
-    by_class: Counter[str] = field(default_factory=Counter)
 
     def as_log(self) -> dict[str, object]:
         """The summary as structured log fields."""
@@ -63,11 +61,12 @@ def dispatch(
     queue: PollQueueWriter,
     cadence: CadenceSettings,
     per_message: int,
+    scope: str = "due",
 ) -> DispatchSummary:
-    """Enqueue polls for every shipment due at the scheduled minute."""
+    """Enqueue polls for every shipment due at the scheduled minute (or every active one)."""
     minute = epoch_minute(scheduled_at)
     summary = DispatchSummary(minute=minute)
-    keys = store.due(due_keys_at(minute, cadence))
+    keys = store.active() if scope == "all" else store.due(due_keys_at(minute, cadence))
     summary.due = len(keys)
     summary.calls, summary.messages = enqueue_polls(
         keys, queue, per_message, "schedule", scheduled_at

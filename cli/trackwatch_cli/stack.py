@@ -1,0 +1,271 @@
+"""Deploy template.yaml into an AWS emulator (moto) and read back its wiring.
+
+The local runtime and the integration tests never describe the system a second
+time: they create it from the template, then ask the emulator what was made —
+function settings, event sources, subscriptions — and drive the handlers from
+that. What moto's CloudFormation skips is created here from the translated
+template: SNS subscriptions (with their filter policies). Queue policies are
+skipped (moto does not enforce them) and event source mappings are removed,
+since moto would try to run the functions in Docker; the runtime invokes them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from trackwatch_cli.cfn_template import LOCAL_CODE_BUCKET, load_template, translate
+
+ACCOUNT = "123456789012"  # moto's default account
+
+
+class StackError(RuntimeError):
+    """The template could not be deployed into the emulator; the message says why."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One function as the template defines it."""
+
+    logical_id: str
+    physical_name: str
+    handler: str
+    code_dir: Path
+    environment: dict[str, str]
+    timeout_s: int
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """An event source mapping: which function consumes which queue or stream, and how."""
+
+    function: str
+    kind: str  # "sqs" or "dynamodb"
+    source_arn: str
+    batch_size: int
+    report_batch_item_failures: bool
+    maximum_concurrency: int | None = None
+    queue_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule that invokes a function."""
+
+    function: str
+    expression: str
+    input: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DeployedStack:
+    """What the template created in the emulator."""
+
+    name: str
+    region: str
+    physical_ids: dict[str, str]
+    outputs: dict[str, str]
+    functions: dict[str, FunctionSpec]
+    event_sources: list[EventSource]
+    schedules: list[Schedule]
+    template: dict[str, Any]
+
+    def queue_url(self, logical_id: str) -> str:
+        """The URL of the queue `logical_id`."""
+        return self.physical_ids[logical_id]
+
+    def sources_of(self, function: str) -> list[EventSource]:
+        """The event sources feeding `function`."""
+        return [s for s in self.event_sources if s.function == function]
+
+
+def _zip() -> bytes:
+    # The emulator only needs some code to exist; the runtime loads the real code from disk.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
+    return buffer.getvalue()
+
+
+def deploy(
+    template_path: Path,
+    *,
+    stack_name: str = "trackwatch-local",
+    region: str = "us-east-1",
+    parameters: dict[str, str] | None = None,
+) -> DeployedStack:
+    """Translate and create the stack; create what the emulator skips; read back the wiring."""
+    try:
+        sam = load_template(template_path)
+    except (OSError, ValueError) as exc:
+        raise StackError(f"cannot read template {template_path}: {exc}") from exc
+    cfn = translate(sam, region, ACCOUNT, parameter_values=dict(parameters or {}))
+    resources: dict[str, Any] = cfn["Resources"]
+
+    s3 = boto3.client("s3", region_name=region)
+    s3.create_bucket(Bucket=LOCAL_CODE_BUCKET)
+    for resource in resources.values():
+        props = resource.get("Properties", {})
+        location = props.get("Code") or props.get("Content") or {}
+        if location.get("S3Bucket") == LOCAL_CODE_BUCKET:
+            s3.put_object(Bucket=LOCAL_CODE_BUCKET, Key=location["S3Key"], Body=_zip())
+
+    cloudformation = boto3.client("cloudformation", region_name=region)
+    cloudformation.create_stack(
+        StackName=stack_name,
+        TemplateBody=json.dumps(cfn),
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": str(v)} for k, v in (parameters or {}).items()
+        ],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    description = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if description["StackStatus"] != "CREATE_COMPLETE":
+        raise StackError(
+            f"stack {stack_name}: {description['StackStatus']} "
+            f"{description.get('StackStatusReason', '')}"
+        )
+    physical_ids: dict[str, str] = {}
+    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+        for summary in page["StackResourceSummaries"]:
+            if summary.get("LogicalResourceId") and summary.get("PhysicalResourceId"):
+                physical_ids[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+
+    base = template_path.resolve().parent
+    functions = _functions(resources, physical_ids, base, region)
+    event_sources = _event_sources(functions, region)
+    stack = DeployedStack(
+        name=stack_name,
+        region=region,
+        physical_ids=physical_ids,
+        outputs=outputs,
+        functions=functions,
+        event_sources=event_sources,
+        schedules=_schedules(resources),
+        template=cfn,
+    )
+    _subscribe(stack, resources, region)
+    return stack
+
+
+def _functions(
+    resources: dict[str, Any], physical_ids: dict[str, str], base: Path, region: str
+) -> dict[str, FunctionSpec]:
+    lambda_ = boto3.client("lambda", region_name=region)
+    functions: dict[str, FunctionSpec] = {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Lambda::Function":
+            continue
+        props = resource["Properties"]
+        name = physical_ids[logical_id]
+        config = lambda_.get_function_configuration(FunctionName=name)
+        functions[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            physical_name=name,
+            handler=props["Handler"],
+            code_dir=base / props["Code"]["S3Key"],
+            environment=dict(config.get("Environment", {}).get("Variables", {})),
+            timeout_s=int(props.get("Timeout", 3)),
+        )
+    return functions
+
+
+def _event_sources(functions: dict[str, FunctionSpec], region: str) -> list[EventSource]:
+    lambda_ = boto3.client("lambda", region_name=region)
+    sqs = boto3.client("sqs", region_name=region)
+    sources: list[EventSource] = []
+    for logical_id, spec in functions.items():
+        mappings = lambda_.list_event_source_mappings(FunctionName=spec.physical_name)
+        for mapping in mappings["EventSourceMappings"]:
+            arn = mapping["EventSourceArn"]
+            kind = "sqs" if arn.startswith("arn:aws:sqs:") else "dynamodb"
+            queue_url = (
+                sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+                if kind == "sqs"
+                else None
+            )
+            sources.append(
+                EventSource(
+                    function=logical_id,
+                    kind=kind,
+                    source_arn=arn,
+                    batch_size=int(mapping.get("BatchSize", 10)),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in mapping.get("FunctionResponseTypes", []),
+                    maximum_concurrency=mapping.get("ScalingConfig", {}).get("MaximumConcurrency"),
+                    queue_url=queue_url,
+                )
+            )
+            # The runtime invokes the handler itself; the emulator must not try to.
+            lambda_.delete_event_source_mapping(UUID=mapping["UUID"])
+    return sources
+
+
+def _schedules(resources: dict[str, Any]) -> list[Schedule]:
+    schedules: list[Schedule] = []
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::Scheduler::Schedule":
+            continue
+        props = resource["Properties"]
+        target = props["Target"]
+        arn = target["Arn"]
+        function = arn["Fn::GetAtt"][0] if isinstance(arn, dict) else str(arn)
+        raw_input = target.get("Input")
+        schedules.append(
+            Schedule(
+                function=function,
+                expression=props["ScheduleExpression"],
+                input=json.loads(raw_input) if isinstance(raw_input, str) else {},
+            )
+        )
+    return schedules
+
+
+def _resolve(value: Any, stack: DeployedStack, region: str) -> str:
+    """The few intrinsic functions a subscription uses: Ref and GetAtt <queue>.Arn."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Ref" in value:
+        return stack.physical_ids[value["Ref"]]
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        logical_id, attribute = value["Fn::GetAtt"]
+        if attribute == "Arn":
+            sqs = boto3.client("sqs", region_name=region)
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=stack.physical_ids[logical_id], AttributeNames=["QueueArn"]
+            )
+            return attributes["Attributes"]["QueueArn"]
+    raise StackError(f"cannot resolve {value!r} in a subscription")
+
+
+def _subscribe(stack: DeployedStack, resources: dict[str, Any], region: str) -> None:
+    sns = boto3.client("sns", region_name=region)
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::SNS::Subscription":
+            continue
+        props = resource["Properties"]
+        if props.get("Protocol") != "sqs":
+            # Only queue subscriptions mean something locally (alarm e-mails do not).
+            continue
+        attributes: dict[str, str] = {}
+        if props.get("RawMessageDelivery") in (True, "true", "True"):
+            attributes["RawMessageDelivery"] = "true"
+        if "FilterPolicy" in props:
+            policy = props["FilterPolicy"]
+            attributes["FilterPolicy"] = policy if isinstance(policy, str) else json.dumps(policy)
+            attributes["FilterPolicyScope"] = props.get("FilterPolicyScope", "MessageAttributes")
+        answer = sns.subscribe(
+            TopicArn=_resolve(props["TopicArn"], stack, region),
+            Protocol=props["Protocol"],
+            Endpoint=_resolve(props["Endpoint"], stack, region),
+            Attributes=attributes,
+            ReturnSubscriptionArn=True,
+        )
+        stack.physical_ids[logical_id] = answer["SubscriptionArn"]
