@@ -105,7 +105,15 @@ class LocalRuntime:
             logical_id: load_handler(spec) for logical_id, spec in stack.functions.items()
         }
         self._sqs = boto3.client("sqs", region_name=stack.region)
-        self._streams = boto3.client("dynamodbstreams", region_name=stack.region)
+        # In-process moto only answers Streams at its classic endpoint; a configured
+        # AWS_ENDPOINT_URL (moto's server) takes precedence inside boto3 anyway.
+        self._streams = boto3.client(
+            "dynamodbstreams",
+            region_name=stack.region,
+            endpoint_url=os.environ.get(
+                "AWS_ENDPOINT_URL", f"https://streams.dynamodb.{stack.region}.amazonaws.com"
+            ),
+        )
         self._iterators: dict[str, str] = {}
         self._on_invoke = on_invoke or (lambda _: None)
         self.invocations: list[Invocation] = []
@@ -279,12 +287,14 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ all together
 
-    def settle(self, *, max_rounds: int = 1000) -> int:
-        """Drain every queue source and pump every stream until nothing moves."""
+    def settle(self, *, only: set[str] | None = None, max_rounds: int = 1000) -> int:
+        """Drain every queue source and pump every stream (of `only` those functions) until
+        nothing moves; returns the records delivered."""
         total = 0
+        sources = [s for s in self.stack.event_sources if only is None or s.function in only]
         for _ in range(max_rounds):
             moved = 0
-            for source in self.stack.event_sources:
+            for source in sources:
                 if source.kind == "sqs":
                     moved += self.drain_queue(source)
                 else:

@@ -5,14 +5,17 @@ time: they create it from the template, then ask the emulator what was made —
 function settings, event sources, subscriptions — and drive the handlers from
 that. What moto's CloudFormation skips is created here from the translated
 template: SNS subscriptions (with their filter policies). Queue policies are
-skipped (moto does not enforce them) and event source mappings are removed,
-since moto would try to run the functions in Docker; the runtime invokes them.
+skipped (moto does not enforce them). Event source mappings are taken out of
+the template before it is created — moto would try to run the functions in
+Docker on every message and every table write — and kept as data: the local
+runtime invokes the functions with their batch sizes and response types.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +110,12 @@ def deploy(
         raise StackError(f"cannot read template {template_path}: {exc}") from exc
     cfn = translate(sam, region, ACCOUNT, parameter_values=dict(parameters or {}))
     resources: dict[str, Any] = cfn["Resources"]
+    mappings = {
+        logical_id: resources.pop(logical_id)["Properties"]
+        for logical_id in [
+            k for k, r in resources.items() if r.get("Type") == "AWS::Lambda::EventSourceMapping"
+        ]
+    }
 
     s3 = boto3.client("s3", region_name=region)
     s3.create_bucket(Bucket=LOCAL_CODE_BUCKET)
@@ -117,6 +126,8 @@ def deploy(
             s3.put_object(Bucket=LOCAL_CODE_BUCKET, Key=location["S3Key"], Body=_zip())
 
     cloudformation = boto3.client("cloudformation", region_name=region)
+    # moto logs a warning per resource type it skips; what it skips is handled below.
+    logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
     cloudformation.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(cfn),
@@ -140,7 +151,7 @@ def deploy(
 
     base = template_path.resolve().parent
     functions = _functions(resources, physical_ids, base, region)
-    event_sources = _event_sources(functions, region)
+    event_sources = _event_sources(mappings, physical_ids, region)
     stack = DeployedStack(
         name=stack_name,
         region=region,
@@ -171,40 +182,46 @@ def _functions(
             physical_name=name,
             handler=props["Handler"],
             code_dir=base / props["Code"]["S3Key"],
-            environment=dict(config.get("Environment", {}).get("Variables", {})),
+            # The emulator hands numbers back as numbers; Lambda's environment is strings.
+            environment={
+                k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()
+            },
             timeout_s=int(props.get("Timeout", 3)),
         )
     return functions
 
 
-def _event_sources(functions: dict[str, FunctionSpec], region: str) -> list[EventSource]:
-    lambda_ = boto3.client("lambda", region_name=region)
-    sqs = boto3.client("sqs", region_name=region)
+def _event_sources(
+    mappings: dict[str, Any], physical_ids: dict[str, str], region: str
+) -> list[EventSource]:
     sources: list[EventSource] = []
-    for logical_id, spec in functions.items():
-        mappings = lambda_.list_event_source_mappings(FunctionName=spec.physical_name)
-        for mapping in mappings["EventSourceMappings"]:
-            arn = mapping["EventSourceArn"]
-            kind = "sqs" if arn.startswith("arn:aws:sqs:") else "dynamodb"
-            queue_url = (
-                sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
-                if kind == "sqs"
-                else None
+    for props in mappings.values():
+        function = props["FunctionName"]["Ref"]
+        arn_ref = props["EventSourceArn"]["Fn::GetAtt"]
+        logical_id, attribute = arn_ref
+        if attribute == "StreamArn":
+            table = boto3.client("dynamodb", region_name=region).describe_table(
+                TableName=physical_ids[logical_id]
             )
-            sources.append(
-                EventSource(
-                    function=logical_id,
-                    kind=kind,
-                    source_arn=arn,
-                    batch_size=int(mapping.get("BatchSize", 10)),
-                    report_batch_item_failures="ReportBatchItemFailures"
-                    in mapping.get("FunctionResponseTypes", []),
-                    maximum_concurrency=mapping.get("ScalingConfig", {}).get("MaximumConcurrency"),
-                    queue_url=queue_url,
-                )
+            kind, arn, queue_url = "dynamodb", table["Table"]["LatestStreamArn"], None
+        else:
+            queue_url = physical_ids[logical_id]
+            arn = boto3.client("sqs", region_name=region).get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+            kind = "sqs"
+        sources.append(
+            EventSource(
+                function=function,
+                kind=kind,
+                source_arn=arn,
+                batch_size=int(props.get("BatchSize", 10 if kind == "sqs" else 100)),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in props.get("FunctionResponseTypes", []),
+                maximum_concurrency=props.get("ScalingConfig", {}).get("MaximumConcurrency"),
+                queue_url=queue_url,
             )
-            # The runtime invokes the handler itself; the emulator must not try to.
-            lambda_.delete_event_source_mapping(UUID=mapping["UUID"])
+        )
     return sources
 
 
