@@ -10,6 +10,7 @@ failed record, then sending the batch's metadata to the on-failure queue).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -18,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 import boto3
 
@@ -88,6 +89,13 @@ class Invocation:
     result: Any
 
 
+def _identifier(record: Mapping[str, Any]) -> dict[str, str]:
+    """A record's id as a batch item failure names it: message id or sequence number."""
+    if "messageId" in record:
+        return {"itemIdentifier": record["messageId"]}
+    return {"itemIdentifier": record["dynamodb"]["SequenceNumber"]}
+
+
 class LocalRuntime:
     """The Lambda service, for one deployed stack, in this process."""
 
@@ -97,6 +105,7 @@ class LocalRuntime:
         *,
         environment: Mapping[str, str] | None = None,
         on_invoke: Callable[[Invocation], None] | None = None,
+        log: IO[str] | None = None,
     ) -> None:
         self.stack = stack
         os.environ.update(merged_environment(stack))
@@ -116,7 +125,11 @@ class LocalRuntime:
         )
         self._iterators: dict[str, str] = {}
         self._on_invoke = on_invoke or (lambda _: None)
+        #: Where handlers' printed output (EMF metrics, logs) goes; None leaves it on stdout.
+        self._log = log
         self.invocations: list[Invocation] = []
+        #: Handlers that raised instead of returning (their whole batch failed).
+        self.crashes: list[tuple[str, Exception]] = []
 
     # ------------------------------------------------------------------ invoking
 
@@ -130,7 +143,12 @@ class LocalRuntime:
             ),
             timeout_s=spec.timeout_s,
         )
-        result = self._handlers[function](event, context)
+        try:
+            with contextlib.redirect_stdout(self._log) if self._log else contextlib.nullcontext():
+                result = self._handlers[function](event, context)
+        except Exception as exc:  # Lambda turns any crash into a failed batch
+            self.crashes.append((function, exc))
+            result = {"batchItemFailures": [_identifier(r) for r in event.get("Records", [])]}
         failed = len(result.get("batchItemFailures", [])) if isinstance(result, dict) else 0
         invocation = Invocation(function, len(event.get("Records", [])), failed, result)
         self.invocations.append(invocation)
@@ -163,7 +181,7 @@ class LocalRuntime:
             if not messages:
                 break
             delivered += len(messages)
-            event = {"Records": [self._sqs_record(m, source) for m in messages]}
+            event = self.sqs_event(messages, source)
             result = self.invoke(source.function, event)
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
@@ -185,6 +203,12 @@ class LocalRuntime:
                         VisibilityTimeout=0,
                     )
         return delivered
+
+    def sqs_event(
+        self, messages: list[Mapping[str, Any]] | Any, source: EventSource
+    ) -> dict[str, Any]:
+        """The event Lambda builds from received SQS messages."""
+        return {"Records": [self._sqs_record(m, source) for m in messages]}
 
     def _sqs_record(self, message: Mapping[str, Any], source: EventSource) -> dict[str, Any]:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 from tests.integration.conftest import Pipeline
@@ -91,6 +92,6 @@ def test_status_changes_carry_both_buckets(pipeline: Pipeline) -> None:
     changes = [e for e in pipeline.events() if isinstance(e, StatusChanged)]
     changes.sort(key=lambda e: e.occurred_at)
     assert changes[0].from_bucket is None
-    for before, after in zip(changes, changes[1:], strict=False):
+    for before, after in itertools.pairwise(changes):
         assert after.from_bucket == before.to_bucket
     assert changes[-1].is_terminal
