@@ -426,7 +426,14 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
 
     # Then
     assert retention == dict.fromkeys(
-        ["DispatchPollsLogGroup", "PollShipmentsLogGroup", "PublishEventsLogGroup"], 30
+        [
+            "DispatchPollsLogGroup",
+            "PollShipmentsLogGroup",
+            "PublishEventsLogGroup",
+            "NotifySmsLogGroup",
+            "NotifyEmailLogGroup",
+        ],
+        30,
     )
 
 
@@ -657,7 +664,7 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
     assert others == []
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert len(functions) == 3
+    assert len(functions) == 5
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
@@ -681,6 +688,8 @@ def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> N
         "DispatchPollsFunction": "functions/dispatch_polls",
         "PollShipmentsFunction": "functions/poll_shipments",
         "PublishEventsFunction": "functions/publish_events",
+        "NotifySmsFunction": "functions/notify_sms",
+        "NotifyEmailFunction": "functions/notify_email",
     }
     assert {location["S3Bucket"] for location in code.values()} == {LOCAL_CODE_BUCKET}
 

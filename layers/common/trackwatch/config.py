@@ -6,10 +6,12 @@ needs, and a missing one fails loudly when the function starts.
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
+from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, HttpUrl, ValidationError, field_validator
+from pydantic import Field, HttpUrl, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trackwatch.errors import ConfigurationError
@@ -131,3 +133,101 @@ def dispatch_settings() -> DispatchSettings:
 def publish_settings() -> PublishSettings:
     """The publisher's settings, parsed once."""
     return load(PublishSettings)
+
+
+# --- notifiers ----------------------------------------------------------------
+
+
+class NotifySettings(_Settings):
+    """What the SMS and e-mail notifiers share: state, pacing and quiet hours."""
+
+    idempotency_table_name: str = Field(min_length=3)
+    #: Each notifier's own queue: a message held for quiet hours is sent back to it.
+    #: (Two names, not one: the local runtime hosts both functions in one process.)
+    sms_queue_url: str | None = None
+    email_queue_url: str | None = None
+    #: Repeats of one customer-facing status inside this window collapse into one message.
+    notify_repeat_window_minutes: int = Field(default=360, ge=0, le=10080)
+    #: Most messages one shipment gets on one channel per local day.
+    notify_daily_cap: int = Field(default=5, ge=1, le=100)
+    #: How long "this event was sent" is remembered; longer than any redelivery (see template).
+    notify_idempotency_ttl_hours: int = Field(default=360, ge=24, le=8760)
+    #: Quiet hours, in the customer's zone; start after end wraps past midnight.
+    quiet_hours_start: time = time(21, 0)
+    quiet_hours_end: time = time(9, 0)
+    #: The zone of a customer whose shipment does not name one.
+    customer_timezone: str = DEFAULT_SOURCE_TIMEZONE
+    #: The region a phone number without a country code is read in (ISO 3166 alpha-2).
+    default_phone_region: str = Field(default="IN", pattern=r"^[A-Z]{2}$")
+
+    @field_validator("customer_timezone")
+    @classmethod
+    def _known_customer_zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    def queue_url(self, channel: str) -> str:
+        """The queue of `channel`'s notifier; a ConfigurationError if it is not set."""
+        url = self.sms_queue_url if channel == "sms" else self.email_queue_url
+        if not url:
+            raise ConfigurationError(f"{channel.upper()}_QUEUE_URL is not set")
+        return url
+
+
+class SmsSettings(_Settings):
+    """How SMS are sent through SNS."""
+
+    #: Transactional messages are delivered even to numbers on DND lists where allowed.
+    sms_type: Literal["Transactional", "Promotional"] = "Transactional"
+    sms_sender_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,11}$")
+
+    @field_validator("sms_sender_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return value or None
+
+
+class EmailSettings(_Settings):
+    """How e-mail is sent: through SES, or through an SMTP relay."""
+
+    email_transport: Literal["ses", "smtp"]
+    #: The From address (SES: a verified identity).
+    email_from: str = Field(min_length=3)
+    ses_configuration_set: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    #: Upgrade the connection with STARTTLS (off only for a local test server).
+    smtp_starttls: bool = True
+    #: Secrets Manager secret with {"username", "password"}; empty for an open relay.
+    smtp_secret_name: str | None = None
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("ses_configuration_set", "smtp_host", "smtp_secret_name", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # CloudFormation cannot leave a variable out; an empty parameter means "none".
+        return value or None
+
+    @model_validator(mode="after")
+    def _smtp_needs_a_host(self) -> Self:
+        if self.email_transport == "smtp" and not self.smtp_host:
+            raise ValueError("SMTP_HOST is required when EMAIL_TRANSPORT is smtp")
+        return self
+
+
+@lru_cache(maxsize=1)
+def notify_settings() -> NotifySettings:
+    """The notifiers' shared settings, parsed once."""
+    return load(NotifySettings)
+
+
+@lru_cache(maxsize=1)
+def sms_settings() -> SmsSettings:
+    """The SMS settings, parsed once."""
+    return load(SmsSettings)
+
+
+@lru_cache(maxsize=1)
+def email_settings() -> EmailSettings:
+    """The e-mail settings, parsed once."""
+    return load(EmailSettings)

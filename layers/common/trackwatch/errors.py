@@ -98,3 +98,31 @@ class PublishError(TrackwatchError):
 
     retryable = True
     kind = "publish"
+
+
+class NotificationProviderError(TrackwatchError):
+    """An SMS or e-mail provider did not take a message; subclasses say whether to retry."""
+
+    retryable = True
+    kind = "provider"
+
+
+class ProviderUnavailableError(NotificationProviderError):
+    """Throttling, a timeout, a 4xx SMTP reply or an outage: the message goes back to its queue."""
+
+    retryable = True
+    kind = "provider_unavailable"
+
+
+class RecipientRejectedError(NotificationProviderError):
+    """The address itself is unusable (an invalid number, a refused mailbox): never retried.
+
+    `reason` is a short code (e.g. "invalid_number"), never the address itself.
+    """
+
+    retryable = False
+    kind = "recipient_rejected"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the recipient was rejected: {reason}")
+        self.reason = reason

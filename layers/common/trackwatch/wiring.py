@@ -5,18 +5,38 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from aws_lambda_powertools.utilities import parameters
+
 from trackwatch.adapters.clickpost import ClickpostClient
 from trackwatch.adapters.events_topic import EventsTopic
+from trackwatch.adapters.idempotency import IdempotencyGuard
+from trackwatch.adapters.notify_queue import NotifyQueue
+from trackwatch.adapters.notify_table import NotifyTable
 from trackwatch.adapters.poll_queue import PollQueue
+from trackwatch.adapters.senders import (
+    SesEmailSender,
+    SmtpCredentials,
+    SmtpEmailSender,
+    SnsSmsSender,
+)
 from trackwatch.adapters.shipments_table import ShipmentsTable
 from trackwatch.config import (
     cadence_settings,
     clickpost_settings,
     dispatch_settings,
+    email_settings,
+    notify_settings,
     publish_settings,
+    sms_settings,
     table_settings,
 )
+from trackwatch.errors import ConfigurationError
 from trackwatch.logic.catalogue import default_catalogue
+from trackwatch.logic.notify_rules import default_rules
+from trackwatch.logic.render import default_renderer
+from trackwatch.models.notification import Channel
+from trackwatch.ports import Sender
+from trackwatch.services.notify import Notifier
 from trackwatch.services.poll import PollService
 
 
@@ -72,3 +92,85 @@ def reset() -> None:
         settings.cache_clear()
     default_catalogue.cache_clear()
     aws.reset()
+    reset_notifiers()
+
+
+# --- notifiers ----------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def notify_table() -> NotifyTable:
+    """The shipments table, as the notifiers read and write it."""
+    return NotifyTable(table_settings().shipments_table_name)
+
+
+@lru_cache(maxsize=1)
+def idempotency_guard() -> IdempotencyGuard:
+    """Exactly one message per event and channel."""
+    settings = notify_settings()
+    return IdempotencyGuard(
+        settings.idempotency_table_name, settings.notify_idempotency_ttl_hours * 3600
+    )
+
+
+def smtp_credentials() -> SmtpCredentials | None:
+    """The relay's login from Secrets Manager (cached by powertools); None for an open relay."""
+    name = email_settings().smtp_secret_name
+    if name is None:
+        return None
+    secret = parameters.get_secret(name, transform="json", max_age=300)
+    if not isinstance(secret, dict) or not {"username", "password"} <= secret.keys():
+        raise ConfigurationError(f"secret {name} must hold username and password")
+    if not secret["username"]:
+        return None  # an open relay
+    return SmtpCredentials(str(secret["username"]), str(secret["password"]))
+
+
+def sender(channel: Channel) -> Sender:
+    """SNS for SMS; SES or the SMTP relay for e-mail, as EMAIL_TRANSPORT says."""
+    if channel == "sms":
+        sms = sms_settings()
+        return SnsSmsSender(sms_type=sms.sms_type, sender_id=sms.sms_sender_id)
+    email = email_settings()
+    if email.email_transport == "ses":
+        return SesEmailSender(
+            source=email.email_from, configuration_set=email.ses_configuration_set
+        )
+    assert email.smtp_host is not None  # EmailSettings checks it
+    return SmtpEmailSender(
+        host=email.smtp_host,
+        port=email.smtp_port,
+        sender=email.email_from,
+        starttls=email.smtp_starttls,
+        credentials=smtp_credentials,
+        timeout_s=email.smtp_timeout_s,
+    )
+
+
+@lru_cache(maxsize=2)
+def notifier(channel: Channel) -> Notifier:
+    """The notifier of one channel."""
+    settings = notify_settings()
+    return Notifier(
+        channel,
+        rules=default_rules(),
+        settings=settings,
+        recipients=notify_table(),
+        sender=sender(channel),
+        deferrer=NotifyQueue(settings.queue_url(channel)),
+        guard=idempotency_guard(),
+        renderer=default_renderer(),
+        clock=utc_now,
+    )
+
+
+def reset_notifiers() -> None:
+    """Forget the notifiers and their settings."""
+    from trackwatch import config
+
+    for factory in (notify_table, idempotency_guard, notifier):
+        factory.cache_clear()
+    for settings in (config.notify_settings, config.sms_settings, config.email_settings):
+        settings.cache_clear()
+    default_rules.cache_clear()
+    default_renderer.cache_clear()

@@ -10,6 +10,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ses import SESClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
@@ -36,7 +37,13 @@ def sns() -> SNSClient:
     return boto3.client("sns", config=_CONFIG)
 
 
+@lru_cache(maxsize=1)
+def ses() -> SESClient:
+    """The SES client."""
+    return boto3.client("ses", config=_CONFIG)
+
+
 def reset() -> None:
     """Forget every client (tests and the local runtime switch endpoints)."""
-    for factory in (dynamodb, sqs, sns):
+    for factory in (dynamodb, sqs, sns, ses):
         factory.cache_clear()

@@ -1,0 +1,379 @@
+"""The SMS and e-mail notifiers over moto: deployed from the template, driven as Lambda would."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import socket
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aiosmtpd.controller import Controller
+from botocore.awsrequest import AWSResponse
+from moto import mock_aws
+from moto.ses.models import ses_backends
+from moto.sns.models import sns_backends
+from moto.sqs.models import sqs_backends
+
+from tests.notify_samples import EMAIL, KEY, PHONE, ndr_raised, status_changed, stuck
+from trackwatch import wiring
+from trackwatch.adapters import aws
+from trackwatch.adapters.events_topic import EventsTopic
+from trackwatch.adapters.shipments_table import to_item
+from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
+from trackwatch.observability import logger
+from trackwatch_cli.runtime import LocalRuntime
+from trackwatch_cli.stack import DeployedStack, deploy
+
+DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+DAYTIME = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)  # 11:30 in Kolkata
+NIGHT = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)  # 22:30 in Kolkata
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = DAYTIME
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+class Inbox:
+    """A real SMTP server's mailbox (aiosmtpd)."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
+        return "250 Message accepted"
+
+
+@dataclass
+class Notify:
+    stack: DeployedStack
+    runtime: LocalRuntime
+    clock: Clock
+
+    def shipment(self, **contact: Any) -> None:
+        """Store the sample shipment with a contact (defaults: both addresses, English)."""
+        value = {"phone": PHONE, "email": EMAIL, "language": "en", **contact}
+        boto3.client("dynamodb", region_name=REGION).put_item(
+            TableName=self.stack.physical_ids["ShipmentsTable"],
+            Item=to_item(
+                {
+                    "pk": KEY.pk,
+                    "cp_id": KEY.cp_id,
+                    "waybill": KEY.waybill,
+                    "version": 1,
+                    "state": json.dumps(
+                        {"order_id": "ORD-1042", "edd": {"courier_partner_edd": "2026-12-04"}}
+                    ),
+                    "registered_at": DAYTIME.isoformat(),
+                    "contact": {k: v for k, v in value.items() if v is not None},
+                    "metadata": {},
+                    "outbox_seq": 1,
+                }
+            ),
+        )
+
+    def publish(self, *events: ShipmentEvent) -> None:
+        """Publish as the pipeline does: SNS, message attributes, filtered raw delivery."""
+        EventsTopic(self.stack.outputs["ShipmentEventsTopicArn"]).publish(list(events))
+
+    def drain(self, function: str) -> int:
+        (source,) = self.stack.sources_of(function)
+        return self.runtime.drain_queue(source)
+
+    def sms(self) -> list[tuple[str, str]]:
+        return list(sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages.values())
+
+    def emails(self) -> list[Any]:
+        return list(ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages)
+
+    def queue(self, logical_id: str) -> Any:
+        name = self.stack.physical_ids[logical_id].rsplit("/", 1)[1]
+        return sqs_backends[DEFAULT_ACCOUNT_ID][REGION].queues[name]
+
+
+@pytest.fixture
+def notify(monkeypatch: pytest.MonkeyPatch) -> Iterator[Notify]:
+    saved = dict(os.environ)
+    os.environ.update(
+        {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+    )
+    wiring.reset()
+    clock = Clock()
+    monkeypatch.setattr(wiring, "utc_now", clock)
+    try:
+        with mock_aws(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not supported by moto.*")
+            stack = deploy(ROOT / "template.yaml", stack_name="trackwatch-notify")
+            email_from = stack.functions["NotifyEmailFunction"].environment["EMAIL_FROM"]
+            boto3.client("ses", region_name=REGION).verify_email_identity(EmailAddress=email_from)
+            runtime = LocalRuntime(stack)
+            wiring.reset()
+            yield Notify(stack=stack, runtime=runtime, clock=clock)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        wiring.reset()
+
+
+def test_a_redelivered_event_sends_one_sms_and_one_email(notify: Notify) -> None:
+    # Given a shipment, and its out-for-delivery event delivered twice by SNS
+    notify.shipment()
+    event = status_changed(6)
+    notify.publish(event)
+    notify.publish(event)
+
+    # When both consumers drain their queues
+    notify.drain("NotifySmsFunction")
+    notify.drain("NotifyEmailFunction")
+
+    # Then exactly one message per channel
+    ((phone, text),) = notify.sms()
+    assert phone == PHONE
+    assert "ORD-1042 is out for delivery" in text
+    (mail,) = notify.emails()
+    assert mail.destinations["ToAddresses"] == [EMAIL]
+    assert mail.subject == "Your order ORD-1042 is out for delivery"
+
+
+def test_a_poison_record_fails_alone_and_ends_in_the_dead_letter_queue(notify: Notify) -> None:
+    # Given a batch with a good event and a body that is no event at all
+    notify.shipment()
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = notify.stack.outputs["SmsQueueUrl"]
+    poison = sqs.send_message(QueueUrl=url, MessageBody='{"event_type": "nonsense"}')
+    sqs.send_message(QueueUrl=url, MessageBody=EVENT_ADAPTER.dump_json(stuck()).decode())
+
+    # When
+    notify.drain("NotifySmsFunction")
+
+    # Then the first batch failed only the poison; the good one was sent once
+    first = notify.runtime.invocations[0]
+    assert first.records == 2
+    assert first.result["batchItemFailures"] == [{"itemIdentifier": poison["MessageId"]}]
+    assert len(notify.sms()) == 1
+    dead = sqs.receive_message(
+        QueueUrl=notify.stack.outputs["SmsDeadLetterQueueUrl"], MaxNumberOfMessages=10
+    )
+    assert [m["MessageId"] for m in dead["Messages"]] == [poison["MessageId"]]
+
+
+def test_provider_throttling_is_retried_then_dead_lettered(notify: Notify) -> None:
+    # Given SNS throttles every SMS
+    notify.shipment()
+    calls: list[str] = []
+
+    def throttle(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        calls.append("publish")
+        error = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}
+        return AWSResponse("https://sns", 400, {}, None), {**error, "ResponseMetadata": {}}  # type: ignore[arg-type]
+
+    aws.sns().meta.events.register("before-call.sns.Publish", throttle)  # type: ignore[arg-type]
+    notify.publish(status_changed(8))
+
+    # When
+    notify.drain("NotifySmsFunction")
+
+    # Then it was tried on each of the queue's 5 receives, then moved to the DLQ
+    assert len(calls) == 5
+    assert notify.sms() == []
+    sqs = boto3.client("sqs", region_name=REGION)
+    dead = sqs.receive_message(QueueUrl=notify.stack.outputs["SmsDeadLetterQueueUrl"])
+    assert len(dead["Messages"]) == 1
+
+    # And once SNS recovers, a redrive of that message is sent (the failure was not recorded)
+    aws.sns().meta.events.unregister("before-call.sns.Publish", throttle)  # type: ignore[arg-type]
+    sqs.send_message(
+        QueueUrl=notify.stack.outputs["SmsQueueUrl"], MessageBody=dead["Messages"][0]["Body"]
+    )
+    notify.drain("NotifySmsFunction")
+    assert len(notify.sms()) == 1
+
+
+def test_quiet_hours_delay_the_message_until_0900_in_kolkata(notify: Notify) -> None:
+    # Given it is 22:30 in Kolkata
+    notify.shipment()
+    notify.clock.at = NIGHT
+    notify.publish(status_changed(6))
+
+    # When
+    notify.drain("NotifySmsFunction")
+
+    # Then nothing is sent; a copy waits in the queue, 15 minutes at a time, marked 09:00 IST
+    assert notify.sms() == []
+    (held,) = notify.queue("SmsQueue")._messages
+    assert held.delayed_until - held.sent_timestamp == pytest.approx(900_000, abs=50)
+    not_before = held.message_attributes["not_before"]["StringValue"]
+    assert datetime.fromisoformat(not_before) == datetime(2026, 11, 28, 3, 30, tzinfo=UTC)
+    assert held.message_attributes["event_type"]["StringValue"] == "shipment.status_changed"
+
+    # When it comes back at 08:50 it waits the last 10 minutes; at 09:00:05 it is sent
+    notify.clock.at = datetime(2026, 11, 28, 3, 20, tzinfo=UTC)
+    held.delayed_until = 0
+    notify.drain("NotifySmsFunction")
+    (again,) = notify.queue("SmsQueue")._messages
+    assert again.delayed_until - again.sent_timestamp == pytest.approx(600_000, abs=50)
+    notify.clock.at = datetime(2026, 11, 28, 3, 30, 5, tzinfo=UTC)
+    again.delayed_until = 0
+    notify.drain("NotifySmsFunction")
+    assert len(notify.sms()) == 1
+
+
+def test_a_flapping_out_for_delivery_sends_one_message(notify: Notify) -> None:
+    # Given out for delivery, a failed attempt and out for delivery again within the hour
+    notify.shipment()
+    for minutes, event in (
+        (0, status_changed(6, "a")),
+        (20, ndr_raised()),
+        (40, status_changed(6, "b")),
+    ):
+        notify.clock.at = DAYTIME + timedelta(minutes=minutes)
+        notify.publish(event)
+        notify.drain("NotifySmsFunction")
+
+    # Then one out-for-delivery SMS, and one about the failed attempt with its reason
+    texts = [text for _, text in notify.sms()]
+    assert len(texts) == 2
+    assert sum("out for delivery" in t for t in texts) == 1
+    assert any("Customer Unavailable" in t for t in texts)
+
+
+def test_an_sms_opt_out_is_honoured_and_email_still_goes(notify: Notify) -> None:
+    notify.shipment(opt_out=["sms"])
+    notify.publish(status_changed(8))
+    notify.drain("NotifySmsFunction")
+    notify.drain("NotifyEmailFunction")
+    assert notify.sms() == []
+    assert len(notify.emails()) == 1
+
+
+def test_an_invalid_number_is_recorded_on_the_shipment_and_not_retried(notify: Notify) -> None:
+    # Given a number that cannot be a phone number
+    notify.shipment(phone="12345")
+    notify.publish(status_changed(6))
+
+    # When
+    notify.drain("NotifySmsFunction")
+
+    # Then the message succeeded (no retries, nothing in the DLQ) and the failure is stored
+    assert [i.failed for i in notify.runtime.invocations] == [0]
+    item = boto3.client("dynamodb", region_name=REGION).get_item(
+        TableName=notify.stack.physical_ids["ShipmentsTable"], Key={"pk": {"S": KEY.pk}}
+    )["Item"]
+    assert item["contact_failure_sms"]["M"]["reason"] == {"S": "invalid_number"}
+    assert item["version"] == {"N": "1"}  # the notifier never moves the poller's version
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_emails_reach_a_real_smtp_server_in_hindi(notify: Notify) -> None:
+    # Given an SMTP relay (an open one: its secret has no username) and a Hindi customer
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        secret = notify.stack.functions["NotifyEmailFunction"].environment["SMTP_SECRET_NAME"]
+        boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name=secret, SecretString='{"username": "", "password": ""}'
+        )
+        os.environ.update(
+            {
+                "EMAIL_TRANSPORT": "smtp",
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(port),
+                "SMTP_STARTTLS": "false",
+            }
+        )
+        wiring.reset()
+        notify.shipment(language="hi")
+        notify.publish(ndr_raised())
+
+        # When
+        notify.drain("NotifyEmailFunction")
+    finally:
+        controller.stop()
+
+    # Then
+    (mail,) = inbox.messages
+    assert mail["To"] == EMAIL
+    # (A non-ASCII subject travels as encoded words; decoding may double a space.)
+    assert " ".join(mail["Subject"].split()) == "हम आपका ऑर्डर ORD-1042 डिलीवर नहीं कर सके"
+    body = mail.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "बताया गया कारण: Customer Unavailable" in text
+    assert "अनुमानित डिलीवरी: 4 दिसंबर 2026" in text
+
+
+def test_no_phone_number_or_email_address_reaches_the_logs(
+    notify: Notify, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given every logger at DEBUG, and both notifiers down every path they have
+    caplog.set_level(logging.DEBUG)
+    logger.setLevel("DEBUG")
+    # powertools' Logger holds the stdout it started with; point it at a buffer of ours.
+    structured = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(structured)
+    try:
+        notify.shipment()
+        notify.publish(status_changed(6, "a"), status_changed(6, "a"), ndr_raised())  # sent, dup
+        notify.publish(status_changed(6, "b"))  # a repeat
+        for function in ("NotifySmsFunction", "NotifyEmailFunction"):
+            notify.drain(function)
+        notify.clock.at = NIGHT
+        notify.publish(stuck())  # held for quiet hours
+        for function in ("NotifySmsFunction", "NotifyEmailFunction"):
+            notify.drain(function)
+        notify.clock.at = DAYTIME
+        notify.shipment(phone="+91 12", email="not-an-address")
+        notify.publish(status_changed(8))  # rejected addresses
+        sqs = boto3.client("sqs", region_name=REGION)
+        sqs.send_message(QueueUrl=notify.stack.outputs["SmsQueueUrl"], MessageBody="poison")
+        for function in ("NotifySmsFunction", "NotifyEmailFunction"):
+            notify.drain(function)
+    finally:
+        logger.setLevel("INFO")
+        if previous is not None:
+            handler.setStream(previous)
+
+    # When
+    captured = capfd.readouterr()
+    logs = structured.getvalue() + captured.out + captured.err + caplog.text
+
+    # Then the summaries are there, and no address in any form
+    assert '"outcomes"' in logs
+    assert len(notify.sms()) == 2
+    for secret in (PHONE, PHONE[3:], EMAIL, "+91 12", "not-an-address"):
+        assert secret not in logs, secret
+    assert not re.search(r"[\w.+-]+@example\.in", logs)

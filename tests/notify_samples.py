@@ -1,0 +1,127 @@
+"""Sample events and recipients shared by the notifier tests (fixed, so golden files hold)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent, event_id
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.notification import Recipient
+
+IST = ZoneInfo("Asia/Kolkata")
+KEY = ShipmentKey.of(4, "4210610508756")
+PHONE = "+919876543210"
+EMAIL = "priya.sharma@example.in"
+OCCURRED = datetime(2026, 11, 27, 11, 0, tzinfo=IST)
+
+#: kind → a status_changed code that makes it (None: the kind has its own event type).
+STATUS_OF_KIND: dict[str, int | None] = {
+    "shipped": 4,
+    "out_for_delivery": 6,
+    "delivered": 8,
+    "rto_started": 11,
+    "failed_delivery": None,
+    "stuck": None,
+}
+_STATUS_TEXT = {4: "PickedUp", 6: "OutForDelivery", 8: "Delivered", 11: "RTORequested"}
+_BUCKET = {4: 2, 6: 4, 8: 6, 11: 8}
+
+
+def envelope(event_type: str, change: str, occurred: datetime = OCCURRED) -> dict[str, Any]:
+    return {
+        "event_id": event_id(KEY.cp_id, KEY.waybill, event_type, change),
+        "waybill": KEY.waybill,
+        "cp_id": KEY.cp_id,
+        "order_id": "ORD-1042",
+        "courier_name": "Delhivery",
+        "occurred_at": occurred.isoformat(),
+        "detected_at": occurred.isoformat(),
+        "event_type": event_type,
+    }
+
+
+def status_changed(code: int, change: str = "", occurred: datetime = OCCURRED) -> ShipmentEvent:
+    """A status_changed event to `code`; `change` makes a distinct event id."""
+    return EVENT_ADAPTER.validate_python(
+        {
+            **envelope("shipment.status_changed", f"{code}|{change}", occurred),
+            "from_bucket": 3,
+            "from_bucket_description": "In transit",
+            "to_bucket": _BUCKET.get(code, 3),
+            "to_bucket_description": "x",
+            "clickpost_status_code": code,
+            "clickpost_status_description": _STATUS_TEXT.get(code, "InTransit"),
+            "status": _STATUS_TEXT.get(code, "InTransit"),
+            "location": "Bangalore_Hub",
+            "remark": "",
+            "is_terminal": code == 8,
+        }
+    )
+
+
+def ndr_raised(change: str = "1", occurred: datetime = OCCURRED) -> ShipmentEvent:
+    return EVENT_ADAPTER.validate_python(
+        {
+            **envelope("shipment.ndr_raised", change, occurred),
+            "checkpoint_id": 9519481040,
+            "attempt": 2,
+            "ndr_bucket_code": 1,
+            "ndr_description": "Customer Unavailable",
+            "location": "Bangalore_Hub",
+            "remark": "Customer not available",
+        }
+    )
+
+
+def stuck(change: str = "0", occurred: datetime = OCCURRED) -> ShipmentEvent:
+    return EVENT_ADAPTER.validate_python(
+        {
+            **envelope("shipment.stuck", change, occurred),
+            "clickpost_status_code": 5,
+            "clickpost_status_bucket": 3,
+            "location": "Nagpur_Hub",
+        }
+    )
+
+
+def scan_added() -> ShipmentEvent:
+    return EVENT_ADAPTER.validate_python(
+        {
+            **envelope("shipment.scan_added", "scan"),
+            "checkpoint_id": 1,
+            "tracking_id": 1,
+            "scan": {
+                "clickpost_status_code": 6,
+                "clickpost_status_description": "OutForDelivery",
+                "clickpost_status_bucket": 4,
+                "clickpost_status_bucket_description": "Out for delivery",
+                "status": "OutForDelivery",
+                "location": "Hub",
+                "remark": "",
+            },
+            "is_terminal": False,
+        }
+    )
+
+
+def sample_event(kind: str) -> ShipmentEvent:
+    """The fixed sample event of one kind."""
+    code = STATUS_OF_KIND[kind]
+    if code is not None:
+        return status_changed(code)
+    return ndr_raised() if kind == "failed_delivery" else stuck()
+
+
+def recipient(language: str = "en", **update: Any) -> Recipient:
+    """A customer with both addresses, nothing sent yet."""
+    return Recipient(
+        key=KEY,
+        phone=PHONE,
+        email=EMAIL,
+        language=language,
+        order_id="ORD-1042",
+        courier_name="Delhivery",
+        expected_delivery=date(2026, 12, 4),
+    ).model_copy(update=update)

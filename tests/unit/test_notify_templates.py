@@ -1,0 +1,117 @@
+"""Every template renders for every kind, channel and language, exactly as its golden file.
+
+Regenerate the golden files after a deliberate wording change with
+`UPDATE_GOLDEN=1 uv run pytest tests/unit/test_notify_templates.py`, and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from jinja2 import DictLoader, Environment, StrictUndefined
+
+from tests.notify_samples import recipient, sample_event
+from trackwatch.errors import ConfigurationError
+from trackwatch.logic.notify_rules import default_rules
+from trackwatch.logic.render import MessageContext, Renderer, context_for, language_of
+from trackwatch.models.notification import CHANNELS, Channel
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+LANGUAGES = ("en", "hi")
+KINDS = sorted(default_rules().kinds)
+CASES = [(c, lang, kind) for c in CHANNELS for lang in LANGUAGES for kind in KINDS]
+
+
+def _as_text(channel: Channel, language: str, kind: str) -> str:
+    rendered = Renderer().render(
+        channel, language, context_for(sample_event(kind), kind, recipient(language), language)
+    )
+    if channel == "sms":
+        return rendered.body + "\n"
+    return f"Subject: {rendered.subject}\n\n{rendered.body}"
+
+
+def test_every_channel_has_templates_in_english_and_hindi() -> None:
+    # When
+    renderer = Renderer()
+
+    # Then
+    for channel in CHANNELS:
+        assert {"en", "hi"} <= renderer.languages(channel)
+
+
+@pytest.mark.parametrize(("channel", "language", "kind"), CASES)
+def test_template_renders_as_its_golden_file(channel: Channel, language: str, kind: str) -> None:
+    # Given
+    golden = GOLDEN / channel / language / f"{kind}.txt"
+
+    # When
+    text = _as_text(channel, language, kind)
+
+    # Then
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+    assert golden.exists(), f"no golden file {golden}; run with UPDATE_GOLDEN=1"
+    assert text == golden.read_text(encoding="utf-8")
+    assert "None" not in text
+
+
+@pytest.mark.parametrize(("channel", "language", "kind"), CASES)
+def test_template_renders_with_every_optional_value_missing(
+    channel: Channel, language: str, kind: str
+) -> None:
+    # Given: no order id, courier, location, date or reason
+    context = MessageContext(
+        kind=kind,
+        waybill="AWB1",
+        order_id=None,
+        order_ref="AWB1",
+        courier=None,
+        status=None,
+        location=None,
+        expected_delivery=None,
+        ndr_reason=None,
+        attempt=None,
+    )
+
+    # When
+    rendered = Renderer().render(channel, language, context)
+
+    # Then
+    assert "AWB1" in rendered.body
+    assert "None" not in rendered.body + (rendered.subject or "")
+    if channel == "email":
+        assert rendered.subject
+
+
+def test_a_template_naming_an_unknown_variable_fails_loudly() -> None:
+    # Given a template with a typo in a variable name
+    environment = Environment(  # noqa: S701 (plain text)
+        loader=DictLoader({"sms/en/shipped.j2": "Order {{ order_refx }} shipped"}),
+        undefined=StrictUndefined,
+    )
+    context = context_for(sample_event("shipped"), "shipped", recipient(), "en")
+
+    # When / Then
+    with pytest.raises(ConfigurationError, match="order_refx"):
+        Renderer(environment).render("sms", "en", context)
+
+
+def test_a_missing_template_is_a_configuration_error() -> None:
+    # Given
+    context = context_for(sample_event("shipped"), "no_such_kind", recipient(), "en")
+
+    # When / Then
+    with pytest.raises(ConfigurationError, match="no template"):
+        Renderer().render("sms", "en", context)
+
+
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [("hi", "hi"), ("hi-IN", "hi"), ("HI", "hi"), ("ta", "en"), ("", "en")],
+)
+def test_language_falls_back_to_english(requested: str, expected: str) -> None:
+    assert language_of(requested, frozenset({"en", "hi"})) == expected
