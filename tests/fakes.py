@@ -5,13 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from trackwatch.adapters.event_log import sort_key
 from trackwatch.errors import PublishError, StaleStateError
+from trackwatch.logic.registration import RegistrationWrite
 from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
 from trackwatch.models.record import ShipmentRecord, StateChange
 from trackwatch.models.state import ShipmentState
-from trackwatch.ports import EventPublisher, PollQueueWriter, ShipmentStore
+from trackwatch.ports import (
+    EventLog,
+    EventPublisher,
+    PollQueueWriter,
+    RegistrationStore,
+    RejectSink,
+    ShipmentStore,
+)
 
 
 class MemoryStore:
@@ -54,6 +63,38 @@ class MemoryStore:
         if change.events:
             self.outboxes.append((change.key, change.events))
 
+    def get(self, key: ShipmentKey) -> ShipmentRecord | None:
+        self.reads += 1
+        return self.records.get(key)
+
+    def save_registration(self, write: RegistrationWrite) -> None:
+        current = self.records.get(write.key)
+        if write.creates:
+            if current is not None:
+                raise StaleStateError(f"{write.key} exists")
+            assert write.registered_at is not None
+            self.records[write.key] = ShipmentRecord(
+                key=write.key,
+                version=1,
+                state=write.state or ShipmentState(),
+                registered_at=write.registered_at,
+                contact=write.contact,
+                metadata=write.metadata,
+                due_key=write.due_key,
+            )
+        else:
+            if current is None or current.version != write.expected_version:
+                raise StaleStateError(f"{write.key} moved")
+            self.records[write.key] = current.model_copy(
+                update={
+                    "version": current.version + 1,
+                    "contact": write.contact,
+                    "metadata": write.metadata,
+                    "state": write.state or current.state,
+                }
+            )
+        self.writes += 1
+
     def due(self, due_keys: Sequence[str]) -> list[ShipmentKey]:
         wanted = set(due_keys)
         return [k for k, r in self.records.items() if r.due_key in wanted]
@@ -85,8 +126,39 @@ class MemoryPublisher:
         self.published.extend(events)
 
 
+class MemoryEventLog:
+    """The event log as a dict keyed like the table: (shipment, occurred_at#event_id)."""
+
+    def __init__(self) -> None:
+        self.events: dict[tuple[str, str], ShipmentEvent] = {}
+
+    def append(self, events: Sequence[ShipmentEvent]) -> None:
+        for event in events:
+            self.events[(f"{event.cp_id}#{event.waybill}", sort_key(event))] = event
+
+    def history(self, key: ShipmentKey, since: datetime | None = None) -> list[ShipmentEvent]:
+        return [
+            self.events[k]
+            for k in sorted(self.events)
+            if k[0] == key.pk and (since is None or self.events[k].occurred_at >= since)
+        ]
+
+
+class MemoryRejects:
+    """A dead-letter queue as a list of (body, reason)."""
+
+    def __init__(self) -> None:
+        self.rejected: list[tuple[str, str]] = []
+
+    def reject(self, body: str, reason: str) -> None:
+        self.rejected.append((body, reason))
+
+
 def _conforms() -> None:
     # mypy checks that the fakes satisfy the ports they stand in for.
     _store: ShipmentStore = MemoryStore()
     _queue: PollQueueWriter = MemoryQueue()
     _publisher: EventPublisher = MemoryPublisher()
+    _registrations: RegistrationStore = MemoryStore()
+    _log: EventLog = MemoryEventLog()
+    _rejects: RejectSink = MemoryRejects()

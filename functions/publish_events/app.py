@@ -31,7 +31,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if record.dynamodb is None:
             return
         events = publish_record(
-            record.dynamodb.new_image, record.dynamodb.old_image, wiring.events_topic()
+            record.dynamodb.new_image,
+            record.dynamodb.old_image,
+            wiring.events_topic(),
+            wiring.event_log(),
         )
         published.update(e.event_type for e in events)
 

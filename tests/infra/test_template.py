@@ -223,6 +223,7 @@ def test_table_expires_stopped_shipments_and_survives_accidents(cfn_template: Te
         ("SmsQueue", "SmsDeadLetterQueue"),
         ("EmailQueue", "EmailDeadLetterQueue"),
         ("AllEventsQueue", "AllEventsDeadLetterQueue"),
+        ("IngestQueue", "IngestDeadLetterQueue"),
     ],
 )
 def test_queue_redrives_to_its_own_dead_letter_queue(
@@ -408,6 +409,8 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         **common,
         **cadence,
         "EVENTS_TOPIC_ARN": ids["ShipmentEventsTopic"],
+        "EVENT_LOG_TABLE_NAME": ids["EventLogTable"],
+        "EVENT_LOG_RETENTION_DAYS": "90",
     }
 
 
@@ -432,6 +435,8 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
             "PublishEventsLogGroup",
             "NotifySmsLogGroup",
             "NotifyEmailLogGroup",
+            "ShipmentsApiLogGroup",
+            "IngestShipmentsLogGroup",
         ],
         30,
     )
@@ -519,6 +524,10 @@ def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
         "SmsDeadLetterQueueUrl",
         "EmailDeadLetterQueueUrl",
         "AllEventsDeadLetterQueueUrl",
+        "ShipmentsApiUrl",
+        "IngestQueueUrl",
+        "IngestDeadLetterQueueUrl",
+        "EventLogTableName",
     }
 
     # When
@@ -555,6 +564,7 @@ def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) ->
         "SmsDeadLetterQueue",
         "EmailDeadLetterQueue",
         "AllEventsDeadLetterQueue",
+        "IngestDeadLetterQueue",
     }
 
 
@@ -664,7 +674,7 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
     assert others == []
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert len(functions) == 5
+    assert len(functions) == 7
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
@@ -690,6 +700,8 @@ def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> N
         "PublishEventsFunction": "functions/publish_events",
         "NotifySmsFunction": "functions/notify_sms",
         "NotifyEmailFunction": "functions/notify_email",
+        "ShipmentsApiFunction": "functions/shipments_api",
+        "IngestShipmentsFunction": "functions/ingest_shipments",
     }
     assert {location["S3Bucket"] for location in code.values()} == {LOCAL_CODE_BUCKET}
 
@@ -726,3 +738,68 @@ def test_load_template_reads_short_form_intrinsics(tmp_path: Path) -> None:
         "E": {"Fn::If": ["IsProd", {"Ref": "AWS::NoValue"}, 1]},
         "F": {"Fn::Equals": [{"Condition": "Other"}, True]},
     }
+
+
+# --- registration: the shipments API, IngestQueue, the event log ---------------------
+
+
+def test_shipments_api_requires_iam_on_every_route(cfn_template: Template) -> None:
+    # Given: moto's CloudFormation does not create AWS::ApiGatewayV2::Api, so read the template
+    (api,) = _resources(cfn_template, "AWS::ApiGatewayV2::Api").values()
+
+    # When
+    body = api["Properties"]["Body"]
+    operations = {
+        (method.upper(), path): operation
+        for path, methods in body["paths"].items()
+        for method, operation in methods.items()
+    }
+
+    # Then every route is the function's, and none is reachable without SigV4
+    assert set(operations) == {
+        ("POST", "/shipments"),
+        ("GET", "/shipments/{cp_id}/{waybill}"),
+        ("DELETE", "/shipments/{cp_id}/{waybill}"),
+        ("POST", "/shipments/{cp_id}/{waybill}/refresh"),
+        ("POST", "/shipments/{cp_id}/{waybill}/replay"),
+    }
+    for route, operation in operations.items():
+        assert operation["security"] == [{"AWS_IAM": []}], route
+        assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy", route
+
+
+def test_event_log_keeps_each_event_once_for_90_days(cfn_template: Template) -> None:
+    # Given
+    table = cfn_template["Resources"]["EventLogTable"]
+
+    # When
+    properties = table["Properties"]
+
+    # Then
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_ingest_queue_feeds_ingest_shipments_reporting_item_failures(stack: Stack) -> None:
+    # Given
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=stack.physical_ids["IngestQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+
+    # When
+    mappings = lambda_client.list_event_source_mappings(
+        FunctionName=stack.physical_ids["IngestShipmentsFunction"]
+    )["EventSourceMappings"]
+
+    # Then
+    (mapping,) = mappings
+    assert mapping["EventSourceArn"] == queue_arn
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.factories import NOW, result, scan
-from tests.fakes import MemoryPublisher, MemoryQueue, MemoryStore
+from tests.fakes import MemoryEventLog, MemoryPublisher, MemoryQueue, MemoryStore
 from trackwatch.adapters.clickpost import CallOutcome
 from trackwatch.config import CadenceSettings
 from trackwatch.errors import (
@@ -258,5 +258,29 @@ def test_a_publish_failure_fails_the_stream_record() -> None:
     tracker.results[key] = result([scan(1, 5, 0)])
     asyncio.run(service(store).poll({"m": request(key)}, tracker))
     events_json = EVENT_LIST_ADAPTER.dump_json(list(store.outboxes[0][1])).decode()
+    log = MemoryEventLog()
     with pytest.raises(PublishError):
-        publish_record(_image(1, events_json), None, MemoryPublisher(fail=True))
+        publish_record(_image(1, events_json), None, MemoryPublisher(fail=True), log)
+    # the events were logged first, so a replay can still send them
+    assert len(log.events) == 2
+
+
+def test_the_publisher_logs_each_event_once_however_often_it_is_retried() -> None:
+    # Given a committed change with two events
+    key = ShipmentKey.of(4, "A")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 5, 0)])
+    asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    events_json = EVENT_LIST_ADAPTER.dump_json(list(store.outboxes[0][1])).decode()
+    publisher, log = MemoryPublisher(), MemoryEventLog()
+
+    # When its stream record is delivered twice
+    publish_record(_image(1, events_json), None, publisher, log)
+    publish_record(_image(1, events_json), None, publisher, log)
+
+    # Then both deliveries published (subscribers dedupe on event_id), the log holds each once
+    assert len(publisher.published) == 4
+    assert sorted(e.event_id for e in log.history(key)) == sorted(
+        {e.event_id for e in publisher.published}
+    )

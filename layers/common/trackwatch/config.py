@@ -111,6 +111,52 @@ class PublishSettings(_Settings):
     events_topic_arn: str = Field(pattern=r"^arn:[^:]+:sns:")
 
 
+class EventLogSettings(_Settings):
+    """Where every published event is kept, for replay."""
+
+    event_log_table_name: str = Field(min_length=3)
+    #: Days an event stays replayable before DynamoDB's TTL deletes it.
+    event_log_retention_days: int = Field(default=90, ge=1, le=3650)
+
+
+class RegistrationSettings(_Settings):
+    """What a registration may ask for."""
+
+    #: Comma-separated language codes notifications can be written in.
+    supported_languages: str = Field(
+        default="en,hi", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?(,[a-z]{2,3}(-[A-Za-z]{2,4})?)*$"
+    )
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """The supported languages as a set."""
+        return frozenset(self.supported_languages.split(","))
+
+
+class IngestSettings(_Settings):
+    """Where the ingest consumer puts messages it cannot accept."""
+
+    ingest_dead_letter_queue_url: str = Field(min_length=1)
+
+
+@lru_cache(maxsize=1)
+def event_log_settings() -> EventLogSettings:
+    """The event log's settings, parsed once."""
+    return load(EventLogSettings)
+
+
+@lru_cache(maxsize=1)
+def registration_settings() -> RegistrationSettings:
+    """The registration settings, parsed once."""
+    return load(RegistrationSettings)
+
+
+@lru_cache(maxsize=1)
+def ingest_settings() -> IngestSettings:
+    """The ingest consumer's settings, parsed once."""
+    return load(IngestSettings)
+
+
 @lru_cache(maxsize=1)
 def cadence_settings() -> CadenceSettings:
     """The cadence settings, parsed once."""

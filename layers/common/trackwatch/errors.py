@@ -30,6 +30,24 @@ class InvalidInputError(TrackwatchError, ValueError):
         self.rule = rule
 
 
+class MalformedInputError(InvalidInputError):
+    """Input that cannot even be read (a body that is not JSON)."""
+
+    kind = "malformed_input"
+
+
+class NotFoundError(TrackwatchError):
+    """The thing asked for does not exist (an unknown shipment)."""
+
+    kind = "not_found"
+
+
+class ConflictError(TrackwatchError):
+    """The request does not fit the thing's current state (refreshing a stopped shipment)."""
+
+    kind = "conflict"
+
+
 class ClickpostError(TrackwatchError):
     """Anything that went wrong talking to Clickpost."""
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
@@ -18,6 +19,9 @@ from trackwatch.models.notification import (
     Recipient,
 )
 from trackwatch.models.record import ShipmentRecord, StateChange
+
+if TYPE_CHECKING:
+    from trackwatch.logic.registration import RegistrationWrite
 
 
 class ShipmentStore(Protocol):
@@ -55,6 +59,48 @@ class EventPublisher(Protocol):
 
     def publish(self, events: Sequence[ShipmentEvent]) -> None:
         """Publish every event, or raise PublishError."""
+        ...
+
+
+class RegistrationStore(Protocol):
+    """The shipments table, as registration and the shipments API use it."""
+
+    def get_many(
+        self, keys: Iterable[ShipmentKey], *, consistent: bool = False
+    ) -> dict[ShipmentKey, ShipmentRecord]:
+        """The stored records of `keys`; absent keys are left out."""
+        ...
+
+    def get(self, key: ShipmentKey) -> ShipmentRecord | None:
+        """One shipment, read consistently; None if unknown."""
+        ...
+
+    def save_registration(self, write: RegistrationWrite) -> None:
+        """Create or update at the expected version; else StaleStateError."""
+        ...
+
+    def commit(self, change: StateChange) -> None:
+        """Write a change if the version still matches; else StaleStateError."""
+        ...
+
+
+class EventLog(Protocol):
+    """Every published event, by shipment, for replay."""
+
+    def append(self, events: Sequence[ShipmentEvent]) -> None:
+        """Store every event (idempotently: the key holds the event id), or raise."""
+        ...
+
+    def history(self, key: ShipmentKey, since: datetime | None = None) -> list[ShipmentEvent]:
+        """The shipment's events, oldest first."""
+        ...
+
+
+class RejectSink(Protocol):
+    """Where input that can never be accepted goes, with its reason."""
+
+    def reject(self, body: str, reason: str) -> None:
+        """Keep `body` for a human, or raise."""
         ...
 
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from aws_lambda_powertools.utilities import parameters
 
 from trackwatch.adapters.clickpost import ClickpostClient
+from trackwatch.adapters.event_log import EventLogTable
 from trackwatch.adapters.events_topic import EventsTopic
 from trackwatch.adapters.idempotency import IdempotencyGuard
 from trackwatch.adapters.notify_queue import NotifyQueue
 from trackwatch.adapters.notify_table import NotifyTable
 from trackwatch.adapters.poll_queue import PollQueue
+from trackwatch.adapters.reject_queue import RejectQueue
 from trackwatch.adapters.senders import (
     SesEmailSender,
     SmtpCredentials,
@@ -25,6 +28,8 @@ from trackwatch.config import (
     clickpost_settings,
     dispatch_settings,
     email_settings,
+    event_log_settings,
+    ingest_settings,
     notify_settings,
     publish_settings,
     sms_settings,
@@ -35,9 +40,12 @@ from trackwatch.logic.catalogue import default_catalogue
 from trackwatch.logic.notify_rules import default_rules
 from trackwatch.logic.render import default_renderer
 from trackwatch.models.notification import Channel
+from trackwatch.models.registration import Registration, Rejected
 from trackwatch.ports import Sender
 from trackwatch.services.notify import Notifier
 from trackwatch.services.poll import PollService
+from trackwatch.services.registration import EntryResult, register_all
+from trackwatch.services.shipments import ShipmentsService
 
 
 def utc_now() -> datetime:
@@ -65,6 +73,38 @@ def events_topic() -> EventsTopic:
 
 
 @lru_cache(maxsize=1)
+def event_log() -> EventLogTable:
+    """The event log (every published event, for replay)."""
+    settings = event_log_settings()
+    return EventLogTable(settings.event_log_table_name, settings.event_log_retention_days)
+
+
+@lru_cache(maxsize=1)
+def ingest_rejects() -> RejectQueue:
+    """Where IngestQueue messages that can never be accepted go."""
+    return RejectQueue(ingest_settings().ingest_dead_letter_queue_url)
+
+
+@lru_cache(maxsize=1)
+def shipments_service() -> ShipmentsService:
+    """Register, show, stop, refresh and replay shipments."""
+    return ShipmentsService(
+        shipments_table(),
+        poll_queue(),
+        event_log(),
+        events_topic(),
+        cadence_settings(),
+        utc_now,
+        dispatch_settings().calls_per_message,
+    )
+
+
+def register_entries(entries: Sequence[Registration | Rejected]) -> list[EntryResult]:
+    """Register entries in the shipments table (all a registering function needs)."""
+    return register_all(entries, shipments_table(), utc_now(), cadence_settings())
+
+
+@lru_cache(maxsize=1)
 def poll_service() -> PollService:
     """The poller, over the shipments table."""
     return PollService(shipments_table(), default_catalogue(), cadence_settings(), utc_now)
@@ -80,12 +120,23 @@ def reset() -> None:
     from trackwatch import config
     from trackwatch.adapters import aws
 
-    for factory in (shipments_table, poll_queue, events_topic, poll_service):
+    for factory in (
+        shipments_table,
+        poll_queue,
+        events_topic,
+        poll_service,
+        event_log,
+        ingest_rejects,
+        shipments_service,
+    ):
         factory.cache_clear()
     for settings in (
         config.cadence_settings,
         config.clickpost_settings,
         config.dispatch_settings,
+        config.event_log_settings,
+        config.ingest_settings,
+        config.registration_settings,
         config.publish_settings,
         config.table_settings,
     ):

@@ -31,6 +31,8 @@ from trackwatch.models.state import ShipmentState
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from trackwatch.logic.registration import RegistrationWrite
+
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 _BATCH_GET_LIMIT = 100
@@ -59,6 +61,9 @@ def record_from_item(item: dict[str, Any]) -> ShipmentRecord:
             phone=contact.get("phone"),
             email=contact.get("email"),
             language=contact.get("language") or "en",
+            channels=(
+                frozenset(contact["channels"]) if "channels" in contact else Contact().channels
+            ),
             opt_out=frozenset(contact.get("opt_out") or ()),
         ),
         metadata={str(k): str(v) for k, v in (plain.get("metadata") or {}).items()},
@@ -67,6 +72,19 @@ def record_from_item(item: dict[str, Any]) -> ShipmentRecord:
         stopped_at=plain.get("stopped_at"),
         outbox_seq=int(plain.get("outbox_seq", 0)),
     )
+
+
+def contact_value(contact: Contact) -> dict[str, Any]:
+    """A contact as the item's `contact` map (absent values left out)."""
+    value: dict[str, Any] = {
+        "phone": contact.phone,
+        "email": contact.email,
+        "language": contact.language,
+        "channels": sorted(contact.channels),
+        "opt_out": sorted(contact.opt_out),
+    }
+    # An empty channel list is meaningful ("tell them nothing"); an empty opt-out is not.
+    return {k: v for k, v in value.items() if v is not None and not (k == "opt_out" and not v)}
 
 
 def outbox_of(image: dict[str, Any] | None) -> tuple[int, list[ShipmentEvent]]:
@@ -126,6 +144,70 @@ class ShipmentsTable:
             else:
                 raise StorageError("DynamoDB BatchGetItem left keys unprocessed after 8 attempts")
         return found
+
+    def get(self, key: ShipmentKey) -> ShipmentRecord | None:
+        """One shipment, read consistently; None if it is not stored."""
+        try:
+            answer = self.client.get_item(
+                TableName=self._table, Key={"pk": {"S": key.pk}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error("GetItem", exc) from exc
+        item = answer.get("Item")
+        return record_from_item(item) if item else None
+
+    def save_registration(self, write: RegistrationWrite) -> None:
+        """Create the shipment, or update its contact at the version read; else StaleStateError."""
+        try:
+            if write.creates:
+                self.client.put_item(
+                    TableName=self._table,
+                    Item=to_item(
+                        {
+                            "pk": write.key.pk,
+                            "cp_id": write.key.cp_id,
+                            "waybill": write.key.waybill,
+                            "version": 1,
+                            "state": (write.state or ShipmentState()).model_dump_json(
+                                exclude_defaults=True
+                            ),
+                            "registered_at": (
+                                write.registered_at or datetime.now().astimezone()
+                            ).isoformat(),
+                            "contact": contact_value(write.contact),
+                            "metadata": write.metadata,
+                            "due_key": write.due_key,
+                        }
+                    ),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+                return
+            sets = ["contact = :contact", "metadata = :metadata", "#version = :next"]
+            values: dict[str, Any] = {
+                ":contact": contact_value(write.contact),
+                ":metadata": write.metadata,
+                ":expected": write.expected_version,
+                ":next": (write.expected_version or 0) + 1,
+            }
+            names = {"#version": "version"}
+            if write.state is not None:
+                sets.append("#state = :state")
+                names["#state"] = "state"
+                values[":state"] = write.state.model_dump_json(exclude_defaults=True)
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": write.key.pk}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(pk) AND #version = :expected",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item(values),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise StaleStateError(f"shipment {write.key} changed while registering") from exc
+            raise _storage_error("PutItem" if write.creates else "UpdateItem", exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error("PutItem" if write.creates else "UpdateItem", exc) from exc
 
     def commit(self, change: StateChange) -> None:
         """One conditional UpdateItem: the new state, its events (the outbox), its due key."""
@@ -229,17 +311,10 @@ class ShipmentsTable:
         metadata: dict[str, str] | None = None,
     ) -> bool:
         """Create the shipment if new (True), else update its contact details (False)."""
-        contact = contact or Contact()
-        contact_value = {
-            "phone": contact.phone,
-            "email": contact.email,
-            "language": contact.language,
-            "opt_out": sorted(contact.opt_out),
-        }
         initial = ShipmentState(order_id=order_id).model_dump_json(exclude_defaults=True)
         values = to_item(
             {
-                ":contact": {k: v for k, v in contact_value.items() if v not in (None, [])},
+                ":contact": contact_value(contact or Contact()),
                 ":metadata": metadata or {},
                 ":state": initial,
                 ":zero": 0,

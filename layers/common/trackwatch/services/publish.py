@@ -7,7 +7,7 @@ from typing import Any
 
 from trackwatch.adapters.shipments_table import outbox_of
 from trackwatch.models.events import ShipmentEvent
-from trackwatch.ports import EventPublisher
+from trackwatch.ports import EventLog, EventPublisher
 
 
 def events_to_publish(
@@ -25,9 +25,16 @@ def publish_record(
     new_image: Mapping[str, Any] | None,
     old_image: Mapping[str, Any] | None,
     publisher: EventPublisher,
+    log: EventLog,
 ) -> list[ShipmentEvent]:
-    """Publish one stream record's events (all of them, or raise); returns them."""
+    """Log, then publish, one stream record's events (all of them, or raise); returns them.
+
+    The log is written first so that no event reaches a subscriber without being
+    replayable; a retry after a failed publish rewrites the same log items (their
+    key holds the event id), so the log never holds an event twice.
+    """
     events = events_to_publish(new_image, old_image)
     if events:
+        log.append(events)
         publisher.publish(events)
     return events

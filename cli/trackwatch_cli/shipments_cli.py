@@ -1,0 +1,420 @@
+"""`trackwatch shipments ...`: import a CSV of shipments, show, refresh, replay and stop one.
+
+The commands talk to a deployed stack through boto3: they read the stack's
+outputs (table, queue, topic) and parameters (cadence, languages) from
+CloudFormation at whatever endpoint boto3 is configured with, so the same code
+drives AWS (`--stack NAME`) and the local runtime (`--local`, or
+AWS_ENDPOINT_URL pointing at its emulator). Every command goes through the same
+services as the HTTP API, so the same rules apply.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import boto3
+import typer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from trackwatch.adapters.event_log import EventLogTable
+from trackwatch.adapters.events_topic import EventsTopic
+from trackwatch.adapters.poll_queue import PollQueue
+from trackwatch.adapters.shipments_table import ShipmentsTable
+from trackwatch.config import CadenceSettings, RegistrationSettings
+from trackwatch.errors import TrackwatchError
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.registration import Registration, Rejected, parse_entry
+from trackwatch.services.registration import EntryResult
+from trackwatch.services.shipments import ShipmentsService
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+
+LOCAL_STACK = "trackwatch-local"
+LOCAL_ENDPOINT = "http://127.0.0.1:5000"
+REQUIRED_COLUMNS = ("waybill", "cp_id")
+OPTIONAL_COLUMNS = ("order_id", "phone", "email", "language", "channels", "opt_out")
+#: A list cell ("sms;email", "sms email", "sms|email").
+_LIST_SEPARATORS = re.compile(r"[;| ]+")
+
+#: Stack parameters that the functions read as settings, and the setting each one is.
+_CADENCE_PARAMETERS = {
+    "CadenceOutForDeliveryMinutes": "cadence_out_for_delivery_minutes",
+    "CadenceTransitMinutes": "cadence_transit_minutes",
+    "CadenceNewMinutes": "cadence_new_minutes",
+    "CadenceGraceMinutes": "cadence_grace_minutes",
+    "CadenceInvalidMinutes": "cadence_invalid_minutes",
+    "TerminalGraceHours": "terminal_grace_hours",
+    "InvalidGiveUpHours": "invalid_give_up_hours",
+    "DueShards": "due_shards",
+}
+
+
+class TargetError(RuntimeError):
+    """The stack cannot be found or lacks an output these commands need."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A deployed stack, as these commands use it."""
+
+    service: ShipmentsService
+    languages: frozenset[str]
+
+
+def connect(stack: str, *, region: str | None = None, endpoint_url: str | None = None) -> Target:
+    """Read the stack's outputs and parameters, and build the service over its resources."""
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
+    session = boto3.session.Session(region_name=region)
+
+    def client(name: str) -> Any:
+        return session.client(name, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
+
+    try:
+        description = client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    except (ClientError, BotoCoreError) as exc:
+        raise TargetError(f"cannot read stack {stack!r}: {exc}") from exc
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+    parameters = {
+        p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue"))
+        for p in description.get("Parameters", [])
+    }
+    needed = ("ShipmentsTableName", "PollQueueUrl", "ShipmentEventsTopicArn", "EventLogTableName")
+    missing = [name for name in needed if name not in outputs]
+    if missing:
+        raise TargetError(f"stack {stack!r} has no output {', '.join(missing)}")
+    # Parameters left at their defaults may be absent: the settings' defaults are the template's.
+    cadence = CadenceSettings(
+        **{
+            field: parameters[name]
+            for name, field in _CADENCE_PARAMETERS.items()
+            if parameters.get(name) is not None
+        }
+    )
+    languages = RegistrationSettings(
+        **(
+            {"supported_languages": parameters["SupportedLanguages"]}
+            if parameters.get("SupportedLanguages")
+            else {}
+        )
+    ).languages
+    service = ShipmentsService(
+        ShipmentsTable(outputs["ShipmentsTableName"], client=client("dynamodb")),
+        PollQueue(outputs["PollQueueUrl"], client=client("sqs")),
+        EventLogTable(outputs["EventLogTableName"], client=client("dynamodb")),
+        EventsTopic(outputs["ShipmentEventsTopicArn"], client=client("sns")),
+        cadence,
+        lambda: datetime.now(UTC),
+    )
+    return Target(service=service, languages=languages)
+
+
+StackOption = Annotated[
+    str | None,
+    typer.Option(
+        "--stack", envvar="TRACKWATCH_STACK", help="The stack's name (default with --local)."
+    ),
+]
+LocalOption = Annotated[
+    bool,
+    typer.Option(
+        "--local",
+        help=f"Use the local runtime: stack {LOCAL_STACK!r}, its emulator at AWS_ENDPOINT_URL "
+        f"(default {LOCAL_ENDPOINT}).",
+    ),
+]
+RegionOption = Annotated[str | None, typer.Option("--region", help="The AWS region.")]
+
+
+def _target(stack: str | None, local: bool, region: str | None) -> Target:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if local:
+        endpoint = endpoint or LOCAL_ENDPOINT
+        # The emulator takes any credentials; do not make people invent some.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        stack = stack or LOCAL_STACK
+    if not stack:
+        errors.print("[red]say which stack: --stack NAME, or --local[/red]")
+        raise typer.Exit(2)
+    try:
+        return connect(stack, region=region, endpoint_url=endpoint)
+    except TargetError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def _key(cp_id: str, waybill: str) -> ShipmentKey:
+    try:
+        return ShipmentKey.of(cp_id, waybill)
+    except ValueError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def _run[**P, T](action: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    try:
+        return action(*args, **kwargs)
+    except TrackwatchError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+# --------------------------------------------------------------------- import
+
+
+@dataclass(frozen=True)
+class Row:
+    """One CSV data row: its line number in the file, and what it says."""
+
+    line: int
+    entry: Registration | Rejected
+
+
+class CsvError(ValueError):
+    """The file cannot be read as a shipments CSV; the message says why."""
+
+
+def read_rows(path: Path, languages: frozenset[str]) -> list[Row]:
+    """Every data row of the CSV, validated; empty cells count as not given."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [name.strip() for name in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            unknown = [c for c in header if c not in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)]
+            if missing or unknown or len(set(header)) != len(header):
+                raise CsvError(
+                    f"{path}: bad header {','.join(header) or '(empty)'}: columns are "
+                    f"{','.join(REQUIRED_COLUMNS)} and optionally {','.join(OPTIONAL_COLUMNS)}"
+                )
+            reader.fieldnames = header
+            rows: list[Row] = []
+            for record in reader:
+                rows.append(Row(reader.line_num, parse_entry(_row_entry(record), languages)))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CsvError(f"{path}: cannot read: {exc}") from exc
+    return rows
+
+
+def _row_entry(record: dict[str | Any, Any]) -> dict[str, object]:
+    entry: dict[str, object] = {}
+    for name, value in record.items():
+        if name is None:
+            # More cells than columns: let the registration's rules name it.
+            entry["extra cells"] = value
+            continue
+        if value is None or value.strip() == "":
+            continue
+        text = value.strip()
+        entry[name] = (
+            [c for c in _LIST_SEPARATORS.split(text) if c]
+            if name
+            in (
+                "channels",
+                "opt_out",
+            )
+            else text
+        )
+    return entry
+
+
+def summarise(rows: list[Row], results: list[EntryResult]) -> tuple[Counter[str], list[Any]]:
+    """Counts by outcome, and one (line, field, rule) per broken rule or failure."""
+    counts: Counter[str] = Counter()
+    problems: list[tuple[int, str, str]] = []
+    for row, result in zip(rows, results, strict=True):
+        if result.rejected is not None:
+            counts["rejected"] += 1
+            problems.extend((row.line, p.field, p.rule) for p in result.rejected.problems)
+        elif result.error is not None:
+            counts["failed"] += 1
+            problems.append((row.line, "-", f"failed, retry: {result.error}"))
+        elif result.outcome is not None:
+            counts[result.outcome.value] += 1
+    return counts, problems
+
+
+@app.command("import")
+def import_csv(
+    file: Annotated[Path, typer.Argument(help="CSV: waybill,cp_id[,order_id,phone,email,...]")],
+    stack: StackOption = None,
+    local: LocalOption = False,
+    region: RegionOption = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Rows registered at once.")] = 16,
+) -> None:
+    """Register every row of a CSV; safe to run again (unchanged rows are not written)."""
+    target = _target(stack, local, region)
+    try:
+        rows = read_rows(file, target.languages)
+    except CsvError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    with Progress(
+        TextColumn("[bold]importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("import", total=len(rows))
+        results = target.service.register(
+            [row.entry for row in rows],
+            workers=workers,
+            on_done=lambda _: progress.advance(task),
+        )
+    counts, problems = summarise(rows, results)
+    summary = Table(title=f"{file.name}: {len(rows)} rows")
+    summary.add_column("outcome")
+    summary.add_column("rows", justify="right")
+    for outcome in ("created", "updated", "unchanged", "rejected", "failed"):
+        summary.add_row(outcome, str(counts[outcome]))
+    console.print(summary)
+    if problems:
+        rejected = Table(title="rows not imported")
+        rejected.add_column("line", justify="right")
+        rejected.add_column("field")
+        rejected.add_column("rule")
+        for line, field, rule in problems:
+            rejected.add_row(str(line), field, rule)
+        console.print(rejected)
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------- one shipment
+
+
+CpIdArgument = Annotated[str, typer.Argument(help="Clickpost's carrier id.")]
+WaybillArgument = Annotated[str, typer.Argument(help="The AWB.")]
+
+
+@app.command()
+def show(
+    cp_id: CpIdArgument,
+    waybill: WaybillArgument,
+    stack: StackOption = None,
+    local: LocalOption = False,
+    region: RegionOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON the API gives.")] = False,
+) -> None:
+    """A shipment's status, NDRs, expected delivery, timeline, and why tracking stopped."""
+    key = _key(cp_id, waybill)
+    view = _run(_target(stack, local, region).service.show, key)
+    if as_json:
+        console.print_json(view.model_dump_json())
+        return
+    status = view.status
+    facts = Table(show_header=False, title=str(key))
+    facts.add_row("tracked", "yes" if view.tracked else "no")
+    if view.stopped:
+        facts.add_row("stopped", f"{view.stopped.reason} ({view.stopped.stopped_at})")
+    facts.add_row(
+        "status",
+        f"{status.clickpost_status_description} (bucket {status.clickpost_status_bucket}: "
+        f"{status.clickpost_status_bucket_description})"
+        if status
+        else "not reported yet",
+    )
+    facts.add_row("order", view.order_id or "-")
+    facts.add_row("courier", view.courier_name or "-")
+    facts.add_row("NDR attempts", str(view.ndr.attempts))
+    facts.add_row("stuck", "yes" if view.is_stuck else "no")
+    edd = view.expected_delivery
+    facts.add_row("expected delivery", (edd.courier_partner_edd or "-") if edd else "-")
+    console.print(facts)
+    if view.timeline:
+        timeline = Table(title="timeline")
+        for column in ("time", "status", "location", "remark"):
+            timeline.add_column(column)
+        for scan in view.timeline:
+            timeline.add_row(
+                scan.timestamp.isoformat() if scan.timestamp else "-",
+                scan.clickpost_status_description or scan.status or "-",
+                scan.location or "-",
+                scan.remark or "-",
+            )
+        console.print(timeline)
+
+
+@app.command()
+def refresh(
+    cp_id: CpIdArgument,
+    waybill: WaybillArgument,
+    stack: StackOption = None,
+    local: LocalOption = False,
+    region: RegionOption = None,
+) -> None:
+    """Poll a shipment now, through the dispatcher's own path."""
+    view = _run(_target(stack, local, region).service.refresh, _key(cp_id, waybill))
+    console.print(f"queued a poll of {view.waybill} (cp_id {view.cp_id})")
+
+
+@app.command()
+def replay(
+    cp_id: CpIdArgument,
+    waybill: WaybillArgument,
+    stack: StackOption = None,
+    local: LocalOption = False,
+    region: RegionOption = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only events from then on (ISO 8601; UTC if no zone).")
+    ] = None,
+) -> None:
+    """Publish a shipment's events again, with their original event ids."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    view = _run(_target(stack, local, region).service.replay, _key(cp_id, waybill), since)
+    console.print(f"replayed {view.replayed} events of {view.waybill} (cp_id {view.cp_id})")
+
+
+@app.command()
+def stop(
+    cp_id: CpIdArgument,
+    waybill: WaybillArgument,
+    stack: StackOption = None,
+    local: LocalOption = False,
+    region: RegionOption = None,
+) -> None:
+    """Stop tracking a shipment."""
+    view = _run(_target(stack, local, region).service.stop, _key(cp_id, waybill))
+    reason = view.stopped.reason if view.stopped else "?"
+    console.print(f"{view.waybill} (cp_id {view.cp_id}) is not tracked: {reason}")
+
+
+OPENAPI_PATH = Path("docs/openapi.json")
+
+
+def openapi(
+    out: Annotated[Path, typer.Option(help="Where to write the document.")] = OPENAPI_PATH,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail (exit 1) if the file differs; write nothing.")
+    ] = False,
+) -> None:
+    """Write the shipments API's OpenAPI document (docs/openapi.json)."""
+    from trackwatch.api.shipments import render_openapi
+
+    text = render_openapi()
+    if check:
+        if not out.exists() or out.read_text(encoding="utf-8") != text:
+            errors.print(f"[red]{out} is out of date: run `trackwatch openapi`[/red]")
+            raise typer.Exit(1)
+        console.print(f"{out} is up to date")
+        return
+    out.write_text(text, encoding="utf-8")
+    console.print(f"wrote {out}")

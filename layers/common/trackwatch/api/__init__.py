@@ -1,0 +1,1 @@
+"""The HTTP edge: routes that turn requests into service calls."""

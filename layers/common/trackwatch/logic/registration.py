@@ -1,0 +1,107 @@
+"""What registering a shipment writes: a new item, an update of its contact, or nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from trackwatch.config import CadenceSettings
+from trackwatch.logic.cadence import CadenceClass, due_key
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.record import Contact, ShipmentRecord
+from trackwatch.models.registration import DEFAULT_LANGUAGE, Registration
+from trackwatch.models.state import ShipmentState
+
+
+class Outcome(StrEnum):
+    """What a registration did."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+
+
+class RegistrationWrite(BaseModel):
+    """One conditional write: create (expected_version None) or update at a version."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: ShipmentKey
+    expected_version: int | None
+    contact: Contact
+    metadata: dict[str, str]
+    #: The new state when it changes (a new shipment, or a new order_id); else None.
+    state: ShipmentState | None = None
+    #: Only for a new shipment: its due-index key and registration time.
+    due_key: str | None = None
+    registered_at: AwareDatetime | None = None
+
+    @property
+    def creates(self) -> bool:
+        """Whether this write creates the shipment."""
+        return self.expected_version is None
+
+
+def merged_contact(current: Contact | None, registration: Registration) -> Contact:
+    """The contact after `registration`: what it sent replaces, what it left out stays."""
+    base = current or Contact()
+    sent = registration.given
+    return Contact(
+        phone=registration.phone if sent("phone") else base.phone,
+        email=registration.email if sent("email") else base.email,
+        language=(registration.language or DEFAULT_LANGUAGE) if sent("language") else base.language,
+        channels=(
+            frozenset(
+                registration.channels if registration.channels is not None else Contact().channels
+            )
+            if sent("channels")
+            else base.channels
+        ),
+        opt_out=frozenset(registration.opt_out or ()) if sent("opt_out") else base.opt_out,
+    )
+
+
+def plan_registration(
+    record: ShipmentRecord | None,
+    registration: Registration,
+    now: datetime,
+    cadence: CadenceSettings,
+) -> RegistrationWrite | None:
+    """The write `registration` needs against the stored `record`, or None if it changes nothing.
+
+    A new shipment starts in the NEW cadence class. A known one keeps its state,
+    its place in the due index and any stop: only its contact, metadata and
+    order_id can change.
+    """
+    key = registration.key
+    metadata = (
+        dict(registration.metadata or {})
+        if registration.given("metadata")
+        else dict(record.metadata if record else {})
+    )
+    contact = merged_contact(record.contact if record else None, registration)
+    if record is None:
+        return RegistrationWrite(
+            key=key,
+            expected_version=None,
+            contact=contact,
+            metadata=metadata,
+            state=ShipmentState(order_id=registration.order_id),
+            due_key=due_key(key.pk, CadenceClass.NEW, cadence),
+            registered_at=now,
+        )
+    state: ShipmentState | None = None
+    if registration.given("order_id") and registration.order_id != record.state.order_id:
+        state = record.state.model_copy(update={"order_id": registration.order_id})
+    if contact == record.contact and metadata == record.metadata and state is None:
+        return None
+    return RegistrationWrite(
+        key=key,
+        expected_version=record.version,
+        contact=contact,
+        metadata=metadata,
+        state=state,
+    )

@@ -1,0 +1,125 @@
+"""Registering shipments: the one path the API, IngestQueue and the CLI import share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from trackwatch.config import CadenceSettings
+from trackwatch.errors import StaleStateError, TrackwatchError
+from trackwatch.logic.registration import Outcome, plan_registration
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.record import ShipmentRecord
+from trackwatch.models.registration import Registration, Rejected
+from trackwatch.ports import RegistrationStore
+
+#: Re-read and re-plan this many times when another writer got there first.
+MAX_CONFLICT_RETRIES = 3
+#: Shipments one BatchGetItem reads (DynamoDB's limit).
+READ_BATCH = 100
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """What became of one entry of a batch (or one CSV row)."""
+
+    index: int
+    outcome: Outcome | None
+    key: ShipmentKey | None = None
+    #: Whether the shipment is being polled (a stopped one stays stopped).
+    tracked: bool | None = None
+    rejected: Rejected | None = None
+    #: A failure that was not the entry's fault (storage); the entry may be retried.
+    error: TrackwatchError | None = None
+
+
+def register(
+    registration: Registration,
+    store: RegistrationStore,
+    now: datetime,
+    cadence: CadenceSettings,
+    *,
+    read: tuple[ShipmentRecord | None] | None = None,
+) -> tuple[Outcome, bool]:
+    """Create or update one shipment (no write if nothing changes); (outcome, tracked).
+
+    `read` is the stored record, if the caller already read it (consistently); a
+    conflicting write re-reads it.
+    """
+    for attempt in range(MAX_CONFLICT_RETRIES + 1):
+        record = read[0] if read is not None and attempt == 0 else store.get(registration.key)
+        write = plan_registration(record, registration, now, cadence)
+        if write is None:
+            assert record is not None
+            return Outcome.UNCHANGED, record.active
+        try:
+            store.save_registration(write)
+        except StaleStateError:
+            continue
+        if write.creates:
+            return Outcome.CREATED, True
+        assert record is not None
+        return Outcome.UPDATED, record.active
+    raise StaleStateError(
+        f"shipment {registration.key} kept changing under {MAX_CONFLICT_RETRIES} retries"
+    )
+
+
+def register_all(
+    entries: Sequence[Registration | Rejected],
+    store: RegistrationStore,
+    now: datetime,
+    cadence: CadenceSettings,
+    *,
+    workers: int = 8,
+    on_done: Callable[[EntryResult], None] | None = None,
+) -> list[EntryResult]:
+    """Register every valid entry, report every rejected one; results in entry order.
+
+    Entries for different shipments run in parallel; entries for one shipment run
+    in their order, so the last of them wins as it would one after the other.
+    Each worker reads its shipments with one BatchGetItem per 100, so an import
+    that changes nothing costs a read per hundred rows and no write.
+    """
+    groups: dict[ShipmentKey, list[int]] = {}
+    results: list[EntryResult | None] = [None] * len(entries)
+    done = on_done or (lambda _: None)
+    for index, entry in enumerate(entries):
+        if isinstance(entry, Rejected):
+            rejected = EntryResult(index, Outcome.REJECTED, rejected=entry)
+            results[index] = rejected
+            done(rejected)
+        else:
+            groups.setdefault(entry.key, []).append(index)
+
+    def run(chunk: list[tuple[ShipmentKey, list[int]]]) -> None:
+        try:
+            known: dict[ShipmentKey, ShipmentRecord] | None = store.get_many(
+                [key for key, _ in chunk], consistent=True
+            )
+        except TrackwatchError:
+            known = None  # read one by one instead; a lasting failure shows per entry
+        for key, indices in chunk:
+            for position, index in enumerate(indices):
+                entry = entries[index]
+                assert isinstance(entry, Registration)
+                # Only the first entry of a shipment may use the batch read: it may write.
+                read = (known.get(key),) if known is not None and position == 0 else None
+                try:
+                    outcome, tracked = register(entry, store, now, cadence, read=read)
+                    result = EntryResult(index, outcome, key=entry.key, tracked=tracked)
+                except TrackwatchError as exc:
+                    result = EntryResult(index, None, key=entry.key, error=exc)
+                results[index] = result
+                done(result)
+
+    if groups:
+        pending = list(groups.items())
+        size = max(1, min(READ_BATCH, -(-len(pending) // workers)))
+        chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(chunks)))) as pool:
+            for future in [pool.submit(run, chunk) for chunk in chunks]:
+                future.result()
+    return [r for r in results if r is not None]
