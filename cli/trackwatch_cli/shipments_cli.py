@@ -39,7 +39,11 @@ from trackwatch.models.registration import Registration, Rejected, parse_entry
 from trackwatch.services.registration import EntryResult
 from trackwatch.services.shipments import ShipmentsService
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Register and manage tracked shipments: import a CSV, show, refresh, replay, stop.",
+)
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
