@@ -57,6 +57,8 @@ SECRET_NAME = "trackwatch/clickpost"  # noqa: S105 - a secret's name, not a secr
 #: The simulated day starts at 09:00 in India, when customers may be messaged.
 SIM_START = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
 DISPLAY_ZONE = ZoneInfo("Asia/Kolkata")
+SETTLE_EVERY_MINUTES = 5
+DONE_CHECK_MINUTES = 30
 CSV_COLUMNS = ("waybill", "cp_id", "order_id", "phone", "email", "language")
 
 
@@ -410,18 +412,25 @@ class LocalSystem:
 
     def _run_clock(self) -> None:
         minutes = int(self.options.hours * 60)
-        seconds_per_minute = 60 / self.options.speed if self.options.speed > 0 else 0.0
+        seconds_per_minute = 1 / self.options.speed
         with self._progress() as progress:
             task = progress.add_task("simulated minutes", total=minutes)
-            for _ in range(minutes):
+            # Registration is news: every shipment gets its first poll at once, then
+            # the cadence of its status takes over.
+            self.runtime.tick(self.clock, scope="all")
+            for minute in range(minutes):
                 started = time.monotonic()
                 self.runtime.tick(self.clock)
-                self._settle()
+                # The dispatcher runs every minute; what it sends is worked off every few
+                # simulated minutes, which keeps a simulated day near one real minute.
+                if minute % SETTLE_EVERY_MINUTES == 0:
+                    self._settle()
                 self.clock += timedelta(minutes=1)
                 progress.advance(task)
-                if self._all_done():
+                if minute % DONE_CHECK_MINUTES == 0 and self._all_done():
                     break
                 time.sleep(max(0.0, seconds_per_minute - (time.monotonic() - started)))
+            self._settle()
 
     def _all_done(self) -> bool:
         records = wiring.shipments_table().get_many([r.key for r in self.rows])
@@ -605,7 +614,9 @@ def run_local(options: LocalOptions, console: Console | None = None) -> LocalSys
         raise LocalInputError("--cycles must be at least 1")
     if options.speed <= 0:
         raise LocalInputError("--speed must be positive")
-    with quiet_libraries(), LocalSystem(options, console) as system:
+    with quiet_libraries(), warnings.catch_warnings(), LocalSystem(options, console) as system:
+        # powertools warns when an invocation had no metric to publish: expected here.
+        warnings.simplefilter("ignore", UserWarning)
         system.run()
     return system
 
@@ -655,9 +666,10 @@ def local_command(
         speed=speed,
         hours=hours,
     )
-    console = Console()
+    # Soft wrap: timeline lines stay whole when piped to a file or another program.
+    console = Console(soft_wrap=True)
     try:
         run_local(options, console)
     except LocalInputError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None

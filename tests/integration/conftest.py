@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,10 +15,10 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from trackwatch import wiring
+from trackwatch.adapters import aws
 from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import ShipmentRecord
@@ -107,6 +109,20 @@ class Pipeline:
         )
 
 
+def _atomic_conditional_writes() -> None:
+    """DynamoDB applies a conditional write atomically; in-process moto does not across
+    threads (two writers can both pass `version = :v`). Serialise writes, as DynamoDB does."""
+    client = aws.dynamodb()
+    lock = threading.Lock()
+    update_item = client.update_item
+
+    def atomic(**kwargs: Any) -> Any:
+        with lock:
+            return update_item(**kwargs)
+
+    client.update_item = atomic  # type: ignore[method-assign]
+
+
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
     server = SandboxServer().start()
@@ -118,6 +134,14 @@ def sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def pipeline(sandbox: SandboxServer) -> Iterator[Pipeline]:
+    """The stack of template.yaml, polling the sandbox."""
+    with open_pipeline(ROOT / "template.yaml", sandbox) as running:
+        yield running
+
+
+@contextmanager
+def open_pipeline(template: Path, sandbox: SandboxServer) -> Iterator[Pipeline]:
+    """Deploy `template` into in-process moto and drive it with the local runtime."""
     saved = dict(os.environ)
     os.environ.update(
         {
@@ -129,12 +153,11 @@ def pipeline(sandbox: SandboxServer) -> Iterator[Pipeline]:
             "POWERTOOLS_LOG_LEVEL": "WARNING",
         }
     )
-    parameters.clear_caches()
     wiring.reset()
     try:
         with mock_aws(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not supported by moto.*")
-            stack = deploy(ROOT / "template.yaml", stack_name="trackwatch-it")
+            stack = deploy(template, stack_name="trackwatch-it")
             secret_name = stack.functions["PollShipmentsFunction"].environment[
                 "CLICKPOST_SECRET_NAME"
             ]
@@ -154,9 +177,9 @@ def pipeline(sandbox: SandboxServer) -> Iterator[Pipeline]:
                 },
             )
             wiring.reset()
+            _atomic_conditional_writes()
             yield Pipeline(stack=stack, runtime=runtime, sandbox=sandbox)
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        parameters.clear_caches()
         wiring.reset()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -47,10 +47,18 @@ from trackwatch.services.poll import PollService
 from trackwatch.services.registration import EntryResult, register_all
 from trackwatch.services.shipments import ShipmentsService
 
+_clock: Callable[[], datetime] | None = None
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Replace the wall clock (the local runtime's simulated time); None restores it."""
+    global _clock
+    _clock = clock
+
 
 def utc_now() -> datetime:
-    """The current time, zone-aware."""
-    return datetime.now(UTC)
+    """The current time, zone-aware: the wall clock, or the simulated one."""
+    return _clock() if _clock is not None else datetime.now(UTC)
 
 
 @lru_cache(maxsize=1)
@@ -144,6 +152,8 @@ def reset() -> None:
     default_catalogue.cache_clear()
     aws.reset()
     reset_notifiers()
+    # powertools caches secrets per process; a new endpoint means a new secret store.
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 # --- notifiers ----------------------------------------------------------------

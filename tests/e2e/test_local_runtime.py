@@ -1,0 +1,151 @@
+"""`trackwatch local`: the documented contract, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from trackwatch.models.events import EVENT_ADAPTER
+from trackwatch_cli.sandbox import SandboxServer
+
+ROOT = Path(__file__).resolve().parents[2]
+CUSTOMER_FACING = {"shipment.status_changed", "shipment.ndr_raised", "shipment.stuck"}
+
+
+def trackwatch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trackwatch_cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_cycles_against_the_sandbox_write_events_and_notifications(tmp_path: Path) -> None:
+    # Given shipments in a CSV, with contacts
+    shipments = tmp_path / "shipments.csv"
+    shipments.write_text(
+        "waybill,cp_id,order_id,phone,email,language\n"
+        "LOC0001,4,ORD-1,+919876543210,asha@example.com,en\n"
+        "LOC0002,4,ORD-2,+919876543211,ravi@example.com,hi\n"
+        "LOC0003,5,ORD-3,+919876543212,meera@example.com,en\n"
+        "LOC0004,6,ORD-4,,kiran@example.com,en\n"
+    )
+    events_out, notifications_out = tmp_path / "events.jsonl", tmp_path / "notifications.jsonl"
+
+    # When the local runtime polls them for 8 complete cycles
+    done = trackwatch(
+        "local",
+        "--cycles",
+        "8",
+        "--shipments",
+        str(shipments),
+        "--events-out",
+        str(events_out),
+        "--notifications-out",
+        str(notifications_out),
+    )
+
+    # Then it exits 0, and every event is in the file exactly as subscribers receive it
+    assert done.returncode == 0, done.stderr + done.stdout
+    events = [EVENT_ADAPTER.validate_json(line) for line in events_out.read_text().splitlines()]
+    assert {e.waybill for e in events} == {"LOC0001", "LOC0002", "LOC0003", "LOC0004"}
+    assert len({e.event_id for e in events}) == len(events)
+    types = Counter(e.event_type for e in events)
+    assert types["shipment.scan_added"] >= 4
+    assert types["shipment.status_changed"] >= 4
+    # and the customers heard about it, by SMS (those with phones) and by e-mail
+    notes = [json.loads(line) for line in notifications_out.read_text().splitlines()]
+    channels = Counter(n["channel"] for n in notes)
+    assert channels["sms"] >= 3
+    assert channels["email"] >= 4
+    assert {n["to"] for n in notes if n["channel"] == "sms"} <= {
+        "+919876543210",
+        "+919876543211",
+        "+919876543212",
+    }
+    assert any("ORD-1" in n["body"] for n in notes)
+    # the terminal shows the journey and a summary
+    assert "Shipments" in done.stdout
+    assert "Totals" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "message"),
+    [
+        ("waybill,cp_id\nA 1,4\n", "line 2: waybill: must not contain whitespace"),
+        ("waybill,cp_id\nA1,zero\n", "line 2: cp_id: must be a positive integer"),
+        ("waybill\nA1\n", "must name waybill and cp_id"),
+        ("waybill,cp_id,colour\nA1,4,red\n", "unknown column(s) colour"),
+        ("waybill,cp_id\n", "no shipments"),
+    ],
+)
+def test_a_bad_csv_is_a_clear_error_with_exit_code_2(
+    tmp_path: Path, csv_text: str, message: str
+) -> None:
+    shipments = tmp_path / "bad.csv"
+    shipments.write_text(csv_text)
+    done = trackwatch("local", "--cycles", "1", "--shipments", str(shipments), timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_unreadable_csv_is_a_clear_error(tmp_path: Path) -> None:
+    done = trackwatch("local", "--shipments", str(tmp_path / "missing.csv"), timeout=60)
+    assert done.returncode == 2
+    assert "cannot read" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_unreachable_clickpost_is_a_clear_error(tmp_path: Path) -> None:
+    shipments = tmp_path / "s.csv"
+    shipments.write_text("waybill,cp_id\nA1,4\n")
+    done = trackwatch(
+        "local",
+        "--cycles",
+        "1",
+        "--shipments",
+        str(shipments),
+        "--clickpost-url",
+        "http://127.0.0.1:9",
+        "--clickpost-key",
+        "k",
+        "--clickpost-username",
+        "u",
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "cannot poll Clickpost at http://127.0.0.1:9" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_wrong_clickpost_credentials_are_a_clear_error(tmp_path: Path) -> None:
+    shipments = tmp_path / "s.csv"
+    shipments.write_text("waybill,cp_id\nA1,4\n")
+    with SandboxServer() as sandbox:
+        done = trackwatch(
+            "local",
+            "--cycles",
+            "1",
+            "--shipments",
+            str(shipments),
+            "--clickpost-url",
+            sandbox.base_url,
+            "--clickpost-key",
+            "not-the-key",
+            "--clickpost-username",
+            "sandbox-user",
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert "rejected the key or username" in done.stderr
+    assert "not-the-key" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

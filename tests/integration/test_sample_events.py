@@ -1,0 +1,93 @@
+"""The sample events under events/ (for `sam local invoke`) drive the real handlers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.integration.conftest import ROOT, Pipeline
+from trackwatch import wiring
+from trackwatch.logic.cadence import epoch_minute
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.messages import PollRequest, ScheduleTick
+
+EVENTS = ROOT / "events"
+
+
+def sample(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_the_schedule_sample_dispatches_its_minute(pipeline: Pipeline) -> None:
+    event = sample("dispatch_polls_schedule.json")
+    result = pipeline.runtime.invoke("DispatchPollsFunction", event)
+    tick = ScheduleTick.model_validate(event)
+    assert result["minute"] == epoch_minute(tick.at(pipeline.clock))
+
+
+def test_the_sqs_sample_polls_its_shipments(pipeline: Pipeline) -> None:
+    # Given the shipments the sample asks about, known to the table and the sandbox
+    event = sample("poll_shipments_sqs.json")
+    request = PollRequest.model_validate_json(event["Records"][0]["body"])
+    keys = [key for call in request.calls for key in call.keys]
+    for key in keys:
+        pipeline.sandbox.add_shipment(key.waybill, key.cp_id, "delivered_smoothly")
+    pipeline.register(*keys)
+
+    # When the poll worker gets the sample batch
+    result = pipeline.runtime.invoke("PollShipmentsFunction", event)
+
+    # Then no record failed and every shipment now has a status
+    assert result == {"batchItemFailures": []}
+    records = wiring.shipments_table().get_many(keys)
+    assert all(r.state.current is not None for r in records.values())
+
+
+def test_the_stream_sample_publishes_its_outbox(pipeline: Pipeline) -> None:
+    event = sample("publish_events_stream.json")
+    outbox = json.loads(event["Records"][0]["dynamodb"]["NewImage"]["outbox"]["S"])
+
+    result = pipeline.runtime.invoke("PublishEventsFunction", event)
+
+    assert result == {"batchItemFailures": []}
+    received = pipeline.drain("AllEventsQueue")
+    assert [m["body"] for m in received] == outbox
+    assert {m["body"]["waybill"] for m in received} == {"4210610508756"}
+
+
+def test_every_function_has_a_sample_event(pipeline: Pipeline) -> None:
+    samples = [path.stem for path in EVENTS.glob("*.json")]
+    for spec in pipeline.stack.functions.values():
+        folder = Path(spec.code_dir).name
+        assert any(s.startswith(folder + "_") for s in samples), f"no sample event for {folder}"
+
+
+def test_the_notifier_samples_message_the_customer(pipeline: Pipeline) -> None:
+    # Given the sample's shipment registered with a phone number and an e-mail address
+    from moto.sns.models import sns_backends
+
+    from trackwatch.models.record import Contact
+    from trackwatch.services.registration_basic import register_new
+
+    key = ShipmentKey.of(4, "4210610508756")
+    register_new(
+        wiring.shipments_table(),
+        key,
+        pipeline.clock,
+        contact=Contact(phone="+919876543210", email="asha@example.com"),
+    )
+    wiring.set_clock(lambda: pipeline.clock)  # 11:30 in India: not quiet hours
+    try:
+        # When the SMS notifier gets the sample batch
+        result = pipeline.runtime.invoke("NotifySmsFunction", sample("notify_sms_sqs.json"))
+    finally:
+        wiring.set_clock(None)
+
+    # Then the customer got one out-for-delivery SMS
+    assert result == {"batchItemFailures": []}
+    sent = list(sns_backends["123456789012"]["us-east-1"].sms_messages.values())
+    assert len(sent) == 1
+    assert sent[0][0] == "+919876543210"
+    assert "out for delivery" in sent[0][1].lower()
