@@ -1,0 +1,316 @@
+"""The stack under measurement: template.yaml deployed into the counting emulator.
+
+One `Bench` is the product (deployed from template.yaml, driven by the local
+Lambda runtime), the naive baseline's own table and topic in the same emulator,
+and the Clickpost sandbox both of them poll. Shipments are seeded straight into
+the tables with BatchWriteItem, already in the steady state a poll of the
+sandbox's current answer would leave, so a poll finds nothing new unless the
+benchmark moves a shipment on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+
+from bench.calls import carrier_mix
+from bench.emulator import CountingMotoServer
+from bench.naive import NaivePoller
+from trackwatch import wiring
+from trackwatch.adapters.shipments_table import contact_value, to_item
+from trackwatch.config import DEFAULT_SOURCE_TIMEZONE, cadence_settings, zone
+from trackwatch.logic.cadence import cadence_class, due_key
+from trackwatch.logic.catalogue import default_catalogue
+from trackwatch.logic.diff import diff
+from trackwatch.models.clickpost import AwbResult
+from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.record import Contact
+from trackwatch_cli.runtime import LocalRuntime
+from trackwatch_cli.sandbox import DEFAULT_KEY, DEFAULT_USERNAME, SandboxServer
+from trackwatch_cli.sandbox.journey import ShipmentIdentity, render_awb
+from trackwatch_cli.stack import DeployedStack, deploy
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+PIPELINE = {"PollShipmentsFunction", "PublishEventsFunction"}
+#: Carriers and their shares of the shipments: uneven, so part-filled calls happen.
+CARRIER_WEIGHTS = {4: 35, 5: 25, 6: 15, 7: 10, 8: 8, 9: 5, 10: 2}
+#: The sandbox's journeys a benchmark shipment may follow (the invalid one has no scans).
+JOURNEYS = (
+    "delivered_smoothly",
+    "edd_change",
+    "failed_then_delivered",
+    "late_scan_after_delivery",
+    "rto",
+    "stuck",
+)
+#: Never advance a journey on a poll: the benchmark moves shipments on itself.
+NEVER = 10**12
+START = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """One benchmark shipment: who it is, which journey it follows, where it stands."""
+
+    key: ShipmentKey
+    journey: str
+    step: int
+
+
+def shipments(count: int) -> list[Shipment]:
+    """`count` shipments over uneven carriers, each mid-way along one of the journeys."""
+    from trackwatch_cli.sandbox import load_journeys
+
+    journeys = load_journeys()
+    made = []
+    for i, cp_id in enumerate(carrier_mix(count, CARRIER_WEIGHTS)):
+        name = JOURNEYS[i % len(JOURNEYS)]
+        made.append(
+            Shipment(
+                key=ShipmentKey.of(cp_id, f"BW{cp_id:02d}{i:08d}"),
+                journey=name,
+                step=journeys[name].last_step // 2,
+            )
+        )
+    return made
+
+
+def _steady_item(shipment: Shipment, sandbox: SandboxServer, now: datetime) -> dict[str, Any]:
+    """The item a poll of the sandbox's current answer would have left behind."""
+    key = shipment.key
+    identity = ShipmentIdentity(
+        waybill=key.waybill,
+        cp_id=key.cp_id,
+        courier_name=sandbox.carriers.get(key.cp_id, f"Carrier {key.cp_id}"),
+        order_id=f"ORD{key.cp_id:03d}{key.waybill[-6:]}",
+        start=sandbox.journey_start,
+    )
+    rendered = render_awb(sandbox.journeys[shipment.journey], shipment.step, identity)
+    result = AwbResult.model_validate(
+        rendered, context={"source_tz": zone(DEFAULT_SOURCE_TIMEZONE)}
+    )
+    catalogue = default_catalogue()
+    state = diff(None, key, result, now, catalogue).state
+    return to_item(
+        {
+            "pk": key.pk,
+            "cp_id": key.cp_id,
+            "waybill": key.waybill,
+            "version": 2,
+            "state": state.model_dump_json(exclude_defaults=True),
+            "registered_at": (now - timedelta(hours=1)).isoformat(),
+            "contact": contact_value(Contact()),
+            "metadata": {},
+            "due_key": due_key(key.pk, cadence_class(state, catalogue), cadence_settings()),
+        }
+    )
+
+
+def batch_write(table: str, items: Sequence[dict[str, Any]], workers: int = 4) -> None:
+    """BatchWriteItem in chunks of 25 (unprocessed items retried), a few chunks at once."""
+    client = boto3.client("dynamodb", region_name=REGION)
+
+    def write(chunk: Sequence[dict[str, Any]]) -> None:
+        request: dict[str, Any] = {table: [{"PutRequest": {"Item": i}} for i in chunk]}
+        while request:
+            answer = client.batch_write_item(RequestItems=request)
+            request = dict(answer.get("UnprocessedItems") or {})
+
+    chunks = [items[i : i + 25] for i in range(0, len(items), 25)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(write, chunks))
+
+
+@dataclass
+class Bench:
+    """The deployed product, the naive baseline's resources, the sandbox, one clock."""
+
+    server: CountingMotoServer
+    sandbox: SandboxServer
+    stack: DeployedStack
+    runtime: LocalRuntime
+    naive: NaivePoller
+    naive_table: str
+    tap_url: str
+    naive_tap_url: str
+    clock: datetime = START
+    seeded: list[Shipment] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ seeding
+
+    def seed(self, batch: list[Shipment], *, naive: bool = True) -> None:
+        """Put `batch` in the sandbox at their steps and in the tables, steady."""
+        for s in batch:
+            self.sandbox.add_shipment(s.key.waybill, s.key.cp_id, s.journey)
+            if s.step:
+                self.sandbox.advance(s.key.waybill, s.key.cp_id, s.step)
+        items = [_steady_item(s, self.sandbox, self.clock) for s in batch]
+        with self.server.log.during("seed"):
+            batch_write(self.stack.outputs["ShipmentsTableName"], items)
+            if naive:
+                # The naive design has no due index: the same items without due_key.
+                batch_write(
+                    self.naive_table,
+                    [{k: v for k, v in i.items() if k != "due_key"} for i in items],
+                )
+            # The seed's own stream records (inserts, no outbox) are consumed here, not
+            # counted against the first cycle.
+            self.runtime.settle(only=PIPELINE)
+        self.seeded.extend(batch)
+
+    def advance(self, batch: Sequence[Shipment]) -> None:
+        """Move each shipment of `batch` one step on its journey."""
+        for s in batch:
+            self.sandbox.advance(s.key.waybill, s.key.cp_id)
+
+    # ------------------------------------------------------------------ cycles
+
+    def cycle(self, phase: str) -> None:
+        """One poll of every active shipment, as `trackwatch local --cycles` runs it."""
+        with self.server.log.during(phase):
+            self.runtime.tick(self.clock, scope="all")
+            self.runtime.settle(only=PIPELINE)
+
+    def naive_cycle(self, phase: str, limit: int | None = None) -> None:
+        """One cycle of the naive poller."""
+        with self.server.log.during(phase):
+            self.naive.cycle(limit)
+
+    def tick(self, minutes: int = 1) -> None:
+        """Move the shared clock on."""
+        self.clock += timedelta(minutes=minutes)
+
+    def events(self, naive: bool = False) -> list[ShipmentEvent]:
+        """Drain the tap queue on our topic (or the naive one): every event published."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = self.naive_tap_url if naive else self.tap_url
+        got: list[ShipmentEvent] = []
+        with self.server.log.during("harness"):
+            while True:
+                messages = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                ).get("Messages", [])
+                if not messages:
+                    return got
+                got.extend(EVENT_ADAPTER.validate_json(m["Body"]) for m in messages)
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(messages)
+                    ],
+                )
+
+
+def _tap(topic_arn: str, name: str) -> str:
+    """A queue of our own on a topic, raw delivery: every event exactly as published."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    boto3.client("sns", region_name=REGION).subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    return url
+
+
+def _environment(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "LOG_LEVEL": "ERROR",
+    }
+
+
+@contextmanager
+def open_bench(
+    server: CountingMotoServer, sandbox: SandboxServer, log: IO[str]
+) -> Iterator[Bench]:
+    """A fresh stack in a freshly reset emulator, polling `sandbox`; the clock starts at START."""
+    saved = dict(os.environ)
+    server.reset()
+    os.environ.update(_environment(server.endpoint))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+    sandbox.advance_every = NEVER
+    sandbox.carriers.update({cp: f"Carrier {cp}" for cp in CARRIER_WEIGHTS})
+    wiring.reset()
+    try:
+        with server.log.during("setup"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stack = deploy(TEMPLATE, stack_name="trackwatch-bench", region=REGION)
+            secret = stack.functions["PollShipmentsFunction"].environment["CLICKPOST_SECRET_NAME"]
+            boto3.client("secretsmanager", region_name=REGION).create_secret(
+                Name=secret,
+                SecretString=json.dumps({"key": DEFAULT_KEY, "username": DEFAULT_USERNAME}),
+            )
+            runtime = LocalRuntime(
+                stack,
+                log=log,
+                environment={
+                    **_environment(server.endpoint),
+                    "CLICKPOST_BASE_URL": sandbox.base_url,
+                },
+            )
+            wiring.reset()
+            dynamodb = boto3.client("dynamodb", region_name=REGION)
+            naive_table = "naive-shipments"
+            dynamodb.create_table(
+                TableName=naive_table,
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            sns = boto3.client("sns", region_name=REGION)
+            naive_topic = sns.create_topic(Name="naive-events")["TopicArn"]
+            tap_url = _tap(stack.outputs["ShipmentEventsTopicArn"], "bench-tap")
+            naive_tap_url = _tap(naive_topic, "bench-naive-tap")
+        bench: Bench
+        naive = NaivePoller(
+            table=naive_table,
+            topic_arn=naive_topic,
+            base_url=sandbox.base_url,
+            key=DEFAULT_KEY,
+            username=DEFAULT_USERNAME,
+            catalogue=default_catalogue(),
+            source_tz=zone(DEFAULT_SOURCE_TIMEZONE),
+            clock=lambda: bench.clock,
+            dynamodb=dynamodb,
+            sns=sns,
+        )
+        bench = Bench(
+            server=server,
+            sandbox=sandbox,
+            stack=stack,
+            runtime=runtime,
+            naive=naive,
+            naive_table=naive_table,
+            tap_url=tap_url,
+            naive_tap_url=naive_tap_url,
+        )
+        wiring.set_clock(lambda: bench.clock)
+        yield bench
+    finally:
+        wiring.set_clock(None)
+        os.environ.clear()
+        os.environ.update(saved)
+        wiring.reset()

@@ -1,0 +1,117 @@
+"""The naive baseline: the poller docs/architecture.md prices as "the naive design".
+
+It lives in bench/ only, never in the product. Each cycle it Scans the whole table,
+and for every item, one after the other: one Clickpost call for that one AWB,
+GetItem, the same diff engine as the product, PutItem of the whole item (it records
+`last_polled_at`, so every poll writes), and one SNS Publish per event.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from trackwatch.adapters.clickpost import TRACK_ORDER_PATH
+from trackwatch.adapters.events_topic import message_attributes, message_body
+from trackwatch.adapters.shipments_table import from_item, to_item
+from trackwatch.logic.catalogue import StatusCatalogue
+from trackwatch.logic.diff import diff
+from trackwatch.models.clickpost import parse_track_order
+from trackwatch.models.events import ShipmentEvent
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.state import ShipmentState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sns import SNSClient
+
+
+@dataclass
+class NaiveSummary:
+    """What one naive cycle did."""
+
+    polled: int = 0
+    calls: int = 0
+    written: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    published: list[ShipmentEvent] = field(default_factory=list)
+
+
+class NaivePoller:
+    """Scan, then per AWB: one call, GetItem, diff, PutItem, one Publish per event."""
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        topic_arn: str,
+        base_url: str,
+        key: str,
+        username: str,
+        catalogue: StatusCatalogue,
+        source_tz: ZoneInfo,
+        clock: Callable[[], datetime],
+        dynamodb: DynamoDBClient,
+        sns: SNSClient,
+    ) -> None:
+        self._table = table
+        self._topic = topic_arn
+        self._params = {"key": key, "username": username}
+        self._base_url = base_url
+        self._catalogue = catalogue
+        self._tz = source_tz
+        self._clock = clock
+        self._dynamodb = dynamodb
+        self._sns = sns
+
+    def cycle(self, limit: int | None = None) -> NaiveSummary:
+        """Poll every item of the table once (or the first `limit` of the scan)."""
+        summary = NaiveSummary()
+        items: list[dict[str, Any]] = []
+        for page in self._dynamodb.get_paginator("scan").paginate(TableName=self._table):
+            items.extend(page.get("Items", []))
+        if limit is not None:
+            items = items[:limit]
+        with httpx.Client(base_url=self._base_url, timeout=30) as http:
+            for item in items:
+                self._poll(http, ShipmentKey.from_pk(item["pk"]["S"]), summary)
+        return summary
+
+    def _poll(self, http: httpx.Client, key: ShipmentKey, summary: NaiveSummary) -> None:
+        response = http.get(
+            TRACK_ORDER_PATH,
+            params={**self._params, "waybill": key.waybill, "cp_id": str(key.cp_id)},
+        )
+        summary.calls += 1
+        result = parse_track_order(response.content, self._tz).result.get(key.waybill)
+        stored = self._dynamodb.get_item(TableName=self._table, Key={"pk": {"S": key.pk}})
+        summary.polled += 1
+        if result is None or "Item" not in stored:
+            return
+        plain = from_item(stored["Item"])
+        now = self._clock()
+        outcome = diff(
+            ShipmentState.model_validate_json(plain.get("state") or "{}"),
+            key,
+            result,
+            now,
+            self._catalogue,
+        )
+        plain["state"] = outcome.state.model_dump_json(exclude_defaults=True)
+        plain["last_polled_at"] = now.isoformat()
+        self._dynamodb.put_item(TableName=self._table, Item=to_item(plain))
+        summary.written += 1
+        for event in outcome.events:
+            self._sns.publish(
+                TopicArn=self._topic,
+                Message=message_body(event),
+                MessageAttributes=message_attributes(event),  # type: ignore[arg-type]
+            )
+            summary.events[event.event_type] += 1
+            summary.published.append(event)

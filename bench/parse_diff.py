@@ -1,0 +1,175 @@
+"""Parse and diff: AWB results per second on one core, beside the floor of json.loads alone.
+
+The bodies are what the sandbox sends for one full call (five AWBs of one carrier):
+each AWB at the end of an 8-scan journey (the sandbox's `edd_change`), or of a
+50-scan long-haul journey built here from in-transit hops. Two diffs are timed:
+the steady state (the stored state already holds every scan: the common case, no
+events) and first sight (an empty state: every scan is new).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from trackwatch.config import DEFAULT_SOURCE_TIMEZONE, zone
+from trackwatch.logic.catalogue import default_catalogue
+from trackwatch.logic.diff import diff
+from trackwatch.models.clickpost import parse_track_order
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.state import ShipmentState
+from trackwatch_cli.sandbox import load_journeys
+from trackwatch_cli.sandbox.journey import (
+    Journey,
+    JourneyStep,
+    ScanSpec,
+    ShipmentIdentity,
+    render_awb,
+)
+
+AWBS_PER_CALL = 5
+_HUBS = (
+    "Delhi_Bilaspur_HB (Haryana)",
+    "Jaipur_Hub (Rajasthan)",
+    "Ahmedabad_Hub (Gujarat)",
+    "Mumbai_Bhiwandi_HB (Maharashtra)",
+    "Pune_Hub (Maharashtra)",
+    "Hyderabad_Shamshabad_HB (Telangana)",
+    "Bengaluru_Nelamangala_H (Karnataka)",
+)
+
+
+def long_haul(scans: int = 50) -> Journey:
+    """A journey of `scans` scans: manifested, picked up, in-transit hops, out for delivery."""
+    specs: list[ScanSpec] = [
+        ScanSpec(
+            checkpoint_id=1,
+            status="Manifested",
+            clickpost_status_code=1,
+            clickpost_status_description="OrderPlaced",
+            clickpost_status_bucket=1,
+            clickpost_status_bucket_description="Order Placed",
+            location=_HUBS[0],
+            remark="Shipment details manifested",
+        ),
+        ScanSpec(
+            checkpoint_id=2,
+            status="Picked Up",
+            clickpost_status_code=4,
+            clickpost_status_description="PickedUp",
+            clickpost_status_bucket=2,
+            clickpost_status_bucket_description="Shipped",
+            location=_HUBS[0],
+            remark="Shipment picked up from seller",
+        ),
+    ]
+    for n in range(3, scans + 1):
+        hub = _HUBS[(n // 2) % len(_HUBS)]
+        specs.append(
+            ScanSpec(
+                checkpoint_id=n,
+                status="In Transit",
+                clickpost_status_code=5,
+                clickpost_status_description="InTransit",
+                clickpost_status_bucket=3,
+                clickpost_status_bucket_description="In transit",
+                location=hub,
+                remark="Bag added to trip" if n % 2 else "Bag received at facility",
+            )
+        )
+    steps = tuple(
+        JourneyStep(at_hours=float(i * 3), scans=(spec,)) for i, spec in enumerate(specs)
+    )
+    return Journey(name="long_haul", description="A 50-scan long haul.", steps=steps)
+
+
+def call_body(journey: Journey, cp_id: int = 4) -> tuple[bytes, list[ShipmentKey]]:
+    """One track-order response body with five AWBs at the end of `journey`."""
+    start = datetime(2025, 1, 6, 9, 0, 0)
+    keys = [ShipmentKey.of(cp_id, f"PD{cp_id:02d}{i:08d}") for i in range(AWBS_PER_CALL)]
+    result = {
+        k.waybill: render_awb(
+            journey,
+            journey.last_step,
+            ShipmentIdentity(
+                waybill=k.waybill,
+                cp_id=cp_id,
+                courier_name="Delhivery",
+                order_id=f"ORD{k.waybill}",
+                start=start,
+            ),
+        )
+        for k in keys
+    }
+    body = {"meta": {"status": 200, "success": True, "message": "SUCCESS"}, "result": result}
+    return json.dumps(body).encode(), keys
+
+
+@dataclass(frozen=True)
+class ParseDiffResult:
+    """AWB results per second on one core, for one response shape."""
+
+    shape: str
+    scans: int
+    body_bytes: int
+    json_floor: float
+    parse_only: float
+    steady: float
+    first_sight: float
+
+
+def _rate(work: Callable[[], object], awbs: int, min_time_s: float) -> float:
+    """AWBs per second: repeat `work` (which handles `awbs`) for at least `min_time_s`."""
+    work()  # warm caches (catalogue, pydantic validators)
+    rounds, started = 0, time.perf_counter()
+    while True:
+        work()
+        rounds += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_time_s:
+            return rounds * awbs / elapsed
+
+
+def measure(journey: Journey, shape: str, min_time_s: float) -> ParseDiffResult:
+    """Time json.loads, parse_track_order, and parse + diff, on one call's body."""
+    body, keys = call_body(journey)
+    tz = zone(DEFAULT_SOURCE_TIMEZONE)
+    catalogue = default_catalogue()
+    now = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+    parsed = parse_track_order(body, tz)
+    stored: dict[str, ShipmentState] = {
+        k.waybill: diff(None, k, parsed.result[k.waybill], now, catalogue).state for k in keys
+    }
+
+    def steady() -> None:
+        response = parse_track_order(body, tz)
+        for key in keys:
+            outcome = diff(stored[key.waybill], key, response.result[key.waybill], now, catalogue)
+            assert not outcome.changed
+
+    def first_sight() -> None:
+        response = parse_track_order(body, tz)
+        for key in keys:
+            diff(None, key, response.result[key.waybill], now, catalogue)
+
+    scans = len(parsed.result[keys[0].waybill].scans)
+    return ParseDiffResult(
+        shape=shape,
+        scans=scans,
+        body_bytes=len(body),
+        json_floor=_rate(lambda: json.loads(body), AWBS_PER_CALL, min_time_s),
+        parse_only=_rate(lambda: parse_track_order(body, tz), AWBS_PER_CALL, min_time_s),
+        steady=_rate(steady, AWBS_PER_CALL, min_time_s),
+        first_sight=_rate(first_sight, AWBS_PER_CALL, min_time_s),
+    )
+
+
+def run(min_time_s: float = 1.0) -> list[ParseDiffResult]:
+    """Both shapes: the 8-scan sandbox journey and the 50-scan long haul."""
+    return [
+        measure(load_journeys()["edd_change"], "8-scan", min_time_s),
+        measure(long_haul(50), "50-scan", min_time_s),
+    ]

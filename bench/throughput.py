@@ -1,0 +1,108 @@
+"""Poll worker throughput against the sandbox with injected Clickpost latency.
+
+The real poll path: `PollService` (over the deployed shipments table) with the real
+`ClickpostClient`, one `asyncio.run` and one client per batch of ten PollQueue
+messages, exactly as one PollShipments invocation runs them. The bound for one
+invocation is calls in flight × 5 AWBs ÷ latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from bench.harness import Bench
+from trackwatch import wiring
+from trackwatch.adapters.clickpost import ClickpostClient, StaticCredentials
+from trackwatch.logic.batching import MAX_WAYBILLS_PER_CALL, plan_calls
+from trackwatch.models.messages import PollRequest
+from trackwatch.services.dispatch import pack
+from trackwatch_cli.sandbox import DEFAULT_KEY, DEFAULT_USERNAME
+
+#: PollQueue messages per invocation (the template's BatchSize).
+BATCH_SIZE = 10
+CALLS_PER_MESSAGE = 10
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """AWBs per second, against the bound."""
+
+    awbs: int
+    calls: int
+    elapsed_s: float
+    in_flight: int
+    latency_s: float
+    peak_concurrency: int
+
+    @property
+    def rate(self) -> float:
+        """AWBs per second."""
+        return self.awbs / self.elapsed_s
+
+    @property
+    def bound(self) -> float:
+        """in flight × AWBs per call ÷ latency."""
+        return self.in_flight * MAX_WAYBILLS_PER_CALL / self.latency_s
+
+
+def ours(bench: Bench, awbs: int, latency_s: float) -> Throughput:
+    """Poll the first `awbs` seeded shipments through the real poll path."""
+    in_flight = int(
+        bench.stack.functions["PollShipmentsFunction"].environment["CLICKPOST_MAX_IN_FLIGHT"]
+    )
+    keys = [s.key for s in bench.seeded[:awbs]]
+    calls = plan_calls(keys)
+    messages = pack(calls, CALLS_PER_MESSAGE, "bench", bench.clock)
+    service = wiring.poll_service()
+
+    async def invocation(batch: list[PollRequest]) -> None:
+        client = ClickpostClient(
+            bench.sandbox.base_url,
+            StaticCredentials(DEFAULT_KEY, DEFAULT_USERNAME),
+            max_in_flight=in_flight,
+        )
+        async with client:
+            failures, _ = await service.poll({str(i): r for i, r in enumerate(batch)}, client)
+        if any(failures.values()):
+            raise RuntimeError(f"poll failed: {failures}")
+
+    bench.sandbox.latency_s = latency_s
+    bench.sandbox.reset_stats()
+    try:
+        with bench.server.log.during("throughput"):
+            started = time.perf_counter()
+            for start in range(0, len(messages), BATCH_SIZE):
+                asyncio.run(invocation(messages[start : start + BATCH_SIZE]))
+            elapsed = time.perf_counter() - started
+    finally:
+        bench.sandbox.latency_s = 0.0
+    return Throughput(
+        awbs=len(keys),
+        calls=len(bench.sandbox.requests),
+        elapsed_s=elapsed,
+        in_flight=in_flight,
+        latency_s=latency_s,
+        peak_concurrency=bench.sandbox.max_concurrency,
+    )
+
+
+def naive(bench: Bench, awbs: int, latency_s: float) -> Throughput:
+    """The naive poller over the first `awbs` items of its scan, at the same latency."""
+    bench.sandbox.latency_s = latency_s
+    bench.sandbox.reset_stats()
+    try:
+        started = time.perf_counter()
+        bench.naive_cycle("naive.throughput", limit=awbs)
+        elapsed = time.perf_counter() - started
+    finally:
+        bench.sandbox.latency_s = 0.0
+    return Throughput(
+        awbs=awbs,
+        calls=len(bench.sandbox.requests),
+        elapsed_s=elapsed,
+        in_flight=1,
+        latency_s=latency_s,
+        peak_concurrency=bench.sandbox.max_concurrency,
+    )
