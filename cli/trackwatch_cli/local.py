@@ -48,6 +48,7 @@ from trackwatch.logic.batching import TrackCall
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import Contact
 from trackwatch.services.registration_basic import register_new
+from trackwatch_cli.api_gateway import ApiGateway
 from trackwatch_cli.runtime import LocalRuntime
 from trackwatch_cli.sandbox import SandboxServer
 from trackwatch_cli.stack import ACCOUNT, StackError, deploy
@@ -131,6 +132,8 @@ class LocalOptions:
     notifications_out: Path | None = None
     speed: float = 24.0
     hours: float = 24.0
+    api_port: int = 8787
+    serve: bool = False
 
 
 @dataclass
@@ -249,6 +252,13 @@ class LocalSystem:
             },
         )
         wiring.reset()
+        try:
+            self.api = ApiGateway(self.runtime, self.stack.routes, port=options.api_port).start()
+        except OSError as exc:
+            raise LocalInputError(
+                f"cannot serve the API on port {options.api_port}: {exc}"
+            ) from exc
+        self._stack.callback(self.api.stop)
         self._register()
 
     def _open_out(self, path: Path | None) -> IO[str] | None:
@@ -388,7 +398,8 @@ class LocalSystem:
         self.console.print(
             f"[bold]trackwatch local[/]: {len(self.rows)} shipments, stack "
             f"[cyan]{self.stack.name}[/] in moto at {os.environ['AWS_ENDPOINT_URL']}, "
-            f"Clickpost at {clickpost}; function logs in {self.log_path}"
+            f"Clickpost at {clickpost}; shipments API at {self.api.base_url}; "
+            f"function logs in {self.log_path}"
         )
 
     # ------------------------------------------------------------------ run
@@ -400,6 +411,21 @@ class LocalSystem:
         else:
             self._run_clock()
         self._summary()
+        if self.options.serve:
+            self._serve()
+
+    def _serve(self) -> None:
+        """Keep the stack running in real time for the API (and curl) until Ctrl-C."""
+        self.console.print(
+            f"serving the shipments API at {self.api.base_url} (no IAM locally); Ctrl-C stops"
+        )
+        try:
+            while True:
+                time.sleep(2)
+                self.clock += timedelta(seconds=2)
+                self._settle()
+        except KeyboardInterrupt:
+            self.console.print("stopped")
 
     def _run_cycles(self, cycles: int) -> None:
         with self._progress() as progress:
@@ -652,6 +678,12 @@ def local_command(
     template: Annotated[Path, typer.Option(help="The SAM template to run.")] = Path(
         "template.yaml"
     ),
+    api_port: Annotated[
+        int, typer.Option(help="Serve the shipments API on this loopback port (0: any free).")
+    ] = 8787,
+    serve: Annotated[
+        bool, typer.Option(help="Keep running after the journeys, serving the API, until Ctrl-C.")
+    ] = False,
 ) -> None:
     """Run the whole system on this machine: AWS emulated, the Clickpost sandbox, local SMTP."""
     options = LocalOptions(
@@ -665,6 +697,8 @@ def local_command(
         notifications_out=notifications_out,
         speed=speed,
         hours=hours,
+        api_port=api_port,
+        serve=serve,
     )
     # Soft wrap: timeline lines stay whole when piped to a file or another program.
     console = Console(soft_wrap=True)

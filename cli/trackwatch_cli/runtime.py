@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -128,6 +129,9 @@ class LocalRuntime:
         #: Where handlers' printed output (EMF metrics, logs) goes; None leaves it on stdout.
         self._log = log
         self.invocations: list[Invocation] = []
+        # One invocation at a time: the API server's threads and the main loop share
+        # the process (and redirect_stdout is process-wide).
+        self._lock = threading.RLock()
         #: Handlers that raised instead of returning (their whole batch failed).
         self.crashes: list[tuple[str, Exception]] = []
 
@@ -135,6 +139,10 @@ class LocalRuntime:
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Run one handler with one event, as Lambda would."""
+        with self._lock:
+            return self._invoke(function, event)
+
+    def _invoke(self, function: str, event: dict[str, Any]) -> Any:
         spec = self.stack.functions[function]
         context = LambdaContext(
             function_name=spec.physical_name,

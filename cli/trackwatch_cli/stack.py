@@ -66,6 +66,15 @@ class Schedule:
     input: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Route:
+    """An HTTP API route: method and path template (`/shipments/{cp_id}`) to a function."""
+
+    function: str
+    method: str
+    path: str
+
+
 @dataclass
 class DeployedStack:
     """What the template created in the emulator."""
@@ -78,6 +87,7 @@ class DeployedStack:
     event_sources: list[EventSource]
     schedules: list[Schedule]
     template: dict[str, Any]
+    routes: list[Route] = field(default_factory=list)
 
     def queue_url(self, logical_id: str) -> str:
         """The URL of the queue `logical_id`."""
@@ -161,6 +171,7 @@ def deploy(
         event_sources=event_sources,
         schedules=_schedules(resources),
         template=cfn,
+        routes=_routes(sam),
     )
     _subscribe(stack, resources, region)
     return stack
@@ -223,6 +234,21 @@ def _event_sources(
             )
         )
     return sources
+
+
+def _routes(sam: dict[str, Any]) -> list[Route]:
+    """The HttpApi events of the SAM template's functions (moto does not serve APIs)."""
+    routes: list[Route] = []
+    for logical_id, resource in sam.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") == "HttpApi":
+                props = event.get("Properties", {})
+                routes.append(
+                    Route(logical_id, str(props.get("Method", "ANY")).upper(), props["Path"])
+                )
+    return routes
 
 
 def _schedules(resources: dict[str, Any]) -> list[Schedule]:

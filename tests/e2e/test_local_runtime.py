@@ -18,8 +18,10 @@ CUSTOMER_FACING = {"shipment.status_changed", "shipment.ndr_raised", "shipment.s
 
 
 def trackwatch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    # Any free port for the API: a developer's own `trackwatch local` may hold 8787.
+    port = ["--api-port", "0"] if args[:1] == ("local",) else []
     return subprocess.run(
-        [sys.executable, "-m", "trackwatch_cli", *args],
+        [sys.executable, "-m", "trackwatch_cli", *args, *port],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -75,6 +77,7 @@ def test_cycles_against_the_sandbox_write_events_and_notifications(tmp_path: Pat
     # the terminal shows the journey and a summary
     assert "Shipments" in done.stdout
     assert "Totals" in done.stdout
+    assert "shipments API at http://127.0.0.1:" in done.stdout
 
 
 @pytest.mark.parametrize(
