@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
 
-from tests.integration.shipments_stack import ShipmentsStack, shipments_stack
+from tests.integration.shipments_stack import ROOT, ShipmentsStack, shipments_stack
 from trackwatch import wiring
 from trackwatch.config import cadence_settings
 from trackwatch.logic.poll_decision import stop
@@ -306,3 +307,37 @@ def test_ingest_registers_what_it_can_and_dead_letters_the_rest_at_once(
         "email": "x@",
     }
     assert api.messages("IngestQueueUrl") == []
+
+
+# --- the sample events under events/ (for `sam local invoke`) -------------------------
+
+
+def sample(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((ROOT / "events" / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_the_api_samples_register_and_show_a_shipment(shipments_stack: ShipmentsStack) -> None:
+    # When the register sample, then the show sample, go to the API function
+    registered = shipments_stack.runtime.invoke(
+        "ShipmentsApiFunction", sample("shipments_api_register.json")
+    )
+    shown = shipments_stack.runtime.invoke("ShipmentsApiFunction", sample("shipments_api_get.json"))
+
+    # Then the good entry is stored, the bad one reported, and the shipment shown
+    assert registered["statusCode"] == 207
+    outcomes = [r["outcome"] for r in json.loads(registered["body"])["results"]]
+    assert outcomes == ["created", "rejected"]
+    assert shown["statusCode"] == 200
+    assert json.loads(shown["body"])["language"] == "hi"
+
+
+def test_the_ingest_sample_registers_and_dead_letters(shipments_stack: ShipmentsStack) -> None:
+    result = shipments_stack.runtime.invoke(
+        "IngestShipmentsFunction", sample("ingest_shipments_sqs.json")
+    )
+
+    assert result == {"batchItemFailures": []}
+    assert shipments_stack.record(4, "4210610508757") is not None
+    (dead,) = shipments_stack.messages("IngestDeadLetterQueueUrl")
+    assert dead["attributes"]["rejected_because"].startswith("cp_id: must be a positive integer")
