@@ -10,7 +10,6 @@ fast as it can, ignoring cadence.
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import logging
 import os
@@ -38,19 +37,18 @@ from rich.table import Table
 
 from trackwatch import wiring
 from trackwatch.adapters.clickpost import ClickpostClient, StaticCredentials
+from trackwatch.config import RegistrationSettings
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostError,
     ClickpostInvalidCarrierError,
-    InvalidInputError,
 )
 from trackwatch.logic.batching import TrackCall
-from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.record import Contact
-from trackwatch.services.registration_basic import register_new
+from trackwatch.models.registration import Registration, Rejected
 from trackwatch_cli.api_gateway import ApiGateway
 from trackwatch_cli.runtime import LocalRuntime
 from trackwatch_cli.sandbox import SandboxServer
+from trackwatch_cli.shipments_cli import CsvError, read_rows
 from trackwatch_cli.stack import ACCOUNT, StackError, deploy
 
 REGION = "us-east-1"
@@ -60,62 +58,32 @@ SIM_START = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
 DISPLAY_ZONE = ZoneInfo("Asia/Kolkata")
 SETTLE_EVERY_MINUTES = 5
 DONE_CHECK_MINUTES = 30
-CSV_COLUMNS = ("waybill", "cp_id", "order_id", "phone", "email", "language")
 
 
 class LocalInputError(Exception):
     """Bad input to `trackwatch local`; the message names the problem."""
 
 
-@dataclass(frozen=True)
-class ShipmentRow:
-    """One shipment to track locally."""
-
-    key: ShipmentKey
-    order_id: str | None = None
-    contact: Contact = field(default_factory=Contact)
-
-
-def read_shipments_csv(path: Path) -> list[ShipmentRow]:
-    """Parse FILE.csv (waybill,cp_id and optional order_id,phone,email,language)."""
+def read_shipments_csv(path: Path) -> list[Registration]:
+    """The shipments of FILE.csv, by the same rules as `trackwatch shipments import`;
+    any bad row is a LocalInputError naming its line, field and rule."""
+    # The template's default languages: the CSV is checked before the stack exists.
+    languages = RegistrationSettings().languages
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = {"waybill", "cp_id"} - set(header)
-            if missing:
-                raise LocalInputError(
-                    f"{path}: the header must name waybill and cp_id (missing: "
-                    f"{', '.join(sorted(missing))})"
-                )
-            unknown = set(header) - set(CSV_COLUMNS)
-            if unknown:
-                raise LocalInputError(
-                    f"{path}: unknown column(s) {', '.join(sorted(unknown))}; "
-                    f"allowed: {', '.join(CSV_COLUMNS)}"
-                )
-            rows = []
-            for line, raw in enumerate(reader, start=2):
-                try:
-                    key = ShipmentKey.of((raw.get("cp_id") or "").strip(), raw.get("waybill") or "")
-                except InvalidInputError as exc:
-                    raise LocalInputError(f"{path}, line {line}: {exc}") from exc
-                rows.append(
-                    ShipmentRow(
-                        key=key,
-                        order_id=(raw.get("order_id") or "").strip() or None,
-                        contact=Contact(
-                            phone=(raw.get("phone") or "").strip() or None,
-                            email=(raw.get("email") or "").strip() or None,
-                            language=(raw.get("language") or "").strip() or "en",
-                        ),
-                    )
-                )
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise LocalInputError(f"cannot read {path}: {exc}") from exc
+        rows = read_rows(path, languages)
+    except CsvError as exc:
+        raise LocalInputError(str(exc)) from exc
+    bad = [
+        f"{path}, line {row.line}: "
+        + "; ".join(f"{p.field}: {p.rule}" for p in row.entry.problems)
+        for row in rows
+        if isinstance(row.entry, Rejected)
+    ]
+    if bad:
+        raise LocalInputError("\n".join(bad))
     if not rows:
         raise LocalInputError(f"{path}: no shipments in the file")
-    return rows
+    return [row.entry for row in rows if isinstance(row.entry, Registration)]
 
 
 @dataclass
@@ -178,7 +146,7 @@ class LocalSystem:
         self._events_file: IO[str] | None = None
         self._notifications_file: IO[str] | None = None
         self.sandbox: SandboxServer | None = None
-        self.rows: list[ShipmentRow] = []
+        self.rows: list[Registration] = []
 
     # ------------------------------------------------------------------ start
 
@@ -291,19 +259,18 @@ class LocalSystem:
         if self.rows:
             journeys = sorted(j for j in self.sandbox.journeys if j != "invalid")
             for i, row in enumerate(self.rows):
-                self.sandbox.carriers.setdefault(row.key.cp_id, f"Carrier {row.key.cp_id}")
+                self.sandbox.carriers.setdefault(row.cp_id, f"Carrier {row.cp_id}")
                 self.sandbox.add_shipment(
-                    row.key.waybill, row.key.cp_id, journeys[i % len(journeys)], row.order_id
+                    row.waybill, row.cp_id, journeys[i % len(journeys)], row.order_id
                 )
         else:
             self.rows = [
-                ShipmentRow(
-                    key=ShipmentKey.of(s.cp_id, s.waybill),
-                    contact=Contact(
-                        phone=f"+9198765{43210 + i:05d}",
-                        email=f"customer{i + 1}@example.com",
-                        language="hi" if i % 3 == 2 else "en",
-                    ),
+                Registration(
+                    waybill=s.waybill,
+                    cp_id=s.cp_id,
+                    phone=f"+9198765{43210 + i:05d}",
+                    email=f"customer{i + 1}@example.com",
+                    language="hi" if i % 3 == 2 else "en",
                 )
                 for i, s in enumerate(self.sandbox.add_demo_shipments())
             ]
@@ -391,9 +358,10 @@ class LocalSystem:
         return url
 
     def _register(self) -> None:
-        table = wiring.shipments_table()
-        for row in self.rows:
-            register_new(table, row.key, self.clock, contact=row.contact, order_id=row.order_id)
+        results = wiring.shipments_service().register(self.rows)
+        failed = [r for r in results if r.outcome is None or r.rejected or r.error]
+        if failed:
+            raise LocalInputError(f"{len(failed)} shipments could not be registered: {failed[0]}")
         clickpost = self.sandbox.base_url if self.sandbox else self.options.clickpost_url
         self.console.print(
             f"[bold]trackwatch local[/]: {len(self.rows)} shipments, stack "
@@ -583,8 +551,8 @@ class LocalSystem:
             record = records.get(row.key)
             current = record.state.current if record else None
             table.add_row(
-                row.key.waybill,
-                str(row.key.cp_id),
+                row.waybill,
+                str(row.cp_id),
                 (current.clickpost_status_description or "") if current else "-",
                 (current.clickpost_status_bucket_description or "") if current else "-",
                 str(record.state.scan_count) if record else "-",

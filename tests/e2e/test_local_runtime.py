@@ -85,8 +85,9 @@ def test_cycles_against_the_sandbox_write_events_and_notifications(tmp_path: Pat
     [
         ("waybill,cp_id\nA 1,4\n", "line 2: waybill: must not contain whitespace"),
         ("waybill,cp_id\nA1,zero\n", "line 2: cp_id: must be a positive integer"),
-        ("waybill\nA1\n", "must name waybill and cp_id"),
-        ("waybill,cp_id,colour\nA1,4,red\n", "unknown column(s) colour"),
+        ("waybill\nA1\n", "bad header waybill"),
+        ("waybill,cp_id,colour\nA1,4,red\n", "bad header waybill,cp_id,colour"),
+        ("waybill,cp_id,phone\nA1,4,12\n", "line 2: phone:"),
         ("waybill,cp_id\n", "no shipments"),
     ],
 )

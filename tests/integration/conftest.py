@@ -19,10 +19,12 @@ from moto import mock_aws
 
 from trackwatch import wiring
 from trackwatch.adapters import aws
+from trackwatch.config import cadence_settings
 from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import ShipmentRecord
-from trackwatch.services.registration_basic import register_new
+from trackwatch.models.registration import Registration
+from trackwatch.services.registration import register_all
 from trackwatch_cli.runtime import LocalRuntime
 from trackwatch_cli.sandbox import SandboxServer
 from trackwatch_cli.stack import DeployedStack, deploy
@@ -42,8 +44,13 @@ class Pipeline:
     clock: datetime = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 
     def register(self, *keys: ShipmentKey) -> None:
-        for key in keys:
-            register_new(wiring.shipments_table(), key, self.clock)
+        results = register_all(
+            [Registration(waybill=k.waybill, cp_id=k.cp_id) for k in keys],
+            wiring.shipments_table(),
+            self.clock,
+            cadence_settings(),
+        )
+        assert all(r.error is None and r.rejected is None for r in results), results
 
     def cycle(self, *, advance: timedelta = timedelta(minutes=1)) -> None:
         """Poll every active shipment once and let every consequence settle."""

@@ -9,7 +9,6 @@ from typing import Any
 from tests.integration.conftest import ROOT, Pipeline
 from trackwatch import wiring
 from trackwatch.logic.cadence import epoch_minute
-from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest, ScheduleTick
 
 EVENTS = ROOT / "events"
@@ -68,16 +67,14 @@ def test_the_notifier_samples_message_the_customer(pipeline: Pipeline) -> None:
     # Given the sample's shipment registered with a phone number and an e-mail address
     from moto.sns.models import sns_backends
 
-    from trackwatch.models.record import Contact
-    from trackwatch.services.registration_basic import register_new
+    from trackwatch.config import cadence_settings
+    from trackwatch.models.registration import Registration
+    from trackwatch.services.registration import register_all
 
-    key = ShipmentKey.of(4, "4210610508756")
-    register_new(
-        wiring.shipments_table(),
-        key,
-        pipeline.clock,
-        contact=Contact(phone="+919876543210", email="asha@example.com"),
+    registration = Registration(
+        waybill="4210610508756", cp_id=4, phone="+919876543210", email="asha@example.com"
     )
+    register_all([registration], wiring.shipments_table(), pipeline.clock, cadence_settings())
     wiring.set_clock(lambda: pipeline.clock)  # 11:30 in India: not quiet hours
     try:
         # When the SMS notifier gets the sample batch
