@@ -196,8 +196,9 @@ class NotifySettings(_Settings):
     notify_repeat_window_minutes: int = Field(default=360, ge=0, le=10080)
     #: Most messages one shipment gets on one channel per local day.
     notify_daily_cap: int = Field(default=5, ge=1, le=100)
-    #: How long "this event was sent" is remembered; longer than any redelivery (see template).
-    notify_idempotency_ttl_hours: int = Field(default=360, ge=24, le=8760)
+    #: How long "this event was sent" is remembered: longer than a message can live (4 days
+    #: on its queue, 14 in its DLQ, plus margin); template.yaml sets the same.
+    notify_idempotency_ttl_hours: int = Field(default=456, ge=24, le=8760)
     #: Quiet hours, in the customer's zone; start after end wraps past midnight.
     quiet_hours_start: time = time(21, 0)
     quiet_hours_end: time = time(9, 0)
