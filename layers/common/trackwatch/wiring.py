@@ -1,28 +1,18 @@
-"""The adapters and services each function uses, built once per process from settings."""
+"""The adapters and services each function uses, built once per process from settings.
+
+Imports are made inside the factories: each function pays at cold start only for
+what it builds (the poller never loads the notifiers' templates, nor the API).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.utilities import parameters
 
-from trackwatch.adapters.clickpost import ClickpostClient
-from trackwatch.adapters.event_log import EventLogTable
-from trackwatch.adapters.events_topic import EventsTopic
-from trackwatch.adapters.idempotency import IdempotencyGuard
-from trackwatch.adapters.notify_queue import NotifyQueue
-from trackwatch.adapters.notify_table import NotifyTable
-from trackwatch.adapters.poll_queue import PollQueue
-from trackwatch.adapters.reject_queue import RejectQueue
-from trackwatch.adapters.senders import (
-    SesEmailSender,
-    SmtpCredentials,
-    SmtpEmailSender,
-    SnsSmsSender,
-)
-from trackwatch.adapters.shipments_table import ShipmentsTable
 from trackwatch.config import (
     cadence_settings,
     clickpost_settings,
@@ -36,16 +26,24 @@ from trackwatch.config import (
     table_settings,
 )
 from trackwatch.errors import ConfigurationError
-from trackwatch.logic.catalogue import default_catalogue
-from trackwatch.logic.notify_rules import default_rules
-from trackwatch.logic.render import default_renderer
-from trackwatch.models.notification import Channel
-from trackwatch.models.registration import Registration, Rejected
-from trackwatch.ports import Sender
-from trackwatch.services.notify import Notifier
-from trackwatch.services.poll import PollService
-from trackwatch.services.registration import EntryResult, register_all
-from trackwatch.services.shipments import ShipmentsService
+
+if TYPE_CHECKING:
+    from trackwatch.adapters.clickpost import ClickpostClient
+    from trackwatch.adapters.event_log import EventLogTable
+    from trackwatch.adapters.events_topic import EventsTopic
+    from trackwatch.adapters.idempotency import IdempotencyGuard
+    from trackwatch.adapters.notify_table import NotifyTable
+    from trackwatch.adapters.poll_queue import PollQueue
+    from trackwatch.adapters.reject_queue import RejectQueue
+    from trackwatch.adapters.senders import SmtpCredentials
+    from trackwatch.adapters.shipments_table import ShipmentsTable
+    from trackwatch.models.notification import Channel
+    from trackwatch.models.registration import Registration, Rejected
+    from trackwatch.ports import Sender
+    from trackwatch.services.notify import Notifier
+    from trackwatch.services.poll import PollService
+    from trackwatch.services.registration import EntryResult
+    from trackwatch.services.shipments import ShipmentsService
 
 _clock: Callable[[], datetime] | None = None
 
@@ -64,6 +62,8 @@ def utc_now() -> datetime:
 @lru_cache(maxsize=1)
 def shipments_table() -> ShipmentsTable:
     """The shipments table."""
+    from trackwatch.adapters.shipments_table import ShipmentsTable
+
     settings = table_settings()
     return ShipmentsTable(settings.shipments_table_name, settings.due_index_name)
 
@@ -71,18 +71,24 @@ def shipments_table() -> ShipmentsTable:
 @lru_cache(maxsize=1)
 def poll_queue() -> PollQueue:
     """PollQueue."""
+    from trackwatch.adapters.poll_queue import PollQueue
+
     return PollQueue(dispatch_settings().poll_queue_url)
 
 
 @lru_cache(maxsize=1)
 def events_topic() -> EventsTopic:
     """The shipment events topic."""
+    from trackwatch.adapters.events_topic import EventsTopic
+
     return EventsTopic(publish_settings().events_topic_arn)
 
 
 @lru_cache(maxsize=1)
 def event_log() -> EventLogTable:
     """The event log (every published event, for replay)."""
+    from trackwatch.adapters.event_log import EventLogTable
+
     settings = event_log_settings()
     return EventLogTable(settings.event_log_table_name, settings.event_log_retention_days)
 
@@ -90,12 +96,16 @@ def event_log() -> EventLogTable:
 @lru_cache(maxsize=1)
 def ingest_rejects() -> RejectQueue:
     """Where IngestQueue messages that can never be accepted go."""
+    from trackwatch.adapters.reject_queue import RejectQueue
+
     return RejectQueue(ingest_settings().ingest_dead_letter_queue_url)
 
 
 @lru_cache(maxsize=1)
 def shipments_service() -> ShipmentsService:
     """Register, show, stop, refresh and replay shipments."""
+    from trackwatch.services.shipments import ShipmentsService
+
     return ShipmentsService(
         shipments_table(),
         poll_queue(),
@@ -109,17 +119,24 @@ def shipments_service() -> ShipmentsService:
 
 def register_entries(entries: Sequence[Registration | Rejected]) -> list[EntryResult]:
     """Register entries in the shipments table (all a registering function needs)."""
+    from trackwatch.services.registration import register_all
+
     return register_all(entries, shipments_table(), utc_now(), cadence_settings())
 
 
 @lru_cache(maxsize=1)
 def poll_service() -> PollService:
     """The poller, over the shipments table."""
+    from trackwatch.logic.catalogue import default_catalogue
+    from trackwatch.services.poll import PollService
+
     return PollService(shipments_table(), default_catalogue(), cadence_settings(), utc_now)
 
 
 def clickpost_client() -> ClickpostClient:
     """A Clickpost client; one per invocation, since it belongs to that invocation's event loop."""
+    from trackwatch.adapters.clickpost import ClickpostClient
+
     return ClickpostClient.from_settings(clickpost_settings())
 
 
@@ -127,6 +144,7 @@ def reset() -> None:
     """Forget everything built (tests and the local runtime change the environment)."""
     from trackwatch import config
     from trackwatch.adapters import aws
+    from trackwatch.logic.catalogue import default_catalogue
 
     for factory in (
         shipments_table,
@@ -162,12 +180,16 @@ def reset() -> None:
 @lru_cache(maxsize=1)
 def notify_table() -> NotifyTable:
     """The shipments table, as the notifiers read and write it."""
+    from trackwatch.adapters.notify_table import NotifyTable
+
     return NotifyTable(table_settings().shipments_table_name)
 
 
 @lru_cache(maxsize=1)
 def idempotency_guard() -> IdempotencyGuard:
     """Exactly one message per event and channel."""
+    from trackwatch.adapters.idempotency import IdempotencyGuard
+
     settings = notify_settings()
     return IdempotencyGuard(
         settings.idempotency_table_name, settings.notify_idempotency_ttl_hours * 3600
@@ -176,6 +198,8 @@ def idempotency_guard() -> IdempotencyGuard:
 
 def smtp_credentials() -> SmtpCredentials | None:
     """The relay's login from Secrets Manager (cached by powertools); None for an open relay."""
+    from trackwatch.adapters.senders import SmtpCredentials
+
     name = email_settings().smtp_secret_name
     if name is None:
         return None
@@ -189,6 +213,8 @@ def smtp_credentials() -> SmtpCredentials | None:
 
 def sender(channel: Channel) -> Sender:
     """SNS for SMS; SES or the SMTP relay for e-mail, as EMAIL_TRANSPORT says."""
+    from trackwatch.adapters.senders import SesEmailSender, SmtpEmailSender, SnsSmsSender
+
     if channel == "sms":
         sms = sms_settings()
         return SnsSmsSender(sms_type=sms.sms_type, sender_id=sms.sms_sender_id)
@@ -211,6 +237,11 @@ def sender(channel: Channel) -> Sender:
 @lru_cache(maxsize=2)
 def notifier(channel: Channel) -> Notifier:
     """The notifier of one channel."""
+    from trackwatch.adapters.notify_queue import NotifyQueue
+    from trackwatch.logic.notify_rules import default_rules
+    from trackwatch.logic.render import default_renderer
+    from trackwatch.services.notify import Notifier
+
     settings = notify_settings()
     return Notifier(
         channel,
@@ -228,6 +259,8 @@ def notifier(channel: Channel) -> Notifier:
 def reset_notifiers() -> None:
     """Forget the notifiers and their settings."""
     from trackwatch import config
+    from trackwatch.logic.notify_rules import default_rules
+    from trackwatch.logic.render import default_renderer
 
     for factory in (notify_table, idempotency_guard, notifier):
         factory.cache_clear()
