@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from trackwatch.notify_batch import handle_batch
-from trackwatch.observability import logger, metrics, tracer
+from trackwatch.observability import logger, tracer
 
 # A batch that fails whole is reported as such rather than raised: the queue retries the
 # same records either way, and no traceback (with whatever it quotes) reaches the logs.
@@ -16,7 +16,8 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 @logger.inject_lambda_context
-@metrics.log_metrics
+# No @metrics.log_metrics: the batch's counts go out as single metrics (by outcome),
+# and an empty flush would warn on every batch.
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Send the SMS each event calls for; report the records that failed."""
