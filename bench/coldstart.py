@@ -15,10 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_PROBE = (
-    "import time; t = time.perf_counter(); import {module}; "
-    "print(time.perf_counter() - t)"
-)
+_PROBE = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
 
 
 @dataclass(frozen=True)
@@ -31,9 +28,7 @@ class ImportTime:
 
 
 def _time_import(module: str, cwd: Path, runs: int) -> float:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))
-    }
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
     environment["PYTHONPATH"] = str(ROOT / "layers" / "common")
     times = []
     # One run more than counted: the first compiles bytecode, as a built layer ships it.

@@ -96,37 +96,37 @@ def ours(m: Measured) -> list[Line]:
     return [
         Line(
             "DynamoDB writes",
-            f"({c / 1e6:.2f}M changes × {m.change_wru:.2f} WRU + {p / 1e6:.1f}M polls × "
-            f"{m.poll_wru:.2f} + {LIFECYCLE_WRU_PER_DAY / 1e6:.1f}M lifecycle) × {DAYS} d",
+            f"({c / 1e6:.2f}M changes x {m.change_wru:.2f} WRU + {p / 1e6:.1f}M polls x "
+            f"{m.poll_wru:.2f} + {LIFECYCLE_WRU_PER_DAY / 1e6:.1f}M lifecycle) x {DAYS} d",
             wru * DAYS / 1e6 * WRU_PER_M,
         ),
         Line(
             "DynamoDB reads",
-            f"({p / 1e6:.1f}M polls × {m.poll_rru:.3f} RRU + changes × {m.change_rru:.3f} + "
-            f"dispatch {DISPATCH_RRU_PER_DAY:,}) × {DAYS} d",
+            f"({p / 1e6:.1f}M polls x {m.poll_rru:.3f} RRU + changes x {m.change_rru:.3f} + "
+            f"dispatch {DISPATCH_RRU_PER_DAY:,}) x {DAYS} d",
             rru * DAYS / 1e6 * RRU_PER_M,
         ),
         Line(
             "SQS, PollQueue",
-            f"({p / 1e6:.1f}M polls × {m.poll_sqs_billed:.4f} + {EMPTY_RECEIVES_PER_DAY:,} "
-            f"empty receives) × {DAYS} d",
+            f"({p / 1e6:.1f}M polls x {m.poll_sqs_billed:.4f} + {EMPTY_RECEIVES_PER_DAY:,} "
+            f"empty receives) x {DAYS} d",
             (p * m.poll_sqs_billed + EMPTY_RECEIVES_PER_DAY) * DAYS / 1e6 * SQS_PER_M,
         ),
         Line(
             "SNS",
-            f"{c / 1e6:.2f}M changes × {m.change_sns_billed:.2f} billed publishes × {DAYS} d",
+            f"{c / 1e6:.2f}M changes x {m.change_sns_billed:.2f} billed publishes x {DAYS} d",
             c * m.change_sns_billed * DAYS / 1e6 * SNS_PER_M,
         ),
         Line(
             "Lambda, PollShipments",
-            f"{p / 1e6:.1f}M AWBs ÷ {m.awbs_per_s:.0f} AWB/s × {MEMORY_GB} GB + "
-            f"{invocations:,.0f} invocations, × {DAYS} d",
+            f"{p / 1e6:.1f}M AWBs ÷ {m.awbs_per_s:.0f} AWB/s x {MEMORY_GB} GB + "
+            f"{invocations:,.0f} invocations, x {DAYS} d",
             (poll_gb_s * LAMBDA_GB_S + invocations / 1e6 * LAMBDA_PER_M) * DAYS,
         ),
         Line(
             "Lambda, PublishEvents + DispatchPolls",
-            f"{publish_invocations:,.0f} × {PUBLISH_SECONDS} s + 1,440 × {DISPATCH_SECONDS} s, "
-            f"{MEMORY_GB} GB, × {DAYS} d",
+            f"{publish_invocations:,.0f} x {PUBLISH_SECONDS} s + 1,440 x {DISPATCH_SECONDS} s, "
+            f"{MEMORY_GB} GB, x {DAYS} d",
             (
                 (publish_invocations * PUBLISH_SECONDS + 1440 * DISPATCH_SECONDS)
                 * MEMORY_GB
@@ -146,23 +146,23 @@ def naive(m: Measured) -> list[Line]:
     return [
         Line(
             "DynamoDB writes (PutItem every poll)",
-            f"{p / 1e6:.1f}M polls × {m.naive_put_wru:.2f} WRU × {DAYS} d",
+            f"{p / 1e6:.1f}M polls x {m.naive_put_wru:.2f} WRU x {DAYS} d",
             p * m.naive_put_wru * DAYS / 1e6 * WRU_PER_M,
         ),
         Line(
             "DynamoDB reads (Scan + GetItem)",
-            f"({NAIVE_SCANS_PER_DAY} scans × 1M × {m.naive_scan_rru_per_item:.3f} RRU + "
-            f"{p / 1e6:.1f}M × {m.naive_get_rru:.2f}) × {DAYS} d",
+            f"({NAIVE_SCANS_PER_DAY} scans x 1M x {m.naive_scan_rru_per_item:.3f} RRU + "
+            f"{p / 1e6:.1f}M x {m.naive_get_rru:.2f}) x {DAYS} d",
             (scan_rru + p * m.naive_get_rru) * DAYS / 1e6 * RRU_PER_M,
         ),
         Line(
             "SNS (one Publish per event)",
-            f"{c / 1e6:.2f}M changes × {m.events_per_change:.2f} events × {DAYS} d",
+            f"{c / 1e6:.2f}M changes x {m.events_per_change:.2f} events x {DAYS} d",
             c * m.events_per_change * DAYS / 1e6 * SNS_PER_M,
         ),
         Line(
             "Lambda (sequential calls)",
-            f"{p / 1e6:.1f}M AWBs ÷ {m.naive_awbs_per_s:.2f} AWB/s × {MEMORY_GB} GB × {DAYS} d",
+            f"{p / 1e6:.1f}M AWBs ÷ {m.naive_awbs_per_s:.2f} AWB/s x {MEMORY_GB} GB x {DAYS} d",
             gb_s * LAMBDA_GB_S * DAYS,
         ),
     ]

@@ -29,17 +29,23 @@ import io
 import json
 import logging
 import math
+import subprocess
+import sys
 import threading
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 
 ACCOUNT = "123456789012"
+#: Path prefix of the benchmark's own endpoints on the emulator.
+CONTROL = "/_bench/"
 CHUNK = 64 * 1024
 _READ_BLOCK = 4 * 1024
 _WRITE_BLOCK = 1024
@@ -62,6 +68,8 @@ class Request:
     billed: int = 1
     #: Messages it carried (SNS publishes, SQS sends and receives), else 0.
     messages: int = 0
+    #: For an SNS publish: "<event_type> <event_id>" of each trackwatch event it carried.
+    events: tuple[str, ...] = ()
 
 
 @dataclass
@@ -178,7 +186,9 @@ class _Tables:
             found = self._backend().get_table(table)
         except Exception:
             return []
-        table_keys = [found.hash_key_attr] + ([found.range_key_attr] if found.range_key_attr else [])
+        table_keys = [found.hash_key_attr] + (
+            [found.range_key_attr] if found.range_key_attr else []
+        )
         return [
             (
                 [*table_keys, *index.schema_key_attrs],
@@ -214,9 +224,7 @@ def _write_units(
         has = after is not None and all(k in after for k in keys)
         if had and has and old != new:
             units += 2
-        elif had != has:
-            units += 1
-        elif had and has and projection != "KEYS_ONLY" and before != after:
+        elif had != has or (had and has and projection != "KEYS_ONLY" and before != after):
             units += 1
     return float(units)
 
@@ -227,7 +235,7 @@ def _write_units(
 def _service(environ: dict[str, Any], target: str) -> str:
     if target.startswith("DynamoDBStreams"):
         return "dynamodbstreams"
-    auth = environ.get("HTTP_AUTHORIZATION", "")
+    auth = str(environ.get("HTTP_AUTHORIZATION", ""))
     if "Credential=" in auth:
         scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")
         if len(scope) >= 4:
@@ -244,6 +252,20 @@ def _resource(body: dict[str, Any]) -> str:
     return ""
 
 
+def _events(form: dict[str, Any]) -> tuple[str, ...]:
+    """The trackwatch events in an SNS Publish or PublishBatch form, as "<type> <id>"."""
+    found = []
+    for name, value in form.items():
+        if name == "Message" or name.endswith(".Message"):
+            try:
+                event = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and "event_id" in event:
+                found.append(f"{event.get('event_type')} {event['event_id']}")
+    return tuple(found)
+
+
 class _Counting:
     """WSGI middleware: record each request, then let moto answer it."""
 
@@ -256,6 +278,8 @@ class _Counting:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(raw)
+        if environ.get("PATH_INFO", "").startswith(CONTROL):
+            return self._control(environ, raw, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         service = _service(environ, target)
         if target:
@@ -275,8 +299,34 @@ class _Counting:
         billed, messages = self._payload(service, operation, body)
         if service == "sqs" and operation == "ReceiveMessage":
             return self._receive(body, environ, start_response)
-        self.log.add(Request(service, operation, _resource(body), billed=billed, messages=messages))
+        events = _events(body) if service == "sns" else ()
+        self.log.add(
+            Request(
+                service,
+                operation,
+                _resource(body),
+                billed=billed,
+                messages=messages,
+                events=events,
+            )
+        )
         return self.app(environ, start_response)
+
+    def _control(self, environ: dict[str, Any], raw: bytes, start: Any) -> Any:
+        """The benchmark's own endpoints: set the phase, read a phase's log, clear it."""
+        action = environ["PATH_INFO"].removeprefix(CONTROL)
+        answer: Any = {}
+        if action == "phase":
+            self.log.phase = raw.decode()
+        elif action == "log":
+            phase = parse_qs(environ.get("QUERY_STRING", "")).get("phase", [""])[0]
+            answer = [asdict(r) for r in self.log.of(phase)]
+        elif action == "clear":
+            with self.log._lock:
+                self.log.entries.clear()
+        body = json.dumps(answer).encode()
+        start("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     # -- DynamoDB
 
@@ -392,52 +442,100 @@ class _Counting:
         return chunks
 
 
+def serve(region: str = "us-east-1") -> None:
+    """Run the counting emulator in this process until it is killed; print its port first."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    # moto warns about each template resource type it skips; stack.deploy handles those.
+    warnings.simplefilter("ignore")
+    app = _Counting(DomainDispatcherApplication(create_backend_app), RequestLog(), region)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+class RemoteLog:
+    """The emulator's request log, read and tagged over HTTP."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._endpoint = endpoint
+
+    @contextmanager
+    def during(self, phase: str) -> Iterator[None]:
+        """Tag the requests answered inside the block with `phase` (then "idle")."""
+        httpx.post(f"{self._endpoint}{CONTROL}phase", content=phase.encode(), timeout=30)
+        try:
+            yield
+        finally:
+            httpx.post(f"{self._endpoint}{CONTROL}phase", content=b"idle", timeout=30)
+
+    def of(self, phase: str) -> list[Request]:
+        """The requests of one phase."""
+        answer = httpx.get(f"{self._endpoint}{CONTROL}log", params={"phase": phase}, timeout=60)
+        return [Request(**{**e, "events": tuple(e["events"])}) for e in answer.json()]
+
+
 class CountingMotoServer:
-    """moto's server on loopback, in a thread, with a server-side request log."""
+    """moto's server with a server-side request log, in a process of its own.
+
+    A process of its own, so that the emulator's work runs on the second core while
+    this process runs the handlers, the sandbox and the naive poller.
+    """
 
     def __init__(self, region: str = "us-east-1") -> None:
         self.region = region
-        self.log = RequestLog()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen[str] | None = None
+        self._endpoint = ""
 
     def start(self) -> CountingMotoServer:
-        """Serve on a free loopback port."""
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
+        """Start the emulator and wait for its port."""
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "bench.emulator", self.region],
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        from werkzeug.serving import make_server
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        app = _Counting(DomainDispatcherApplication(create_backend_app), self.log, self.region)
-        self._server = make_server(
-            "127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="bench-moto", daemon=True
-        )
-        self._thread.start()
+        assert self._process.stdout is not None
+        port = self._process.stdout.readline().strip()
+        if not port.isdigit():
+            self.stop()
+            raise RuntimeError("the emulator did not start")
+        self._endpoint = f"http://127.0.0.1:{port}"
         return self
 
     @property
     def endpoint(self) -> str:
         """http://host:port."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._endpoint
+
+    @property
+    def log(self) -> RemoteLog:
+        """The emulator's request log."""
+        return RemoteLog(self._endpoint)
 
     def reset(self) -> None:
         """Forget every resource moto holds and every logged request."""
-        httpx.post(f"{self.endpoint}/moto-api/reset", timeout=30)
-        with self.log._lock:
-            self.log.entries.clear()
+        httpx.post(f"{self.endpoint}/moto-api/reset", timeout=60)
+        httpx.post(f"{self.endpoint}{CONTROL}clear", timeout=60)
 
     def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
+        """Stop the emulator process."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+
+if __name__ == "__main__":
+    serve(*sys.argv[1:2])

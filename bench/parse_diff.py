@@ -80,9 +80,7 @@ def long_haul(scans: int = 50) -> Journey:
                 remark="Bag added to trip" if n % 2 else "Bag received at facility",
             )
         )
-    steps = tuple(
-        JourneyStep(at_hours=float(i * 3), scans=(spec,)) for i, spec in enumerate(specs)
-    )
+    steps = tuple(JourneyStep(at_hours=float(i * 3), scans=(spec,)) for i, spec in enumerate(specs))
     return Journey(name="long_haul", description="A 50-scan long haul.", steps=steps)
 
 

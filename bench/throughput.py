@@ -3,7 +3,7 @@
 The real poll path: `PollService` (over the deployed shipments table) with the real
 `ClickpostClient`, one `asyncio.run` and one client per batch of ten PollQueue
 messages, exactly as one PollShipments invocation runs them. The bound for one
-invocation is calls in flight × 5 AWBs ÷ latency.
+invocation is calls in flight x 5 AWBs ÷ latency.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Throughput:
 
     @property
     def bound(self) -> float:
-        """in flight × AWBs per call ÷ latency."""
+        """in flight x AWBs per call ÷ latency."""
         return self.in_flight * MAX_WAYBILLS_PER_CALL / self.latency_s
 
 

@@ -1,0 +1,54 @@
+"""`uv run python -m bench [--quick] [--out BENCHMARKS.md] [--plot bench/scaling.png]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pickle
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from bench import report
+from bench.run import FULL, QUICK, run
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The last run's results, so a report can be rewritten without measuring again.
+LAST_RUN = Path(tempfile.gettempdir()) / "trackwatch-bench-results.pickle"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks, write the report and the plot."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "scaling.png")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help=f"rewrite the report from the last run's results ({LAST_RUN}), measuring nothing",
+    )
+    args = parser.parse_args(argv)
+    for name in ("moto", "werkzeug", "httpx", "botocore", "trackwatch", "samtranslator"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    # Handlers that record no metric in a run say so on every invocation.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    if args.render_only:
+        results = pickle.loads(LAST_RUN.read_bytes())  # noqa: S301 - our own file
+    else:
+        results = run(QUICK if args.quick else FULL)
+        LAST_RUN.write_bytes(pickle.dumps(results))
+    command = "uv run python -m bench" + (" --quick" if results.config.name == "quick" else "")
+    try:
+        plot = args.plot.resolve().relative_to(args.out.resolve().parent)
+    except ValueError:
+        plot = args.plot.resolve()
+    report.draw(results, args.plot)
+    args.out.write_text(report.markdown(results, command, plot), encoding="utf-8")
+    print(f"wrote {args.out} and {args.plot}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

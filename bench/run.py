@@ -1,0 +1,240 @@
+"""The benchmark run: every measurement, in one process, against one emulator and sandbox."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import coldstart, parse_diff, throughput
+from bench.calls import lower_bound
+from bench.cost import Measured
+from bench.emulator import CountingMotoServer, tally
+from bench.harness import Bench, open_bench, shipments
+from bench.throughput import Throughput
+from trackwatch_cli.sandbox import SandboxServer
+from trackwatch_cli.sandbox import server as sandbox_server
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of one run."""
+
+    name: str
+    #: Shipments in the request-count, calls and equivalence runs.
+    shipments: int
+    #: Shipments through dispatch and poll, one fresh stack each.
+    scaling: tuple[int, ...]
+    #: Share of shipments moved on before the scaling run's second cycle.
+    scaling_change_share: float
+    #: The largest size that also gets the second (mixed) cycle: changes are the slow
+    #: part of the emulator (~30 ms each), the unchanged cycle is what scales with size.
+    scaling_mixed_max: int
+    throughput_awbs: int
+    naive_throughput_awbs: int
+    latency_s: float
+    parse_min_time_s: float
+    coldstart_runs: int
+
+
+FULL = Config("full", 500, (1_000, 10_000, 50_000), 0.1, 10_000, 1000, 20, 0.3, 1.0, 3)
+QUICK = Config("quick", 100, (100, 300, 1_000), 0.1, 1_000, 250, 5, 0.3, 0.2, 2)
+
+
+@dataclass
+class Phase:
+    """The emulator's requests of one phase, with the figures read off them."""
+
+    name: str
+    shipments: int
+    totals: dict[str, float]
+    seconds: float = 0.0
+
+    def per(self, key: str, count: int | None = None) -> float:
+        """A total divided by the shipments (or `count`)."""
+        return self.totals.get(key, 0.0) / (count or self.shipments)
+
+
+@dataclass
+class ScalePoint:
+    """One size of the scaling run."""
+
+    shipments: int
+    seed_s: float
+    unchanged: Phase
+    mixed: Phase | None
+    changed: int
+    calls: int
+    lower_bound: int
+
+
+@dataclass
+class Results:
+    """Everything one run measured."""
+
+    config: Config
+    started: float = field(default_factory=time.time)
+    phases: dict[str, Phase] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    events: dict[str, Counter[str]] = field(default_factory=dict)
+    same_events: bool = False
+    #: Shipments the changed cycle actually wrote (UpdateItem on the shipments table).
+    changes: int = 0
+    throughput: Throughput | None = None
+    naive_throughput: Throughput | None = None
+    scaling: list[ScalePoint] = field(default_factory=list)
+    parse: list[parse_diff.ParseDiffResult] = field(default_factory=list)
+    boto3_import: coldstart.ImportTime | None = None
+    imports: list[coldstart.ImportTime] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def measured(self) -> Measured:
+        """The per-unit figures the cost model takes."""
+        ours, changed = self.phases["ours.unchanged"], self.phases["ours.changed"]
+        naive = self.phases["naive.unchanged"]
+        assert self.throughput is not None and self.naive_throughput is not None
+        changes = self.changes
+
+        def extra(key: str) -> float:
+            return max(0.0, changed.totals.get(key, 0.0) - ours.totals.get(key, 0.0)) / changes
+
+        return Measured(
+            poll_rru=ours.per("dynamodb:BatchGetItem:rru"),
+            poll_wru=ours.per("dynamodb:wru"),
+            poll_sqs_billed=ours.per("sqs:billed"),
+            change_wru=extra("dynamodb:wru"),
+            change_rru=extra("dynamodb:BatchGetItem:rru"),
+            change_sns_billed=extra("sns:billed"),
+            events_per_change=sum(self.events["ours"].values()) / changes,
+            awbs_per_s=self.throughput.rate,
+            naive_get_rru=naive.per("dynamodb:GetItem:rru"),
+            naive_put_wru=naive.per("dynamodb:PutItem:wru"),
+            naive_scan_rru_per_item=naive.per("dynamodb:Scan:rru"),
+            naive_awbs_per_s=self.naive_throughput.rate,
+        )
+
+
+def _say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _phase(bench: Bench, name: str, shipments: int, seconds: float = 0.0) -> Phase:
+    return Phase(name, shipments, dict(tally(bench.server.log.of(name))), seconds)
+
+
+def _timed(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def requests_and_calls(bench: Bench, results: Results) -> None:
+    """Per-shipment requests of ours and the naive poller; calls; the same events."""
+    count = results.config.shipments
+    batch = shipments(count)
+    bench.seed(batch)
+    bound = lower_bound(s.key for s in batch)
+    # A first cycle warms what a warm Lambda would have: modules, the secret, connections.
+    bench.cycle("warmup")
+    bench.tick()
+    for name, run in (
+        ("ours.unchanged", lambda: bench.cycle("ours.unchanged")),
+        ("naive.unchanged", lambda: bench.naive_cycle("naive.unchanged")),
+    ):
+        bench.sandbox.reset_stats()
+        seconds = _timed(run)
+        results.phases[name] = _phase(bench, name, count, seconds)
+        results.calls[name] = len(bench.sandbox.requests)
+    results.calls["lower_bound"] = bound
+    unexpected = bench.events("ours.unchanged") + bench.events("naive.unchanged")
+    if unexpected:
+        raise RuntimeError(f"an unchanged cycle published {len(unexpected)} events")
+    bench.tick()
+    bench.advance(batch)
+    for name, run in (
+        ("ours.changed", lambda: bench.cycle("ours.changed")),
+        ("naive.changed", lambda: bench.naive_cycle("naive.changed")),
+    ):
+        bench.sandbox.reset_stats()
+        seconds = _timed(run)
+        results.phases[name] = _phase(bench, name, count, seconds)
+    results.changes = int(results.phases["ours.changed"].totals.get("dynamodb:UpdateItem", 0))
+    ours, naive = bench.events("ours.changed"), bench.events("naive.changed")
+    results.events["ours"] = Counter(kind for kind, _ in ours)
+    results.events["naive"] = Counter(kind for kind, _ in naive)
+    results.same_events = sorted(ours) == sorted(naive)
+    if bench.runtime.crashes:
+        raise RuntimeError(f"handlers crashed: {bench.runtime.crashes[:3]}")
+
+
+def scaling_point(bench: Bench, size: int, change_share: float, mixed: bool) -> ScalePoint:
+    """Seed `size` shipments; one unchanged cycle; maybe one cycle with a share moved on."""
+    batch = shipments(size)
+    seed_s = _timed(lambda: bench.seed(batch, naive=False))
+    bench.sandbox.reset_stats()
+    unchanged = _phase(
+        bench, "scale.unchanged", size, _timed(lambda: bench.cycle("scale.unchanged"))
+    )
+    calls = len(bench.sandbox.requests)
+    moved = batch[:: max(1, round(1 / change_share))] if mixed else []
+    second: Phase | None = None
+    if mixed:
+        bench.tick()
+        bench.advance(moved)
+        second = _phase(bench, "scale.mixed", size, _timed(lambda: bench.cycle("scale.mixed")))
+    return ScalePoint(
+        shipments=size,
+        seed_s=seed_s,
+        unchanged=unchanged,
+        mixed=second,
+        changed=len(moved),
+        calls=calls,
+        lower_bound=lower_bound(s.key for s in batch),
+    )
+
+
+def run(config: Config) -> Results:
+    """Every benchmark of `config`, in order; progress on stderr."""
+    results = Results(config)
+    started = time.perf_counter()
+    # The sandbox answers with two writes (headers, body); with Nagle's algorithm on, a
+    # kept-alive connection then waits for a delayed ACK (~40 ms) on every request, which
+    # no real Clickpost does. The benchmark turns Nagle off for its own sandbox.
+    sandbox_server._Handler.disable_nagle_algorithm = True
+    server = CountingMotoServer().start()
+    sandbox = SandboxServer().start()
+    log = open(os.devnull, "w")  # noqa: SIM115 - closed in finally
+    try:
+        _say(f"{config.name} run: requests, calls and events over {config.shipments} shipments")
+        with open_bench(server, sandbox, log) as bench:
+            requests_and_calls(bench, results)
+            _say(f"throughput at {config.latency_s * 1000:.0f} ms latency")
+            results.throughput = throughput.ours(bench, config.throughput_awbs, config.latency_s)
+            results.naive_throughput = throughput.naive(
+                bench, config.naive_throughput_awbs, config.latency_s
+            )
+        for size in config.scaling:
+            _say(f"scaling: {size:,} shipments")
+            with open_bench(server, sandbox, log) as bench:
+                results.scaling.append(
+                    scaling_point(
+                        bench,
+                        size,
+                        config.scaling_change_share,
+                        mixed=size <= config.scaling_mixed_max,
+                    )
+                )
+    finally:
+        sandbox.stop()
+        server.stop()
+        log.close()
+    _say("parse and diff")
+    results.parse = parse_diff.run(config.parse_min_time_s)
+    _say("cold start")
+    results.boto3_import, results.imports = coldstart.run(config.coldstart_runs)
+    results.elapsed_s = time.perf_counter() - started
+    return results

@@ -1,0 +1,102 @@
+"""The benchmark's pure parts, and one small run of ours beside the naive poller.
+
+No timing is asserted anywhere: benchmarks report, the test suite never fails on speed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from bench import cost
+from bench.calls import carrier_mix, lower_bound
+from bench.emulator import CountingMotoServer, item_size
+from bench.harness import Bench, open_bench, shipments
+from bench.run import QUICK, Results, requests_and_calls
+from trackwatch.logic.batching import plan_calls
+from trackwatch.models.keys import ShipmentKey
+from trackwatch_cli.sandbox import SandboxServer
+
+
+def test_lower_bound_is_the_sum_over_carriers_of_ceil_n_over_5() -> None:
+    # Given 7 AWBs of carrier 4, 5 of carrier 5 and 1 of carrier 6 (one repeated)
+    keys = [ShipmentKey.of(4, f"A{i}") for i in range(7)]
+    keys += [ShipmentKey.of(5, f"B{i}") for i in range(5)]
+    keys += [ShipmentKey.of(6, "C0"), ShipmentKey.of(6, "C0")]
+
+    # Then the bound is 2 + 1 + 1, and the product's planner meets it exactly
+    assert lower_bound(keys) == 4
+    assert len(plan_calls(keys)) == lower_bound(keys)
+
+
+def test_carrier_mix_is_uneven_and_complete() -> None:
+    mix = carrier_mix(1003, {4: 35, 5: 25, 6: 15, 7: 10, 8: 8, 9: 5, 10: 2})
+
+    assert len(mix) == 1003
+    assert len(set(mix)) == 7
+    assert lower_bound(s.key for s in shipments(1003)) > 1003 // 5
+
+
+def test_item_size_follows_dynamodb_rules() -> None:
+    # Names and values count; a number is about one byte per two digits, plus one
+    assert item_size({"pk": {"S": "4#AB"}}) == 2 + 4
+    assert item_size({"version": {"N": "12"}}) == 7 + 2
+    assert item_size(None) == 0
+
+
+def test_cost_model_reproduces_the_architecture_workload() -> None:
+    # The workload of docs/architecture.md: 14.2M polls and 1.6M changes a day
+    assert cost.polls_per_day() == pytest.approx(14_200_000)
+    assert cost.changes_per_day() == pytest.approx(1_600_000)
+    # and its naive PutItem line: 14.2M x 3 WRU x 30 days at $0.625 per million
+    measured = cost.Measured(
+        poll_rru=0.5,
+        poll_wru=0.0,
+        poll_sqs_billed=0.006,
+        change_wru=3.0,
+        change_rru=0.0,
+        change_sns_billed=0.3,
+        events_per_change=3.0,
+        awbs_per_s=166.0,
+        naive_get_rru=0.5,
+        naive_put_wru=3.0,
+        naive_scan_rru_per_item=0.375,
+        naive_awbs_per_s=3.3,
+    )
+    writes = cost.naive(measured)[0]
+    assert writes.dollars == pytest.approx(798.75)
+    assert cost.total(cost.naive(measured)) > cost.total(cost.ours(measured))
+
+
+@pytest.fixture
+def bench() -> Iterator[Bench]:
+    server = CountingMotoServer().start()
+    sandbox = SandboxServer().start()
+    try:
+        with open(os.devnull, "w") as log, open_bench(server, sandbox, log) as opened:
+            yield opened
+    finally:
+        sandbox.stop()
+        server.stop()
+
+
+@pytest.mark.slow
+def test_ours_and_the_naive_poller_publish_the_same_events(bench: Bench) -> None:
+    # Given a few shipments over several carriers, seeded in both designs' tables
+    results = Results(replace(QUICK, shipments=12))
+
+    # When both poll them unchanged, then once more after every shipment moved on
+    requests_and_calls(bench, results)
+
+    # Then both published the same events, ours in the fewest Clickpost calls
+    assert results.same_events
+    assert sum(results.events["ours"].values()) > 0
+    assert results.calls["ours.unchanged"] == results.calls["lower_bound"]
+    assert results.calls["naive.unchanged"] == 12
+    # and an unchanged poll cost ours no write, the naive poller one per shipment
+    unchanged = results.phases["ours.unchanged"].totals
+    assert unchanged.get("dynamodb:wru", 0) == 0
+    assert results.phases["naive.unchanged"].totals["dynamodb:PutItem"] == 12
