@@ -8,6 +8,7 @@ import pickle
 import sys
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from bench import report
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "scaling.png")
     parser.add_argument(
+        "--sizes",
+        help="comma-separated scaling sizes, e.g. 1000,10000,50000 (default: the run's own)",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help=f"rewrite the report from the last run's results ({LAST_RUN}), measuring nothing",
@@ -37,9 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         results = pickle.loads(LAST_RUN.read_bytes())  # noqa: S301 - our own file
     else:
-        results = run(QUICK if args.quick else FULL)
+        config = QUICK if args.quick else FULL
+        if args.sizes:
+            sizes = tuple(int(n) for n in args.sizes.split(","))
+            config = replace(config, scaling=sizes, scaling_mixed_max=min(sizes[-1], 10_000))
+        results = run(config)
         LAST_RUN.write_bytes(pickle.dumps(results))
     command = "uv run python -m bench" + (" --quick" if results.config.name == "quick" else "")
+    if args.sizes:
+        command += f" --sizes {args.sizes}"
     try:
         plot = args.plot.resolve().relative_to(args.out.resolve().parent)
     except ValueError:

@@ -41,7 +41,10 @@ class Config:
     coldstart_runs: int
 
 
-FULL = Config("full", 500, (1_000, 10_000, 50_000), 0.1, 10_000, 1000, 20, 0.3, 1.0, 3)
+#: 50,000 would fit the issue's wish but not "a few minutes": seeding plus one cycle costs
+#: the emulator ~6.5 ms a shipment on 2 cores (10,000: 28 s + 37 s), so 50,000 alone is
+#: 5-8 minutes. `--sizes 1000,10000,50000` runs it.
+FULL = Config("full", 500, (1_000, 5_000, 20_000), 0.1, 5_000, 1000, 20, 0.3, 1.0, 3)
 QUICK = Config("quick", 100, (100, 300, 1_000), 0.1, 1_000, 250, 5, 0.3, 0.2, 2)
 
 
