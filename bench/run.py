@@ -17,7 +17,6 @@ from bench.emulator import CountingMotoServer, tally
 from bench.harness import Bench, open_bench, shipments
 from bench.throughput import Throughput
 from trackwatch_cli.sandbox import SandboxServer
-from trackwatch_cli.sandbox import server as sandbox_server
 
 
 @dataclass(frozen=True)
@@ -204,10 +203,6 @@ def run(config: Config) -> Results:
     """Every benchmark of `config`, in order; progress on stderr."""
     results = Results(config)
     started = time.perf_counter()
-    # The sandbox answers with two writes (headers, body); with Nagle's algorithm on, a
-    # kept-alive connection then waits for a delayed ACK (~40 ms) on every request, which
-    # no real Clickpost does. The benchmark turns Nagle off for its own sandbox.
-    sandbox_server._Handler.disable_nagle_algorithm = True
     server = CountingMotoServer().start()
     sandbox = SandboxServer().start()
     log = open(os.devnull, "w")  # noqa: SIM115 - closed in finally
