@@ -74,8 +74,7 @@ def read_shipments_csv(path: Path) -> list[Registration]:
     except CsvError as exc:
         raise LocalInputError(str(exc)) from exc
     bad = [
-        f"{path}, line {row.line}: "
-        + "; ".join(f"{p.field}: {p.rule}" for p in row.entry.problems)
+        f"{path}, line {row.line}: " + "; ".join(f"{p.field}: {p.rule}" for p in row.entry.problems)
         for row in rows
         if isinstance(row.entry, Rejected)
     ]

@@ -48,7 +48,5 @@ def test_register_poll_and_look_up_over_http(pipeline: Pipeline, api: httpx.Clie
 
 def test_unknown_paths_and_bad_input_are_4xx(api: httpx.Client) -> None:
     assert api.get("/nowhere").status_code == 404
-    bad = api.post(
-        "/shipments", content=b"{not json", headers={"content-type": "application/json"}
-    )
+    bad = api.post("/shipments", content=b"{not json", headers={"content-type": "application/json"})
     assert 400 <= bad.status_code < 500
