@@ -44,7 +44,7 @@ from trackwatch.errors import (
     ClickpostInvalidCarrierError,
 )
 from trackwatch.logic.batching import TrackCall
-from trackwatch.models.registration import Registration, Rejected
+from trackwatch.models.registration import Registration, Rejected, parse_entry
 from trackwatch_cli.api_gateway import ApiGateway
 from trackwatch_cli.runtime import LocalRuntime
 from trackwatch_cli.sandbox import SandboxServer
@@ -263,16 +263,23 @@ class LocalSystem:
                     row.waybill, row.cp_id, journeys[i % len(journeys)], row.order_id
                 )
         else:
-            self.rows = [
-                Registration(
-                    waybill=s.waybill,
-                    cp_id=s.cp_id,
-                    phone=f"+9198765{43210 + i:05d}",
-                    email=f"customer{i + 1}@example.com",
-                    language="hi" if i % 3 == 2 else "en",
+            languages = RegistrationSettings().languages
+            demo = [
+                parse_entry(
+                    {
+                        "waybill": s.waybill,
+                        "cp_id": s.cp_id,
+                        "phone": f"+9198765{43210 + i:05d}",
+                        "email": f"customer{i + 1}@example.com",
+                        "language": "hi" if i % 3 == 2 and "hi" in languages else "en",
+                    },
+                    languages,
                 )
                 for i, s in enumerate(self.sandbox.add_demo_shipments())
             ]
+            self.rows = [r for r in demo if isinstance(r, Registration)]
+            if len(self.rows) != len(demo):  # the demo's own data broke a rule: a bug here
+                raise RuntimeError(f"demo shipments rejected: {demo}")
         return self.sandbox.base_url, "sandbox-key", "sandbox-user"
 
     def _probe(self, url: str, key: str, username: str) -> None:

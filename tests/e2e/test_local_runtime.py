@@ -80,6 +80,21 @@ def test_cycles_against_the_sandbox_write_events_and_notifications(tmp_path: Pat
     assert "shipments API at http://127.0.0.1:" in done.stdout
 
 
+def test_the_demo_runs_with_its_own_shipments(tmp_path: Path) -> None:
+    # Given no shipments of ours: the sandbox's demo journeys, customers in English and Hindi
+    notifications_out = tmp_path / "notifications.jsonl"
+
+    # When two cycles run
+    done = trackwatch("local", "--cycles", "2", "--notifications-out", str(notifications_out))
+
+    # Then all seven demo shipments were tracked and some customers heard in Hindi
+    assert done.returncode == 0, done.stderr + done.stdout
+    for waybill in ("SBXDL0000001", "SBXBD0000001", "SBXEE0000002"):
+        assert waybill in done.stdout
+    bodies = [json.loads(line)["body"] for line in notifications_out.read_text().splitlines()]
+    assert any("ऑर्डर" in body for body in bodies)
+
+
 @pytest.mark.parametrize(
     ("csv_text", "message"),
     [
