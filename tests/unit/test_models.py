@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from trackwatch.errors import InvalidInputError
+from trackwatch.errors import ConfigurationError, InvalidInputError
 from trackwatch.logic.catalogue import StatusCatalogue, default_catalogue
 from trackwatch.models.clickpost import parse_track_order
 from trackwatch.models.keys import ShipmentKey
@@ -174,3 +174,27 @@ def test_a_good_key_round_trips_through_its_partition_key() -> None:
     assert key.pk == "4#AWB-1"
     assert ShipmentKey.from_pk(key.pk) == key
     assert ShipmentKey.of(4, "A" * 100).waybill == "A" * 100
+
+
+def test_a_deployment_can_replace_the_catalogue_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a catalogue of one status, named by the override variable
+    from trackwatch.logic.catalogue import CATALOGUE_ENV
+
+    custom = tmp_path / "codes.json"
+    custom.write_text('{"statuses": [{"code": 99, "name": "Teleported", "terminal": true}]}')
+    monkeypatch.setenv(CATALOGUE_ENV, str(custom))
+    default_catalogue.cache_clear()
+    try:
+        # When the default catalogue is loaded, Then it is that file
+        catalogue = default_catalogue()
+        assert len(catalogue) == 1
+        assert catalogue.lookup(99).terminal
+        # and a missing override names the file
+        monkeypatch.setenv(CATALOGUE_ENV, str(tmp_path / "missing.json"))
+        default_catalogue.cache_clear()
+        with pytest.raises(ConfigurationError, match=r"status catalogue .*missing\.json"):
+            default_catalogue()
+    finally:
+        default_catalogue.cache_clear()

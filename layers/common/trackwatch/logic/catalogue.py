@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from trackwatch.data import read_data_file
 from trackwatch.errors import ConfigurationError
 
 CATALOGUE_ENV = "TRACKWATCH_STATUS_CATALOGUE"
@@ -64,13 +62,5 @@ class StatusCatalogue:
 @lru_cache(maxsize=1)
 def default_catalogue() -> StatusCatalogue:
     """The packaged catalogue, or the file named by TRACKWATCH_STATUS_CATALOGUE."""
-    override = os.environ.get(CATALOGUE_ENV)
-    if override:
-        path = Path(override)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read status catalogue {path}: {exc}") from exc
-        return StatusCatalogue.from_json(text, str(path))
-    text = resources.files("trackwatch.data").joinpath("status_codes.json").read_text("utf-8")
-    return StatusCatalogue.from_json(text, "trackwatch/data/status_codes.json")
+    text, source = read_data_file("status_codes.json", CATALOGUE_ENV, "status catalogue")
+    return StatusCatalogue.from_json(text, source)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from trackwatch.data import read_data_file
 from trackwatch.errors import ConfigurationError
 from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.models.events import ShipmentEvent, StatusChanged
@@ -137,13 +135,5 @@ def default_rules() -> NotifyRules:
     """The packaged rules, or the file named by TRACKWATCH_NOTIFY_RULES."""
     from trackwatch.logic.catalogue import default_catalogue
 
-    override = os.environ.get(RULES_ENV)
-    if override:
-        path = Path(override)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read notification rules {path}: {exc}") from exc
-        return NotifyRules.from_json(text, str(path), default_catalogue())
-    text = resources.files("trackwatch.data").joinpath("notifications.json").read_text("utf-8")
-    return NotifyRules.from_json(text, "trackwatch/data/notifications.json", default_catalogue())
+    text, source = read_data_file("notifications.json", RULES_ENV, "notification rules")
+    return NotifyRules.from_json(text, source, default_catalogue())
