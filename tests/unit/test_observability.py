@@ -20,6 +20,8 @@ def test_poll_metrics_are_emitted_with_their_dimensions(
 ) -> None:
     # Given a batch that polled 7 AWBs over 2 calls, one of which failed authentication
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    # The Metrics object is process-wide; start from what this test records.
+    metrics.clear_metrics()
     summary = PollSummary(
         calls=2,
         awbs=Counter({"found": 6, "invalid": 1}),
