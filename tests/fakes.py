@@ -7,7 +7,7 @@ from datetime import datetime
 
 from trackwatch.adapters.event_log import sort_key
 from trackwatch.errors import PublishError, StaleStateError
-from trackwatch.logic.registration import RegistrationWrite
+from trackwatch.models.record import RegistrationWrite
 from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest

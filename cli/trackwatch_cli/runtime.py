@@ -1,7 +1,10 @@
 """Run the deployed functions in-process, with the event shapes Lambda would give them.
 
 `LocalRuntime` plays the part of the Lambda service for a stack created by
-`trackwatch_cli.stack.deploy`: it invokes the dispatcher as its schedule would,
+`trackwatch_cli.stack.deploy`. Each function gets a container of its own, built
+(on its first invocation, as Lambda would) from the environment the template gives
+that function, the emulator's clients and the runtime's clock; nothing is shared
+through the process's environment. It invokes the dispatcher as its schedule would,
 long-polls each SQS event source and invokes its consumer with SQS batches
 (deleting successes, leaving failures for redrive), and reads the table's
 stream and invokes the publisher with stream batches (retrying from the first
@@ -13,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -22,8 +24,9 @@ from datetime import datetime
 from types import ModuleType
 from typing import IO, Any
 
-import boto3
-
+from trackwatch.adapters.aws import AwsClients
+from trackwatch.bootstrap import Clock, Container, Handler, Overrides, bootstrap, utc_now
+from trackwatch.config import Settings
 from trackwatch_cli.stack import DeployedStack, EventSource, FunctionSpec
 
 #: How often a failing stream batch is retried before it goes to the failure queue.
@@ -48,13 +51,10 @@ class LambdaContext:
         return self.timeout_s * 1000
 
 
-class ConfigurationConflictError(RuntimeError):
-    """Two functions want one environment variable to hold different values."""
-
-
-def load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:
-    """Import the handler named by the template from the function's code folder."""
-    module_name, _, attribute = spec.handler.rpartition(".")
+def load_handler_factory(spec: FunctionSpec) -> Callable[[Container], Handler]:
+    """The `handler(container)` factory of the function's module (the template names the
+    module; Lambda itself calls its `lambda_handler`, which builds from the environment)."""
+    module_name, _, _attribute = spec.handler.rpartition(".")
     path = spec.code_dir / f"{module_name.replace('.', '/')}.py"
     module_spec = importlib.util.spec_from_file_location(
         f"trackwatch_function_{spec.logical_id}", path
@@ -63,21 +63,8 @@ def load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:
         raise FileNotFoundError(f"handler module {path} for {spec.logical_id} not found")
     module: ModuleType = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    handler: Callable[[dict[str, Any], Any], Any] = getattr(module, attribute)
-    return handler
-
-
-def merged_environment(stack: DeployedStack) -> dict[str, str]:
-    """One process hosts every function: their settings must agree where they overlap."""
-    merged: dict[str, str] = {}
-    for spec in stack.functions.values():
-        for name, value in spec.environment.items():
-            if name in merged and merged[name] != value:
-                raise ConfigurationConflictError(
-                    f"{name} is {merged[name]!r} for one function and {value!r} for another"
-                )
-            merged[name] = value
-    return merged
+    factory: Callable[[Container], Handler] = module.handler
+    return factory
 
 
 @dataclass
@@ -103,27 +90,28 @@ class LocalRuntime:
     def __init__(
         self,
         stack: DeployedStack,
+        clients: AwsClients,
         *,
-        environment: Mapping[str, str] | None = None,
+        clock: Clock = utc_now,
+        settings: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Overrides] | None = None,
         on_invoke: Callable[[Invocation], None] | None = None,
         log: IO[str] | None = None,
     ) -> None:
+        """`settings`: variables set for every function on top of its own (say, a test's
+        short Clickpost budget); `overrides`: ports to use instead, by function."""
         self.stack = stack
-        os.environ.update(merged_environment(stack))
-        os.environ.update(environment or {})
-        self._handlers = {
-            logical_id: load_handler(spec) for logical_id, spec in stack.functions.items()
+        self.clients = clients
+        self.clock = clock
+        self._settings = dict(settings or {})
+        self._overrides = dict(overrides or {})
+        self._factories = {
+            logical_id: load_handler_factory(spec) for logical_id, spec in stack.functions.items()
         }
-        self._sqs = boto3.client("sqs", region_name=stack.region)
-        # In-process moto only answers Streams at its classic endpoint; a configured
-        # AWS_ENDPOINT_URL (moto's server) takes precedence inside boto3 anyway.
-        self._streams = boto3.client(
-            "dynamodbstreams",
-            region_name=stack.region,
-            endpoint_url=os.environ.get(
-                "AWS_ENDPOINT_URL", f"https://streams.dynamodb.{stack.region}.amazonaws.com"
-            ),
-        )
+        self._containers: dict[str, Container] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._sqs = clients.sqs
+        self._streams = clients.client("dynamodbstreams")
         self._iterators: dict[str, str] = {}
         self._on_invoke = on_invoke or (lambda _: None)
         #: Where handlers' printed output (EMF metrics, logs) goes; None leaves it on stdout.
@@ -134,6 +122,29 @@ class LocalRuntime:
         self._lock = threading.RLock()
         #: Handlers that raised instead of returning (their whole batch failed).
         self.crashes: list[tuple[str, Exception]] = []
+
+    def container(self, function: str) -> Container:
+        """The container of one function, as its handler gets it."""
+        built = self._containers.get(function)
+        if built is None:
+            spec = self.stack.functions[function]
+            settings = Settings({**spec.environment, **self._settings})
+            built = bootstrap(
+                settings,
+                clock=self.clock,
+                clients=self.clients,
+                **self._overrides.get(function, Overrides()),
+            )
+            self._containers[function] = built
+        return built
+
+    def _handler(self, function: str) -> Handler:
+        handler = self._handlers.get(function)
+        if handler is None:
+            # Built on first use, as Lambda builds it at a cold start.
+            handler = self._factories[function](self.container(function))
+            self._handlers[function] = handler
+        return handler
 
     # ------------------------------------------------------------------ invoking
 
@@ -153,7 +164,7 @@ class LocalRuntime:
         )
         try:
             with contextlib.redirect_stdout(self._log) if self._log else contextlib.nullcontext():
-                result = self._handlers[function](event, context)
+                result = self._handler(function)(event, context)
         except Exception as exc:  # Lambda turns any crash into a failed batch
             self.crashes.append((function, exc))
             result = {"batchItemFailures": [_identifier(r) for r in event.get("Records", [])]}

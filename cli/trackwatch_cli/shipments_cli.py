@@ -20,19 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import boto3
 import typer
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from trackwatch.adapters.event_log import EventLogTable
-from trackwatch.adapters.events_topic import EventsTopic
-from trackwatch.adapters.poll_queue import PollQueue
-from trackwatch.adapters.shipments_table import ShipmentsTable
-from trackwatch.config import CadenceSettings, RegistrationSettings
+from trackwatch.adapters.aws import AwsClients
+from trackwatch.bootstrap import bootstrap
+from trackwatch.config import Settings
 from trackwatch.errors import TrackwatchError
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.registration import Registration, Rejected, parse_entry
@@ -54,16 +50,25 @@ OPTIONAL_COLUMNS = ("order_id", "phone", "email", "language", "channels", "opt_o
 #: A list cell ("sms;email", "sms email", "sms|email").
 _LIST_SEPARATORS = re.compile(r"[;| ]+")
 
-#: Stack parameters that the functions read as settings, and the setting each one is.
-_CADENCE_PARAMETERS = {
-    "CadenceOutForDeliveryMinutes": "cadence_out_for_delivery_minutes",
-    "CadenceTransitMinutes": "cadence_transit_minutes",
-    "CadenceNewMinutes": "cadence_new_minutes",
-    "CadenceGraceMinutes": "cadence_grace_minutes",
-    "CadenceInvalidMinutes": "cadence_invalid_minutes",
-    "TerminalGraceHours": "terminal_grace_hours",
-    "InvalidGiveUpHours": "invalid_give_up_hours",
-    "DueShards": "due_shards",
+#: Stack outputs, and the variable the functions read each one from.
+_OUTPUT_SETTINGS = {
+    "ShipmentsTableName": "SHIPMENTS_TABLE_NAME",
+    "PollQueueUrl": "POLL_QUEUE_URL",
+    "ShipmentEventsTopicArn": "EVENTS_TOPIC_ARN",
+    "EventLogTableName": "EVENT_LOG_TABLE_NAME",
+}
+#: Stack parameters that the functions read as settings, and the variable each one is.
+_PARAMETER_SETTINGS = {
+    "CadenceOutForDeliveryMinutes": "CADENCE_OUT_FOR_DELIVERY_MINUTES",
+    "CadenceTransitMinutes": "CADENCE_TRANSIT_MINUTES",
+    "CadenceNewMinutes": "CADENCE_NEW_MINUTES",
+    "CadenceGraceMinutes": "CADENCE_GRACE_MINUTES",
+    "CadenceInvalidMinutes": "CADENCE_INVALID_MINUTES",
+    "TerminalGraceHours": "TERMINAL_GRACE_HOURS",
+    "InvalidGiveUpHours": "INVALID_GIVE_UP_HOURS",
+    "DueShards": "DUE_SHARDS",
+    "SupportedLanguages": "SUPPORTED_LANGUAGES",
+    "EventLogRetentionDays": "EVENT_LOG_RETENTION_DAYS",
 }
 
 
@@ -79,16 +84,10 @@ class Target:
     languages: frozenset[str]
 
 
-def connect(stack: str, *, region: str | None = None, endpoint_url: str | None = None) -> Target:
-    """Read the stack's outputs and parameters, and build the service over its resources."""
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
-    session = boto3.session.Session(region_name=region)
-
-    def client(name: str) -> Any:
-        return session.client(name, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
-
+def connect(stack: str, clients: AwsClients) -> Target:
+    """Read the stack's outputs and parameters; the container builds the service over them."""
     try:
-        description = client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        description = clients.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     except (ClientError, BotoCoreError) as exc:
         raise TargetError(f"cannot read stack {stack!r}: {exc}") from exc
     outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
@@ -96,33 +95,22 @@ def connect(stack: str, *, region: str | None = None, endpoint_url: str | None =
         p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue"))
         for p in description.get("Parameters", [])
     }
-    needed = ("ShipmentsTableName", "PollQueueUrl", "ShipmentEventsTopicArn", "EventLogTableName")
-    missing = [name for name in needed if name not in outputs]
+    missing = [name for name in _OUTPUT_SETTINGS if name not in outputs]
     if missing:
         raise TargetError(f"stack {stack!r} has no output {', '.join(missing)}")
-    # Parameters left at their defaults may be absent: the settings' defaults are the template's.
-    cadence = CadenceSettings(
-        **{
-            field: parameters[name]
-            for name, field in _CADENCE_PARAMETERS.items()
-            if parameters.get(name) is not None
+    # The variables the shipments API function gets from the same outputs and parameters;
+    # parameters left at their defaults may be absent: the settings' defaults are the template's.
+    variables = {variable: outputs[name] for name, variable in _OUTPUT_SETTINGS.items()}
+    variables.update(
+        {
+            variable: str(parameters[name])
+            for name, variable in _PARAMETER_SETTINGS.items()
+            if parameters.get(name)
         }
     )
-    languages = RegistrationSettings(
-        **(
-            {"supported_languages": parameters["SupportedLanguages"]}
-            if parameters.get("SupportedLanguages")
-            else {}
-        )
-    ).languages
-    service = ShipmentsService(
-        ShipmentsTable(outputs["ShipmentsTableName"], client=client("dynamodb")),
-        PollQueue(outputs["PollQueueUrl"], client=client("sqs")),
-        EventLogTable(outputs["EventLogTableName"], client=client("dynamodb")),
-        EventsTopic(outputs["ShipmentEventsTopicArn"], client=client("sns")),
-        cadence,
-        lambda: datetime.now(UTC),
-    )
+    container = bootstrap(Settings(variables), clients=clients)
+    service = container.shipments_service
+    languages = container.languages
     return Target(service=service, languages=languages)
 
 
@@ -146,17 +134,19 @@ RegionOption = Annotated[str | None, typer.Option("--region", help="The AWS regi
 def _target(stack: str | None, local: bool, region: str | None) -> Target:
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if local:
-        endpoint = endpoint or LOCAL_ENDPOINT
         # The emulator takes any credentials; do not make people invent some.
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        clients = AwsClients.emulator(
+            endpoint or LOCAL_ENDPOINT,
+            region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        )
         stack = stack or LOCAL_STACK
+    else:
+        clients = AwsClients(region=region, endpoint_url=endpoint)
     if not stack:
         errors.print("[red]say which stack: --stack NAME, or --local[/red]")
         raise typer.Exit(2)
     try:
-        return connect(stack, region=region, endpoint_url=endpoint)
+        return connect(stack, clients)
     except TargetError as exc:
         errors.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from trackwatch.adapters.aws import AwsClients
 from trackwatch_cli.cfn_template import LOCAL_CODE_BUCKET, load_template, translate
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -108,12 +107,14 @@ def _zip() -> bytes:
 
 def deploy(
     template_path: Path,
+    clients: AwsClients,
     *,
     stack_name: str = "trackwatch-local",
-    region: str = "us-east-1",
     parameters: dict[str, str] | None = None,
 ) -> DeployedStack:
-    """Translate and create the stack; create what the emulator skips; read back the wiring."""
+    """Translate and create the stack in the emulator `clients` point at; create what the
+    emulator skips; read back the wiring."""
+    region = clients.region or "us-east-1"
     try:
         sam = load_template(template_path)
     except (OSError, ValueError) as exc:
@@ -127,7 +128,7 @@ def deploy(
         ]
     }
 
-    s3 = boto3.client("s3", region_name=region)
+    s3 = clients.client("s3")
     s3.create_bucket(Bucket=LOCAL_CODE_BUCKET)
     for resource in resources.values():
         props = resource.get("Properties", {})
@@ -135,7 +136,7 @@ def deploy(
         if location.get("S3Bucket") == LOCAL_CODE_BUCKET:
             s3.put_object(Bucket=LOCAL_CODE_BUCKET, Key=location["S3Key"], Body=_zip())
 
-    cloudformation = boto3.client("cloudformation", region_name=region)
+    cloudformation = clients.client("cloudformation")
     # moto logs a warning per resource type it skips; what it skips is handled below.
     logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
     cloudformation.create_stack(
@@ -160,8 +161,8 @@ def deploy(
     outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
 
     base = template_path.resolve().parent
-    functions = _functions(resources, physical_ids, base, region)
-    event_sources = _event_sources(mappings, physical_ids, region)
+    functions = _functions(resources, physical_ids, base, clients)
+    event_sources = _event_sources(mappings, physical_ids, clients)
     stack = DeployedStack(
         name=stack_name,
         region=region,
@@ -173,14 +174,14 @@ def deploy(
         template=cfn,
         routes=_routes(sam),
     )
-    _subscribe(stack, resources, region)
+    _subscribe(stack, resources, clients)
     return stack
 
 
 def _functions(
-    resources: dict[str, Any], physical_ids: dict[str, str], base: Path, region: str
+    resources: dict[str, Any], physical_ids: dict[str, str], base: Path, clients: AwsClients
 ) -> dict[str, FunctionSpec]:
-    lambda_ = boto3.client("lambda", region_name=region)
+    lambda_ = clients.client("lambda")
     functions: dict[str, FunctionSpec] = {}
     for logical_id, resource in resources.items():
         if resource.get("Type") != "AWS::Lambda::Function":
@@ -203,7 +204,7 @@ def _functions(
 
 
 def _event_sources(
-    mappings: dict[str, Any], physical_ids: dict[str, str], region: str
+    mappings: dict[str, Any], physical_ids: dict[str, str], clients: AwsClients
 ) -> list[EventSource]:
     sources: list[EventSource] = []
     for props in mappings.values():
@@ -211,13 +212,13 @@ def _event_sources(
         arn_ref = props["EventSourceArn"]["Fn::GetAtt"]
         logical_id, attribute = arn_ref
         if attribute == "StreamArn":
-            table = boto3.client("dynamodb", region_name=region).describe_table(
+            table = clients.dynamodb.describe_table(
                 TableName=physical_ids[logical_id]
             )
             kind, arn, queue_url = "dynamodb", table["Table"]["LatestStreamArn"], None
         else:
             queue_url = physical_ids[logical_id]
-            arn = boto3.client("sqs", region_name=region).get_queue_attributes(
+            arn = clients.sqs.get_queue_attributes(
                 QueueUrl=queue_url, AttributeNames=["QueueArn"]
             )["Attributes"]["QueueArn"]
             kind = "sqs"
@@ -271,7 +272,7 @@ def _schedules(resources: dict[str, Any]) -> list[Schedule]:
     return schedules
 
 
-def _resolve(value: Any, stack: DeployedStack, region: str) -> str:
+def _resolve(value: Any, stack: DeployedStack, clients: AwsClients) -> str:
     """The few intrinsic functions a subscription uses: Ref and GetAtt <queue>.Arn."""
     if isinstance(value, str):
         return value
@@ -280,16 +281,15 @@ def _resolve(value: Any, stack: DeployedStack, region: str) -> str:
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         logical_id, attribute = value["Fn::GetAtt"]
         if attribute == "Arn":
-            sqs = boto3.client("sqs", region_name=region)
-            attributes = sqs.get_queue_attributes(
+            attributes = clients.sqs.get_queue_attributes(
                 QueueUrl=stack.physical_ids[logical_id], AttributeNames=["QueueArn"]
             )
             return attributes["Attributes"]["QueueArn"]
     raise StackError(f"cannot resolve {value!r} in a subscription")
 
 
-def _subscribe(stack: DeployedStack, resources: dict[str, Any], region: str) -> None:
-    sns = boto3.client("sns", region_name=region)
+def _subscribe(stack: DeployedStack, resources: dict[str, Any], clients: AwsClients) -> None:
+    sns = clients.sns
     for logical_id, resource in resources.items():
         if resource.get("Type") != "AWS::SNS::Subscription":
             continue
@@ -305,9 +305,9 @@ def _subscribe(stack: DeployedStack, resources: dict[str, Any], region: str) -> 
             attributes["FilterPolicy"] = policy if isinstance(policy, str) else json.dumps(policy)
             attributes["FilterPolicyScope"] = props.get("FilterPolicyScope", "MessageAttributes")
         answer = sns.subscribe(
-            TopicArn=_resolve(props["TopicArn"], stack, region),
+            TopicArn=_resolve(props["TopicArn"], stack, clients),
             Protocol=props["Protocol"],
-            Endpoint=_resolve(props["Endpoint"], stack, region),
+            Endpoint=_resolve(props["Endpoint"], stack, clients),
             Attributes=attributes,
             ReturnSubscriptionArn=True,
         )

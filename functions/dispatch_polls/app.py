@@ -7,28 +7,27 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch import wiring
-from trackwatch.config import cadence_settings, dispatch_settings
+from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.models.messages import ScheduleTick
 from trackwatch.observability import logger, metrics, tracer
-from trackwatch.services.dispatch import dispatch
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
-    """Read the due shipments of the scheduled minute and send their poll requests."""
-    tick = ScheduleTick.model_validate(event)
-    summary = dispatch(
-        tick.at(wiring.utc_now()),
-        wiring.shipments_table(),
-        wiring.poll_queue(),
-        cadence_settings(),
-        dispatch_settings().calls_per_message,
-        tick.scope,
-    )
-    metrics.add_metric("ShipmentsDispatched", MetricUnit.Count, summary.due)
-    metrics.add_metric("PollMessagesSent", MetricUnit.Count, summary.messages)
-    logger.info("dispatched", extra=summary.as_log())
-    return summary.as_log()
+def handler(container: Container) -> Handler:
+    """The handler over `container`'s dispatcher."""
+    service = container.dispatch_service
+
+    @logger.inject_lambda_context
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+        """Read the due shipments of the scheduled minute and send their poll requests."""
+        summary = service.dispatch(ScheduleTick.model_validate(event))
+        metrics.add_metric("ShipmentsDispatched", MetricUnit.Count, summary.due)
+        metrics.add_metric("PollMessagesSent", MetricUnit.Count, summary.messages)
+        logger.info("dispatched", extra=summary.as_log())
+        return summary.as_log()
+
+    return lambda_handler
+
+
+lambda_handler = lambda_entry(handler)

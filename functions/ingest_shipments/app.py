@@ -13,41 +13,40 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch import wiring
-from trackwatch.config import registration_settings
+from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.observability import count_by, logger, tracer
-from trackwatch.services.ingest import ingest
-
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
-# Counts go out as single metrics (count_by); an empty log_metrics flush would only warn.
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Register each message's shipments; a message that hit a storage failure is retried."""
-    outcomes: Counter[str] = Counter()
+def handler(container: Container) -> Handler:
+    """The handler over `container`'s ingest service."""
+    service = container.ingest_service
+    processor = BatchProcessor(event_type=EventType.SQS)
 
-    def register(record: SQSRecord) -> None:
-        outcomes.update(
-            ingest(
-                record.body,
-                wiring.register_entries,
-                wiring.ingest_rejects(),
-                registration_settings().languages,
-            )
+    # Counts go out as single metrics (count_by); an empty log_metrics flush would only warn.
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Register each message's shipments; a message that hit a storage failure is retried."""
+        outcomes: Counter[str] = Counter()
+
+        def register(record: SQSRecord) -> None:
+            outcomes.update(service.ingest(record.body))
+
+        response = process_partial_response(
+            event=event, record_handler=register, processor=processor, context=context
         )
+        count_by("ShipmentsRegistered", "outcome", outcomes)
+        logger.info(
+            "ingest batch",
+            extra={
+                "messages": len(event.get("Records", [])),
+                "failed": len(response.get("batchItemFailures", [])),
+                "outcomes": dict(outcomes),
+            },
+        )
+        return dict(response)
 
-    response = process_partial_response(
-        event=event, record_handler=register, processor=processor, context=context
-    )
-    count_by("ShipmentsRegistered", "outcome", outcomes)
-    logger.info(
-        "ingest batch",
-        extra={
-            "messages": len(event.get("Records", [])),
-            "failed": len(response.get("batchItemFailures", [])),
-            "outcomes": dict(outcomes),
-        },
-    )
-    return dict(response)
+    return lambda_handler
+
+
+lambda_handler = lambda_entry(handler)

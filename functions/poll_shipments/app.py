@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -14,47 +13,47 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch import wiring
-from trackwatch.errors import TrackwatchError
+from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.models.messages import PollRequest
 from trackwatch.observability import logger, metrics, record_poll, tracer
-from trackwatch.services.poll import PollSummary
-
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
-async def _poll(
-    requests: Mapping[str, PollRequest],
-) -> tuple[dict[str, TrackwatchError | None], PollSummary]:
-    # One client per invocation: it belongs to this invocation's event loop.
-    async with wiring.clickpost_client() as client:
-        return await wiring.poll_service().poll(requests, client)
+def handler(container: Container) -> Handler:
+    """The handler over `container`'s poller."""
+    service = container.poll_service
+    processor = BatchProcessor(event_type=EventType.SQS)
+
+    @logger.inject_lambda_context
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Poll every message's calls at once; report the messages that failed."""
+        requests: dict[str, PollRequest] = {}
+        for raw in event.get("Records", []):
+            record = SQSRecord(raw)
+            try:
+                requests[record.message_id] = PollRequest.model_validate_json(record.body)
+            except ValueError:
+                logger.exception(
+                    "poll request is malformed", extra={"message_id": record.message_id}
+                )
+        failures, summary = asyncio.run(service.poll(requests))
+        record_poll(summary)
+        logger.info("poll batch", extra=summary.as_log())
+
+        def outcome(record: SQSRecord) -> None:
+            if record.message_id not in requests:
+                raise ValueError(f"message {record.message_id} is not a poll request")
+            error = failures.get(record.message_id)
+            if error is not None:
+                raise error
+
+        response = process_partial_response(
+            event=event, record_handler=outcome, processor=processor, context=context
+        )
+        return dict(response)
+
+    return lambda_handler
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Poll every message's calls at once; report the messages that failed."""
-    requests: dict[str, PollRequest] = {}
-    for raw in event.get("Records", []):
-        record = SQSRecord(raw)
-        try:
-            requests[record.message_id] = PollRequest.model_validate_json(record.body)
-        except ValueError:
-            logger.exception("poll request is malformed", extra={"message_id": record.message_id})
-    failures, summary = asyncio.run(_poll(requests))
-    record_poll(summary)
-    logger.info("poll batch", extra=summary.as_log())
-
-    def outcome(record: SQSRecord) -> None:
-        if record.message_id not in requests:
-            raise ValueError(f"message {record.message_id} is not a poll request")
-        error = failures.get(record.message_id)
-        if error is not None:
-            raise error
-
-    response = process_partial_response(
-        event=event, record_handler=outcome, processor=processor, context=context
-    )
-    return dict(response)
+lambda_handler = lambda_entry(handler)

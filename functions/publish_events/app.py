@@ -13,42 +13,44 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch import wiring
+from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.observability import count_by, logger, tracer
-from trackwatch.services.publish import publish_record
-
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
-@logger.inject_lambda_context
-# No @metrics.log_metrics: EventsPublished goes out as single metrics (one per event type),
-# and an empty flush would warn on every batch that publishes nothing.
-@tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Publish each record's outbox; a failed record (and those after it) is retried."""
-    published: Counter[str] = Counter()
+def handler(container: Container) -> Handler:
+    """The handler over `container`'s publisher."""
+    service = container.publish_service
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
-    def publish(record: DynamoDBRecord) -> None:
-        if record.dynamodb is None:
-            return
-        events = publish_record(
-            record.dynamodb.new_image,
-            record.dynamodb.old_image,
-            wiring.events_topic(),
-            wiring.event_log(),
+    @logger.inject_lambda_context
+    # No @metrics.log_metrics: EventsPublished goes out as single metrics (one per event
+    # type), and an empty flush would warn on every batch that publishes nothing.
+    @tracer.capture_lambda_handler
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Publish each record's outbox; a failed record (and those after it) is retried."""
+        published: Counter[str] = Counter()
+
+        def publish(record: DynamoDBRecord) -> None:
+            if record.dynamodb is None:
+                return
+            events = service.publish_record(record.dynamodb.new_image, record.dynamodb.old_image)
+            published.update(e.event_type for e in events)
+
+        response = process_partial_response(
+            event=event, record_handler=publish, processor=processor, context=context
         )
-        published.update(e.event_type for e in events)
+        count_by("EventsPublished", "event_type", published)
+        logger.info(
+            "publish batch",
+            extra={
+                "records": len(event.get("Records", [])),
+                "failed": len(response.get("batchItemFailures", [])),
+                "events": dict(published),
+            },
+        )
+        return dict(response)
 
-    response = process_partial_response(
-        event=event, record_handler=publish, processor=processor, context=context
-    )
-    count_by("EventsPublished", "event_type", published)
-    logger.info(
-        "publish batch",
-        extra={
-            "records": len(event.get("Records", [])),
-            "failed": len(response.get("batchItemFailures", [])),
-            "events": dict(published),
-        },
-    )
-    return dict(response)
+    return lambda_handler
+
+
+lambda_handler = lambda_entry(handler)

@@ -1,40 +1,60 @@
-"""Settings, parsed once from the environment into frozen pydantic models.
+"""Settings: read once from a mapping of environment variables into frozen models.
 
-Each concern has its own model so that a function reads only the settings it
-needs, and a missing one fails loudly when the function starts.
+`Settings(environ)` holds the variables; each section (`settings.clickpost`,
+`settings.cadence`, ...) is validated the first time it is asked for and kept.
+A function reads only the sections its services need, so a variable another
+function needs is never required of it; a missing or bad one fails loudly, as a
+ConfigurationError naming the variable, when the service that needs it is built.
+
+Plain pydantic models rather than pydantic-settings: the mapping is the only
+source, and parsing it is a dozen lines that cost nothing at cold start.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from datetime import time
-from functools import lru_cache
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
 from typing import Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, HttpUrl, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from trackwatch.errors import ConfigurationError
+from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE
+from trackwatch.models.policy import Cadence, NotifyPolicy, zone
 
-DEFAULT_SOURCE_TIMEZONE = "Asia/Kolkata"
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone called `name`, or a ConfigurationError naming it."""
+def parse[M: BaseModel](model: type[M], environ: Mapping[str, str], prefix: str = "") -> M:
+    """`model` from the variables named PREFIX + FIELD (upper case); a ConfigurationError
+    naming each variable that is missing or breaks a rule."""
+    values = {
+        name: environ[variable]
+        for name in model.model_fields
+        if (variable := f"{prefix}{name}".upper()) in environ
+    }
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigurationError(f"unknown time zone {name!r}") from exc
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_variable(prefix, err['loc']) or model.__name__}: {err['msg']}"
+            for err in exc.errors(include_url=False, include_input=False)
+        )
+        raise ConfigurationError(f"{model.__name__}: {problems}") from None
 
 
-class _Settings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+def _variable(prefix: str, location: tuple[int | str, ...]) -> str:
+    return f"{prefix}{location[0]}".upper() if location else ""
 
 
-class ClickpostSettings(_Settings):
-    """How to reach Clickpost and how hard to try."""
-
-    model_config = SettingsConfigDict(env_prefix="CLICKPOST_", frozen=True, extra="ignore")
+class ClickpostSettings(_Section):
+    """How to reach Clickpost and how hard to try (variables CLICKPOST_*)."""
 
     base_url: HttpUrl
     #: Name of the Secrets Manager secret holding {"key": ..., "username": ...}.
@@ -50,68 +70,34 @@ class ClickpostSettings(_Settings):
     retry_budget_s: float = Field(default=30.0, gt=0)
     secret_max_age_s: int = Field(default=300, ge=0)
 
-    @field_validator("source_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        zone(value)
-        return value
+    @model_validator(mode="after")
+    def _known_zone(self) -> Self:
+        zone(self.source_timezone)
+        return self
 
 
-@lru_cache(maxsize=1)
-def clickpost_settings() -> ClickpostSettings:
-    """The Clickpost settings, parsed once."""
-    return load(ClickpostSettings)
-
-
-def load[S: BaseSettings](model: type[S]) -> S:
-    """Parse `model` from the environment, turning a failure into a ConfigurationError."""
-    try:
-        return model()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigurationError(f"{model.__name__}: {problems}") from exc
-
-
-class CadenceSettings(_Settings):
-    """How often each class of shipment is polled, and when tracking ends."""
-
-    cadence_out_for_delivery_minutes: int = Field(default=30, ge=1, le=1440)
-    cadence_transit_minutes: int = Field(default=120, ge=1, le=1440)
-    cadence_new_minutes: int = Field(default=240, ge=1, le=1440)
-    cadence_grace_minutes: int = Field(default=360, ge=1, le=1440)
-    cadence_invalid_minutes: int = Field(default=720, ge=1, le=1440)
-    terminal_grace_hours: float = Field(default=72, ge=0)
-    invalid_give_up_hours: float = Field(default=168, ge=0)
-    #: Shards per (class, slot) in the due index: spreads a slot over partitions.
-    due_shards: int = Field(default=16, ge=1, le=256)
-    #: Days a stopped shipment's item is kept before DynamoDB's TTL deletes it.
-    stopped_retention_days: int = Field(default=30, ge=1)
-
-
-class TableSettings(_Settings):
+class TableSettings(_Section):
     """Where shipments live."""
 
     shipments_table_name: str = Field(min_length=3)
     due_index_name: str = "DueIndex"
 
 
-class DispatchSettings(_Settings):
-    """Where the dispatcher sends its poll requests."""
+class DispatchSettings(_Section):
+    """Where poll requests go."""
 
     poll_queue_url: str = Field(min_length=1)
     #: Clickpost calls (of up to 5 AWBs each) packed into one PollQueue message.
     calls_per_message: int = Field(default=10, ge=1, le=100)
 
 
-class PublishSettings(_Settings):
+class PublishSettings(_Section):
     """Where events are published."""
 
     events_topic_arn: str = Field(pattern=r"^arn:[^:]+:sns:")
 
 
-class EventLogSettings(_Settings):
+class EventLogSettings(_Section):
     """Where every published event is kept, for replay."""
 
     event_log_table_name: str = Field(min_length=3)
@@ -119,7 +105,7 @@ class EventLogSettings(_Settings):
     event_log_retention_days: int = Field(default=90, ge=1, le=3650)
 
 
-class RegistrationSettings(_Settings):
+class RegistrationSettings(_Section):
     """What a registration may ask for."""
 
     #: Comma-separated language codes notifications can be written in.
@@ -133,108 +119,72 @@ class RegistrationSettings(_Settings):
         return frozenset(self.supported_languages.split(","))
 
 
-class IngestSettings(_Settings):
+class IngestSettings(_Section):
     """Where the ingest consumer puts messages it cannot accept."""
 
     ingest_dead_letter_queue_url: str = Field(min_length=1)
 
 
-@lru_cache(maxsize=1)
-def event_log_settings() -> EventLogSettings:
-    """The event log's settings, parsed once."""
-    return load(EventLogSettings)
-
-
-@lru_cache(maxsize=1)
-def registration_settings() -> RegistrationSettings:
-    """The registration settings, parsed once."""
-    return load(RegistrationSettings)
-
-
-@lru_cache(maxsize=1)
-def ingest_settings() -> IngestSettings:
-    """The ingest consumer's settings, parsed once."""
-    return load(IngestSettings)
-
-
-@lru_cache(maxsize=1)
-def cadence_settings() -> CadenceSettings:
-    """The cadence settings, parsed once."""
-    return load(CadenceSettings)
-
-
-@lru_cache(maxsize=1)
-def table_settings() -> TableSettings:
-    """The table settings, parsed once."""
-    return load(TableSettings)
-
-
-@lru_cache(maxsize=1)
-def dispatch_settings() -> DispatchSettings:
-    """The dispatcher's settings, parsed once."""
-    return load(DispatchSettings)
-
-
-@lru_cache(maxsize=1)
-def publish_settings() -> PublishSettings:
-    """The publisher's settings, parsed once."""
-    return load(PublishSettings)
-
-
-# --- notifiers ----------------------------------------------------------------
-
-
-class NotifySettings(_Settings):
-    """What the SMS and e-mail notifiers share: state, pacing and quiet hours."""
+class NotifySettings(_Section):
+    """Where a notifier keeps what it sent, and where it holds messages for quiet hours."""
 
     idempotency_table_name: str = Field(min_length=3)
-    #: Each notifier's own queue: a message held for quiet hours is sent back to it.
-    #: (Two names, not one: the local runtime hosts both functions in one process.)
-    sms_queue_url: str | None = None
-    email_queue_url: str | None = None
-    #: Repeats of one customer-facing status inside this window collapse into one message.
-    notify_repeat_window_minutes: int = Field(default=360, ge=0, le=10080)
-    #: Most messages one shipment gets on one channel per local day.
-    notify_daily_cap: int = Field(default=5, ge=1, le=100)
+    #: The notifier's own queue: a message held for quiet hours is sent back to it.
+    notify_queue_url: str = Field(min_length=1)
     #: How long "this event was sent" is remembered: longer than a message can live (4 days
     #: on its queue, 14 in its DLQ, plus margin); template.yaml sets the same.
     notify_idempotency_ttl_hours: int = Field(default=456, ge=24, le=8760)
-    #: Quiet hours, in the customer's zone; start after end wraps past midnight.
+
+
+class NotifyPolicySettings(_Section):
+    """Pacing and quiet hours, as variables; `policy` is what the logic takes."""
+
+    notify_repeat_window_minutes: int = Field(default=360, ge=0, le=10080)
+    notify_daily_cap: int = Field(default=5, ge=1, le=100)
     quiet_hours_start: time = time(21, 0)
     quiet_hours_end: time = time(9, 0)
-    #: The zone of a customer whose shipment does not name one.
     customer_timezone: str = DEFAULT_SOURCE_TIMEZONE
-    #: The region a phone number without a country code is read in (ISO 3166 alpha-2).
     default_phone_region: str = Field(default="IN", pattern=r"^[A-Z]{2}$")
 
-    @field_validator("customer_timezone")
-    @classmethod
-    def _known_customer_zone(cls, value: str) -> str:
-        zone(value)
-        return value
+    @model_validator(mode="after")
+    def _known_zone(self) -> Self:
+        zone(self.customer_timezone)
+        return self
 
-    def queue_url(self, channel: str) -> str:
-        """The queue of `channel`'s notifier; a ConfigurationError if it is not set."""
-        url = self.sms_queue_url if channel == "sms" else self.email_queue_url
-        if not url:
-            raise ConfigurationError(f"{channel.upper()}_QUEUE_URL is not set")
-        return url
+    @property
+    def policy(self) -> NotifyPolicy:
+        """The plain value the notifier's logic takes."""
+        return NotifyPolicy(
+            repeat_window_minutes=self.notify_repeat_window_minutes,
+            daily_cap=self.notify_daily_cap,
+            quiet_hours_start=self.quiet_hours_start,
+            quiet_hours_end=self.quiet_hours_end,
+            customer_timezone=self.customer_timezone,
+            default_phone_region=self.default_phone_region,
+        )
 
 
-class SmsSettings(_Settings):
+def _empty_is_none(value: object) -> object:
+    # CloudFormation cannot leave a variable out; an empty parameter means "none".
+    return value or None
+
+
+class SmsSettings(_Section):
     """How SMS are sent through SNS."""
 
     #: Transactional messages are delivered even to numbers on DND lists where allowed.
     sms_type: Literal["Transactional", "Promotional"] = "Transactional"
     sms_sender_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,11}$")
 
-    @field_validator("sms_sender_id", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return value or None
+    def _empty_values(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: _empty_is_none(v) for k, v in data.items()}
+        return data
 
 
-class EmailSettings(_Settings):
+class EmailSettings(_Section):
     """How e-mail is sent: through SES, or through an SMTP relay."""
 
     email_transport: Literal["ses", "smtp"]
@@ -249,11 +199,13 @@ class EmailSettings(_Settings):
     smtp_secret_name: str | None = None
     smtp_timeout_s: float = Field(default=10.0, gt=0)
 
-    @field_validator("ses_configuration_set", "smtp_host", "smtp_secret_name", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        # CloudFormation cannot leave a variable out; an empty parameter means "none".
-        return value or None
+    def _empty_values(cls, data: object) -> object:
+        if isinstance(data, dict):
+            optional = ("ses_configuration_set", "smtp_host", "smtp_secret_name")
+            return {k: _empty_is_none(v) if k in optional else v for k, v in data.items()}
+        return data
 
     @model_validator(mode="after")
     def _smtp_needs_a_host(self) -> Self:
@@ -262,19 +214,100 @@ class EmailSettings(_Settings):
         return self
 
 
-@lru_cache(maxsize=1)
-def notify_settings() -> NotifySettings:
-    """The notifiers' shared settings, parsed once."""
-    return load(NotifySettings)
+class DataFiles(_Section):
+    """Data files a deployment may replace (variables TRACKWATCH_*); None: the packaged one."""
+
+    status_catalogue: Path | None = None
+    notify_rules: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_values(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: _empty_is_none(v) for k, v in data.items()}
+        return data
 
 
-@lru_cache(maxsize=1)
-def sms_settings() -> SmsSettings:
-    """The SMS settings, parsed once."""
-    return load(SmsSettings)
+class Settings:
+    """Every section of the settings, each validated on first use and then kept."""
 
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = MappingProxyType(dict(environ))
 
-@lru_cache(maxsize=1)
-def email_settings() -> EmailSettings:
-    """The e-mail settings, parsed once."""
-    return load(EmailSettings)
+    @classmethod
+    def from_environ(cls) -> Settings:
+        """The process's environment, as Lambda sets it from the template."""
+        return cls(os.environ)
+
+    def replace(self, **variables: str) -> Settings:
+        """A copy with some variables set (tests and the local runtime's overrides)."""
+        return Settings({**self._environ, **variables})
+
+    def get(self, variable: str) -> str | None:
+        """One raw variable, or None."""
+        return self._environ.get(variable)
+
+    @cached_property
+    def clickpost(self) -> ClickpostSettings:
+        """CLICKPOST_*."""
+        return parse(ClickpostSettings, self._environ, "CLICKPOST_")
+
+    @cached_property
+    def cadence(self) -> Cadence:
+        """CADENCE_*, TERMINAL_GRACE_HOURS, INVALID_GIVE_UP_HOURS, DUE_SHARDS, ..."""
+        return parse(Cadence, self._environ)
+
+    @cached_property
+    def table(self) -> TableSettings:
+        """SHIPMENTS_TABLE_NAME, DUE_INDEX_NAME."""
+        return parse(TableSettings, self._environ)
+
+    @cached_property
+    def dispatch(self) -> DispatchSettings:
+        """POLL_QUEUE_URL, CALLS_PER_MESSAGE."""
+        return parse(DispatchSettings, self._environ)
+
+    @cached_property
+    def publish(self) -> PublishSettings:
+        """EVENTS_TOPIC_ARN."""
+        return parse(PublishSettings, self._environ)
+
+    @cached_property
+    def event_log(self) -> EventLogSettings:
+        """EVENT_LOG_TABLE_NAME, EVENT_LOG_RETENTION_DAYS."""
+        return parse(EventLogSettings, self._environ)
+
+    @cached_property
+    def registration(self) -> RegistrationSettings:
+        """SUPPORTED_LANGUAGES."""
+        return parse(RegistrationSettings, self._environ)
+
+    @cached_property
+    def ingest(self) -> IngestSettings:
+        """INGEST_DEAD_LETTER_QUEUE_URL."""
+        return parse(IngestSettings, self._environ)
+
+    @cached_property
+    def notify(self) -> NotifySettings:
+        """IDEMPOTENCY_TABLE_NAME, NOTIFY_QUEUE_URL, NOTIFY_IDEMPOTENCY_TTL_HOURS."""
+        return parse(NotifySettings, self._environ)
+
+    @cached_property
+    def notify_policy(self) -> NotifyPolicy:
+        """NOTIFY_REPEAT_WINDOW_MINUTES, NOTIFY_DAILY_CAP, QUIET_HOURS_*, CUSTOMER_TIMEZONE, ..."""
+        return parse(NotifyPolicySettings, self._environ).policy
+
+    @cached_property
+    def sms(self) -> SmsSettings:
+        """SMS_TYPE, SMS_SENDER_ID."""
+        return parse(SmsSettings, self._environ)
+
+    @cached_property
+    def email(self) -> EmailSettings:
+        """EMAIL_TRANSPORT, EMAIL_FROM, SES_*, SMTP_*."""
+        return parse(EmailSettings, self._environ)
+
+    @cached_property
+    def data_files(self) -> DataFiles:
+        """TRACKWATCH_STATUS_CATALOGUE, TRACKWATCH_NOTIFY_RULES."""
+        return parse(DataFiles, self._environ, "TRACKWATCH_")

@@ -1,22 +1,27 @@
-"""The SMS and e-mail handlers' shared body: an SQS batch in, partial failures out."""
+"""The SMS and e-mail handlers, which differ only in their channel: an SQS batch in,
+partial failures out."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch import wiring
-from trackwatch.adapters.notify_queue import NOT_BEFORE_ATTRIBUTE
+from trackwatch.bootstrap import Container, Handler
 from trackwatch.errors import TrackwatchError
 from trackwatch.models.events import EVENT_ADAPTER
-from trackwatch.models.notification import Channel, NotificationRequest
-from trackwatch.observability import count_by, logger
-from trackwatch.services.notify import NotifySummary
+from trackwatch.models.notification import NOT_BEFORE_ATTRIBUTE, Channel, NotificationRequest
+from trackwatch.observability import count_by, logger, tracer
+from trackwatch.services.notify import Notifier, NotifySummary
 
 # The SDK's debug logs print request parameters, and here those are phone numbers and
 # e-mail addresses: whatever level the function runs at, they stay out.
@@ -40,11 +45,11 @@ def request_of(record: SQSRecord) -> NotificationRequest:
 
 
 def handle_batch(
-    channel: Channel, event: dict[str, Any], context: LambdaContext, processor: BatchProcessor
+    notifier: Notifier, event: dict[str, Any], context: LambdaContext, processor: BatchProcessor
 ) -> dict[str, Any]:
     """Notify for every record; a record that raises is reported as a batch item failure."""
-    notifier = wiring.notifier(channel)
-    wiring.idempotency_guard().register(context)
+    channel: Channel = notifier.channel
+    notifier.begin(context)
     summary = NotifySummary()
 
     def notify(record: SQSRecord) -> None:
@@ -75,3 +80,25 @@ def handle_batch(
         },
     )
     return dict(response)
+
+
+def notify_handler(channel: Channel) -> Callable[[Container], Handler]:
+    """The handler factory of one channel's notifier function."""
+
+    def handler(container: Container) -> Handler:
+        notifier = container.notifier(channel)
+        # A batch that fails whole is reported as such rather than raised: the queue retries
+        # the same records either way, and no traceback (with what it quotes) reaches the logs.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+        @logger.inject_lambda_context
+        # No @metrics.log_metrics: the batch's counts go out as single metrics (by outcome),
+        # and an empty flush would warn on every batch.
+        @tracer.capture_lambda_handler
+        def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+            """Send the message each event calls for; report the records that failed."""
+            return handle_batch(notifier, event, context, processor)
+
+        return lambda_handler
+
+    return handler

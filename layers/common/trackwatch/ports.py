@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
@@ -18,10 +19,11 @@ from trackwatch.models.notification import (
     NotificationRequest,
     Recipient,
 )
-from trackwatch.models.record import ShipmentRecord, StateChange
+from trackwatch.models.record import Outbox, ShipmentRecord, StateChange
+from trackwatch.models.tracking import CallOutcome, TrackCall
 
 if TYPE_CHECKING:
-    from trackwatch.logic.registration import RegistrationWrite
+    from trackwatch.models.record import RegistrationWrite
 
 
 class ShipmentStore(Protocol):
@@ -43,6 +45,26 @@ class ShipmentStore(Protocol):
 
     def active(self) -> list[ShipmentKey]:
         """Every shipment still being tracked."""
+        ...
+
+
+class Tracker(Protocol):
+    """The Clickpost client, as the poller uses it."""
+
+    async def track(self, call: TrackCall) -> CallOutcome:
+        """One track-order call; raises a ClickpostError subclass."""
+        ...
+
+
+#: A new tracker for one invocation: an async client belongs to one event loop.
+TrackerFactory = Callable[[], AbstractAsyncContextManager[Tracker]]
+
+
+class OutboxReader(Protocol):
+    """Reads the outbox a write put on a shipment item, from a stream image."""
+
+    def outbox(self, image: Mapping[str, Any] | None) -> Outbox:
+        """The image's outbox (sequence 0 and no events when it has none)."""
         ...
 
 
@@ -82,6 +104,10 @@ class RegistrationStore(Protocol):
     def commit(self, change: StateChange) -> None:
         """Write a change if the version still matches; else StaleStateError."""
         ...
+
+
+class ShipmentRepository(ShipmentStore, RegistrationStore, Protocol):
+    """The shipments table, as the container builds it once for every use."""
 
 
 class EventLog(Protocol):
@@ -150,4 +176,8 @@ class OnceGuard(Protocol):
 
     def once(self, event_id: str, channel: Channel, action: Callable[[], str]) -> str:
         """`action()`'s result, or the result recorded when it completed before."""
+        ...
+
+    def begin(self, context: Any) -> None:
+        """An invocation starts: an unfinished record expires with it (Lambda's context)."""
         ...

@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 from zoneinfo import ZoneInfo
@@ -29,9 +28,9 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
     GetParameterError,
     TransformParameterError,
 )
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from trackwatch.config import DEFAULT_SOURCE_TIMEZONE, ClickpostSettings, zone
+from trackwatch.config import ClickpostSettings
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostError,
@@ -41,9 +40,16 @@ from trackwatch.errors import (
     ClickpostUnavailableError,
     ConfigurationError,
 )
-from trackwatch.logic.batching import TrackCall, plan_calls
-from trackwatch.models.clickpost import AwbResult, Meta, TrackOrderResponse, parse_track_order
+from trackwatch.logic.batching import plan_calls
+from trackwatch.models.clickpost import (
+    DEFAULT_SOURCE_TIMEZONE,
+    Meta,
+    TrackOrderResponse,
+    parse_track_order,
+)
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.policy import zone
+from trackwatch.models.tracking import CallOutcome, TrackCall
 
 logger = Logger(service="trackwatch", child=True)
 
@@ -125,15 +131,22 @@ class StaticCredentials:
 class SecretsManagerCredentials:
     """Credentials from a Secrets Manager secret `{"key": ..., "username": ...}`, cached."""
 
-    def __init__(self, secret_name: str, max_age_s: int = 300) -> None:
+    def __init__(
+        self,
+        secret_name: str,
+        max_age_s: int = 300,
+        provider: parameters.SecretsProvider | None = None,
+    ) -> None:
         self.secret_name = secret_name
         self.max_age_s = max_age_s
+        # A provider of our own: its cache belongs to this container, not to the process.
+        self._provider = provider or parameters.SecretsProvider()
 
     def get(self) -> ClickpostCredentials:
         """Read (or reuse powertools' cached copy of) the secret and validate it."""
         name = self.secret_name
         try:
-            raw = parameters.get_secret(name, transform="json", max_age=self.max_age_s)
+            raw = self._provider.get(name, transform="json", max_age=self.max_age_s)
         except TransformParameterError:
             # The parser's error can quote the secret text: drop it from the chain.
             raise ConfigurationError(f"secret {name!r} is not valid JSON") from None
@@ -151,76 +164,6 @@ class SecretsManagerCredentials:
                 f"secret {name!r} lacks field {fields} (a non-empty string is required)"
             )
         return ClickpostCredentials(key=SecretStr(raw["key"]), username=SecretStr(raw["username"]))
-
-
-# --------------------------------------------------------------------------- outcomes
-
-
-class AwbStatus(StrEnum):
-    """What Clickpost said about one requested waybill."""
-
-    FOUND = "found"
-    #: Clickpost answered `valid: false`: it does not know this AWB for this carrier.
-    INVALID = "invalid"
-    #: The AWB is absent from `result`.
-    MISSING = "missing"
-
-
-class AwbOutcome(BaseModel):
-    """One requested waybill and, unless it is missing, Clickpost's answer for it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    key: ShipmentKey
-    status: AwbStatus
-    result: AwbResult | None = None
-
-    @model_validator(mode="after")
-    def _result_iff_present(self) -> Self:
-        if (self.result is None) != (self.status is AwbStatus.MISSING):
-            raise ValueError("result is required unless the status is 'missing'")
-        return self
-
-
-class CallOutcome(BaseModel):
-    """A successful track-order call: the envelope and one outcome per requested waybill."""
-
-    model_config = ConfigDict(frozen=True)
-
-    call: TrackCall
-    meta: Meta
-    awbs: tuple[AwbOutcome, ...]
-    #: HTTP requests the call took (1 when no retry was needed).
-    attempts: int
-    #: Seconds from the first request to the answer, back-off included.
-    elapsed_s: float
-
-    def by_status(self, status: AwbStatus) -> tuple[AwbOutcome, ...]:
-        """The outcomes with `status`, in request order."""
-        return tuple(a for a in self.awbs if a.status is status)
-
-    @classmethod
-    def from_response(
-        cls, call: TrackCall, response: TrackOrderResponse, attempts: int, elapsed_s: float
-    ) -> CallOutcome:
-        """Pair every requested waybill with its entry in `response.result`."""
-        awbs: list[AwbOutcome] = []
-        for key in call.keys:
-            result = response.result.get(key.waybill)
-            if result is None:
-                status = AwbStatus.MISSING
-            elif result.valid:
-                status = AwbStatus.FOUND
-            else:
-                status = AwbStatus.INVALID
-            awbs.append(AwbOutcome(key=key, status=status, result=result))
-        return cls(
-            call=call,
-            meta=response.meta,
-            awbs=tuple(awbs),
-            attempts=attempts,
-            elapsed_s=elapsed_s,
-        )
 
 
 # --------------------------------------------------------------------------- retry helpers
@@ -308,16 +251,13 @@ class ClickpostClient:
     def from_settings(
         cls,
         settings: ClickpostSettings,
-        credentials: CredentialsProvider | None = None,
+        credentials: CredentialsProvider,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> ClickpostClient:
-        """A client configured from settings; credentials default to the settings' secret."""
-        provider = credentials or SecretsManagerCredentials(
-            settings.secret_name, settings.secret_max_age_s
-        )
+        """A client configured from settings."""
         return cls(
             str(settings.base_url),
-            provider,
+            credentials,
             source_tz=zone(settings.source_timezone),
             max_in_flight=settings.max_in_flight,
             max_attempts=settings.max_attempts,

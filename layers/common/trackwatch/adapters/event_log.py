@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trackwatch.adapters import aws
 from trackwatch.adapters.events_topic import message_body
 from trackwatch.errors import StorageError
 from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
@@ -46,8 +45,8 @@ class EventLogTable:
     def __init__(
         self,
         table_name: str,
+        client: DynamoDBClient,
         retention_days: int = 90,
-        client: DynamoDBClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._table = table_name
@@ -58,7 +57,7 @@ class EventLogTable:
     @property
     def client(self) -> DynamoDBClient:
         """The DynamoDB client (built on first use)."""
-        return self._client or aws.dynamodb()
+        return self._client
 
     def append(self, events: Sequence[ShipmentEvent]) -> None:
         """Write every event (BatchWriteItem, 25 a request, unprocessed ones retried)."""

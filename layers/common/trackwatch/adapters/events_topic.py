@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trackwatch.adapters import aws
 from trackwatch.errors import PublishError
 from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent, routing_attributes
 
@@ -43,7 +42,7 @@ class EventsTopic:
     def __init__(
         self,
         topic_arn: str,
-        client: SNSClient | None = None,
+        client: SNSClient,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._arn = topic_arn
@@ -52,7 +51,7 @@ class EventsTopic:
 
     def publish(self, events: Sequence[ShipmentEvent]) -> None:
         """Publish all events; entries that fail are retried, then PublishError."""
-        client = self._client or aws.sns()
+        client = self._client
         pending = list(events)
         for attempt in range(_ATTEMPTS):
             failed: list[ShipmentEvent] = []

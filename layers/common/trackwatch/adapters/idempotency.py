@@ -8,7 +8,7 @@ one that raises (a provider error) leaves no record, so the event is retried.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -20,9 +20,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch.adapters import aws
 from trackwatch.errors import StaleStateError
 from trackwatch.models.notification import Channel
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 KEY_PREFIX = "notify"
 
@@ -30,14 +32,14 @@ KEY_PREFIX = "notify"
 class IdempotencyGuard:
     """Implements trackwatch.ports.OnceGuard on an idempotency table."""
 
-    def __init__(self, table_name: str, expires_after_s: int) -> None:
+    def __init__(self, table_name: str, expires_after_s: int, client: DynamoDBClient) -> None:
         self._config = IdempotencyConfig(
             event_key_jmespath="[event_id, channel]",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=expires_after_s,
         )
         self._persistence = DynamoDBPersistenceLayer(
-            table_name=table_name, boto3_client=aws.dynamodb()
+            table_name=table_name, boto3_client=client
         )
 
         def once(*, delivery: dict[str, str], action: Callable[[], str]) -> str:
@@ -52,7 +54,7 @@ class IdempotencyGuard:
             key_prefix=KEY_PREFIX,
         )
 
-    def register(self, context: LambdaContext) -> None:
+    def begin(self, context: LambdaContext) -> None:
         """Let in-progress records expire with the invocation (a crashed run is retried)."""
         self._config.register_lambda_context(context)
 

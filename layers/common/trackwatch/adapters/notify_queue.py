@@ -6,28 +6,25 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trackwatch.adapters import aws
 from trackwatch.errors import StorageError
 from trackwatch.models.events import EVENT_ADAPTER
-from trackwatch.models.notification import Deferral, NotificationRequest
+from trackwatch.models.notification import NOT_BEFORE_ATTRIBUTE, Deferral, NotificationRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-#: The message attribute that carries the earliest time a held message may be sent.
-NOT_BEFORE_ATTRIBUTE = "not_before"
 
 
 class NotifyQueue:
     """Implements trackwatch.ports.Deferrer on SQS SendMessage with DelaySeconds."""
 
-    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+    def __init__(self, queue_url: str, client: SQSClient) -> None:
         self._url = queue_url
         self._client = client
 
     def defer(self, request: NotificationRequest, deferral: Deferral) -> None:
         """Send the event back to the queue, invisible for `deferral.delay_s`, marked not_before."""
-        client = self._client or aws.sqs()
+        client = self._client
         attributes: dict[str, Any] = {
             name: {"DataType": data_type, "StringValue": value}
             for name, (data_type, value) in request.attributes.items()

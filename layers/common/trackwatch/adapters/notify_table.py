@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trackwatch.adapters import aws
 from trackwatch.adapters.shipments_table import from_item, record_from_item, to_item
 from trackwatch.errors import StaleStateError, StorageError
 from trackwatch.models.keys import ShipmentKey
@@ -91,14 +90,14 @@ def _date(value: str | None) -> date | None:
 class NotifyTable:
     """Implements trackwatch.ports.RecipientStore on the shipments table."""
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self._table = table_name
         self._client = client
 
     @property
     def client(self) -> DynamoDBClient:
         """The DynamoDB client (built on first use)."""
-        return self._client or aws.dynamodb()
+        return self._client
 
     def recipient(self, key: ShipmentKey) -> Recipient | None:
         """The shipment's contact and notification state, read consistently; None if unknown."""

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trackwatch.adapters import aws
 from trackwatch.errors import StorageError
 from trackwatch.models.messages import PollRequest
 
@@ -21,13 +20,13 @@ _ATTEMPTS = 3
 class PollQueue:
     """Implements trackwatch.ports.PollQueueWriter."""
 
-    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+    def __init__(self, queue_url: str, client: SQSClient) -> None:
         self._url = queue_url
         self._client = client
 
     def send(self, requests: Sequence[PollRequest]) -> None:
         """Send every request; failed entries are retried, then StorageError."""
-        client = self._client or aws.sqs()
+        client = self._client
         for start in range(0, len(requests), _BATCH):
             pending: dict[str, Any] = {
                 str(i): {"Id": str(i), "MessageBody": request.model_dump_json()}

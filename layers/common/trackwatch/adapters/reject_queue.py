@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trackwatch.adapters import aws
 from trackwatch.errors import StorageError
 
 if TYPE_CHECKING:
@@ -19,13 +18,13 @@ _MAX_REASON = 1000
 class RejectQueue:
     """Implements trackwatch.ports.RejectSink on an SQS queue."""
 
-    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+    def __init__(self, queue_url: str, client: SQSClient) -> None:
         self._url = queue_url
         self._client = client
 
     def reject(self, body: str, reason: str) -> None:
         """Send `body` as it came, the reason as the `rejected_because` attribute."""
-        client = self._client or aws.sqs()
+        client = self._client
         try:
             client.send_message(
                 QueueUrl=self._url,

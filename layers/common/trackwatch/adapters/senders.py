@@ -17,11 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trackwatch.adapters import aws
-from trackwatch.errors import ProviderUnavailableError, RecipientRejectedError
+from trackwatch.errors import (
+    ConfigurationError,
+    ProviderUnavailableError,
+    RecipientRejectedError,
+)
 from trackwatch.models.notification import Message
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from mypy_boto3_ses import SESClient
     from mypy_boto3_sns import SNSClient
 
@@ -42,7 +46,7 @@ class SnsSmsSender:
         *,
         sms_type: str = "Transactional",
         sender_id: str | None = None,
-        client: SNSClient | None = None,
+        client: SNSClient,
     ) -> None:
         self._client = client
         self._attributes: dict[str, Any] = {
@@ -56,7 +60,7 @@ class SnsSmsSender:
 
     def send(self, message: Message) -> None:
         """Publish the SMS, or raise a NotificationProviderError."""
-        client = self._client or aws.sns()
+        client = self._client
         try:
             client.publish(
                 PhoneNumber=message.to, Message=message.body, MessageAttributes=self._attributes
@@ -78,7 +82,7 @@ class SesEmailSender:
         *,
         source: str,
         configuration_set: str | None = None,
-        client: SESClient | None = None,
+        client: SESClient,
     ) -> None:
         self._source = source
         self._configuration_set = configuration_set
@@ -86,7 +90,7 @@ class SesEmailSender:
 
     def send(self, message: Message) -> None:
         """Send the e-mail, or raise a NotificationProviderError."""
-        client = self._client or aws.ses()
+        client = self._client
         extra: dict[str, Any] = {}
         if self._configuration_set:
             extra["ConfigurationSetName"] = self._configuration_set
@@ -118,6 +122,17 @@ class SmtpCredentials:
 
     def __repr__(self) -> str:
         return "SmtpCredentials(***)"
+
+
+def smtp_credentials(secrets: SecretsProvider, name: str) -> SmtpCredentials | None:
+    """The relay's login from the secret `name` ({"username", "password"}); None for an
+    open relay (an empty username)."""
+    secret = secrets.get(name, transform="json", max_age=300)
+    if not isinstance(secret, dict) or not {"username", "password"} <= secret.keys():
+        raise ConfigurationError(f"secret {name} must hold username and password")
+    if not secret["username"]:
+        return None
+    return SmtpCredentials(str(secret["username"]), str(secret["password"]))
 
 
 class SmtpEmailSender:

@@ -13,7 +13,7 @@ Item layout (one item per shipment):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,17 +21,16 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trackwatch.adapters import aws
 from trackwatch.errors import StaleStateError, StorageError
-from trackwatch.models.events import EVENT_LIST_ADAPTER, ShipmentEvent
+from trackwatch.models.events import EVENT_LIST_ADAPTER
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.record import Contact, ShipmentRecord, StateChange
+from trackwatch.models.record import Contact, Outbox, ShipmentRecord, StateChange
 from trackwatch.models.state import ShipmentState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from trackwatch.logic.registration import RegistrationWrite
+    from trackwatch.models.record import RegistrationWrite
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -87,11 +86,15 @@ def contact_value(contact: Contact) -> dict[str, Any]:
     return {k: v for k, v in value.items() if v is not None and not (k == "opt_out" and not v)}
 
 
-def outbox_of(image: dict[str, Any] | None) -> tuple[int, list[ShipmentEvent]]:
-    """The outbox sequence number and events of a (deserialized) stream image."""
-    if not image or image.get("outbox_seq") is None:
-        return 0, []
-    return int(image["outbox_seq"]), EVENT_LIST_ADAPTER.validate_json(image.get("outbox") or "[]")
+class StreamImages:
+    """Implements trackwatch.ports.OutboxReader for the table's (deserialized) stream images."""
+
+    def outbox(self, image: Mapping[str, Any] | None) -> Outbox:
+        """The outbox sequence number and events of one image."""
+        if not image or image.get("outbox_seq") is None:
+            return Outbox()
+        events = EVENT_LIST_ADAPTER.validate_json(image.get("outbox") or "[]")
+        return Outbox(seq=int(image["outbox_seq"]), events=tuple(events))
 
 
 def _storage_error(action: str, exc: Exception) -> StorageError:
@@ -105,8 +108,8 @@ class ShipmentsTable:
     def __init__(
         self,
         table_name: str,
+        client: DynamoDBClient,
         due_index_name: str = "DueIndex",
-        client: DynamoDBClient | None = None,
     ) -> None:
         self._table = table_name
         self._index = due_index_name
@@ -115,7 +118,7 @@ class ShipmentsTable:
     @property
     def client(self) -> DynamoDBClient:
         """The DynamoDB client (built on first use)."""
-        return self._client or aws.dynamodb()
+        return self._client
 
     def get_many(
         self, keys: Iterable[ShipmentKey], *, consistent: bool = False

@@ -1,7 +1,9 @@
 """The shipments HTTP API: routes over the shipments service, and its OpenAPI document.
 
 Each route turns HTTP into a service call and the answer (or a typed error)
-back into HTTP; the rules live in the models and services. POST /shipments
+back into HTTP; the rules live in the models and services. The routes are declared
+once, on the module's resolver (the OpenAPI document is read from it); the service
+they call rides in the resolver's context, set by the handler for each request. POST /shipments
 reads its body itself rather than through powertools' body validation, because
 a batch must store its good entries and report each bad one, where a
 validated body would be refused whole.
@@ -13,6 +15,7 @@ import base64
 import binascii
 import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -23,8 +26,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, Server
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from trackwatch import wiring
-from trackwatch.config import registration_settings
 from trackwatch.errors import (
     ConflictError,
     InvalidInputError,
@@ -52,12 +53,33 @@ from trackwatch.models.views import (
 )
 from trackwatch.observability import count_by, logger
 from trackwatch.services.registration import EntryResult
+from trackwatch.services.shipments import ShipmentsService
 
 TITLE = "trackwatch shipments API"
 VERSION = "1.0.0"
 JSON = "application/json"
 
 app = APIGatewayHttpResolver(enable_validation=True)
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What the routes work with, for one request."""
+
+    service: ShipmentsService
+    languages: frozenset[str]
+
+
+def use(context: ApiContext) -> None:
+    """Give the next request its service (the resolver clears it after each request)."""
+    app.context["api"] = context
+
+
+def _context() -> ApiContext:
+    context = app.context.get("api")
+    if not isinstance(context, ApiContext):
+        raise RuntimeError("the shipments API was invoked without its service (see use())")
+    return context
 
 CpIdPath = Annotated[
     int, Path(ge=1, le=MAX_CP_ID, description="Clickpost's carrier id: a positive integer.")
@@ -220,9 +242,9 @@ def entry_view(result: EntryResult, entry: Registration | None) -> EntryView:
 def register_shipments() -> Response[Any]:
     """POST /shipments."""
     batch, raw_entries = parse_body(_raw_body())
-    languages = registration_settings().languages
-    entries = [parse_entry(raw, languages) for raw in raw_entries]
-    results = wiring.shipments_service().register(entries)
+    api = _context()
+    entries = [parse_entry(raw, api.languages) for raw in raw_entries]
+    results = api.service.register(entries)
     views = [
         entry_view(r, e if isinstance(e, Registration) else None)
         for r, e in zip(results, entries, strict=True)
@@ -263,7 +285,7 @@ def register_shipments() -> Response[Any]:
 )
 def get_shipment(cp_id: CpIdPath, waybill: WaybillPath) -> Response[Any]:
     """GET /shipments/{cp_id}/{waybill}."""
-    return _json(HTTPStatus.OK, wiring.shipments_service().show(_key(cp_id, waybill)))
+    return _json(HTTPStatus.OK, _context().service.show(_key(cp_id, waybill)))
 
 
 @app.delete(
@@ -276,7 +298,7 @@ def get_shipment(cp_id: CpIdPath, waybill: WaybillPath) -> Response[Any]:
 )
 def stop_shipment(cp_id: CpIdPath, waybill: WaybillPath) -> Response[Any]:
     """DELETE /shipments/{cp_id}/{waybill}."""
-    view = wiring.shipments_service().stop(_key(cp_id, waybill))
+    view = _context().service.stop(_key(cp_id, waybill))
     logger.info("stopped by request", extra={"cp_id": view.cp_id})
     return _json(HTTPStatus.OK, view)
 
@@ -290,7 +312,7 @@ def stop_shipment(cp_id: CpIdPath, waybill: WaybillPath) -> Response[Any]:
 )
 def refresh_shipment(cp_id: CpIdPath, waybill: WaybillPath) -> Response[Any]:
     """POST /shipments/{cp_id}/{waybill}/refresh."""
-    return _json(HTTPStatus.ACCEPTED, wiring.shipments_service().refresh(_key(cp_id, waybill)))
+    return _json(HTTPStatus.ACCEPTED, _context().service.refresh(_key(cp_id, waybill)))
 
 
 @app.post(
@@ -312,7 +334,7 @@ def replay_shipment(
     """POST /shipments/{cp_id}/{waybill}/replay."""
     if since is not None and since.tzinfo is None:
         raise InvalidInputError("since", "must carry a time zone offset")
-    view = wiring.shipments_service().replay(_key(cp_id, waybill), since)
+    view = _context().service.replay(_key(cp_id, waybill), since)
     logger.info("replayed", extra={"cp_id": view.cp_id, "events": view.replayed})
     return _json(HTTPStatus.OK, view)
 

@@ -1,22 +1,60 @@
-"""Data files that ship with the layer, each of which a deployment can replace."""
+"""The data files that ship with the layer, read by the container (never by the logic).
+
+Each can be replaced by a deployment (a path in settings); a file that cannot be
+read or does not validate is a ConfigurationError naming it.
+"""
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 
 from trackwatch.errors import ConfigurationError
+from trackwatch.logic.catalogue import StatusCatalogue
+from trackwatch.logic.notify_rules import NotifyRules
+from trackwatch.logic.render import Renderer
 
 
-def read_data_file(name: str, override_env: str, what: str) -> tuple[str, str]:
-    """(text, source) of the file named by `override_env`, else of the packaged `name`."""
-    override = os.environ.get(override_env)
-    if override:
-        path = Path(override)
+def _read(name: str, override: Path | None, what: str) -> tuple[str, str]:
+    """(text, source) of `override` if given, else of the packaged `name`."""
+    if override is not None:
         try:
-            return path.read_text(encoding="utf-8"), str(path)
+            return override.read_text(encoding="utf-8"), str(override)
         except OSError as exc:
-            raise ConfigurationError(f"cannot read {what} {path}: {exc}") from exc
+            raise ConfigurationError(f"cannot read {what} {override}: {exc}") from exc
     text = resources.files("trackwatch.data").joinpath(name).read_text("utf-8")
     return text, f"trackwatch/data/{name}"
+
+
+def load_catalogue(path: Path | None = None) -> StatusCatalogue:
+    """The status catalogue: the packaged one, or the file at `path`."""
+    text, source = _read("status_codes.json", path, "status catalogue")
+    return StatusCatalogue.from_json(text, source)
+
+
+def load_rules(catalogue: StatusCatalogue, path: Path | None = None) -> NotifyRules:
+    """The notification rules: the packaged ones, or the file at `path`."""
+    text, source = _read("notifications.json", path, "notification rules")
+    return NotifyRules.from_json(text, source, catalogue)
+
+
+def load_templates() -> dict[str, str]:
+    """Every packaged message template, by "<channel>/<language>/<kind>.j2"."""
+    root = resources.files("trackwatch").joinpath("templates")
+    sources: dict[str, str] = {}
+    for channel in root.iterdir():
+        if not channel.is_dir():
+            continue
+        for language in channel.iterdir():
+            if not language.is_dir():
+                continue
+            for template in language.iterdir():
+                if template.name.endswith(".j2"):
+                    name = f"{channel.name}/{language.name}/{template.name}"
+                    sources[name] = template.read_text("utf-8")
+    return sources
+
+
+def load_renderer() -> Renderer:
+    """A renderer over the packaged templates."""
+    return Renderer(load_templates())

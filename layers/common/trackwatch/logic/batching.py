@@ -9,36 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from trackwatch.errors import InvalidInputError
-from trackwatch.models.keys import CpId, ShipmentKey, Waybill
-
-#: Clickpost accepts at most this many comma-separated waybills in one request.
-MAX_WAYBILLS_PER_CALL = 5
-
-
-class TrackCall(BaseModel):
-    """One track-order request: one carrier, one to five distinct waybills."""
-
-    model_config = ConfigDict(frozen=True)
-
-    cp_id: CpId
-    waybills: tuple[Waybill, ...] = Field(min_length=1, max_length=MAX_WAYBILLS_PER_CALL)
-
-    @field_validator("waybills")
-    @classmethod
-    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("waybills must be distinct")
-        return value
-
-    @property
-    def keys(self) -> tuple[ShipmentKey, ...]:
-        """The shipments this call asks about, in request order."""
-        return tuple(
-            ShipmentKey.model_construct(cp_id=self.cp_id, waybill=w) for w in self.waybills
-        )
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.tracking import MAX_WAYBILLS_PER_CALL, TrackCall
 
 
 def plan_calls(

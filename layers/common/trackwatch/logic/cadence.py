@@ -14,8 +14,8 @@ import hashlib
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from trackwatch.config import CadenceSettings
 from trackwatch.logic.catalogue import StatusCatalogue
+from trackwatch.models.policy import Cadence
 from trackwatch.models.state import ShipmentState
 
 # Statuses before the carrier has the parcel: polled at the slow "new" cadence.
@@ -32,7 +32,7 @@ class CadenceClass(StrEnum):
     INVALID = "invalid"
 
 
-def period_minutes(klass: CadenceClass, cadence: CadenceSettings) -> int:
+def period_minutes(klass: CadenceClass, cadence: Cadence) -> int:
     """The polling period of a class, in minutes."""
     return {
         CadenceClass.OUT_FOR_DELIVERY: cadence.cadence_out_for_delivery_minutes,
@@ -63,7 +63,7 @@ def _hash(pk: str) -> int:
     return int.from_bytes(hashlib.sha256(pk.encode()).digest()[:8], "big")
 
 
-def due_key(pk: str, klass: CadenceClass, cadence: CadenceSettings) -> str:
+def due_key(pk: str, klass: CadenceClass, cadence: Cadence) -> str:
     """The due-index partition key of a shipment in `klass`."""
     digest = _hash(pk)
     slot = digest % period_minutes(klass, cadence)
@@ -76,7 +76,7 @@ def epoch_minute(moment: datetime) -> int:
     return int(moment.timestamp()) // 60
 
 
-def due_keys_at(minute: int, cadence: CadenceSettings) -> list[str]:
+def due_keys_at(minute: int, cadence: Cadence) -> list[str]:
     """Every due-index key whose shipments are due at epoch minute `minute`."""
     return [
         f"{klass.value}#{minute % period_minutes(klass, cadence)}#{shard}"
@@ -85,7 +85,7 @@ def due_keys_at(minute: int, cadence: CadenceSettings) -> list[str]:
     ]
 
 
-def all_due_keys(cadence: CadenceSettings) -> list[str]:
+def all_due_keys(cadence: Cadence) -> list[str]:
     """Every due-index key there is: one full cycle of every class."""
     return [
         f"{klass.value}#{slot}#{shard}"
@@ -96,7 +96,7 @@ def all_due_keys(cadence: CadenceSettings) -> list[str]:
 
 
 def stop_reason(
-    state: ShipmentState, now: datetime, cadence: CadenceSettings, catalogue: StatusCatalogue
+    state: ShipmentState, now: datetime, cadence: Cadence, catalogue: StatusCatalogue
 ) -> str | None:
     """Why tracking should end now, or None to keep polling."""
     if state.terminal_at is not None and state.current is not None:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trackwatch.data import read_data_file
 from trackwatch.errors import ConfigurationError
-
-CATALOGUE_ENV = "TRACKWATCH_STATUS_CATALOGUE"
 
 
 class StatusInfo(BaseModel):
@@ -57,10 +52,3 @@ class StatusCatalogue:
         except ValidationError as exc:
             raise ConfigurationError(f"status catalogue {source} is invalid: {exc}") from exc
         return cls(parsed.statuses)
-
-
-@lru_cache(maxsize=1)
-def default_catalogue() -> StatusCatalogue:
-    """The packaged catalogue, or the file named by TRACKWATCH_STATUS_CATALOGUE."""
-    text, source = read_data_file("status_codes.json", CATALOGUE_ENV, "status catalogue")
-    return StatusCatalogue.from_json(text, source)

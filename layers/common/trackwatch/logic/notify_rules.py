@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from trackwatch.data import read_data_file
 from trackwatch.errors import ConfigurationError
 from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.models.events import ShipmentEvent, StatusChanged
 from trackwatch.models.notification import Channel
-
-RULES_ENV = "TRACKWATCH_NOTIFY_RULES"
 
 #: Every event type but shipment.scan_added, which is never customer news.
 NotifiableEventType = Literal[
@@ -128,12 +124,3 @@ class NotifyRules(BaseModel):
                 f"notification rules {source} name status codes not in the catalogue: {unknown}"
             )
         return rules
-
-
-@lru_cache(maxsize=1)
-def default_rules() -> NotifyRules:
-    """The packaged rules, or the file named by TRACKWATCH_NOTIFY_RULES."""
-    from trackwatch.logic.catalogue import default_catalogue
-
-    text, source = read_data_file("notifications.json", RULES_ENV, "notification rules")
-    return NotifyRules.from_json(text, source, default_catalogue())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from trackwatch.config import CadenceSettings
 from trackwatch.logic.cadence import cadence_class, due_key, stop_reason
 from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.logic.diff import diff
 from trackwatch.models.clickpost import AwbResult
 from trackwatch.models.events import ShipmentEvent
+from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord, StateChange
 from trackwatch.models.state import ShipmentState
 
@@ -19,7 +19,7 @@ def decide(
     result: AwbResult,
     now: datetime,
     catalogue: StatusCatalogue,
-    cadence: CadenceSettings,
+    cadence: Cadence,
 ) -> tuple[StateChange | None, tuple[int, ...]]:
     """The change to commit (None: nothing to write) and any unknown status codes."""
     outcome = diff(record.state, record.key, result, now, catalogue)
@@ -44,7 +44,7 @@ def stop(
     record: ShipmentRecord,
     reason: str,
     now: datetime,
-    cadence: CadenceSettings,
+    cadence: Cadence,
     state: ShipmentState | None = None,
     events: tuple[ShipmentEvent, ...] = (),
 ) -> StateChange:

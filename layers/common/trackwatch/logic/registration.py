@@ -5,12 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
-
-from trackwatch.config import CadenceSettings
 from trackwatch.logic.cadence import CadenceClass, due_key
-from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.record import Contact, ShipmentRecord
+from trackwatch.models.policy import Cadence
+from trackwatch.models.record import Contact, RegistrationWrite, ShipmentRecord
 from trackwatch.models.registration import DEFAULT_LANGUAGE, Registration
 from trackwatch.models.state import ShipmentState
 
@@ -22,27 +19,6 @@ class Outcome(StrEnum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     REJECTED = "rejected"
-
-
-class RegistrationWrite(BaseModel):
-    """One conditional write: create (expected_version None) or update at a version."""
-
-    model_config = ConfigDict(frozen=True)
-
-    key: ShipmentKey
-    expected_version: int | None
-    contact: Contact
-    metadata: dict[str, str]
-    #: The new state when it changes (a new shipment, or a new order_id); else None.
-    state: ShipmentState | None = None
-    #: Only for a new shipment: its due-index key and registration time.
-    due_key: str | None = None
-    registered_at: AwareDatetime | None = None
-
-    @property
-    def creates(self) -> bool:
-        """Whether this write creates the shipment."""
-        return self.expected_version is None
 
 
 def merged_contact(current: Contact | None, registration: Registration) -> Contact:
@@ -68,7 +44,7 @@ def plan_registration(
     record: ShipmentRecord | None,
     registration: Registration,
     now: datetime,
-    cadence: CadenceSettings,
+    cadence: Cadence,
 ) -> RegistrationWrite | None:
     """The write `registration` needs against the stored `record`, or None if it changes nothing.
 

@@ -1,17 +1,18 @@
-"""Messages from templates: one file per channel, language and kind, under trackwatch/templates.
+"""Messages from templates: one per channel, language and kind (trackwatch/templates).
 
 `sms/<lang>/<kind>.j2` is the text of an SMS; `email/<lang>/<kind>.j2` defines the
-blocks `subject` and `body`. Undefined variables raise (StrictUndefined), so a
-template that names a variable the context lacks fails its golden test, not a customer.
+blocks `subject` and `body`. The renderer is given the templates' sources (the
+container reads the files), so rendering never touches the disk. Undefined variables
+raise (StrictUndefined), so a template that names a variable the context lacks fails
+its golden test, not a customer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
-from functools import lru_cache
-from importlib import resources
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateError, TemplateNotFound
+from jinja2 import DictLoader, Environment, StrictUndefined, TemplateError, TemplateNotFound
 from pydantic import BaseModel, ConfigDict
 
 from trackwatch.errors import ConfigurationError
@@ -110,11 +111,12 @@ def context_for(
 
 
 class Renderer:
-    """Renders the packaged templates; built once per process."""
+    """Renders message templates, given as {"<channel>/<language>/<kind>.j2": source}."""
 
-    def __init__(self, environment: Environment | None = None) -> None:
-        self._env = environment or Environment(
-            loader=PackageLoader("trackwatch", "templates"),
+    def __init__(self, templates: Mapping[str, str]) -> None:
+        self._names = frozenset(templates)
+        self._env = Environment(
+            loader=DictLoader(dict(templates)),
             undefined=StrictUndefined,
             # Plain text (SMS, text/plain e-mail): HTML escaping would corrupt it.
             autoescape=False,  # noqa: S701
@@ -125,8 +127,11 @@ class Renderer:
 
     def languages(self, channel: Channel) -> frozenset[str]:
         """The languages with templates for `channel`."""
-        root = resources.files("trackwatch").joinpath("templates", channel)
-        return frozenset(entry.name for entry in root.iterdir() if entry.is_dir())
+        return frozenset(
+            parts[1]
+            for name in self._names
+            if len(parts := name.split("/")) == 3 and parts[0] == channel
+        )
 
     def render(self, channel: Channel, language: str, context: MessageContext) -> RenderedText:
         """Render `context.kind` for `channel` in `language`; a broken template is a
@@ -152,9 +157,3 @@ class Renderer:
 def _tidy(text: str) -> str:
     """Strip each line's trailing spaces and the text's outer blank lines."""
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
-
-
-@lru_cache(maxsize=1)
-def default_renderer() -> Renderer:
-    """The renderer over the packaged templates."""
-    return Renderer()

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from trackwatch.config import DEFAULT_SOURCE_TIMEZONE
-
+#: The zone Clickpost's zone-less timestamps are read in unless a deployment says otherwise.
+DEFAULT_SOURCE_TIMEZONE = "Asia/Kolkata"
 _DEFAULT_ZONE = ZoneInfo(DEFAULT_SOURCE_TIMEZONE)
 
 

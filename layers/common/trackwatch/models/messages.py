@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from trackwatch.logic.batching import TrackCall
+from trackwatch.models.tracking import TrackCall
 
 
 class PollRequest(BaseModel):

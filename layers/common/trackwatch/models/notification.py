@@ -88,6 +88,10 @@ class Message(BaseModel):
     event_id: str
 
 
+#: The message attribute that carries the earliest time a held message may be sent.
+NOT_BEFORE_ATTRIBUTE = "not_before"
+
+
 class NotificationRequest(BaseModel):
     """One queue message: an event, and when it may be sent at the earliest."""
 

@@ -62,3 +62,33 @@ class StateChange(BaseModel):
     stopped_at: AwareDatetime | None = None
     #: Epoch second at which DynamoDB may delete a stopped shipment.
     expires_at: int | None = None
+
+
+class Outbox(BaseModel):
+    """The events one write carried on a shipment item, with the write's sequence number."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int = 0
+    events: tuple[ShipmentEvent, ...] = ()
+
+
+class RegistrationWrite(BaseModel):
+    """One conditional write: create (expected_version None) or update at a version."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: ShipmentKey
+    expected_version: int | None
+    contact: Contact
+    metadata: dict[str, str]
+    #: The new state when it changes (a new shipment, or a new order_id); else None.
+    state: ShipmentState | None = None
+    #: Only for a new shipment: its due-index key and registration time.
+    due_key: str | None = None
+    registered_at: AwareDatetime | None = None
+
+    @property
+    def creates(self) -> bool:
+        """Whether this write creates the shipment."""
+        return self.expected_version is None

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from trackwatch.config import CadenceSettings
-from trackwatch.logic.batching import TrackCall, plan_calls
+from trackwatch.logic.batching import plan_calls
 from trackwatch.logic.cadence import due_keys_at, epoch_minute
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.messages import PollRequest
+from trackwatch.models.messages import PollRequest, ScheduleTick
+from trackwatch.models.policy import Cadence
+from trackwatch.models.tracking import TrackCall
 from trackwatch.ports import PollQueueWriter, ShipmentStore
 
 
@@ -55,20 +57,35 @@ def enqueue_polls(
     return len(calls), len(requests)
 
 
-def dispatch(
-    scheduled_at: datetime,
-    store: ShipmentStore,
-    queue: PollQueueWriter,
-    cadence: CadenceSettings,
-    per_message: int,
-    scope: str = "due",
-) -> DispatchSummary:
-    """Enqueue polls for every shipment due at the scheduled minute (or every active one)."""
-    minute = epoch_minute(scheduled_at)
-    summary = DispatchSummary(minute=minute)
-    keys = store.active() if scope == "all" else store.due(due_keys_at(minute, cadence))
-    summary.due = len(keys)
-    summary.calls, summary.messages = enqueue_polls(
-        keys, queue, per_message, "schedule", scheduled_at
-    )
-    return summary
+class DispatchService:
+    """Finds the shipments due at a scheduled minute and enqueues their polls."""
+
+    def __init__(
+        self,
+        store: ShipmentStore,
+        queue: PollQueueWriter,
+        cadence: Cadence,
+        clock: Callable[[], datetime],
+        calls_per_message: int = 10,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._cadence = cadence
+        self._clock = clock
+        self._per_message = calls_per_message
+
+    def dispatch(self, tick: ScheduleTick) -> DispatchSummary:
+        """Enqueue polls for every shipment due at the tick's minute (or every active one)."""
+        scheduled_at = tick.at(self._clock())
+        minute = epoch_minute(scheduled_at)
+        summary = DispatchSummary(minute=minute)
+        keys = (
+            self._store.active()
+            if tick.scope == "all"
+            else self._store.due(due_keys_at(minute, self._cadence))
+        )
+        summary.due = len(keys)
+        summary.calls, summary.messages = enqueue_polls(
+            keys, self._queue, self._per_message, "schedule", scheduled_at
+        )
+        return summary

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from trackwatch.config import NotifySettings, zone
 from trackwatch.errors import RecipientRejectedError
 from trackwatch.logic.addresses import e164, mailbox
 from trackwatch.logic.notify_rules import NotifyRules
@@ -33,6 +33,7 @@ from trackwatch.models.notification import (
     Outcome,
     Recipient,
 )
+from trackwatch.models.policy import NotifyPolicy, zone
 from trackwatch.ports import Deferrer, OnceGuard, RecipientStore, Sender
 
 
@@ -61,7 +62,7 @@ class Notifier:
         channel: Channel,
         *,
         rules: NotifyRules,
-        settings: NotifySettings,
+        policy: NotifyPolicy,
         recipients: RecipientStore,
         sender: Sender,
         deferrer: Deferrer,
@@ -71,7 +72,7 @@ class Notifier:
     ) -> None:
         self.channel = channel
         self._rules = rules
-        self._settings = settings
+        self._policy = policy
         self._recipients = recipients
         self._sender = sender
         self._deferrer = deferrer
@@ -79,6 +80,10 @@ class Notifier:
         self._renderer = renderer
         self._clock = clock
         self._languages = renderer.languages(channel)
+
+    def begin(self, context: Any) -> None:
+        """An invocation starts (Lambda's context: what is in progress expires with it)."""
+        self._guard.begin(context)
 
     def handle(self, request: NotificationRequest) -> tuple[Outcome, str | None]:
         """Decide and act on one message; returns the outcome and the message kind."""
@@ -93,14 +98,14 @@ class Notifier:
         if unreachable is not None:
             return unreachable, kind
         now = self._clock()
-        customer_zone = zone(recipient.timezone or self._settings.customer_timezone)
+        customer_zone = zone(recipient.timezone or self._policy.customer_timezone)
         # Checked before holding a message for quiet hours too: a repeat is not worth the wait.
         refused = self._admission(recipient, kind, request, now, customer_zone).refused
         if refused is not None:
             return refused, kind
         if not self._rules.bypasses_quiet_hours(kind, self.channel):
             quiet_end = quiet_until(
-                now, customer_zone, self._settings.quiet_hours_start, self._settings.quiet_hours_end
+                now, customer_zone, self._policy.quiet_hours_start, self._policy.quiet_hours_end
             )
             deferral = hold(now, quiet_end, request.not_before)
             if deferral is not None:
@@ -143,8 +148,8 @@ class Notifier:
             occurred_at=request.event.occurred_at,
             now=now,
             today=now.astimezone(customer_zone).date(),
-            repeat_window=timedelta(minutes=self._settings.notify_repeat_window_minutes),
-            daily_cap=self._settings.notify_daily_cap,
+            repeat_window=self._policy.repeat_window,
+            daily_cap=self._policy.daily_cap,
         )
 
     def _deliver(
@@ -187,7 +192,7 @@ class Notifier:
     def _message(self, recipient: Recipient, kind: str, request: NotificationRequest) -> Message:
         address = recipient.address(self.channel) or ""
         to = (
-            e164(address, self._settings.default_phone_region)
+            e164(address, self._policy.default_phone_region)
             if self.channel == "sms"
             else mailbox(address)
         )

@@ -7,34 +7,21 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
-from trackwatch.adapters.clickpost import AwbOutcome, AwbStatus, CallOutcome
-from trackwatch.config import CadenceSettings
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostError,
     ClickpostInvalidCarrierError,
-    StaleStateError,
     TrackwatchError,
 )
-from trackwatch.logic.batching import TrackCall
 from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.logic.poll_decision import decide, stop
 from trackwatch.models.messages import PollRequest
+from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
-from trackwatch.ports import ShipmentStore
-
-#: Re-read and re-decide this many times when another writer got there first.
-MAX_CONFLICT_RETRIES = 3
-
-
-class Tracker(Protocol):
-    """The Clickpost client, as the poller uses it."""
-
-    async def track(self, call: TrackCall) -> CallOutcome:
-        """One track-order call."""
-        ...
+from trackwatch.models.tracking import AwbOutcome, AwbStatus, CallOutcome, TrackCall
+from trackwatch.ports import ShipmentStore, Tracker, TrackerFactory
+from trackwatch.services.conflicts import retry_on_conflict
 
 
 @dataclass
@@ -79,23 +66,27 @@ class PollService:
         self,
         store: ShipmentStore,
         catalogue: StatusCatalogue,
-        cadence: CadenceSettings,
+        cadence: Cadence,
         clock: Callable[[], datetime],
+        trackers: TrackerFactory,
     ) -> None:
         self._store = store
         self._catalogue = catalogue
         self._cadence = cadence
         self._clock = clock
+        self._trackers = trackers
 
     async def poll(
-        self, requests: Mapping[str, PollRequest], tracker: Tracker
+        self, requests: Mapping[str, PollRequest]
     ) -> tuple[dict[str, TrackwatchError | None], PollSummary]:
         """Poll every request concurrently; per request id, None or the error that failed it."""
         summary = PollSummary(messages=len(requests))
         ids = list(requests)
-        results = await asyncio.gather(
-            *(self._poll_one(requests[i], tracker, summary) for i in ids), return_exceptions=True
-        )
+        async with self._trackers() as tracker:
+            results = await asyncio.gather(
+                *(self._poll_one(requests[i], tracker, summary) for i in ids),
+                return_exceptions=True,
+            )
         outcome: dict[str, TrackwatchError | None] = {}
         for request_id, result in zip(ids, results, strict=True):
             if isinstance(result, TrackwatchError):
@@ -158,27 +149,28 @@ class PollService:
         self, record: ShipmentRecord | None, awb: AwbOutcome, now: datetime, summary: PollSummary
     ) -> None:
         assert awb.result is not None
-        for _attempt in range(MAX_CONFLICT_RETRIES + 1):
-            if record is None or not record.active:
+        result = awb.result
+
+        def attempt(n: int) -> None:
+            current = record if n == 0 else self._store.get_many([awb.key], consistent=True).get(
+                awb.key
+            )
+            if current is None or not current.active:
                 # Deleted or stopped since it was dispatched: nothing to do.
                 summary.skipped += 1
                 return
-            change, unknown = decide(record, awb.result, now, self._catalogue, self._cadence)
+            change, unknown = decide(current, result, now, self._catalogue, self._cadence)
             summary.unknown_status_codes.update(unknown)
             if change is None:
                 summary.unchanged += 1
                 return
-            try:
-                self._store.commit(change)
-            except StaleStateError:
-                summary.conflicts += 1
-                record = self._store.get_many([awb.key], consistent=True).get(awb.key)
-                continue
+            self._store.commit(change)
             summary.written += 1
             summary.events.update(e.event_type for e in change.events)
             if change.stop_reason is not None:
                 summary.stopped += 1
-            return
-        raise StaleStateError(
-            f"shipment {awb.key} kept changing under {MAX_CONFLICT_RETRIES} retries"
-        )
+
+        def conflicted() -> None:
+            summary.conflicts += 1
+
+        retry_on_conflict(attempt, awb.key, on_conflict=conflicted)

@@ -7,16 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from trackwatch.config import CadenceSettings
-from trackwatch.errors import StaleStateError, TrackwatchError
+from trackwatch.errors import TrackwatchError
 from trackwatch.logic.registration import Outcome, plan_registration
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.registration import Registration, Rejected
 from trackwatch.ports import RegistrationStore
+from trackwatch.services.conflicts import retry_on_conflict
 
-#: Re-read and re-plan this many times when another writer got there first.
-MAX_CONFLICT_RETRIES = 3
 #: Shipments one BatchGetItem reads (DynamoDB's limit).
 READ_BATCH = 100
 
@@ -39,7 +38,7 @@ def register(
     registration: Registration,
     store: RegistrationStore,
     now: datetime,
-    cadence: CadenceSettings,
+    cadence: Cadence,
     *,
     read: tuple[ShipmentRecord | None] | None = None,
 ) -> tuple[Outcome, bool]:
@@ -48,30 +47,27 @@ def register(
     `read` is the stored record, if the caller already read it (consistently); a
     conflicting write re-reads it.
     """
-    for attempt in range(MAX_CONFLICT_RETRIES + 1):
-        record = read[0] if read is not None and attempt == 0 else store.get(registration.key)
+
+    def attempt(n: int) -> tuple[Outcome, bool]:
+        record = read[0] if read is not None and n == 0 else store.get(registration.key)
         write = plan_registration(record, registration, now, cadence)
         if write is None:
             assert record is not None
             return Outcome.UNCHANGED, record.active
-        try:
-            store.save_registration(write)
-        except StaleStateError:
-            continue
+        store.save_registration(write)
         if write.creates:
             return Outcome.CREATED, True
         assert record is not None
         return Outcome.UPDATED, record.active
-    raise StaleStateError(
-        f"shipment {registration.key} kept changing under {MAX_CONFLICT_RETRIES} retries"
-    )
+
+    return retry_on_conflict(attempt, registration.key)
 
 
 def register_all(
     entries: Sequence[Registration | Rejected],
     store: RegistrationStore,
     now: datetime,
-    cadence: CadenceSettings,
+    cadence: Cadence,
     *,
     workers: int = 8,
     on_done: Callable[[EntryResult], None] | None = None,
@@ -123,3 +119,26 @@ def register_all(
             for future in [pool.submit(run, chunk) for chunk in chunks]:
                 future.result()
     return [r for r in results if r is not None]
+
+
+class RegistrationService:
+    """Registers shipments: the one path the API, IngestQueue and the CLI import share."""
+
+    def __init__(
+        self, store: RegistrationStore, cadence: Cadence, clock: Callable[[], datetime]
+    ) -> None:
+        self._store = store
+        self._cadence = cadence
+        self._clock = clock
+
+    def register(
+        self,
+        entries: Sequence[Registration | Rejected],
+        *,
+        workers: int = 8,
+        on_done: Callable[[EntryResult], None] | None = None,
+    ) -> list[EntryResult]:
+        """Register the valid entries; results (rejections included) in entry order."""
+        return register_all(
+            entries, self._store, self._clock(), self._cadence, workers=workers, on_done=on_done
+        )

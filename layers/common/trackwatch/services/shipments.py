@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from trackwatch.config import CadenceSettings
-from trackwatch.errors import ConflictError, NotFoundError, StaleStateError
+from trackwatch.errors import ConflictError, NotFoundError
 from trackwatch.logic.poll_decision import stop
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.registration import Registration, Rejected
 from trackwatch.models.views import RefreshView, ReplayView, ShipmentView
 from trackwatch.ports import EventLog, EventPublisher, PollQueueWriter, RegistrationStore
+from trackwatch.services.conflicts import retry_on_conflict
 from trackwatch.services.dispatch import enqueue_polls
-from trackwatch.services.registration import MAX_CONFLICT_RETRIES, EntryResult, register_all
+from trackwatch.services.registration import EntryResult, RegistrationService
 
 STOPPED_BY_REQUEST = "stopped by request"
 
@@ -25,14 +26,16 @@ class ShipmentsService:
     def __init__(
         self,
         store: RegistrationStore,
+        registration: RegistrationService,
         queue: PollQueueWriter,
         log: EventLog,
         publisher: EventPublisher,
-        cadence: CadenceSettings,
+        cadence: Cadence,
         clock: Callable[[], datetime],
         calls_per_message: int = 10,
     ) -> None:
         self._store = store
+        self._registration = registration
         self._queue = queue
         self._log = log
         self._publisher = publisher
@@ -48,9 +51,7 @@ class ShipmentsService:
         on_done: Callable[[EntryResult], None] | None = None,
     ) -> list[EntryResult]:
         """Register the valid entries; results (rejections included) in entry order."""
-        return register_all(
-            entries, self._store, self._clock(), self._cadence, workers=workers, on_done=on_done
-        )
+        return self._registration.register(entries, workers=workers, on_done=on_done)
 
     def show(self, key: ShipmentKey) -> ShipmentView:
         """The shipment's status, NDRs, expected delivery, timeline and stop, if any."""
@@ -59,16 +60,15 @@ class ShipmentsService:
 
     def stop(self, key: ShipmentKey) -> ShipmentView:
         """Stop polling it (it leaves the due index; TTL removes it later). Idempotent."""
-        for _attempt in range(MAX_CONFLICT_RETRIES + 1):
+
+        def attempt(_n: int) -> ShipmentView:
             record = self._known(key)
             if not record.active:
                 return ShipmentView.of(record, [])
-            try:
-                self._store.commit(stop(record, STOPPED_BY_REQUEST, self._clock(), self._cadence))
-            except StaleStateError:
-                continue
+            self._store.commit(stop(record, STOPPED_BY_REQUEST, self._clock(), self._cadence))
             return ShipmentView.of(self._known(key), [])
-        raise StaleStateError(f"shipment {key} kept changing under {MAX_CONFLICT_RETRIES} retries")
+
+        return retry_on_conflict(attempt, key)
 
     def refresh(self, key: ShipmentKey) -> RefreshView:
         """Poll it now, through the dispatcher's own path into PollQueue."""

@@ -1,0 +1,35 @@
+"""What the local runtime tracks: the demo's shipments, or a user's CSV played by the sandbox."""
+
+from __future__ import annotations
+
+from trackwatch.models.registration import Registration, parse_entry
+from trackwatch_cli.sandbox import SandboxServer
+
+
+def demo_registrations(sandbox: SandboxServer, languages: frozenset[str]) -> list[Registration]:
+    """The sandbox's demo shipments, registered with a customer each (some in Hindi)."""
+    demo = [
+        parse_entry(
+            {
+                "waybill": s.waybill,
+                "cp_id": s.cp_id,
+                "phone": f"+9198765{43210 + i:05d}",
+                "email": f"customer{i + 1}@example.com",
+                "language": "hi" if i % 3 == 2 and "hi" in languages else "en",
+            },
+            languages,
+        )
+        for i, s in enumerate(sandbox.add_demo_shipments())
+    ]
+    rows = [r for r in demo if isinstance(r, Registration)]
+    if len(rows) != len(demo):  # the demo's own data broke a rule: a bug here
+        raise RuntimeError(f"demo shipments rejected: {demo}")
+    return rows
+
+
+def play_in_sandbox(sandbox: SandboxServer, rows: list[Registration]) -> None:
+    """Give each of a user's shipments one of the sandbox's journeys, in turn."""
+    journeys = sorted(j for j in sandbox.journeys if j != "invalid")
+    for i, row in enumerate(rows):
+        sandbox.carriers.setdefault(row.cp_id, f"Carrier {row.cp_id}")
+        sandbox.add_shipment(row.waybill, row.cp_id, journeys[i % len(journeys)], row.order_id)

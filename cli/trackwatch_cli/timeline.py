@@ -1,0 +1,167 @@
+"""What `trackwatch local` shows as it happens: each event, SMS and e-mail, one line each.
+
+It reads events from a queue of its own on the topic (exactly what subscribers get),
+SMS from the local SMS sender and e-mails from the local SMTP server, prints them,
+and writes them to the `--events-out` / `--notifications-out` files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+
+from trackwatch.adapters.aws import AwsClients
+from trackwatch_cli.environment import Mailbox
+from trackwatch_cli.local_senders import RecordingSender
+
+DISPLAY_ZONE = ZoneInfo("Asia/Kolkata")
+
+
+def masked_phone(phone: str) -> str:
+    """A phone number with its middle hidden."""
+    return phone[:3] + "*" * max(0, len(phone) - 5) + phone[-2:]
+
+
+def masked_email(address: str) -> str:
+    """An e-mail address with its user hidden."""
+    user, _, domain = address.partition("@")
+    return f"{user[:1]}***@{domain}"
+
+
+def tap(clients: AwsClients, topic_arn: str, name: str = "trackwatch-local-timeline") -> str:
+    """A queue of our own on the topic: every event exactly as subscribers receive it."""
+    sqs = clients.sqs
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    clients.sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return url
+
+
+def _detail(kind: str, event: dict[str, Any]) -> str:
+    if kind == "status_changed":
+        return (
+            f"{event.get('from_bucket_description') or '-'} → "
+            f"[bold]{event.get('to_bucket_description')}[/]"
+            + (" (final)" if event.get("is_terminal") else "")
+        )
+    if kind == "ndr_raised":
+        return f"attempt {event['attempt']}: {event.get('ndr_description')}"
+    if kind == "edd_changed":
+        return (
+            f"{event['previous'].get('courier_partner_edd')} → "
+            f"{event['current'].get('courier_partner_edd')}"
+        )
+    return ""
+
+
+class Timeline:
+    """Collects and prints events and notifications; keeps them for the summary."""
+
+    def __init__(
+        self,
+        console: Console,
+        clients: AwsClients,
+        tap_queue: str,
+        clock: Callable[[], datetime],
+        *,
+        sms: RecordingSender,
+        mailbox: Mailbox,
+        events_out: IO[str] | None = None,
+        notifications_out: IO[str] | None = None,
+    ) -> None:
+        self.console = console
+        self._sqs = clients.sqs
+        self._tap = tap_queue
+        self._clock = clock
+        self._sms = sms
+        self._mailbox = mailbox
+        self._events_out = events_out
+        self._notifications_out = notifications_out
+        self.events: list[dict[str, Any]] = []
+        self.notifications: list[dict[str, Any]] = []
+        self._sms_seen = 0
+        self._mail_seen = 0
+
+    def collect(self) -> None:
+        """Read, print and keep what happened since the last call."""
+        self._collect_events()
+        self._collect_notifications()
+
+    def _collect_events(self) -> None:
+        while True:
+            messages = self._sqs.receive_message(
+                QueueUrl=self._tap, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                self._event(json.loads(message["Body"]), message["Body"])
+            self._sqs.delete_message_batch(
+                QueueUrl=self._tap,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+
+    def _event(self, event: dict[str, Any], raw: str) -> None:
+        self.events.append(event)
+        if self._events_out is not None:
+            self._events_out.write(raw + "\n")
+            self._events_out.flush()
+        kind = event["event_type"].removeprefix("shipment.")
+        if kind != "scan_added":
+            self.console.print(
+                f"[dim]{self.local_time()}[/] [green]event[/] {kind:<15} "
+                f"{event['waybill']} {_detail(kind, event)}"
+            )
+
+    def _collect_notifications(self) -> None:
+        sms = self._sms.since(self._sms_seen)
+        self._sms_seen += len(sms)
+        for message in sms:
+            self._notification({"channel": "sms", "to": message.to, "body": message.body})
+            self.console.print(
+                f"[dim]{self.local_time()}[/] [magenta]sms[/]   to {masked_phone(message.to)}: "
+                f"{message.body[:90]}"
+            )
+        mails = self._mailbox.since(self._mail_seen)
+        self._mail_seen += len(mails)
+        for mail in mails:
+            part = mail.get_body(preferencelist=("plain", "html"))
+            body = part.get_content() if part is not None else ""
+            self._notification(
+                {
+                    "channel": "email",
+                    "to": mail["To"],
+                    "from": mail["From"],
+                    "subject": mail["Subject"],
+                    "body": body,
+                }
+            )
+            self.console.print(
+                f"[dim]{self.local_time()}[/] [blue]email[/] to "
+                f"{masked_email(str(mail['To']))}: {mail['Subject']}"
+            )
+
+    def _notification(self, record: dict[str, Any]) -> None:
+        self.notifications.append(record)
+        if self._notifications_out is not None:
+            self._notifications_out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._notifications_out.flush()
+
+    def local_time(self) -> str:
+        """The simulated time, as the user reads it."""
+        return f"{self._clock().astimezone(DISPLAY_ZONE):%d %b %H:%M}"

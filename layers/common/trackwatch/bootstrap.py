@@ -1,0 +1,406 @@
+"""The composition root: every adapter and service of one process, built once, from settings.
+
+`bootstrap(settings, clock=..., clients=..., **overrides)` returns a `Container`.
+Nothing is built until it is asked for, and then it is kept: a function pays at
+cold start only for what its handler uses (the poller never reads the message
+templates). Lambda builds one container per process from its environment
+(`lambda_entry`); the tests, the local runtime and the benchmarks call `bootstrap`
+with other settings, a simulated clock, an emulator's clients, or fakes for any
+port (`overrides`). There is no global state to reset: a new container is a new
+world.
+
+Adapters are imported inside the properties that build them, for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+
+from trackwatch.config import Settings
+from trackwatch.models.notification import Channel
+from trackwatch.ports import (
+    Deferrer,
+    EventLog,
+    EventPublisher,
+    OnceGuard,
+    OutboxReader,
+    PollQueueWriter,
+    RecipientStore,
+    RejectSink,
+    Sender,
+    ShipmentRepository,
+    TrackerFactory,
+)
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from trackwatch.adapters.aws import AwsClients
+    from trackwatch.adapters.clickpost import CredentialsProvider
+    from trackwatch.adapters.senders import SmtpCredentials
+    from trackwatch.logic.catalogue import StatusCatalogue
+    from trackwatch.logic.notify_rules import NotifyRules
+    from trackwatch.logic.render import Renderer
+    from trackwatch.models.policy import Cadence
+    from trackwatch.services.dispatch import DispatchService
+    from trackwatch.services.ingest import IngestService
+    from trackwatch.services.notify import Notifier
+    from trackwatch.services.poll import PollService
+    from trackwatch.services.publish import PublishService
+    from trackwatch.services.registration import RegistrationService
+    from trackwatch.services.shipments import ShipmentsService
+
+Clock = Callable[[], datetime]
+#: A Lambda handler: (event, context) -> response.
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def utc_now() -> datetime:
+    """The wall clock, zone-aware."""
+    return datetime.now(UTC)
+
+
+class Overrides(TypedDict, total=False):
+    """Ports to use instead of the adapters the settings describe (tests, the local runtime)."""
+
+    shipments: ShipmentRepository
+    poll_queue: PollQueueWriter
+    publisher: EventPublisher
+    event_log: EventLog
+    images: OutboxReader
+    ingest_rejects: RejectSink
+    trackers: TrackerFactory
+    clickpost_credentials: CredentialsProvider
+    catalogue: StatusCatalogue
+    recipients: RecipientStore
+    senders: Mapping[Channel, Sender]
+    deferrer: Deferrer
+    guard: OnceGuard
+
+
+class Container:
+    """Every adapter and service of one process: built on first use, then kept."""
+
+    def __init__(
+        self, settings: Settings, *, clock: Clock, clients: AwsClients, overrides: Overrides
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.clients = clients
+        self._overrides = overrides
+        self._notifiers: dict[Channel, Notifier] = {}
+
+    # ------------------------------------------------------------------ data
+
+    @cached_property
+    def catalogue(self) -> StatusCatalogue:
+        """The status catalogue (packaged, or the deployment's file)."""
+        if (given := self._overrides.get("catalogue")) is not None:
+            return given
+        from trackwatch.data import load_catalogue
+
+        return load_catalogue(self.settings.data_files.status_catalogue)
+
+    @property
+    def cadence(self) -> Cadence:
+        """How often each class of shipment is polled."""
+        return self.settings.cadence
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """The languages a registration may ask for."""
+        return self.settings.registration.languages
+
+    # ------------------------------------------------------------------ adapters
+
+    @cached_property
+    def shipments(self) -> ShipmentRepository:
+        """The shipments table."""
+        if (given := self._overrides.get("shipments")) is not None:
+            return given
+        from trackwatch.adapters.shipments_table import ShipmentsTable
+
+        table = self.settings.table
+        return ShipmentsTable(
+            table.shipments_table_name, self.clients.dynamodb, table.due_index_name
+        )
+
+    @cached_property
+    def poll_queue(self) -> PollQueueWriter:
+        """PollQueue."""
+        if (given := self._overrides.get("poll_queue")) is not None:
+            return given
+        from trackwatch.adapters.poll_queue import PollQueue
+
+        return PollQueue(self.settings.dispatch.poll_queue_url, self.clients.sqs)
+
+    @cached_property
+    def publisher(self) -> EventPublisher:
+        """The shipment events topic."""
+        if (given := self._overrides.get("publisher")) is not None:
+            return given
+        from trackwatch.adapters.events_topic import EventsTopic
+
+        return EventsTopic(self.settings.publish.events_topic_arn, self.clients.sns)
+
+    @cached_property
+    def event_log(self) -> EventLog:
+        """Every published event, for replay."""
+        if (given := self._overrides.get("event_log")) is not None:
+            return given
+        from trackwatch.adapters.event_log import EventLogTable
+
+        settings = self.settings.event_log
+        return EventLogTable(
+            settings.event_log_table_name,
+            self.clients.dynamodb,
+            settings.event_log_retention_days,
+        )
+
+    @cached_property
+    def images(self) -> OutboxReader:
+        """Reads the outbox from the table's stream images."""
+        if (given := self._overrides.get("images")) is not None:
+            return given
+        from trackwatch.adapters.shipments_table import StreamImages
+
+        return StreamImages()
+
+    @cached_property
+    def ingest_rejects(self) -> RejectSink:
+        """Where IngestQueue messages that can never be accepted go."""
+        if (given := self._overrides.get("ingest_rejects")) is not None:
+            return given
+        from trackwatch.adapters.reject_queue import RejectQueue
+
+        return RejectQueue(self.settings.ingest.ingest_dead_letter_queue_url, self.clients.sqs)
+
+    @cached_property
+    def secrets(self) -> SecretsProvider:
+        """Secrets Manager through powertools (cached per container, max_age per read)."""
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        return SecretsProvider(boto3_client=self.clients.secretsmanager)
+
+    @cached_property
+    def clickpost_credentials(self) -> CredentialsProvider:
+        """The Clickpost key and username: from Secrets Manager, cached across invocations."""
+        if (given := self._overrides.get("clickpost_credentials")) is not None:
+            return given
+        from trackwatch.adapters.clickpost import SecretsManagerCredentials
+
+        settings = self.settings.clickpost
+        return SecretsManagerCredentials(
+            settings.secret_name, settings.secret_max_age_s, provider=self.secrets
+        )
+
+    @cached_property
+    def trackers(self) -> TrackerFactory:
+        """A new Clickpost client per invocation (it belongs to that invocation's event loop)."""
+        if (given := self._overrides.get("trackers")) is not None:
+            return given
+        from trackwatch.adapters.clickpost import ClickpostClient
+
+        settings = self.settings.clickpost
+        credentials = self.clickpost_credentials
+        return lambda: ClickpostClient.from_settings(settings, credentials)
+
+    # ------------------------------------------------------------------ services
+
+    @cached_property
+    def dispatch_service(self) -> DispatchService:
+        """The dispatcher: due shipments → PollQueue."""
+        from trackwatch.services.dispatch import DispatchService
+
+        return DispatchService(
+            self.shipments,
+            self.poll_queue,
+            self.cadence,
+            self.clock,
+            self.settings.dispatch.calls_per_message,
+        )
+
+    @cached_property
+    def poll_service(self) -> PollService:
+        """The poller: Clickpost → diff → one conditional write per change."""
+        from trackwatch.services.poll import PollService
+
+        return PollService(self.shipments, self.catalogue, self.cadence, self.clock, self.trackers)
+
+    @cached_property
+    def publish_service(self) -> PublishService:
+        """The publisher: stream outbox → event log → topic."""
+        from trackwatch.services.publish import PublishService
+
+        return PublishService(self.images, self.publisher, self.event_log)
+
+    @cached_property
+    def registration_service(self) -> RegistrationService:
+        """Registration, the one path every way in shares."""
+        from trackwatch.services.registration import RegistrationService
+
+        return RegistrationService(self.shipments, self.cadence, self.clock)
+
+    @cached_property
+    def shipments_service(self) -> ShipmentsService:
+        """Register, show, stop, refresh and replay shipments."""
+        from trackwatch.services.shipments import ShipmentsService
+
+        return ShipmentsService(
+            self.shipments,
+            self.registration_service,
+            self.poll_queue,
+            self.event_log,
+            self.publisher,
+            self.cadence,
+            self.clock,
+            self.settings.dispatch.calls_per_message,
+        )
+
+    @cached_property
+    def ingest_service(self) -> IngestService:
+        """IngestQueue's consumer."""
+        from trackwatch.services.ingest import IngestService
+
+        return IngestService(
+            self.registration_service.register, self.ingest_rejects, self.languages
+        )
+
+    # ------------------------------------------------------------------ notifiers
+
+    @cached_property
+    def notify_rules(self) -> NotifyRules:
+        """Which events reach customers on which channel."""
+        from trackwatch.data import load_rules
+
+        return load_rules(self.catalogue, self.settings.data_files.notify_rules)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        """The message templates, read once."""
+        from trackwatch.data import load_renderer
+
+        return load_renderer()
+
+    @cached_property
+    def recipients(self) -> RecipientStore:
+        """Contact details and notification state, on the shipments table."""
+        if (given := self._overrides.get("recipients")) is not None:
+            return given
+        from trackwatch.adapters.notify_table import NotifyTable
+
+        return NotifyTable(self.settings.table.shipments_table_name, self.clients.dynamodb)
+
+    @cached_property
+    def guard(self) -> OnceGuard:
+        """One message per event and channel."""
+        if (given := self._overrides.get("guard")) is not None:
+            return given
+        from trackwatch.adapters.idempotency import IdempotencyGuard
+
+        settings = self.settings.notify
+        return IdempotencyGuard(
+            settings.idempotency_table_name,
+            settings.notify_idempotency_ttl_hours * 3600,
+            self.clients.dynamodb,
+        )
+
+    @cached_property
+    def deferrer(self) -> Deferrer:
+        """Where a message inside quiet hours waits: the notifier's own queue."""
+        if (given := self._overrides.get("deferrer")) is not None:
+            return given
+        from trackwatch.adapters.notify_queue import NotifyQueue
+
+        return NotifyQueue(self.settings.notify.notify_queue_url, self.clients.sqs)
+
+    def sender(self, channel: Channel) -> Sender:
+        """SNS for SMS; SES or the SMTP relay for e-mail, as EMAIL_TRANSPORT says."""
+        given = self._overrides.get("senders", {}).get(channel)
+        if given is not None:
+            return given
+        from trackwatch.adapters.senders import SesEmailSender, SmtpEmailSender, SnsSmsSender
+
+        if channel == "sms":
+            sms = self.settings.sms
+            return SnsSmsSender(
+                sms_type=sms.sms_type, sender_id=sms.sms_sender_id, client=self.clients.sns
+            )
+        email = self.settings.email
+        if email.email_transport == "ses":
+            return SesEmailSender(
+                source=email.email_from,
+                configuration_set=email.ses_configuration_set,
+                client=self.clients.ses,
+            )
+        assert email.smtp_host is not None  # EmailSettings checks it
+        return SmtpEmailSender(
+            host=email.smtp_host,
+            port=email.smtp_port,
+            sender=email.email_from,
+            starttls=email.smtp_starttls,
+            credentials=self._smtp_credentials,
+            timeout_s=email.smtp_timeout_s,
+        )
+
+    def _smtp_credentials(self) -> SmtpCredentials | None:
+        """The relay's login from Secrets Manager (cached); None for an open relay."""
+        from trackwatch.adapters.senders import smtp_credentials
+
+        name = self.settings.email.smtp_secret_name
+        return None if name is None else smtp_credentials(self.secrets, name)
+
+    def notifier(self, channel: Channel) -> Notifier:
+        """The notifier of one channel."""
+        built = self._notifiers.get(channel)
+        if built is None:
+            from trackwatch.services.notify import Notifier
+
+            built = Notifier(
+                channel,
+                rules=self.notify_rules,
+                policy=self.settings.notify_policy,
+                recipients=self.recipients,
+                sender=self.sender(channel),
+                deferrer=self.deferrer,
+                guard=self.guard,
+                renderer=self.renderer,
+                clock=self.clock,
+            )
+            self._notifiers[channel] = built
+        return built
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    clients: AwsClients | None = None,
+    **overrides: Unpack[Overrides],
+) -> Container:
+    """The container for `settings`; `overrides` name ports to use instead (see Overrides)."""
+    if clients is None:
+        from trackwatch.adapters.aws import AwsClients
+
+        clients = AwsClients()
+    return Container(settings, clock=clock, clients=clients, overrides=overrides)
+
+
+def lambda_entry(handler: Callable[[Container], Handler]) -> Handler:
+    """Lambda's handler: on the first invocation (the cold start) the container is built from
+    the function's environment and `handler(container)` made; every invocation then runs it.
+
+    Nothing is built at import, so importing a function's module (tests, the local runtime)
+    reads no environment; they call `handler(their_container)` themselves.
+    """
+    built: list[Handler] = []
+
+    def entry(event: dict[str, Any], context: Any) -> Any:
+        if not built:
+            built.append(handler(bootstrap(Settings.from_environ())))
+        return built[0](event, context)
+
+    return entry

@@ -1,0 +1,63 @@
+"""Plain values the logic takes: how often to poll, how to pace messages.
+
+They are read from settings by the container (`trackwatch.config`), but the logic
+only ever sees these frozen values, never the environment.
+"""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trackwatch.errors import ConfigurationError
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone called `name`, or a ConfigurationError naming it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(f"unknown time zone {name!r}") from exc
+
+
+class Cadence(BaseModel):
+    """How often each class of shipment is polled, and when tracking ends."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cadence_out_for_delivery_minutes: int = Field(default=30, ge=1, le=1440)
+    cadence_transit_minutes: int = Field(default=120, ge=1, le=1440)
+    cadence_new_minutes: int = Field(default=240, ge=1, le=1440)
+    cadence_grace_minutes: int = Field(default=360, ge=1, le=1440)
+    cadence_invalid_minutes: int = Field(default=720, ge=1, le=1440)
+    terminal_grace_hours: float = Field(default=72, ge=0)
+    invalid_give_up_hours: float = Field(default=168, ge=0)
+    #: Shards per (class, slot) in the due index: spreads a slot over partitions.
+    due_shards: int = Field(default=16, ge=1, le=256)
+    #: Days a stopped shipment's item is kept before DynamoDB's TTL deletes it.
+    stopped_retention_days: int = Field(default=30, ge=1)
+
+
+class NotifyPolicy(BaseModel):
+    """What a notifier decides with: pacing, quiet hours, and how to read a phone number."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Repeats of one customer-facing status inside this window collapse into one message.
+    repeat_window_minutes: int = Field(default=360, ge=0, le=10080)
+    #: Most messages one shipment gets on one channel per local day.
+    daily_cap: int = Field(default=5, ge=1, le=100)
+    #: Quiet hours, in the customer's zone; start after end wraps past midnight.
+    quiet_hours_start: time = time(21, 0)
+    quiet_hours_end: time = time(9, 0)
+    #: The IANA zone of a customer whose shipment does not name one.
+    customer_timezone: str = "Asia/Kolkata"
+    #: The region a phone number without a country code is read in (ISO 3166 alpha-2).
+    default_phone_region: str = Field(default="IN", pattern=r"^[A-Z]{2}$")
+
+    @property
+    def repeat_window(self) -> timedelta:
+        """The repeat window as a duration."""
+        return timedelta(minutes=self.repeat_window_minutes)
