@@ -6,8 +6,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 
-from trackwatch.logic.batching import MAX_WAYBILLS_PER_CALL
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.tracking import MAX_WAYBILLS_PER_CALL
 
 
 def lower_bound(keys: Iterable[ShipmentKey]) -> int:

@@ -10,8 +10,6 @@ benchmark moves a shipment on.
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,24 +19,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-import boto3
-
 from bench.calls import carrier_mix
 from bench.emulator import CountingMotoServer
 from bench.naive import NaivePoller
-from trackwatch import wiring
+from trackwatch.adapters.aws import AwsClients
 from trackwatch.adapters.shipments_table import contact_value, to_item
-from trackwatch.config import DEFAULT_SOURCE_TIMEZONE, cadence_settings, zone
+from trackwatch.data import load_catalogue
 from trackwatch.logic.cadence import cadence_class, due_key
-from trackwatch.logic.catalogue import default_catalogue
 from trackwatch.logic.diff import diff
-from trackwatch.models.clickpost import AwbResult
+from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE, AwbResult
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.policy import Cadence, zone
 from trackwatch.models.record import Contact
+from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
 from trackwatch_cli.runtime import LocalRuntime
 from trackwatch_cli.sandbox import DEFAULT_KEY, DEFAULT_USERNAME, SandboxServer
 from trackwatch_cli.sandbox.journey import ShipmentIdentity, render_awb
-from trackwatch_cli.stack import DeployedStack, deploy
+from trackwatch_cli.stack import DeployedStack
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -101,7 +98,7 @@ def _steady_item(shipment: Shipment, sandbox: SandboxServer, now: datetime) -> d
     result = AwbResult.model_validate(
         rendered, context={"source_tz": zone(DEFAULT_SOURCE_TIMEZONE)}
     )
-    catalogue = default_catalogue()
+    catalogue = load_catalogue()
     state = diff(None, key, result, now, catalogue).state
     return to_item(
         {
@@ -113,14 +110,16 @@ def _steady_item(shipment: Shipment, sandbox: SandboxServer, now: datetime) -> d
             "registered_at": (now - timedelta(hours=1)).isoformat(),
             "contact": contact_value(Contact()),
             "metadata": {},
-            "due_key": due_key(key.pk, cadence_class(state, catalogue), cadence_settings()),
+            "due_key": due_key(key.pk, cadence_class(state, catalogue), Cadence()),
         }
     )
 
 
-def batch_write(table: str, items: Sequence[dict[str, Any]], workers: int = 4) -> None:
+def batch_write(
+    clients: AwsClients, table: str, items: Sequence[dict[str, Any]], workers: int = 4
+) -> None:
     """BatchWriteItem in chunks of 25 (unprocessed items retried), a few chunks at once."""
-    client = boto3.client("dynamodb", region_name=REGION)
+    client = clients.dynamodb
 
     def write(chunk: Sequence[dict[str, Any]]) -> None:
         request: dict[str, Any] = {table: [{"PutRequest": {"Item": i}} for i in chunk]}
@@ -139,12 +138,30 @@ class Bench:
 
     server: CountingMotoServer
     sandbox: SandboxServer
-    stack: DeployedStack
-    runtime: LocalRuntime
+    local: LocalStack
     naive: NaivePoller
     naive_table: str
-    clock: datetime = START
     seeded: list[Shipment] = field(default_factory=list)
+
+    @property
+    def stack(self) -> DeployedStack:
+        """The deployed product."""
+        return self.local.stack
+
+    @property
+    def runtime(self) -> LocalRuntime:
+        """The local Lambda runtime driving it."""
+        return self.local.runtime
+
+    @property
+    def clients(self) -> AwsClients:
+        """Clients for the counting emulator."""
+        return self.local.clients
+
+    @property
+    def clock(self) -> datetime:
+        """The simulated time every function reads."""
+        return self.local.clock.now
 
     # ------------------------------------------------------------------ seeding
 
@@ -156,10 +173,11 @@ class Bench:
                 self.sandbox.advance(s.key.waybill, s.key.cp_id, s.step)
         items = [_steady_item(s, self.sandbox, self.clock) for s in batch]
         with self.server.log.during("seed"):
-            batch_write(self.stack.outputs["ShipmentsTableName"], items)
+            batch_write(self.clients, self.stack.outputs["ShipmentsTableName"], items)
             if naive:
                 # The naive design has no due index: the same items without due_key.
                 batch_write(
+                    self.clients,
                     self.naive_table,
                     [{k: v for k, v in i.items() if k != "due_key"} for i in items],
                 )
@@ -188,7 +206,7 @@ class Bench:
 
     def tick(self, minutes: int = 1) -> None:
         """Move the shared clock on."""
-        self.clock += timedelta(minutes=minutes)
+        self.local.clock.advance(timedelta(minutes=minutes))
 
     def events(self, phase: str) -> list[tuple[str, str]]:
         """(event_type, event_id) of every event published to SNS during `phase`."""
@@ -196,98 +214,59 @@ class Bench:
         return [(kind, event_id) for kind, _, event_id in (e.partition(" ") for e in published)]
 
 
-def _quiet_topic(topic_arn: str) -> None:
+def _quiet_topic(clients: AwsClients, topic_arn: str) -> None:
     """Take the subscriber queues off the topic: the benchmark measures up to the publish.
 
     Nothing consumes those queues here, and moto's SQS does work in proportion to a
     queue's length on every delivery, which would make a long run quadratic. Deliveries
     to SQS carry no SNS charge, and moto makes them without a request to count.
     """
-    sns = boto3.client("sns", region_name=REGION)
+    sns = clients.sns
     pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
     for page in pages:
         for subscription in page.get("Subscriptions", []):
             sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
 
 
-def _environment(endpoint: str) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-        "LOG_LEVEL": "ERROR",
-    }
-
-
 @contextmanager
 def open_bench(server: CountingMotoServer, sandbox: SandboxServer, log: IO[str]) -> Iterator[Bench]:
     """A fresh stack in a freshly reset emulator, polling `sandbox`; the clock starts at START."""
-    saved = dict(os.environ)
     server.reset()
-    os.environ.update(_environment(server.endpoint))
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
     sandbox.advance_every = NEVER
     sandbox.carriers.update({cp: f"Carrier {cp}" for cp in CARRIER_WEIGHTS})
-    wiring.reset()
-    try:
-        with server.log.during("setup"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            stack = deploy(TEMPLATE, stack_name="trackwatch-bench", region=REGION)
-            secret = stack.functions["PollShipmentsFunction"].environment["CLICKPOST_SECRET_NAME"]
-            boto3.client("secretsmanager", region_name=REGION).create_secret(
-                Name=secret,
-                SecretString=json.dumps({"key": DEFAULT_KEY, "username": DEFAULT_USERNAME}),
-            )
-            runtime = LocalRuntime(
-                stack,
-                log=log,
-                environment={
-                    **_environment(server.endpoint),
-                    "CLICKPOST_BASE_URL": sandbox.base_url,
-                },
-            )
-            wiring.reset()
-            dynamodb = boto3.client("dynamodb", region_name=REGION)
-            naive_table = "naive-shipments"
-            dynamodb.create_table(
-                TableName=naive_table,
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            sns = boto3.client("sns", region_name=REGION)
-            naive_topic = sns.create_topic(Name="naive-events")["TopicArn"]
-            _quiet_topic(stack.outputs["ShipmentEventsTopicArn"])
-        bench: Bench
-        naive = NaivePoller(
-            table=naive_table,
-            topic_arn=naive_topic,
-            base_url=sandbox.base_url,
-            key=DEFAULT_KEY,
-            username=DEFAULT_USERNAME,
-            catalogue=default_catalogue(),
-            source_tz=zone(DEFAULT_SOURCE_TIMEZONE),
-            clock=lambda: bench.clock,
-            dynamodb=dynamodb,
-            sns=sns,
+    clients = AwsClients.emulator(server.endpoint, REGION)
+    with server.log.during("setup"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        local = start_stack(
+            TEMPLATE,
+            clients,
+            SimulatedClock(START),
+            stack_name="trackwatch-bench",
+            clickpost_credentials=(DEFAULT_KEY, DEFAULT_USERNAME),
+            settings={"CLICKPOST_BASE_URL": sandbox.base_url},
+            log=log,
         )
-        bench = Bench(
-            server=server,
-            sandbox=sandbox,
-            stack=stack,
-            runtime=runtime,
-            naive=naive,
-            naive_table=naive_table,
+        dynamodb = clients.dynamodb
+        naive_table = "naive-shipments"
+        dynamodb.create_table(
+            TableName=naive_table,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
         )
-        wiring.set_clock(lambda: bench.clock)
-        yield bench
-    finally:
-        wiring.set_clock(None)
-        os.environ.clear()
-        os.environ.update(saved)
-        wiring.reset()
+        sns = clients.sns
+        naive_topic = sns.create_topic(Name="naive-events")["TopicArn"]
+        _quiet_topic(clients, local.stack.outputs["ShipmentEventsTopicArn"])
+    naive = NaivePoller(
+        table=naive_table,
+        topic_arn=naive_topic,
+        base_url=sandbox.base_url,
+        key=DEFAULT_KEY,
+        username=DEFAULT_USERNAME,
+        catalogue=load_catalogue(),
+        source_tz=zone(DEFAULT_SOURCE_TIMEZONE),
+        clock=local.clock,
+        dynamodb=dynamodb,
+        sns=sns,
+    )
+    yield Bench(server=server, sandbox=sandbox, local=local, naive=naive, naive_table=naive_table)

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from trackwatch.config import DEFAULT_SOURCE_TIMEZONE, zone
-from trackwatch.logic.catalogue import default_catalogue
+from trackwatch.data import load_catalogue
 from trackwatch.logic.diff import diff
-from trackwatch.models.clickpost import parse_track_order
+from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE, parse_track_order
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.policy import zone
 from trackwatch.models.state import ShipmentState
 from trackwatch_cli.sandbox import load_journeys
 from trackwatch_cli.sandbox.journey import (
@@ -135,7 +135,7 @@ def measure(journey: Journey, shape: str, min_time_s: float) -> ParseDiffResult:
     """Time json.loads, parse_track_order, and parse + diff, on one call's body."""
     body, keys = call_body(journey)
     tz = zone(DEFAULT_SOURCE_TIMEZONE)
-    catalogue = default_catalogue()
+    catalogue = load_catalogue()
     now = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
     parsed = parse_track_order(body, tz)
     stored: dict[str, ShipmentState] = {

@@ -1,8 +1,8 @@
 """Poll worker throughput against the sandbox with injected Clickpost latency.
 
-The real poll path: `PollService` (over the deployed shipments table) with the real
-`ClickpostClient`, one `asyncio.run` and one client per batch of ten PollQueue
-messages, exactly as one PollShipments invocation runs them. The bound for one
+The real poll path: the poll function's own `PollService` (over the deployed shipments
+table, with its `ClickpostClient` and credentials), one `asyncio.run` and one client per
+batch of ten PollQueue messages, exactly as one PollShipments invocation runs them. The bound for one
 invocation is calls in flight x 5 AWBs ÷ latency.
 """
 
@@ -13,12 +13,10 @@ import time
 from dataclasses import dataclass
 
 from bench.harness import Bench
-from trackwatch import wiring
-from trackwatch.adapters.clickpost import ClickpostClient, StaticCredentials
-from trackwatch.logic.batching import MAX_WAYBILLS_PER_CALL, plan_calls
+from trackwatch.logic.batching import plan_calls
 from trackwatch.models.messages import PollRequest
+from trackwatch.models.tracking import MAX_WAYBILLS_PER_CALL
 from trackwatch.services.dispatch import pack
-from trackwatch_cli.sandbox import DEFAULT_KEY, DEFAULT_USERNAME
 
 #: PollQueue messages per invocation (the template's BatchSize).
 BATCH_SIZE = 10
@@ -55,16 +53,11 @@ def ours(bench: Bench, awbs: int, latency_s: float) -> Throughput:
     keys = [s.key for s in bench.seeded[:awbs]]
     calls = plan_calls(keys)
     messages = pack(calls, CALLS_PER_MESSAGE, "bench", bench.clock)
-    service = wiring.poll_service()
+    # The poll function's own service: its client, credentials and settings, as deployed.
+    service = bench.runtime.container("PollShipmentsFunction").poll_service
 
     async def invocation(batch: list[PollRequest]) -> None:
-        client = ClickpostClient(
-            bench.sandbox.base_url,
-            StaticCredentials(DEFAULT_KEY, DEFAULT_USERNAME),
-            max_in_flight=in_flight,
-        )
-        async with client:
-            failures, _ = await service.poll({str(i): r for i, r in enumerate(batch)}, client)
+        failures, _ = await service.poll({str(i): r for i, r in enumerate(batch)})
         if any(failures.values()):
             raise RuntimeError(f"poll failed: {failures}")
 

@@ -6,11 +6,17 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from trackwatch.data import load_catalogue
 from trackwatch.models.clickpost import AwbResult
+from trackwatch.models.policy import Cadence
 
 IST = ZoneInfo("Asia/Kolkata")
 START = datetime(2026, 11, 1, 9, 0, tzinfo=IST)
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=IST)
+#: The packaged status catalogue, read once for every test.
+CATALOGUE = load_catalogue()
+#: The template's default cadence.
+CADENCE = Cadence()
 
 # code → (description, bucket, bucket description); buckets past 1, 2, 3, 6, 8 are assumed.
 STATUSES: dict[int, tuple[str, int, str]] = {

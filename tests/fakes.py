@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Self
 
 from trackwatch.adapters.event_log import sort_key
-from trackwatch.errors import PublishError, StaleStateError
-from trackwatch.models.record import RegistrationWrite
+from trackwatch.errors import ClickpostError, PublishError, StaleStateError
+from trackwatch.models.clickpost import AwbResult, Meta, TrackOrderResponse
 from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
-from trackwatch.models.record import ShipmentRecord, StateChange
+from trackwatch.models.record import RegistrationWrite, ShipmentRecord, StateChange
 from trackwatch.models.state import ShipmentState
+from trackwatch.models.tracking import CallOutcome, TrackCall
 from trackwatch.ports import (
     EventLog,
     EventPublisher,
     PollQueueWriter,
     RegistrationStore,
     RejectSink,
+    ShipmentRepository,
     ShipmentStore,
+    Tracker,
 )
 
 
@@ -103,6 +107,29 @@ class MemoryStore:
         return [k for k, r in self.records.items() if r.due_key is not None]
 
 
+class FakeTracker:
+    """Clickpost as a dict of results; a carrier can be made to fail."""
+
+    def __init__(self) -> None:
+        self.results: dict[ShipmentKey, AwbResult] = {}
+        self.fail: dict[int, ClickpostError] = {}
+        self.calls: list[TrackCall] = []
+
+    async def track(self, call: TrackCall) -> CallOutcome:
+        self.calls.append(call)
+        if call.cp_id in self.fail:
+            raise self.fail[call.cp_id]
+        found = {k.waybill: self.results[k] for k in call.keys if k in self.results}
+        response = TrackOrderResponse(meta=Meta(status=200, success=True), result=found)
+        return CallOutcome.from_response(call, response, attempts=1, elapsed_s=0.01)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 class MemoryQueue:
     """PollQueue as a list."""
 
@@ -162,3 +189,5 @@ def _conforms() -> None:
     _registrations: RegistrationStore = MemoryStore()
     _log: EventLog = MemoryEventLog()
     _rejects: RejectSink = MemoryRejects()
+    _repository: ShipmentRepository = MemoryStore()
+    _tracker: Tracker = FakeTracker()

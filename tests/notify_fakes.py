@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from trackwatch.errors import NotificationProviderError, StaleStateError
 from trackwatch.models.keys import ShipmentKey
@@ -77,6 +78,7 @@ class MemoryGuard:
 
     def __init__(self) -> None:
         self.done: dict[tuple[str, str], str] = {}
+        self.contexts: list[Any] = []
 
     def once(self, event_id: str, channel: Channel, action: Callable[[], str]) -> str:
         if (event_id, channel) in self.done:
@@ -84,6 +86,9 @@ class MemoryGuard:
         result = action()
         self.done[(event_id, channel)] = result
         return result
+
+    def begin(self, context: Any) -> None:
+        self.contexts.append(context)
 
 
 def _conforms() -> None:

@@ -6,6 +6,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tests.factories import CATALOGUE
+from trackwatch.data import load_renderer, load_rules
 from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent, event_id
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.notification import Recipient
@@ -15,6 +17,9 @@ KEY = ShipmentKey.of(4, "4210610508756")
 PHONE = "+919876543210"
 EMAIL = "priya.sharma@example.in"
 OCCURRED = datetime(2026, 11, 27, 11, 0, tzinfo=IST)
+#: The packaged notification rules and templates, read once.
+RULES = load_rules(CATALOGUE)
+RENDERER = load_renderer()
 
 #: kind → a status_changed code that makes it (None: the kind has its own event type).
 STATUS_OF_KIND: dict[str, int | None] = {

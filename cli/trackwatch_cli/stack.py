@@ -212,15 +212,13 @@ def _event_sources(
         arn_ref = props["EventSourceArn"]["Fn::GetAtt"]
         logical_id, attribute = arn_ref
         if attribute == "StreamArn":
-            table = clients.dynamodb.describe_table(
-                TableName=physical_ids[logical_id]
-            )
+            table = clients.dynamodb.describe_table(TableName=physical_ids[logical_id])
             kind, arn, queue_url = "dynamodb", table["Table"]["LatestStreamArn"], None
         else:
             queue_url = physical_ids[logical_id]
-            arn = clients.sqs.get_queue_attributes(
-                QueueUrl=queue_url, AttributeNames=["QueueArn"]
-            )["Attributes"]["QueueArn"]
+            arn = clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
             kind = "sqs"
         sources.append(
             EventSource(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import warnings
 from collections.abc import Iterator
@@ -13,42 +12,61 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
-from trackwatch import wiring
-from trackwatch.adapters import aws
-from trackwatch.config import cadence_settings
+from trackwatch.adapters.aws import AwsClients
+from trackwatch.bootstrap import Container
 from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.registration import Registration
-from trackwatch.services.registration import register_all
+from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
 from trackwatch_cli.runtime import LocalRuntime
 from trackwatch_cli.sandbox import SandboxServer
-from trackwatch_cli.stack import DeployedStack, deploy
+from trackwatch_cli.stack import DeployedStack
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = {"PollShipmentsFunction", "PublishEventsFunction"}
+REGION = "us-east-1"
+START = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 
 
 @dataclass
 class Pipeline:
     """The stack, the runtime driving it, the sandbox it polls, and what subscribers got."""
 
-    stack: DeployedStack
-    runtime: LocalRuntime
+    local: LocalStack
     sandbox: SandboxServer
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    clock: datetime = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+
+    @property
+    def stack(self) -> DeployedStack:
+        return self.local.stack
+
+    @property
+    def runtime(self) -> LocalRuntime:
+        return self.local.runtime
+
+    @property
+    def clients(self) -> AwsClients:
+        return self.local.clients
+
+    @property
+    def clock(self) -> datetime:
+        return self.local.clock.now
+
+    @clock.setter
+    def clock(self, value: datetime) -> None:
+        self.local.clock.now = value
+
+    def container(self) -> Container:
+        """A container over the stack's resources (the shipments API function's)."""
+        return self.local.container()
 
     def register(self, *keys: ShipmentKey) -> None:
-        results = register_all(
-            [Registration(waybill=k.waybill, cp_id=k.cp_id) for k in keys],
-            wiring.shipments_table(),
-            self.clock,
-            cadence_settings(),
+        results = self.container().registration_service.register(
+            [Registration(waybill=k.waybill, cp_id=k.cp_id) for k in keys]
         )
         assert all(r.error is None and r.rejected is None for r in results), results
 
@@ -60,7 +78,7 @@ class Pipeline:
 
     def drain(self, queue: str) -> list[dict[str, Any]]:
         """The messages now on a subscriber queue, removed from it (and kept in `received`)."""
-        sqs = boto3.client("sqs", region_name=self.stack.region)
+        sqs = self.clients.sqs
         url = self.stack.outputs[f"{queue}Url"]
         got: list[dict[str, Any]] = []
         while True:
@@ -96,17 +114,17 @@ class Pipeline:
         return [EVENT_ADAPTER.validate_python(m["body"]) for m in self.drain(queue)]
 
     def records(self) -> dict[ShipmentKey, ShipmentRecord]:
-        table = wiring.shipments_table()
+        table = self.container().shipments
         return table.get_many(table.active() + list(self._all_keys()), consistent=True)
 
     def _all_keys(self) -> list[ShipmentKey]:
-        client = boto3.client("dynamodb", region_name=self.stack.region)
+        client = self.clients.dynamodb
         name = self.stack.outputs["ShipmentsTableName"]
         items = client.scan(TableName=name, ProjectionExpression="pk")["Items"]
         return [ShipmentKey.from_pk(i["pk"]["S"]) for i in items]
 
     def queue_depth(self, output: str) -> int:
-        sqs = boto3.client("sqs", region_name=self.stack.region)
+        sqs = self.clients.sqs
         attributes = sqs.get_queue_attributes(
             QueueUrl=self.stack.outputs[output],
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -116,10 +134,10 @@ class Pipeline:
         )
 
 
-def _atomic_conditional_writes() -> None:
+def atomic_conditional_writes(clients: AwsClients) -> None:
     """DynamoDB applies a conditional write atomically; in-process moto does not across
     threads (two writers can both pass `version = :v`). Serialise writes, as DynamoDB does."""
-    client = aws.dynamodb()
+    client = clients.dynamodb
     lock = threading.Lock()
     update_item = client.update_item
 
@@ -147,46 +165,30 @@ def pipeline(sandbox: SandboxServer) -> Iterator[Pipeline]:
 
 
 @contextmanager
+def emulated_aws() -> Iterator[AwsClients]:
+    """In-process moto, and clients for it (moto supplies fake credentials itself)."""
+    with mock_aws(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not supported by moto.*")
+        yield AwsClients(region=REGION)
+
+
+@contextmanager
 def open_pipeline(template: Path, sandbox: SandboxServer) -> Iterator[Pipeline]:
     """Deploy `template` into in-process moto and drive it with the local runtime."""
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-        }
-    )
-    wiring.reset()
-    try:
-        with mock_aws(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*not supported by moto.*")
-            stack = deploy(template, stack_name="trackwatch-it")
-            secret_name = stack.functions["PollShipmentsFunction"].environment[
-                "CLICKPOST_SECRET_NAME"
-            ]
-            boto3.client("secretsmanager").create_secret(
-                Name=secret_name,
-                SecretString=json.dumps({"key": "sandbox-key", "username": "sandbox-user"}),
-            )
-            runtime = LocalRuntime(
-                stack,
-                environment={
-                    "CLICKPOST_BASE_URL": sandbox.base_url,
-                    # Fail fast in tests: a short budget and small back-offs.
-                    "CLICKPOST_RETRY_BUDGET_S": "3",
-                    "CLICKPOST_BACKOFF_BASE_S": "0.01",
-                    "CLICKPOST_BACKOFF_CAP_S": "0.05",
-                    "CLICKPOST_READ_TIMEOUT_S": "0.5",
-                },
-            )
-            wiring.reset()
-            _atomic_conditional_writes()
-            yield Pipeline(stack=stack, runtime=runtime, sandbox=sandbox)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        wiring.reset()
+    with emulated_aws() as clients:
+        local = start_stack(
+            template,
+            clients,
+            SimulatedClock(START),
+            stack_name="trackwatch-it",
+            settings={
+                "CLICKPOST_BASE_URL": sandbox.base_url,
+                # Fail fast in tests: a short budget and small back-offs.
+                "CLICKPOST_RETRY_BUDGET_S": "3",
+                "CLICKPOST_BACKOFF_BASE_S": "0.01",
+                "CLICKPOST_BACKOFF_CAP_S": "0.05",
+                "CLICKPOST_READ_TIMEOUT_S": "0.5",
+            },
+        )
+        atomic_conditional_writes(clients)
+        yield Pipeline(local=local, sandbox=sandbox)

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from trackwatch import wiring
+from tests.integration.conftest import START, emulated_aws
+from trackwatch.adapters.aws import AwsClients
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import ShipmentRecord
+from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
 from trackwatch_cli.runtime import LocalRuntime
-from trackwatch_cli.stack import DeployedStack, deploy
+from trackwatch_cli.stack import DeployedStack
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = "trackwatch-shipments-it"
@@ -38,8 +36,19 @@ class HttpAnswer:
 class ShipmentsStack:
     """The deployed stack and the runtime that invokes its functions."""
 
-    stack: DeployedStack
-    runtime: LocalRuntime
+    local: LocalStack
+
+    @property
+    def stack(self) -> DeployedStack:
+        return self.local.stack
+
+    @property
+    def runtime(self) -> LocalRuntime:
+        return self.local.runtime
+
+    @property
+    def clients(self) -> AwsClients:
+        return self.local.clients
 
     def http(
         self,
@@ -58,8 +67,9 @@ class ShipmentsStack:
         )
 
     def send_to_ingest(self, body: str) -> None:
-        sqs = boto3.client("sqs", region_name=self.stack.region)
-        sqs.send_message(QueueUrl=self.stack.outputs["IngestQueueUrl"], MessageBody=body)
+        self.clients.sqs.send_message(
+            QueueUrl=self.stack.outputs["IngestQueueUrl"], MessageBody=body
+        )
 
     def ingest(self) -> int:
         """Deliver IngestQueue's messages to IngestShipmentsFunction until it is empty."""
@@ -68,7 +78,7 @@ class ShipmentsStack:
 
     def messages(self, output: str) -> list[dict[str, Any]]:
         """Every message on a queue (removed), with its attributes."""
-        sqs = boto3.client("sqs", region_name=self.stack.region)
+        sqs = self.clients.sqs
         url = self.stack.outputs[output]
         got: list[dict[str, Any]] = []
         while True:
@@ -91,12 +101,13 @@ class ShipmentsStack:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     def record(self, cp_id: int, waybill: str) -> ShipmentRecord | None:
-        return wiring.shipments_table().get(ShipmentKey.of(cp_id, waybill))
+        return self.local.container().shipments.get(ShipmentKey.of(cp_id, waybill))
 
     def item_count(self) -> int:
-        client = boto3.client("dynamodb", region_name=self.stack.region)
         return int(
-            client.scan(TableName=self.stack.outputs["ShipmentsTableName"], Select="COUNT")["Count"]
+            self.clients.dynamodb.scan(
+                TableName=self.stack.outputs["ShipmentsTableName"], Select="COUNT"
+            )["Count"]
         )
 
 
@@ -145,27 +156,8 @@ def http_event(
 
 @pytest.fixture
 def shipments_stack() -> Iterator[ShipmentsStack]:
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-        }
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    wiring.reset()
-    try:
-        with mock_aws(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*not supported by moto.*")
-            stack = deploy(ROOT / "template.yaml", stack_name=STACK_NAME)
-            runtime = LocalRuntime(stack)
-            wiring.reset()
-            yield ShipmentsStack(stack=stack, runtime=runtime)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        wiring.reset()
+    with emulated_aws() as clients:
+        local = start_stack(
+            ROOT / "template.yaml", clients, SimulatedClock(START), stack_name=STACK_NAME
+        )
+        yield ShipmentsStack(local=local)

@@ -14,20 +14,19 @@ from typing import TYPE_CHECKING
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.parameters import constants as parameters_constants
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from moto import mock_aws
-from pydantic import HttpUrl
 
+from trackwatch.adapters.aws import AwsClients
 from trackwatch.adapters.clickpost import (
-    AwbStatus,
-    CallOutcome,
     ClickpostClient,
     ClickpostCredentials,
     CredentialsProvider,
     SecretsManagerCredentials,
     StaticCredentials,
 )
-from trackwatch.config import ClickpostSettings
+from trackwatch.bootstrap import bootstrap
+from trackwatch.config import Settings
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostError,
@@ -37,8 +36,8 @@ from trackwatch.errors import (
     ClickpostUnavailableError,
     ConfigurationError,
 )
-from trackwatch.logic.batching import TrackCall
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.tracking import AwbStatus, CallOutcome, TrackCall
 from trackwatch_cli.sandbox import FaultKind, SandboxServer
 
 if TYPE_CHECKING:
@@ -523,18 +522,15 @@ async def test_httpx_request_log_is_redacted(
 
 
 @pytest.fixture
-def secrets_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretsManagerClient]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    # powertools keeps one provider (and its cache) per process: start afresh.
-    monkeypatch.delitem(parameters_constants.DEFAULT_PROVIDERS, "secrets", raising=False)
+def secrets_manager() -> Iterator[SecretsManagerClient]:
     with mock_aws():
         yield boto3.client("secretsmanager", region_name="us-east-1")
-    parameters_constants.DEFAULT_PROVIDERS.pop("secrets", None)
+
+
+def from_secret(
+    name: str, client: SecretsManagerClient, max_age_s: int = 300
+) -> CredentialsProvider:
+    return SecretsManagerCredentials(name, max_age_s, provider=SecretsProvider(boto3_client=client))
 
 
 def test_secrets_manager_credentials_read_the_secret(
@@ -545,7 +541,7 @@ def test_secrets_manager_credentials_read_the_secret(
     secrets_manager.create_secret(Name="trackwatch/clickpost", SecretString=body)
 
     # When
-    credentials = SecretsManagerCredentials("trackwatch/clickpost", max_age_s=60).get()
+    credentials = from_secret("trackwatch/clickpost", secrets_manager, max_age_s=60).get()
 
     # Then
     assert credentials.key.get_secret_value() == KEY
@@ -573,7 +569,7 @@ def test_bad_secret_is_configuration_error_without_the_value(
 
     # When
     with pytest.raises(ConfigurationError) as info:
-        SecretsManagerCredentials("trackwatch/broken").get()
+        from_secret("trackwatch/broken", secrets_manager).get()
     raised.append(info.value)
 
     # Then the message names the secret and the field; the fixture checks for leaks
@@ -587,7 +583,7 @@ def test_missing_secret_is_configuration_error(
 ) -> None:
     # Given no secret at all / When
     with pytest.raises(ConfigurationError, match="trackwatch/absent") as info:
-        SecretsManagerCredentials("trackwatch/absent").get()
+        from_secret("trackwatch/absent", secrets_manager).get()
     raised.append(info.value)
 
 
@@ -597,13 +593,18 @@ async def test_from_settings_end_to_end_with_secrets_manager(
     # Given settings naming a secret that holds the sandbox's credentials
     body = json.dumps({"key": KEY, "username": USERNAME})
     secrets_manager.create_secret(Name="trackwatch/e2e", SecretString=body)
-    settings = ClickpostSettings(
-        base_url=HttpUrl(sandbox.base_url), secret_name="trackwatch/e2e", max_in_flight=2
+    settings = Settings(
+        {
+            "CLICKPOST_BASE_URL": sandbox.base_url,
+            "CLICKPOST_SECRET_NAME": "trackwatch/e2e",
+            "CLICKPOST_MAX_IN_FLIGHT": "2",
+        }
     )
     sandbox.add_shipment("AWB1", 4, "delivered_smoothly")
+    container = bootstrap(settings, clients=AwsClients(region="us-east-1"))
 
-    # When
-    async with ClickpostClient.from_settings(settings) as client:
+    # When the container's client polls
+    async with container.trackers() as client:
         outcome = await client.track(CALL)
 
     # Then

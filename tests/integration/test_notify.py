@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 import socket
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,22 +16,21 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from aiosmtpd.controller import Controller
 from botocore.awsrequest import AWSResponse
-from moto import mock_aws
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
+from tests.integration.conftest import emulated_aws
 from tests.notify_samples import EMAIL, KEY, PHONE, ndr_raised, status_changed, stuck
-from trackwatch import wiring
-from trackwatch.adapters import aws
+from trackwatch.adapters.aws import AwsClients
 from trackwatch.adapters.events_topic import EventsTopic
 from trackwatch.adapters.shipments_table import to_item
 from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
 from trackwatch.observability import logger
+from trackwatch_cli.deployment import SimulatedClock
 from trackwatch_cli.runtime import LocalRuntime
 from trackwatch_cli.stack import DeployedStack, deploy
 
@@ -42,14 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 DAYTIME = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)  # 11:30 in Kolkata
 NIGHT = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)  # 22:30 in Kolkata
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = DAYTIME
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 class Inbox:
@@ -67,12 +56,17 @@ class Inbox:
 class Notify:
     stack: DeployedStack
     runtime: LocalRuntime
-    clock: Clock
+    clock: SimulatedClock
+    clients: AwsClients
+
+    def reconfigure(self, **variables: str) -> None:
+        """The same stack, with its functions started again with some settings changed."""
+        self.runtime = LocalRuntime(self.stack, self.clients, clock=self.clock, settings=variables)
 
     def shipment(self, **contact: Any) -> None:
         """Store the sample shipment with a contact (defaults: both addresses, English)."""
         value = {"phone": PHONE, "email": EMAIL, "language": "en", **contact}
-        boto3.client("dynamodb", region_name=REGION).put_item(
+        self.clients.dynamodb.put_item(
             TableName=self.stack.physical_ids["ShipmentsTable"],
             Item=to_item(
                 {
@@ -93,7 +87,8 @@ class Notify:
 
     def publish(self, *events: ShipmentEvent) -> None:
         """Publish as the pipeline does: SNS, message attributes, filtered raw delivery."""
-        EventsTopic(self.stack.outputs["ShipmentEventsTopicArn"]).publish(list(events))
+        topic = EventsTopic(self.stack.outputs["ShipmentEventsTopicArn"], self.clients.sns)
+        topic.publish(list(events))
 
     def drain(self, function: str) -> int:
         (source,) = self.stack.sources_of(function)
@@ -111,33 +106,14 @@ class Notify:
 
 
 @pytest.fixture
-def notify(monkeypatch: pytest.MonkeyPatch) -> Iterator[Notify]:
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-    )
-    wiring.reset()
-    clock = Clock()
-    monkeypatch.setattr(wiring, "utc_now", clock)
-    try:
-        with mock_aws(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*not supported by moto.*")
-            stack = deploy(ROOT / "template.yaml", stack_name="trackwatch-notify")
-            email_from = stack.functions["NotifyEmailFunction"].environment["EMAIL_FROM"]
-            boto3.client("ses", region_name=REGION).verify_email_identity(EmailAddress=email_from)
-            runtime = LocalRuntime(stack)
-            wiring.reset()
-            yield Notify(stack=stack, runtime=runtime, clock=clock)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        wiring.reset()
+def notify() -> Iterator[Notify]:
+    with emulated_aws() as clients:
+        stack = deploy(ROOT / "template.yaml", clients, stack_name="trackwatch-notify")
+        email_from = stack.functions["NotifyEmailFunction"].environment["EMAIL_FROM"]
+        clients.ses.verify_email_identity(EmailAddress=email_from)
+        clock = SimulatedClock(DAYTIME)
+        runtime = LocalRuntime(stack, clients, clock=clock)
+        yield Notify(stack=stack, runtime=runtime, clock=clock, clients=clients)
 
 
 def test_a_redelivered_event_sends_one_sms_and_one_email(notify: Notify) -> None:
@@ -163,7 +139,7 @@ def test_a_redelivered_event_sends_one_sms_and_one_email(notify: Notify) -> None
 def test_a_poison_record_fails_alone_and_ends_in_the_dead_letter_queue(notify: Notify) -> None:
     # Given a batch with a good event and a body that is no event at all
     notify.shipment()
-    sqs = boto3.client("sqs", region_name=REGION)
+    sqs = notify.clients.sqs
     url = notify.stack.outputs["SmsQueueUrl"]
     poison = sqs.send_message(QueueUrl=url, MessageBody='{"event_type": "nonsense"}')
     sqs.send_message(QueueUrl=url, MessageBody=EVENT_ADAPTER.dump_json(stuck()).decode())
@@ -192,7 +168,7 @@ def test_provider_throttling_is_retried_then_dead_lettered(notify: Notify) -> No
         error = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}
         return AWSResponse("https://sns", 400, {}, None), {**error, "ResponseMetadata": {}}  # type: ignore[arg-type]
 
-    aws.sns().meta.events.register("before-call.sns.Publish", throttle)  # type: ignore[arg-type]
+    notify.clients.sns.meta.events.register("before-call.sns.Publish", throttle)  # type: ignore[arg-type]
     notify.publish(status_changed(8))
 
     # When
@@ -201,12 +177,12 @@ def test_provider_throttling_is_retried_then_dead_lettered(notify: Notify) -> No
     # Then it was tried on each of the queue's 5 receives, then moved to the DLQ
     assert len(calls) == 5
     assert notify.sms() == []
-    sqs = boto3.client("sqs", region_name=REGION)
+    sqs = notify.clients.sqs
     dead = sqs.receive_message(QueueUrl=notify.stack.outputs["SmsDeadLetterQueueUrl"])
     assert len(dead["Messages"]) == 1
 
     # And once SNS recovers, a redrive of that message is sent (the failure was not recorded)
-    aws.sns().meta.events.unregister("before-call.sns.Publish", throttle)  # type: ignore[arg-type]
+    notify.clients.sns.meta.events.unregister("before-call.sns.Publish", throttle)  # type: ignore[arg-type]
     sqs.send_message(
         QueueUrl=notify.stack.outputs["SmsQueueUrl"], MessageBody=dead["Messages"][0]["Body"]
     )
@@ -217,7 +193,7 @@ def test_provider_throttling_is_retried_then_dead_lettered(notify: Notify) -> No
 def test_quiet_hours_delay_the_message_until_0900_in_kolkata(notify: Notify) -> None:
     # Given it is 22:30 in Kolkata
     notify.shipment()
-    notify.clock.at = NIGHT
+    notify.clock.now = NIGHT
     notify.publish(status_changed(6))
 
     # When
@@ -232,12 +208,12 @@ def test_quiet_hours_delay_the_message_until_0900_in_kolkata(notify: Notify) -> 
     assert held.message_attributes["event_type"]["StringValue"] == "shipment.status_changed"
 
     # When it comes back at 08:50 it waits the last 10 minutes; at 09:00:05 it is sent
-    notify.clock.at = datetime(2026, 11, 28, 3, 20, tzinfo=UTC)
+    notify.clock.now = datetime(2026, 11, 28, 3, 20, tzinfo=UTC)
     held.delayed_until = 0
     notify.drain("NotifySmsFunction")
     (again,) = notify.queue("SmsQueue")._messages
     assert again.delayed_until - again.sent_timestamp == pytest.approx(600_000, abs=50)
-    notify.clock.at = datetime(2026, 11, 28, 3, 30, 5, tzinfo=UTC)
+    notify.clock.now = datetime(2026, 11, 28, 3, 30, 5, tzinfo=UTC)
     again.delayed_until = 0
     notify.drain("NotifySmsFunction")
     assert len(notify.sms()) == 1
@@ -251,7 +227,7 @@ def test_a_flapping_out_for_delivery_sends_one_message(notify: Notify) -> None:
         (20, ndr_raised()),
         (40, status_changed(6, "b")),
     ):
-        notify.clock.at = DAYTIME + timedelta(minutes=minutes)
+        notify.clock.now = DAYTIME + timedelta(minutes=minutes)
         notify.publish(event)
         notify.drain("NotifySmsFunction")
 
@@ -281,7 +257,7 @@ def test_an_invalid_number_is_recorded_on_the_shipment_and_not_retried(notify: N
 
     # Then the message succeeded (no retries, nothing in the DLQ) and the failure is stored
     assert [i.failed for i in notify.runtime.invocations] == [0]
-    item = boto3.client("dynamodb", region_name=REGION).get_item(
+    item = notify.clients.dynamodb.get_item(
         TableName=notify.stack.physical_ids["ShipmentsTable"], Key={"pk": {"S": KEY.pk}}
     )["Item"]
     assert item["contact_failure_sms"]["M"]["reason"] == {"S": "invalid_number"}
@@ -302,18 +278,15 @@ def test_emails_reach_a_real_smtp_server_in_hindi(notify: Notify) -> None:
     controller.start()
     try:
         secret = notify.stack.functions["NotifyEmailFunction"].environment["SMTP_SECRET_NAME"]
-        boto3.client("secretsmanager", region_name=REGION).create_secret(
+        notify.clients.secretsmanager.create_secret(
             Name=secret, SecretString='{"username": "", "password": ""}'
         )
-        os.environ.update(
-            {
-                "EMAIL_TRANSPORT": "smtp",
-                "SMTP_HOST": "127.0.0.1",
-                "SMTP_PORT": str(port),
-                "SMTP_STARTTLS": "false",
-            }
+        notify.reconfigure(
+            EMAIL_TRANSPORT="smtp",
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(port),
+            SMTP_STARTTLS="false",
         )
-        wiring.reset()
         notify.shipment(language="hi")
         notify.publish(ndr_raised())
 
@@ -351,14 +324,14 @@ def test_no_phone_number_or_email_address_reaches_the_logs(
         notify.publish(status_changed(6, "b"))  # a repeat
         for function in ("NotifySmsFunction", "NotifyEmailFunction"):
             notify.drain(function)
-        notify.clock.at = NIGHT
+        notify.clock.now = NIGHT
         notify.publish(stuck())  # held for quiet hours
         for function in ("NotifySmsFunction", "NotifyEmailFunction"):
             notify.drain(function)
-        notify.clock.at = DAYTIME
+        notify.clock.now = DAYTIME
         notify.shipment(phone="+91 12", email="not-an-address")
         notify.publish(status_changed(8))  # rejected addresses
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = notify.clients.sqs
         sqs.send_message(QueueUrl=notify.stack.outputs["SmsQueueUrl"], MessageBody="poison")
         for function in ("NotifySmsFunction", "NotifyEmailFunction"):
             notify.drain(function)

@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.factories import CATALOGUE
 from tests.integration.conftest import Pipeline
-from trackwatch.adapters import aws
 from trackwatch.adapters.events_topic import EventsTopic
 from trackwatch.adapters.shipments_table import ShipmentsTable
 from trackwatch.errors import PublishError
-from trackwatch.logic.catalogue import default_catalogue
 from trackwatch.logic.diff import diff
 from trackwatch.models.clickpost import parse_track_order
 from trackwatch.models.keys import ShipmentKey
@@ -52,7 +51,7 @@ def reference(cycles: int) -> tuple[set[str], dict[ShipmentKey, CurrentStatus | 
             result = parse_track_order(answer.body).result[key.waybill]
             from datetime import UTC, datetime
 
-            outcome = diff(states.get(key), key, result, datetime.now(UTC), default_catalogue())
+            outcome = diff(states.get(key), key, result, datetime.now(UTC), CATALOGUE)
             states[key] = outcome.state
             ids |= {e.event_id for e in outcome.events}
         sandbox.advance_all()
@@ -169,7 +168,7 @@ def test_publish_batch_with_some_entries_failed(
     frozen: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given SNS rejecting every other entry of the first batches
-    client = aws.sns()
+    client = frozen.clients.sns
     original = client.publish_batch
     rejections = iter(range(4))
 
@@ -204,7 +203,7 @@ def test_dynamodb_throttling(frozen: Pipeline, monkeypatch: pytest.MonkeyPatch) 
     # Given DynamoDB throttling the first reads and writes, past boto3's own retries
     # (fewer times than PollQueue's maxReceiveCount: the local runtime retries at once,
     # where Lambda would wait out the visibility timeout)
-    client = aws.dynamodb()
+    client = frozen.clients.dynamodb
     throttles = iter(range(3))
 
     def throttled(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -237,7 +236,7 @@ def test_sqs_redelivery_of_a_processed_message(frozen: Pipeline) -> None:
         if n not in (1, 3):
             return
         frozen.runtime.tick(frozen.clock, scope="all")
-        sqs = aws.sqs()
+        sqs = frozen.clients.sqs
         assert source.queue_url is not None
         got = sqs.receive_message(QueueUrl=source.queue_url, MaxNumberOfMessages=10)["Messages"]
         frozen.runtime.invoke(source.function, frozen.runtime.sqs_event(got, source))

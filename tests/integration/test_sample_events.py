@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.conftest import ROOT, Pipeline
-from trackwatch import wiring
 from trackwatch.logic.cadence import epoch_minute
 from trackwatch.models.messages import PollRequest, ScheduleTick
 
@@ -40,7 +39,7 @@ def test_the_sqs_sample_polls_its_shipments(pipeline: Pipeline) -> None:
 
     # Then no record failed and every shipment now has a status
     assert result == {"batchItemFailures": []}
-    records = wiring.shipments_table().get_many(keys)
+    records = pipeline.container().shipments.get_many(keys)
     assert all(r.state.current is not None for r in records.values())
 
 
@@ -67,20 +66,16 @@ def test_the_notifier_samples_message_the_customer(pipeline: Pipeline) -> None:
     # Given the sample's shipment registered with a phone number and an e-mail address
     from moto.sns.models import sns_backends
 
-    from trackwatch.config import cadence_settings
     from trackwatch.models.registration import Registration
-    from trackwatch.services.registration import register_all
 
     registration = Registration(
         waybill="4210610508756", cp_id=4, phone="+919876543210", email="asha@example.com"
     )
-    register_all([registration], wiring.shipments_table(), pipeline.clock, cadence_settings())
-    wiring.set_clock(lambda: pipeline.clock)  # 11:30 in India: not quiet hours
-    try:
-        # When the SMS notifier gets the sample batch
-        result = pipeline.runtime.invoke("NotifySmsFunction", sample("notify_sms_sqs.json"))
-    finally:
-        wiring.set_clock(None)
+    pipeline.container().registration_service.register([registration])
+    # (The pipeline's clock reads 11:30 in India: not quiet hours.)
+
+    # When the SMS notifier gets the sample batch
+    result = pipeline.runtime.invoke("NotifySmsFunction", sample("notify_sms_sqs.json"))
 
     # Then the customer got one out-for-delivery SMS
     assert result == {"batchItemFailures": []}

@@ -9,9 +9,8 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.factories import CADENCE
 from tests.integration.shipments_stack import ROOT, ShipmentsStack, shipments_stack
-from trackwatch import wiring
-from trackwatch.config import cadence_settings
 from trackwatch.logic.poll_decision import stop
 from trackwatch.models.events import Invalid, NdrRaised, event_id
 from trackwatch.models.messages import PollRequest
@@ -178,7 +177,7 @@ def test_delete_stops_tracking_with_a_ttl_and_leaves_the_due_index(
     assert item["stop_reason"]["S"] == "stopped by request"
     assert int(item["expires_at"]["N"]) > datetime.now(UTC).timestamp() + 29 * 86400
     assert api.record(4, "AWB-1").version == version  # type: ignore[union-attr]
-    assert wiring.shipments_table().active() == []
+    assert shipments_stack.local.container().shipments.active() == []
 
 
 def test_refresh_queues_a_poll_by_the_dispatch_path(shipments_stack: ShipmentsStack) -> None:
@@ -228,7 +227,7 @@ def test_replay_publishes_the_logged_events_again_with_their_ids(
             **envelope,  # type: ignore[arg-type]
         ),
     )
-    wiring.shipments_table().commit(
+    shipments_stack.local.container().shipments.commit(
         StateChange(
             key=record.key,
             expected_version=record.version,
@@ -268,7 +267,7 @@ def test_replay_publishes_the_logged_events_again_with_their_ids(
     # a stop writes nothing to the outbox, so nothing is published for it
     stopped = api.record(4, "AWB-1")
     assert stopped is not None
-    wiring.shipments_table().commit(stop(stopped, "test", now, cadence_settings()))
+    shipments_stack.local.container().shipments.commit(stop(stopped, "test", now, CADENCE))
     api.runtime.settle(only={"PublishEventsFunction"})
     assert len(api.messages("AllEventsQueueUrl")) == 1  # the one from `since`
 

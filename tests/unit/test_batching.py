@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from trackwatch.errors import InvalidInputError
-from trackwatch.logic.batching import MAX_WAYBILLS_PER_CALL, TrackCall, plan_calls
+from trackwatch.logic.batching import plan_calls
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.tracking import MAX_WAYBILLS_PER_CALL, TrackCall
 
 
 def _keys(cp_id: int, count: int, prefix: str = "AWB") -> list[ShipmentKey]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from tests.factories import NOW
-from trackwatch.config import CadenceSettings
+from tests.factories import CATALOGUE, NOW
 from trackwatch.logic.cadence import (
     CadenceClass,
     cadence_class,
@@ -16,11 +15,10 @@ from trackwatch.logic.cadence import (
     period_minutes,
     stop_reason,
 )
-from trackwatch.logic.catalogue import default_catalogue
+from trackwatch.models.policy import Cadence
 from trackwatch.models.state import CurrentStatus, ShipmentState
 
-CADENCE = CadenceSettings()
-CATALOGUE = default_catalogue()
+CADENCE = Cadence()
 
 
 def state_with(code: int | None, **extra: object) -> ShipmentState:

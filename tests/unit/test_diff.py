@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.factories import NOW, result, scan
-from trackwatch.logic.catalogue import default_catalogue
+from tests.factories import CATALOGUE, NOW, result, scan
 from trackwatch.logic.diff import DiffOutcome, diff
 from trackwatch.models.clickpost import AwbResult
 from trackwatch.models.events import (
@@ -21,7 +20,6 @@ from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.state import MAX_SEEN, TIMELINE_LIMIT, ShipmentState
 
 KEY = ShipmentKey.of(4, "AWB1")
-CATALOGUE = default_catalogue()
 
 
 def run(state: ShipmentState | None, awb: AwbResult, now: object = NOW) -> DiffOutcome:

@@ -7,14 +7,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.factories import NOW, STATUSES, result, scan
-from trackwatch.logic.catalogue import default_catalogue
+from tests.factories import CATALOGUE, NOW, STATUSES, result, scan
 from trackwatch.logic.diff import diff
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.state import ShipmentState
 
 KEY = ShipmentKey.of(6, "PROP-1")
-CATALOGUE = default_catalogue()
 TERMINAL = {c for c in STATUSES if CATALOGUE.lookup(c).terminal}
 
 scans_strategy = st.lists(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.factories import NOW, result, scan
-from trackwatch.logic.catalogue import default_catalogue
+from tests.factories import CATALOGUE, NOW, result, scan
 from trackwatch.logic.diff import diff
 from trackwatch.models.events import EVENT_ADAPTER, EVENT_TYPES, event_type_name, routing_attributes
 from trackwatch.models.keys import ShipmentKey
@@ -33,7 +32,7 @@ def test_every_event_type_is_in_the_schema_and_documented() -> None:
 
 def test_events_round_trip_through_json_unchanged() -> None:
     awb = result([scan(1, 5, 0), scan(2, 9, 3)], is_stuck=True, ndr={"ndr_bucket_code": 1})
-    for event in diff(None, ShipmentKey.of(4, "RT1"), awb, NOW, default_catalogue()).events:
+    for event in diff(None, ShipmentKey.of(4, "RT1"), awb, NOW, CATALOGUE).events:
         again = EVENT_ADAPTER.validate_json(EVENT_ADAPTER.dump_json(event))
         assert again == event
         body = json.loads(EVENT_ADAPTER.dump_json(event))
@@ -43,7 +42,7 @@ def test_events_round_trip_through_json_unchanged() -> None:
 
 def test_routing_attributes_carry_what_filter_policies_need() -> None:
     awb = result([scan(1, 8, 0)])
-    events = diff(None, ShipmentKey.of(4, "RT2"), awb, NOW, default_catalogue()).events
+    events = diff(None, ShipmentKey.of(4, "RT2"), awb, NOW, CATALOGUE).events
     status = next(e for e in events if e.event_type == "shipment.status_changed")
     assert routing_attributes(status) == {
         "event_type": "shipment.status_changed",

@@ -10,8 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
+from tests.factories import CATALOGUE
+from trackwatch.bootstrap import bootstrap
+from trackwatch.config import Settings
 from trackwatch.errors import ConfigurationError, InvalidInputError
-from trackwatch.logic.catalogue import StatusCatalogue, default_catalogue
+from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.models.clickpost import parse_track_order
 from trackwatch.models.keys import ShipmentKey
 
@@ -117,7 +120,7 @@ def test_a_malformed_timestamp_is_rejected_with_its_value() -> None:
 
 
 def test_catalogue_knows_terminal_and_failed_delivery_codes() -> None:
-    catalogue = default_catalogue()
+    catalogue = CATALOGUE
     assert catalogue.lookup(8).terminal and catalogue.lookup(8).name == "Delivered"
     assert {c for c in (8, 14, 10, 16, 17, 23, 32) if catalogue.lookup(c).terminal} == {
         8,
@@ -134,7 +137,7 @@ def test_catalogue_knows_terminal_and_failed_delivery_codes() -> None:
 
 
 def test_unknown_code_is_kept_and_non_terminal() -> None:
-    status = default_catalogue().lookup(29, "SomethingNew")
+    status = CATALOGUE.lookup(29, "SomethingNew")
     assert not status.known
     assert status.name == "SomethingNew"
     assert not status.terminal
@@ -176,25 +179,17 @@ def test_a_good_key_round_trips_through_its_partition_key() -> None:
     assert ShipmentKey.of(4, "A" * 100).waybill == "A" * 100
 
 
-def test_a_deployment_can_replace_the_catalogue_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_deployment_can_replace_the_catalogue_file(tmp_path: Path) -> None:
     # Given a catalogue of one status, named by the override variable
-    from trackwatch.logic.catalogue import CATALOGUE_ENV
-
     custom = tmp_path / "codes.json"
     custom.write_text('{"statuses": [{"code": 99, "name": "Teleported", "terminal": true}]}')
-    monkeypatch.setenv(CATALOGUE_ENV, str(custom))
-    default_catalogue.cache_clear()
-    try:
-        # When the default catalogue is loaded, Then it is that file
-        catalogue = default_catalogue()
-        assert len(catalogue) == 1
-        assert catalogue.lookup(99).terminal
-        # and a missing override names the file
-        monkeypatch.setenv(CATALOGUE_ENV, str(tmp_path / "missing.json"))
-        default_catalogue.cache_clear()
-        with pytest.raises(ConfigurationError, match=r"status catalogue .*missing\.json"):
-            default_catalogue()
-    finally:
-        default_catalogue.cache_clear()
+    settings = Settings({"TRACKWATCH_STATUS_CATALOGUE": str(custom)})
+
+    # When the container loads the catalogue, Then it is that file
+    catalogue = bootstrap(settings).catalogue
+    assert len(catalogue) == 1
+    assert catalogue.lookup(99).terminal
+    # and a missing override names the file
+    missing = Settings({"TRACKWATCH_STATUS_CATALOGUE": str(tmp_path / "missing.json")})
+    with pytest.raises(ConfigurationError, match=r"status catalogue .*missing\.json"):
+        _ = bootstrap(missing).catalogue

@@ -7,12 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.notify_samples import ndr_raised, scan_added, status_changed, stuck
+from tests.factories import CATALOGUE
+from tests.notify_samples import RULES, ndr_raised, scan_added, status_changed, stuck
 from trackwatch.errors import ConfigurationError, RecipientRejectedError
 from trackwatch.logic.addresses import e164, mailbox
-from trackwatch.logic.catalogue import default_catalogue
-from trackwatch.logic.notify_rules import NotifyRules, default_rules
+from trackwatch.logic.notify_rules import NotifyRules
 from trackwatch.logic.pacing import admit, hold, quiet_until
+from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.notification import ChannelLog, Outcome
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -39,16 +40,18 @@ QUIET = (time(21, 0), time(9, 0))
         (scan_added(), None),
     ],
 )
-def test_default_rules_pick_the_customer_facing_events(event: object, kind: str | None) -> None:
-    rules = default_rules()
+def test_default_rules_pick_the_customer_facing_events(
+    event: ShipmentEvent, kind: str | None
+) -> None:
+    rules = RULES
     for channel in ("sms", "email"):
-        assert rules.kind_of(event, channel) == kind  # type: ignore[arg-type]
+        assert rules.kind_of(event, channel) == kind
 
 
 def test_rules_can_never_notify_scan_added() -> None:
     text = '{"kinds": {"scan": {"event_type": "shipment.scan_added"}}, "channels": {}}'
     with pytest.raises(ConfigurationError):
-        NotifyRules.from_json(text, "test", default_catalogue())
+        NotifyRules.from_json(text, "test", CATALOGUE)
 
 
 def test_rules_reject_status_codes_the_catalogue_does_not_know() -> None:
@@ -57,7 +60,7 @@ def test_rules_reject_status_codes_the_catalogue_does_not_know() -> None:
         ' "channels": {"sms": {"kinds": ["x"]}}}'
     )
     with pytest.raises(ConfigurationError, match="999"):
-        NotifyRules.from_json(text, "test", default_catalogue())
+        NotifyRules.from_json(text, "test", CATALOGUE)
 
 
 def test_a_channel_can_send_fewer_kinds_and_let_some_bypass_quiet_hours() -> None:
@@ -68,7 +71,7 @@ def test_a_channel_can_send_fewer_kinds_and_let_some_bypass_quiet_hours() -> Non
         ' "channels": {"sms": {"kinds": ["delivered", "stuck"]},'
         ' "email": {"kinds": ["delivered"], "quiet_hours_bypass": ["delivered"]}}}'
     )
-    rules = NotifyRules.from_json(text, "test", default_catalogue())
+    rules = NotifyRules.from_json(text, "test", CATALOGUE)
 
     # Then
     assert rules.kind_of(stuck(), "email") is None

@@ -7,13 +7,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.notify_fakes import MemoryDeferrer, MemoryGuard, MemoryRecipients, MemorySender
-from tests.notify_samples import KEY, PHONE, ndr_raised, recipient, status_changed, stuck
-from trackwatch.config import NotifySettings
+from tests.notify_samples import (
+    KEY,
+    PHONE,
+    RENDERER,
+    RULES,
+    ndr_raised,
+    recipient,
+    status_changed,
+    stuck,
+)
 from trackwatch.errors import ProviderUnavailableError, RecipientRejectedError
-from trackwatch.logic.notify_rules import default_rules
-from trackwatch.logic.render import default_renderer
 from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.notification import Channel, NotificationRequest, Outcome, Recipient
+from trackwatch.models.policy import NotifyPolicy
 from trackwatch.services.notify import Notifier
 
 DAYTIME = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)  # 11:30 in Kolkata
@@ -28,13 +35,13 @@ class World:
         self.now = DAYTIME
         self.notifier = Notifier(
             channel,
-            rules=default_rules(),
-            settings=NotifySettings(idempotency_table_name="idem", sms_queue_url="q"),
+            rules=RULES,
+            policy=NotifyPolicy(),
             recipients=self.recipients,
             sender=self.sender,
             deferrer=self.deferrer,
             guard=self.guard,
-            renderer=default_renderer(),
+            renderer=RENDERER,
             clock=lambda: self.now,
         )
 

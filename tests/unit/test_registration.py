@@ -10,7 +10,8 @@ import pytest
 
 from tests.factories import NOW
 from tests.fakes import MemoryEventLog, MemoryPublisher, MemoryQueue, MemoryRejects, MemoryStore
-from trackwatch.config import CadenceSettings
+from trackwatch.bootstrap import bootstrap
+from trackwatch.config import Settings
 from trackwatch.errors import (
     ConflictError,
     InvalidInputError,
@@ -22,13 +23,14 @@ from trackwatch.logic.cadence import CadenceClass, due_key
 from trackwatch.logic.registration import Outcome, plan_registration
 from trackwatch.models.events import Invalid, NdrRaised, event_id
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.registration import Registration, Rejected, parse_body, parse_entry
-from trackwatch.services.ingest import ingest
+from trackwatch.services.ingest import IngestService
 from trackwatch.services.registration import register, register_all
 from trackwatch.services.shipments import STOPPED_BY_REQUEST, ShipmentsService
 
-CADENCE = CadenceSettings()
+CADENCE = Cadence()
 LANGUAGES = frozenset({"en", "hi"})
 
 
@@ -230,14 +232,15 @@ def new_service(
     log: MemoryEventLog | None = None,
     publisher: MemoryPublisher | None = None,
 ) -> ShipmentsService:
-    return ShipmentsService(
-        store,
-        queue or MemoryQueue(),
-        log or MemoryEventLog(),
-        publisher or MemoryPublisher(),
-        CADENCE,
-        lambda: NOW,
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        shipments=store,
+        poll_queue=queue or MemoryQueue(),
+        event_log=log or MemoryEventLog(),
+        publisher=publisher or MemoryPublisher(),
     )
+    return container.shipments_service
 
 
 def test_stop_leaves_the_due_index_and_sets_a_ttl_once() -> None:
@@ -325,13 +328,10 @@ def test_replay_republishes_the_logged_events_with_their_ids() -> None:
 
 
 def ingest_into(store: MemoryStore, rejects: MemoryRejects, body: str) -> dict[str, int]:
-    counts = ingest(
-        body,
-        lambda entries: register_all(entries, store, NOW, CADENCE),
-        rejects,
-        LANGUAGES,
+    service = IngestService(
+        lambda entries: register_all(entries, store, NOW, CADENCE), rejects, LANGUAGES
     )
-    return dict(counts)
+    return dict(service.ingest(body))
 
 
 def test_ingest_sets_aside_what_can_never_be_accepted_at_once() -> None:

@@ -8,47 +8,24 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.factories import NOW, result, scan
-from tests.fakes import MemoryEventLog, MemoryPublisher, MemoryQueue, MemoryStore
-from trackwatch.adapters.clickpost import CallOutcome
-from trackwatch.config import CadenceSettings
+from tests.factories import CADENCE, CATALOGUE, NOW, result, scan
+from tests.fakes import FakeTracker, MemoryEventLog, MemoryPublisher, MemoryQueue, MemoryStore
+from trackwatch.adapters.shipments_table import StreamImages
 from trackwatch.errors import (
     ClickpostAuthError,
-    ClickpostError,
     ClickpostInvalidCarrierError,
     ClickpostUnavailableError,
     PublishError,
 )
-from trackwatch.logic.batching import TrackCall
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
-from trackwatch.logic.catalogue import default_catalogue
-from trackwatch.models.clickpost import AwbResult, Meta, TrackOrderResponse
 from trackwatch.models.events import EVENT_LIST_ADAPTER
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.messages import PollRequest
+from trackwatch.models.messages import PollRequest, ScheduleTick
 from trackwatch.models.record import ShipmentRecord
-from trackwatch.services.dispatch import dispatch
+from trackwatch.models.tracking import TrackCall
+from trackwatch.services.dispatch import DispatchService
 from trackwatch.services.poll import PollService
-from trackwatch.services.publish import events_to_publish, publish_record
-
-CADENCE = CadenceSettings()
-
-
-class FakeTracker:
-    """Clickpost as a dict of results; a carrier can be made to fail."""
-
-    def __init__(self) -> None:
-        self.results: dict[ShipmentKey, AwbResult] = {}
-        self.fail: dict[int, ClickpostError] = {}
-        self.calls: list[TrackCall] = []
-
-    async def track(self, call: TrackCall) -> CallOutcome:
-        self.calls.append(call)
-        if call.cp_id in self.fail:
-            raise self.fail[call.cp_id]
-        found = {k.waybill: self.results[k] for k in call.keys if k in self.results}
-        response = TrackOrderResponse(meta=Meta(status=200, success=True), result=found)
-        return CallOutcome.from_response(call, response, attempts=1, elapsed_s=0.01)
+from trackwatch.services.publish import PublishService
 
 
 def new_store(keys: list[ShipmentKey], klass: CadenceClass = CadenceClass.NEW) -> MemoryStore:
@@ -58,8 +35,11 @@ def new_store(keys: list[ShipmentKey], klass: CadenceClass = CadenceClass.NEW) -
     return store
 
 
-def service(store: MemoryStore, now: datetime = NOW) -> PollService:
-    return PollService(store, default_catalogue(), CADENCE, lambda: now)
+def service(
+    store: MemoryStore, now: datetime = NOW, *, tracker: FakeTracker | None = None
+) -> PollService:
+    fake = tracker or FakeTracker()
+    return PollService(store, CATALOGUE, CADENCE, lambda: now, lambda: fake)
 
 
 def request(*keys: ShipmentKey) -> PollRequest:
@@ -80,7 +60,8 @@ def test_dispatch_sends_the_fewest_calls_for_the_due_shipments() -> None:
     queue = MemoryQueue()
 
     # When the dispatcher runs for that minute, two calls a message
-    summary = dispatch(NOW, store, queue, CADENCE, per_message=2)
+    dispatcher = DispatchService(store, queue, CADENCE, lambda: NOW, calls_per_message=2)
+    summary = dispatcher.dispatch(ScheduleTick(scheduled_time=NOW))
 
     # Then 3 calls (one per carrier) go out in 2 messages, covering exactly the due shipments
     calls = [c for r in queue.sent for c in r.calls]
@@ -96,14 +77,14 @@ def test_a_first_poll_writes_state_and_events_and_a_repeat_writes_nothing() -> N
     tracker = FakeTracker()
     tracker.results[key] = result([scan(1, 1, 0), scan(2, 4, 3)])
 
-    failures, summary = asyncio.run(service(store).poll({"m1": request(key)}, tracker))
+    failures, summary = asyncio.run(service(store, tracker=tracker).poll({"m1": request(key)}))
     assert failures == {"m1": None}
     assert summary.written == 1
     assert store.records[key].version == 2
     assert store.records[key].due_key == due_key(key.pk, CadenceClass.TRANSIT, CADENCE)
     assert [e.event_type for e in store.outboxes[0][1]].count("shipment.scan_added") == 2
 
-    failures, again = asyncio.run(service(store).poll({"m2": request(key)}, tracker))
+    failures, again = asyncio.run(service(store, tracker=tracker).poll({"m2": request(key)}))
     assert again.written == 0
     assert again.unchanged == 1
     assert store.writes == 1
@@ -124,7 +105,7 @@ class RacingStore(MemoryStore):
         if not self.raced:
             self.raced = True
             rival_requests = {"rival": request(*records)}
-            asyncio.run(service(self).poll(rival_requests, self.rival))
+            asyncio.run(service(self, tracker=self.rival).poll(rival_requests))
         return records
 
 
@@ -137,7 +118,7 @@ def test_two_pollers_on_one_shipment_emit_its_events_once() -> None:
     store.add(key, due_key(key.pk, CadenceClass.NEW, CADENCE), NOW)
 
     # When both poll it and the rival commits first
-    failures, summary = asyncio.run(service(store).poll({"mine": request(key)}, tracker))
+    failures, summary = asyncio.run(service(store, tracker=tracker).poll({"mine": request(key)}))
 
     # Then ours loses the condition, re-reads, finds nothing new: the events exist once
     assert failures == {"mine": None}
@@ -154,7 +135,7 @@ def test_a_failed_call_fails_its_message_after_committing_the_rest() -> None:
     tracker.results[good] = result([scan(1, 5, 0)])
     tracker.fail[6] = ClickpostUnavailableError("503 x4")
 
-    failures, summary = asyncio.run(service(store).poll({"m": request(good, bad)}, tracker))
+    failures, summary = asyncio.run(service(store, tracker=tracker).poll({"m": request(good, bad)}))
 
     assert isinstance(failures["m"], ClickpostUnavailableError)
     assert store.records[good].version == 2
@@ -168,7 +149,7 @@ def test_an_authentication_failure_outranks_other_failures() -> None:
     tracker = FakeTracker()
     tracker.fail[4] = ClickpostUnavailableError("503")
     tracker.fail[6] = ClickpostAuthError("wrong key")
-    failures, summary = asyncio.run(service(store).poll({"m": request(a, b)}, tracker))
+    failures, summary = asyncio.run(service(store, tracker=tracker).poll({"m": request(a, b)}))
     assert isinstance(failures["m"], ClickpostAuthError)
     assert summary.errors["auth"] == 1
 
@@ -178,7 +159,7 @@ def test_an_unknown_carrier_stops_its_shipments_with_the_reason() -> None:
     store = new_store([key])
     tracker = FakeTracker()
     tracker.fail[777] = ClickpostInvalidCarrierError(777)
-    failures, _ = asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    failures, _ = asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
     assert failures == {"m": None}
     record = store.records[key]
     assert record.due_key is None
@@ -191,18 +172,18 @@ def test_a_delivered_shipment_is_polled_through_its_grace_then_stops() -> None:
     store = new_store([key])
     tracker = FakeTracker()
     tracker.results[key] = result([scan(1, 6, 0), scan(2, 8, 2)])
-    asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
     assert store.records[key].due_key == due_key(key.pk, CadenceClass.GRACE, CADENCE)
 
     # a late scan within the grace period is still recorded
     tracker.results[key] = result([scan(1, 6, 0), scan(2, 8, 2), scan(3, 5, 1)])
     later = NOW + timedelta(hours=1)
-    asyncio.run(service(store, later).poll({"m": request(key)}, tracker))
+    asyncio.run(service(store, later, tracker=tracker).poll({"m": request(key)}))
     assert store.records[key].state.scan_count == 3
     assert store.records[key].active
 
     end = NOW + timedelta(hours=CADENCE.terminal_grace_hours)
-    asyncio.run(service(store, end).poll({"m": request(key)}, tracker))
+    asyncio.run(service(store, end, tracker=tracker).poll({"m": request(key)}))
     assert store.records[key].due_key is None
     reason = store.records[key].stop_reason
     assert reason is not None
@@ -215,7 +196,7 @@ def test_a_stopped_shipment_is_not_polled_into_again() -> None:
     store.records[key] = store.records[key].model_copy(update={"stop_reason": "deleted"})
     tracker = FakeTracker()
     tracker.results[key] = result([scan(1, 5, 0)])
-    _, summary = asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    _, summary = asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
     assert summary.skipped == 1
     assert store.writes == 0
 
@@ -223,10 +204,14 @@ def test_a_stopped_shipment_is_not_polled_into_again() -> None:
 def test_a_missing_awb_changes_nothing() -> None:
     key = ShipmentKey.of(4, "GONE")
     store = new_store([key])
-    failures, summary = asyncio.run(service(store).poll({"m": request(key)}, FakeTracker()))
+    failures, summary = asyncio.run(service(store, tracker=FakeTracker()).poll({"m": request(key)}))
     assert failures == {"m": None}
     assert summary.awbs == {"missing": 1}
     assert store.writes == 0
+
+
+def publisher(topic: MemoryPublisher, log: MemoryEventLog) -> PublishService:
+    return PublishService(StreamImages(), topic, log)
 
 
 def _image(seq: int | None, events_json: str = "[]") -> dict[str, object]:
@@ -241,14 +226,15 @@ def test_the_publisher_publishes_only_the_outbox_a_write_put_there() -> None:
     store = new_store([key])
     tracker = FakeTracker()
     tracker.results[key] = result([scan(1, 5, 0)])
-    asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
     events_json = EVENT_LIST_ADAPTER.dump_json(list(store.outboxes[0][1])).decode()
 
-    assert len(events_to_publish(_image(1, events_json), _image(None))) == 2
-    assert len(events_to_publish(_image(1, events_json), None)) == 2
+    publish = publisher(MemoryPublisher(), MemoryEventLog())
+    assert len(publish.events_of(_image(1, events_json), _image(None))) == 2
+    assert len(publish.events_of(_image(1, events_json), None)) == 2
     # a later write that did not touch the outbox (a contact update) publishes nothing
-    assert events_to_publish(_image(1, events_json), _image(1, events_json)) == []
-    assert events_to_publish(_image(None), _image(None)) == []
+    assert publish.events_of(_image(1, events_json), _image(1, events_json)) == []
+    assert publish.events_of(_image(None), _image(None)) == []
 
 
 def test_a_publish_failure_fails_the_stream_record() -> None:
@@ -256,11 +242,11 @@ def test_a_publish_failure_fails_the_stream_record() -> None:
     store = new_store([key])
     tracker = FakeTracker()
     tracker.results[key] = result([scan(1, 5, 0)])
-    asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
     events_json = EVENT_LIST_ADAPTER.dump_json(list(store.outboxes[0][1])).decode()
     log = MemoryEventLog()
     with pytest.raises(PublishError):
-        publish_record(_image(1, events_json), None, MemoryPublisher(fail=True), log)
+        publisher(MemoryPublisher(fail=True), log).publish_record(_image(1, events_json), None)
     # the events were logged first, so a replay can still send them
     assert len(log.events) == 2
 
@@ -271,16 +257,16 @@ def test_the_publisher_logs_each_event_once_however_often_it_is_retried() -> Non
     store = new_store([key])
     tracker = FakeTracker()
     tracker.results[key] = result([scan(1, 5, 0)])
-    asyncio.run(service(store).poll({"m": request(key)}, tracker))
+    asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
     events_json = EVENT_LIST_ADAPTER.dump_json(list(store.outboxes[0][1])).decode()
-    publisher, log = MemoryPublisher(), MemoryEventLog()
+    topic, log = MemoryPublisher(), MemoryEventLog()
 
     # When its stream record is delivered twice
-    publish_record(_image(1, events_json), None, publisher, log)
-    publish_record(_image(1, events_json), None, publisher, log)
+    publisher(topic, log).publish_record(_image(1, events_json), None)
+    publisher(topic, log).publish_record(_image(1, events_json), None)
 
     # Then both deliveries published (subscribers dedupe on event_id), the log holds each once
-    assert len(publisher.published) == 4
+    assert len(topic.published) == 4
     assert sorted(e.event_id for e in log.history(key)) == sorted(
-        {e.event_id for e in publisher.published}
+        {e.event_id for e in topic.published}
     )

@@ -135,7 +135,7 @@ class Container:
             return given
         from trackwatch.adapters.poll_queue import PollQueue
 
-        return PollQueue(self.settings.dispatch.poll_queue_url, self.clients.sqs)
+        return PollQueue(self.settings.poll_queue.poll_queue_url, self.clients.sqs)
 
     @cached_property
     def publisher(self) -> EventPublisher:

@@ -83,10 +83,15 @@ class TableSettings(_Section):
     due_index_name: str = "DueIndex"
 
 
-class DispatchSettings(_Section):
+class PollQueueSettings(_Section):
     """Where poll requests go."""
 
     poll_queue_url: str = Field(min_length=1)
+
+
+class DispatchSettings(_Section):
+    """How poll requests are packed."""
+
     #: Clickpost calls (of up to 5 AWBs each) packed into one PollQueue message.
     calls_per_message: int = Field(default=10, ge=1, le=100)
 
@@ -263,8 +268,13 @@ class Settings:
         return parse(TableSettings, self._environ)
 
     @cached_property
+    def poll_queue(self) -> PollQueueSettings:
+        """POLL_QUEUE_URL."""
+        return parse(PollQueueSettings, self._environ)
+
+    @cached_property
     def dispatch(self) -> DispatchSettings:
-        """POLL_QUEUE_URL, CALLS_PER_MESSAGE."""
+        """CALLS_PER_MESSAGE."""
         return parse(DispatchSettings, self._environ)
 
     @cached_property

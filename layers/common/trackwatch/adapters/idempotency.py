@@ -38,9 +38,7 @@ class IdempotencyGuard:
             raise_on_no_idempotency_key=True,
             expires_after_seconds=expires_after_s,
         )
-        self._persistence = DynamoDBPersistenceLayer(
-            table_name=table_name, boto3_client=client
-        )
+        self._persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
 
         def once(*, delivery: dict[str, str], action: Callable[[], str]) -> str:
             return action()

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-
 class NotifyQueue:
     """Implements trackwatch.ports.Deferrer on SQS SendMessage with DelaySeconds."""
 

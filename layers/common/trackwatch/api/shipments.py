@@ -81,6 +81,7 @@ def _context() -> ApiContext:
         raise RuntimeError("the shipments API was invoked without its service (see use())")
     return context
 
+
 CpIdPath = Annotated[
     int, Path(ge=1, le=MAX_CP_ID, description="Clickpost's carrier id: a positive integer.")
 ]

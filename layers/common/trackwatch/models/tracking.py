@@ -102,5 +102,3 @@ class CallOutcome(BaseModel):
             attempts=attempts,
             elapsed_s=elapsed_s,
         )
-
-

@@ -152,8 +152,8 @@ class PollService:
         result = awb.result
 
         def attempt(n: int) -> None:
-            current = record if n == 0 else self._store.get_many([awb.key], consistent=True).get(
-                awb.key
+            current = (
+                record if n == 0 else self._store.get_many([awb.key], consistent=True).get(awb.key)
             )
             if current is None or not current.active:
                 # Deleted or stopped since it was dispatched: nothing to do.
