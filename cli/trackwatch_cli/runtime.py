@@ -111,7 +111,16 @@ class LocalRuntime:
         self._containers: dict[str, Container] = {}
         self._handlers: dict[str, Handler] = {}
         self._sqs = clients.sqs
-        self._streams = clients.client("dynamodbstreams")
+        # In-process moto answers Streams only at the classic endpoint; an emulator's own
+        # endpoint (moto's server) serves every service.
+        self._streams = (
+            clients.client(
+                "dynamodbstreams",
+                endpoint_url=f"https://streams.dynamodb.{stack.region}.amazonaws.com",
+            )
+            if clients.endpoint_url is None
+            else clients.client("dynamodbstreams")
+        )
         self._iterators: dict[str, str] = {}
         self._on_invoke = on_invoke or (lambda _: None)
         #: Where handlers' printed output (EMF metrics, logs) goes; None leaves it on stdout.

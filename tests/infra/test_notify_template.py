@@ -105,8 +105,8 @@ def test_notifiers_get_the_settings_their_handlers_read(stack: Stack) -> None:
     sms, email = environment["NotifySmsFunction"], environment["NotifyEmailFunction"]
     assert shared.items() <= sms.items()
     assert shared.items() <= email.items()
-    assert sms["SMS_QUEUE_URL"].endswith(ids["SmsQueue"].rsplit("/", 1)[1])
-    assert email["EMAIL_QUEUE_URL"].endswith(ids["EmailQueue"].rsplit("/", 1)[1])
+    assert sms["NOTIFY_QUEUE_URL"].endswith(ids["SmsQueue"].rsplit("/", 1)[1])
+    assert email["NOTIFY_QUEUE_URL"].endswith(ids["EmailQueue"].rsplit("/", 1)[1])
     assert {k: email[k] for k in ("EMAIL_TRANSPORT", "EMAIL_FROM", "SMTP_SECRET_NAME")} == {
         "EMAIL_TRANSPORT": "ses",
         "EMAIL_FROM": "trackwatch@example.com",

@@ -93,7 +93,17 @@ def test_importing_10000_rows_twice_stores_them_once(
     path = tmp_path / "shipments.csv"
     expected_rejects = write_csv(path)
     runner = CliRunner()
-    command = ["shipments", "import", str(path), "--stack", STACK_NAME, "--workers", "16"]
+    command = [
+        "shipments",
+        "import",
+        str(path),
+        "--stack",
+        STACK_NAME,
+        "--region",
+        "us-east-1",
+        "--workers",
+        "16",
+    ]
 
     # When it is imported
     started = time.monotonic()
@@ -150,7 +160,9 @@ def test_a_file_that_is_not_a_shipments_csv_exits_2(
     path = tmp_path / "bad.csv"
     path.write_text(content, encoding="utf-8")
 
-    result = CliRunner().invoke(app, ["shipments", "import", str(path), "--stack", STACK_NAME])
+    result = CliRunner().invoke(
+        app, ["shipments", "import", str(path), "--stack", STACK_NAME, "--region", "us-east-1"]
+    )
 
     assert result.exit_code == 2
     assert message in result.output
@@ -159,10 +171,28 @@ def test_a_file_that_is_not_a_shipments_csv_exits_2(
 
 def test_a_missing_file_or_stack_exits_2(shipments_stack: ShipmentsStack, tmp_path: Path) -> None:
     missing = CliRunner().invoke(
-        app, ["shipments", "import", str(tmp_path / "none.csv"), "--stack", STACK_NAME]
+        app,
+        [
+            "shipments",
+            "import",
+            str(tmp_path / "none.csv"),
+            "--stack",
+            STACK_NAME,
+            "--region",
+            "us-east-1",
+        ],
     )
     no_stack = CliRunner().invoke(
-        app, ["shipments", "import", str(tmp_path / "none.csv"), "--stack", "no-such-stack"]
+        app,
+        [
+            "shipments",
+            "import",
+            str(tmp_path / "none.csv"),
+            "--stack",
+            "no-such-stack",
+            "--region",
+            "us-east-1",
+        ],
     )
 
     assert missing.exit_code == 2 and "cannot read" in missing.output
@@ -177,7 +207,11 @@ def test_show_refresh_replay_stop_from_the_command_line(
     runner = CliRunner()
 
     def run(*args: str) -> str:
-        result = runner.invoke(app, ["shipments", *args, "--stack", STACK_NAME], terminal_width=200)
+        result = runner.invoke(
+            app,
+            ["shipments", *args, "--stack", STACK_NAME, "--region", "us-east-1"],
+            terminal_width=200,
+        )
         assert result.exit_code == 0, result.output
         return result.output
 
@@ -187,9 +221,15 @@ def test_show_refresh_replay_stop_from_the_command_line(
     assert "queued a poll" in run("refresh", "4", "CLI-1")
     assert "replayed 0 events" in run("replay", "4", "CLI-1")
     assert "stopped by request" in run("stop", "4", "CLI-1")
-    refused = runner.invoke(app, ["shipments", "refresh", "4", "CLI-1", "--stack", STACK_NAME])
+    refused = runner.invoke(
+        app, ["shipments", "refresh", "4", "CLI-1", "--stack", STACK_NAME, "--region", "us-east-1"]
+    )
     assert refused.exit_code == 1 and "tracking stopped" in refused.output
-    unknown = runner.invoke(app, ["shipments", "show", "4", "NOPE", "--stack", STACK_NAME])
+    unknown = runner.invoke(
+        app, ["shipments", "show", "4", "NOPE", "--stack", STACK_NAME, "--region", "us-east-1"]
+    )
     assert unknown.exit_code == 1 and "not registered" in unknown.output
-    bad = runner.invoke(app, ["shipments", "show", "0", "X", "--stack", STACK_NAME])
+    bad = runner.invoke(
+        app, ["shipments", "show", "0", "X", "--stack", STACK_NAME, "--region", "us-east-1"]
+    )
     assert bad.exit_code == 2 and "cp_id: must be a positive integer" in bad.output

@@ -54,9 +54,12 @@ class AwsClients:
             secret_access_key="local",  # noqa: S106 - the emulator's, not a secret
         )
 
-    def client(self, service: str) -> Any:
-        """A new client of any service, pointed where these clients point."""
-        return self._session.client(service, endpoint_url=self.endpoint_url, config=_CONFIG)  # type: ignore[call-overload]
+    def client(self, service: str, endpoint_url: str | None = None) -> Any:
+        """A new client of any service, pointed where these clients point (or at
+        `endpoint_url`)."""
+        return self._session.client(  # type: ignore[call-overload]
+            service, endpoint_url=endpoint_url or self.endpoint_url, config=_CONFIG
+        )
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
