@@ -206,16 +206,22 @@ def test_replay_publishes_the_logged_events_again_with_their_ids(
     record = api.record(4, "AWB-1")
     assert record is not None
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-    envelope = {"waybill": "AWB-1", "cp_id": 4, "order_id": None, "courier_name": None}
     events = (
         Invalid(
             event_id=event_id(4, "AWB-1", "shipment.invalid", "x"),
+            waybill="AWB-1",
+            cp_id=4,
+            order_id=None,
+            courier_name=None,
             occurred_at=now - timedelta(hours=2),
             detected_at=now,
-            **envelope,  # type: ignore[arg-type]
         ),
         NdrRaised(
             event_id=event_id(4, "AWB-1", "shipment.ndr_raised", "y"),
+            waybill="AWB-1",
+            cp_id=4,
+            order_id=None,
+            courier_name=None,
             occurred_at=now - timedelta(hours=1),
             detected_at=now,
             checkpoint_id=9,
@@ -224,7 +230,6 @@ def test_replay_publishes_the_logged_events_again_with_their_ids(
             ndr_description="Door locked",
             location="Pune",
             remark=None,
-            **envelope,  # type: ignore[arg-type]
         ),
     )
     shipments_stack.local.container().shipments.commit(

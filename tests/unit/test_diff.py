@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tests.factories import CATALOGUE, NOW, result, scan
 from trackwatch.logic.diff import DiffOutcome, diff
@@ -12,6 +12,7 @@ from trackwatch.models.events import (
     Invalid,
     NdrRaised,
     ScanAdded,
+    ShipmentEvent,
     StatusChanged,
     Stuck,
     Unstuck,
@@ -22,8 +23,8 @@ from trackwatch.models.state import MAX_SEEN, TIMELINE_LIMIT, ShipmentState
 KEY = ShipmentKey.of(4, "AWB1")
 
 
-def run(state: ShipmentState | None, awb: AwbResult, now: object = NOW) -> DiffOutcome:
-    return diff(state, KEY, awb, NOW, CATALOGUE)
+def run(state: ShipmentState | None, awb: AwbResult, now: datetime = NOW) -> DiffOutcome:
+    return diff(state, KEY, awb, now, CATALOGUE)
 
 
 def types(outcome: DiffOutcome) -> list[str]:
@@ -224,3 +225,97 @@ def test_500_scans_fit_comfortably_in_one_dynamodb_item() -> None:
     size = len(state.model_dump_json().encode())
     # DynamoDB's limit is 400 KB; the state of a 500-scan shipment stays far below it.
     assert size < 40_000, size
+
+
+# --- rules of single steps that the examples above leave open -----------------------
+
+
+def test_terminal_at_is_when_the_journey_first_ended() -> None:
+    # Given a shipment delivered at the first poll
+    delivered = run(None, result([scan(1, 6, 0), scan(2, 8, 5)]))
+
+    # When a later poll brings a newer terminal status
+    later = NOW + timedelta(days=2)
+    rto = run(delivered.state, result([scan(1, 6, 0), scan(2, 8, 5), scan(3, 14, 30)]), later)
+
+    # Then the status moves, but the journey still ended at the first poll
+    assert rto.state.current is not None and rto.state.current.clickpost_status_code == 14
+    assert rto.state.terminal_at == NOW
+
+
+def test_every_stuck_flip_has_its_own_id_and_the_current_status() -> None:
+    # Given a shipment whose stuck flag goes unknown → false → true → false → true
+    scans = [scan(1, 5, 0, location="Nagpur")]
+    outcomes = [run(None, result(scans, is_stuck=False))]
+    for flag in (True, False, True):
+        outcomes.append(run(outcomes[-1].state, result(scans, is_stuck=flag)))
+
+    # Then unknown → false is remembered but not reported, and each later flip is its own event
+    assert outcomes[0].state.is_stuck is False
+    flips = [e for outcome in outcomes[1:] for e in outcome.events]
+    assert [type(e) for e in flips] == [Stuck, Unstuck, Stuck]
+    assert len({e.event_id for e in flips}) == 3
+    first = flips[0]
+    assert isinstance(first, Stuck)
+    assert (first.clickpost_status_code, first.clickpost_status_bucket) == (5, 3)
+    assert first.location == "Nagpur"
+
+
+def test_a_delivered_shipment_flagged_stuck_is_not_reported() -> None:
+    delivered = run(None, result([scan(1, 8, 0)], is_stuck=False))
+    flagged = run(delivered.state, result([scan(1, 8, 0)], is_stuck=True))
+    assert flagged.events == ()
+    assert flagged.state.is_stuck is False
+
+
+def test_edd_moving_back_and_forth_reports_each_move_with_its_own_id() -> None:
+    scans = [scan(1, 5, 0)]
+    state = run(None, result(scans, courier_partner_edd="2026-11-05")).state
+    moves: list[ShipmentEvent] = []
+    for edd in ("2026-11-07", "2026-11-05", "2026-11-07"):
+        outcome = run(state, result(scans, courier_partner_edd=edd))
+        moves.extend(outcome.events)
+        state = outcome.state
+    assert [e.event_type for e in moves] == ["shipment.edd_changed"] * 3
+    assert len({e.event_id for e in moves}) == 3
+
+
+def test_a_response_without_edd_keeps_the_last_one() -> None:
+    scans = [scan(1, 5, 0)]
+    first = run(None, result(scans, courier_partner_edd="2026-11-05"))
+    silent = run(first.state, result(scans))
+    assert silent.events == ()
+    assert silent.state.edd is not None
+    assert silent.state.edd.courier_partner_edd == "2026-11-05"
+
+
+def test_an_edd_change_after_delivery_is_recorded_but_not_reported() -> None:
+    scans = [scan(1, 8, 0)]
+    delivered = run(None, result(scans, courier_partner_edd="2026-11-05"))
+    moved = run(delivered.state, result(scans, courier_partner_edd="2026-11-07"))
+    assert moved.events == ()
+    assert moved.state.edd is not None
+    assert moved.state.edd.courier_partner_edd == "2026-11-07"
+
+
+def test_unknown_codes_are_those_of_new_scans_and_of_the_current_status() -> None:
+    # Given a shipment whose first scan had an unknown code
+    first = run(None, result([scan(1, 29, 0)]))
+    assert first.unknown_status_codes == (29,)
+
+    # When a known scan follows it, then a latest_status with another unknown code
+    moved_on = run(first.state, result([scan(1, 29, 0), scan(2, 5, 3)]))
+    latest = {**scan(None, 5, 4), "clickpost_status_code": 77}
+    odd_latest = run(first.state, result([scan(1, 29, 0)], latest=latest))
+
+    # Then a scan seen before is not reported again; the status Clickpost reports now is
+    assert moved_on.unknown_status_codes == ()
+    assert odd_latest.unknown_status_codes == (77,)
+
+
+def test_an_invalid_answer_still_records_the_order_and_courier() -> None:
+    outcome = run(None, result([], valid=False, order_id="ORD-9", courier_name="BlueDart"))
+    assert (outcome.state.order_id, outcome.state.courier_name) == ("ORD-9", "BlueDart")
+    (invalid,) = outcome.events
+    assert (invalid.order_id, invalid.courier_name) == ("ORD-9", "BlueDart")
+    assert outcome.unknown_status_codes == ()

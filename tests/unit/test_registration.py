@@ -287,15 +287,21 @@ def test_replay_republishes_the_logged_events_with_their_ids() -> None:
     store, log, publisher = MemoryStore(), MemoryEventLog(), MemoryPublisher()
     key = ShipmentKey.of(4, "AWB1")
     register(entry(), store, NOW, CADENCE)
-    envelope = {"waybill": "AWB1", "cp_id": 4, "order_id": None, "courier_name": None}
     early = Invalid(
         event_id=event_id(4, "AWB1", "shipment.invalid", "1"),
+        waybill="AWB1",
+        cp_id=4,
+        order_id=None,
+        courier_name=None,
         occurred_at=NOW - timedelta(days=2),
         detected_at=NOW - timedelta(days=2),
-        **envelope,  # type: ignore[arg-type]
     )
     ndr = NdrRaised(
         event_id=event_id(4, "AWB1", "shipment.ndr_raised", "2"),
+        waybill="AWB1",
+        cp_id=4,
+        order_id=None,
+        courier_name=None,
         occurred_at=NOW - timedelta(days=1),
         detected_at=NOW,
         checkpoint_id=7,
@@ -304,7 +310,6 @@ def test_replay_republishes_the_logged_events_with_their_ids() -> None:
         ndr_description="Customer unavailable",
         location="Delhi",
         remark=None,
-        **envelope,  # type: ignore[arg-type]
     )
     log.append([ndr, early])
     service = new_service(store, log=log, publisher=publisher)

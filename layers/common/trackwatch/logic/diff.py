@@ -13,11 +13,13 @@ Pure: no I/O, no clock. Its rules —
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 
 from trackwatch.logic.catalogue import StatusCatalogue, StatusInfo
-from trackwatch.models.clickpost import AwbResult, Scan, StatusObject
+from trackwatch.models.clickpost import AwbResult, Ndr, Scan, StatusObject
 from trackwatch.models.events import (
     Edd,
     EddChanged,
@@ -69,6 +71,332 @@ def checkpoint_key(scan: Scan) -> str:
         )
     )
     return "h:" + hashlib.sha256(content.encode()).hexdigest()[:20]
+
+
+def diff(
+    state: ShipmentState | None,
+    key: ShipmentKey,
+    result: AwbResult,
+    now: datetime,
+    catalogue: StatusCatalogue,
+) -> DiffOutcome:
+    """Compare what we knew with what Clickpost says now."""
+    before = state or ShipmentState()
+    extra = result.additional
+    shipment = _Shipment(
+        key=key,
+        order_id=extra.order_id or before.order_id,
+        courier_name=extra.courier_name or before.courier_name,
+        now=now,
+    )
+    if not result.valid:
+        return _invalid(before, shipment)
+
+    fresh = _fresh_scans(before, result.scans)
+    source = _status_source(result)
+    scans = _scan_step(fresh, extra.ndr, before.ndr_attempts, shipment, catalogue)
+    status = _status_step(before, source, shipment, catalogue)
+    stuck = _stuck_step(before, extra.is_stuck, status.current, shipment)
+    edd = _edd_step(before, _edd_of(result), status.terminal, shipment)
+    after = _next_state(before, shipment, fresh, scans, status, stuck, edd)
+    # Reported unknown: the codes of every status this diff looked up in the catalogue.
+    looked_up = [scan for _, scan in fresh] + ([source] if source is not None else [])
+    return DiffOutcome(
+        state=after,
+        events=(*scans.events, *status.events, *stuck.events, *edd.events),
+        unknown_status_codes=_unknown_codes(looked_up, catalogue),
+        changed=after != before,
+    )
+
+
+# --- the envelope ----------------------------------------------------------------
+
+
+class _Envelope(TypedDict):
+    """The fields every event carries; spread into an event class, mypy checks each one."""
+
+    event_id: str
+    waybill: str
+    cp_id: int
+    order_id: str | None
+    courier_name: str | None
+    occurred_at: datetime
+    detected_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Shipment:
+    """The shipment the events are about, and when the diff runs."""
+
+    key: ShipmentKey
+    order_id: str | None
+    courier_name: str | None
+    now: datetime
+
+    def envelope(self, event_type: str, change: str, occurred_at: datetime | None) -> _Envelope:
+        """The envelope of one event; its id is a function of the shipment and `change`."""
+        return _Envelope(
+            event_id=event_id(self.key.cp_id, self.key.waybill, event_type, change),
+            waybill=self.key.waybill,
+            cp_id=self.key.cp_id,
+            order_id=self.order_id,
+            courier_name=self.courier_name,
+            occurred_at=occurred_at or self.now,
+            detected_at=self.now,
+        )
+
+
+# --- the steps, in the order diff() takes them -------------------------------------
+
+
+def _invalid(before: ShipmentState, shipment: _Shipment) -> DiffOutcome:
+    """valid: false — reported once, until Clickpost knows the AWB again."""
+    if before.invalid_since is not None:
+        return DiffOutcome(state=before, events=(), unknown_status_codes=(), changed=False)
+    event = Invalid(**shipment.envelope("shipment.invalid", str(before.invalid_reports), None))
+    after = before.model_copy(
+        update={
+            "order_id": shipment.order_id,
+            "courier_name": shipment.courier_name,
+            "invalid_since": shipment.now,
+            "invalid_reports": before.invalid_reports + 1,
+        }
+    )
+    return DiffOutcome(state=after, events=(event,), unknown_status_codes=(), changed=True)
+
+
+def _fresh_scans(before: ShipmentState, scans: Sequence[Scan]) -> list[tuple[str, Scan]]:
+    """The scans never seen before, once each, oldest first, with their checkpoint keys.
+
+    In time order so attempt numbers do not depend on the order Clickpost listed them in.
+    """
+    fresh: dict[str, Scan] = {}
+    floor = before.seen_floor
+    for scan in scans:
+        ckey = checkpoint_key(scan)
+        if ckey in before.seen or ckey in fresh:
+            continue
+        if floor is not None and scan.timestamp is not None and _epoch(scan.timestamp) <= floor:
+            continue
+        fresh[ckey] = scan
+    return sorted(fresh.items(), key=lambda item: _sort_key(item[1], item[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class _ScanStep:
+    """What the new scans produced, and the failed deliveries counted so far."""
+
+    events: tuple[ScanAdded | NdrRaised, ...]
+    ndr_attempts: int
+
+
+def _scan_step(
+    fresh: list[tuple[str, Scan]],
+    ndr: Ndr | None,
+    ndr_attempts: int,
+    shipment: _Shipment,
+    catalogue: StatusCatalogue,
+) -> _ScanStep:
+    """A scan_added per new scan, and an ndr_raised (numbered) per failed delivery among them."""
+    events: list[ScanAdded | NdrRaised] = []
+    for ckey, scan in fresh:
+        info = _info(scan, catalogue)
+        checkpoint: int | str = scan.checkpoint_id if scan.checkpoint_id is not None else ckey
+        events.append(
+            ScanAdded(
+                **shipment.envelope("shipment.scan_added", ckey, scan.timestamp),
+                checkpoint_id=checkpoint,
+                tracking_id=scan.tracking_id,
+                scan=_status_fields(scan),
+                is_terminal=info.terminal,
+            )
+        )
+        if info.failed_delivery:
+            ndr_attempts += 1
+            events.append(
+                NdrRaised(
+                    **shipment.envelope("shipment.ndr_raised", ckey, scan.timestamp),
+                    checkpoint_id=checkpoint,
+                    attempt=ndr_attempts,
+                    ndr_bucket_code=ndr.ndr_bucket_code if ndr else None,
+                    ndr_description=ndr.ndr_description if ndr else None,
+                    location=scan.location,
+                    remark=scan.remark,
+                )
+            )
+    return _ScanStep(events=tuple(events), ndr_attempts=ndr_attempts)
+
+
+def _status_source(result: AwbResult) -> StatusObject | None:
+    """The current status as Clickpost reports it: latest_status, else the newest scan."""
+    if result.latest_status is not None:
+        return result.latest_status
+    if not result.scans:
+        return None
+    return max(result.scans, key=lambda s: _sort_key(s, checkpoint_key(s)))
+
+
+@dataclass(frozen=True, slots=True)
+class _StatusStep:
+    """The current status after this diff, when the journey ended, and the news."""
+
+    current: CurrentStatus | None
+    terminal_at: datetime | None
+    events: tuple[StatusChanged, ...]
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the journey has ended, as of this diff."""
+        return self.current is not None and self.current.is_terminal
+
+
+def _status_step(
+    before: ShipmentState,
+    source: StatusObject | None,
+    shipment: _Shipment,
+    catalogue: StatusCatalogue,
+) -> _StatusStep:
+    """Move the current status forward; a change of bucket is a status_changed."""
+    unchanged = _StatusStep(current=before.current, terminal_at=before.terminal_at, events=())
+    if source is None:
+        return unchanged
+    previous = before.current
+    candidate = _current(source, _info(source, catalogue))
+    if not _moves_forward(previous, candidate):
+        return unchanged
+    same_bucket = (
+        previous is not None
+        and previous.clickpost_status_bucket == candidate.clickpost_status_bucket
+    )
+    terminal_at = before.terminal_at
+    if candidate.is_terminal and terminal_at is None:
+        terminal_at = shipment.now
+    return _StatusStep(
+        current=candidate,
+        terminal_at=terminal_at,
+        events=() if same_bucket else (_status_changed(previous, candidate, shipment),),
+    )
+
+
+def _status_changed(
+    previous: CurrentStatus | None, candidate: CurrentStatus, shipment: _Shipment
+) -> StatusChanged:
+    change = "|".join(
+        (
+            str(candidate.clickpost_status_bucket),
+            str(candidate.clickpost_status_code),
+            candidate.timestamp.isoformat() if candidate.timestamp else "",
+        )
+    )
+    return StatusChanged(
+        **shipment.envelope("shipment.status_changed", change, candidate.timestamp),
+        from_bucket=previous.clickpost_status_bucket if previous else None,
+        from_bucket_description=(
+            previous.clickpost_status_bucket_description if previous else None
+        ),
+        to_bucket=candidate.clickpost_status_bucket,
+        to_bucket_description=candidate.clickpost_status_bucket_description,
+        clickpost_status_code=candidate.clickpost_status_code,
+        clickpost_status_description=candidate.clickpost_status_description,
+        status=candidate.status,
+        location=candidate.location,
+        remark=candidate.remark,
+        is_terminal=candidate.is_terminal,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _StuckStep:
+    """Clickpost's stuck flag as remembered, the flips so far, and the news."""
+
+    is_stuck: bool | None
+    stuck_changes: int
+    events: tuple[Stuck | Unstuck, ...]
+
+
+def _stuck_step(
+    before: ShipmentState,
+    reported: bool | None,
+    current: CurrentStatus | None,
+    shipment: _Shipment,
+) -> _StuckStep:
+    """Transitions of Clickpost's stuck flag; a finished journey is not stuck."""
+    terminal = current is not None and current.is_terminal
+    if reported is None or reported == before.is_stuck or (terminal and reported):
+        return _StuckStep(is_stuck=before.is_stuck, stuck_changes=before.stuck_changes, events=())
+    if not reported and before.is_stuck is None:
+        # Unknown → not stuck is no news (every other flip is), but it is remembered.
+        return _StuckStep(is_stuck=False, stuck_changes=before.stuck_changes, events=())
+    event_type, model = ("shipment.stuck", Stuck) if reported else ("shipment.unstuck", Unstuck)
+    event = model(
+        **shipment.envelope(event_type, str(before.stuck_changes), None),
+        clickpost_status_code=current.clickpost_status_code if current else None,
+        clickpost_status_bucket=current.clickpost_status_bucket if current else None,
+        location=current.location if current else None,
+    )
+    return _StuckStep(is_stuck=reported, stuck_changes=before.stuck_changes + 1, events=(event,))
+
+
+@dataclass(frozen=True, slots=True)
+class _EddStep:
+    """The expected delivery as remembered, the changes so far, and the news."""
+
+    edd: Edd | None
+    edd_changes: int
+    events: tuple[EddChanged, ...]
+
+
+def _edd_step(
+    before: ShipmentState, reported: Edd | None, terminal: bool, shipment: _Shipment
+) -> _EddStep:
+    """Expected delivery: recorded at first sight, reported when it changes after."""
+    if reported is None:
+        return _EddStep(edd=before.edd, edd_changes=before.edd_changes, events=())
+    first_sight = before.first_polled_at is None
+    if reported == before.edd or first_sight or terminal:
+        return _EddStep(edd=reported, edd_changes=before.edd_changes, events=())
+    digest = hashlib.sha256(reported.model_dump_json().encode()).hexdigest()[:12]
+    event = EddChanged(
+        **shipment.envelope("shipment.edd_changed", f"{before.edd_changes}|{digest}", None),
+        previous=before.edd or Edd(),
+        current=reported,
+    )
+    return _EddStep(edd=reported, edd_changes=before.edd_changes + 1, events=(event,))
+
+
+def _next_state(
+    before: ShipmentState,
+    shipment: _Shipment,
+    fresh: list[tuple[str, Scan]],
+    scans: _ScanStep,
+    status: _StatusStep,
+    stuck: _StuckStep,
+    edd: _EddStep,
+) -> ShipmentState:
+    """The state to store: the steps' results over what we knew, the AWB valid again."""
+    seen, seen_floor = _remember(before, fresh)
+    return before.model_copy(
+        update={
+            "order_id": shipment.order_id,
+            "courier_name": shipment.courier_name,
+            "first_polled_at": before.first_polled_at or shipment.now,
+            "current": status.current,
+            "seen": seen,
+            "seen_floor": seen_floor,
+            "scan_count": before.scan_count + len(fresh),
+            "timeline": _timeline(before.timeline, fresh),
+            "ndr_attempts": scans.ndr_attempts,
+            "is_stuck": stuck.is_stuck,
+            "stuck_changes": stuck.stuck_changes,
+            "edd": edd.edd,
+            "edd_changes": edd.edd_changes,
+            "invalid_since": None,
+            "terminal_at": status.terminal_at,
+        }
+    )
+
+
+# --- helpers -----------------------------------------------------------------------
 
 
 def _epoch(moment: datetime | None) -> int:
@@ -129,240 +457,21 @@ def _edd_of(result: AwbResult) -> Edd | None:
     return None if snapshot == Edd() else snapshot
 
 
-class _Builder:
-    """Accumulates events with the shipment's envelope filled in."""
-
-    def __init__(self, key: ShipmentKey, order_id: str | None, courier: str | None, now: datetime):
-        self.key, self.order_id, self.courier, self.now = key, order_id, courier, now
-        self.events: list[ShipmentEvent] = []
-
-    def envelope(
-        self, event_type: str, change: str, occurred_at: datetime | None
-    ) -> dict[str, object]:
-        return {
-            "event_id": event_id(self.key.cp_id, self.key.waybill, event_type, change),
-            "waybill": self.key.waybill,
-            "cp_id": self.key.cp_id,
-            "order_id": self.order_id,
-            "courier_name": self.courier,
-            "occurred_at": occurred_at or self.now,
-            "detected_at": self.now,
-        }
+def _info(status: StatusObject, catalogue: StatusCatalogue) -> StatusInfo:
+    code = status.clickpost_status_code
+    return catalogue.lookup(code if code is not None else 0, status.clickpost_status_description)
 
 
-def diff(
-    state: ShipmentState | None,
-    key: ShipmentKey,
-    result: AwbResult,
-    now: datetime,
-    catalogue: StatusCatalogue,
-) -> DiffOutcome:
-    """Compare what we knew with what Clickpost says now."""
-    before = state or ShipmentState()
-    extra = result.additional
-    order_id = extra.order_id or before.order_id
-    courier = extra.courier_name or before.courier_name
-    out = _Builder(key, order_id, courier, now)
-    unknown: set[int] = set()
-
-    def info_of(status: StatusObject) -> StatusInfo:
-        code = status.clickpost_status_code
-        found = catalogue.lookup(
-            code if code is not None else 0, status.clickpost_status_description
+def _unknown_codes(statuses: Sequence[StatusObject], catalogue: StatusCatalogue) -> tuple[int, ...]:
+    """The codes among `statuses` that the catalogue does not know, each once, ascending."""
+    return tuple(
+        sorted(
+            {
+                status.clickpost_status_code
+                for status in statuses
+                if status.clickpost_status_code is not None and not _info(status, catalogue).known
+            }
         )
-        if not found.known and code is not None:
-            unknown.add(code)
-        return found
-
-    if not result.valid:
-        return _invalid(before, out, order_id, courier, sorted(unknown))
-
-    # New scans, deduplicated, in time order so attempt numbers do not depend on
-    # the order Clickpost listed them in.
-    fresh: dict[str, Scan] = {}
-    for scan in result.scans:
-        ckey = checkpoint_key(scan)
-        if ckey in before.seen or ckey in fresh:
-            continue
-        floor = before.seen_floor
-        if floor is not None and scan.timestamp is not None and _epoch(scan.timestamp) <= floor:
-            continue
-        fresh[ckey] = scan
-    ordered = sorted(fresh.items(), key=lambda item: _sort_key(item[1], item[0]))
-
-    ndr = extra.ndr
-    ndr_attempts = before.ndr_attempts
-    for ckey, scan in ordered:
-        info = info_of(scan)
-        checkpoint: int | str = scan.checkpoint_id if scan.checkpoint_id is not None else ckey
-        out.events.append(
-            ScanAdded.model_validate(
-                {
-                    **out.envelope("shipment.scan_added", ckey, scan.timestamp),
-                    "checkpoint_id": checkpoint,
-                    "tracking_id": scan.tracking_id,
-                    "scan": _status_fields(scan),
-                    "is_terminal": info.terminal,
-                }
-            )
-        )
-        if info.failed_delivery:
-            ndr_attempts += 1
-            out.events.append(
-                NdrRaised.model_validate(
-                    {
-                        **out.envelope("shipment.ndr_raised", ckey, scan.timestamp),
-                        "checkpoint_id": checkpoint,
-                        "attempt": ndr_attempts,
-                        "ndr_bucket_code": ndr.ndr_bucket_code if ndr else None,
-                        "ndr_description": ndr.ndr_description if ndr else None,
-                        "location": scan.location,
-                        "remark": scan.remark,
-                    }
-                )
-            )
-
-    # The current status: latest_status when Clickpost gives one, else the newest scan.
-    candidate_source: StatusObject | None = result.latest_status
-    if candidate_source is None and result.scans:
-        candidate_source = max(result.scans, key=lambda s: _sort_key(s, checkpoint_key(s)))
-    current = before.current
-    terminal_at = before.terminal_at
-    if candidate_source is not None:
-        candidate = _current(candidate_source, info_of(candidate_source))
-        if _moves_forward(current, candidate):
-            if (
-                current is None
-                or current.clickpost_status_bucket != candidate.clickpost_status_bucket
-            ):
-                change = "|".join(
-                    (
-                        str(candidate.clickpost_status_bucket),
-                        str(candidate.clickpost_status_code),
-                        candidate.timestamp.isoformat() if candidate.timestamp else "",
-                    )
-                )
-                out.events.append(
-                    StatusChanged.model_validate(
-                        {
-                            **out.envelope("shipment.status_changed", change, candidate.timestamp),
-                            "from_bucket": current.clickpost_status_bucket if current else None,
-                            "from_bucket_description": (
-                                current.clickpost_status_bucket_description if current else None
-                            ),
-                            "to_bucket": candidate.clickpost_status_bucket,
-                            "to_bucket_description": candidate.clickpost_status_bucket_description,
-                            "clickpost_status_code": candidate.clickpost_status_code,
-                            "clickpost_status_description": candidate.clickpost_status_description,
-                            "status": candidate.status,
-                            "location": candidate.location,
-                            "remark": candidate.remark,
-                            "is_terminal": candidate.is_terminal,
-                        }
-                    )
-                )
-            current = candidate
-            if candidate.is_terminal and terminal_at is None:
-                terminal_at = now
-    terminal = current is not None and current.is_terminal
-
-    # Stuck and unstuck: transitions of Clickpost's flag; a finished journey is not stuck.
-    reported = extra.is_stuck
-    is_stuck = before.is_stuck
-    stuck_changes = before.stuck_changes
-    if reported is not None and reported != before.is_stuck and not (terminal and reported):
-        # Unknown → not stuck is no news; every other flip is.
-        if reported or before.is_stuck:
-            event_type = "shipment.stuck" if reported else "shipment.unstuck"
-            model = Stuck if reported else Unstuck
-            out.events.append(
-                model.model_validate(
-                    {
-                        **out.envelope(event_type, str(stuck_changes), None),
-                        "clickpost_status_code": current.clickpost_status_code if current else None,
-                        "clickpost_status_bucket": (
-                            current.clickpost_status_bucket if current else None
-                        ),
-                        "location": current.location if current else None,
-                    }
-                )
-            )
-            stuck_changes += 1
-        is_stuck = reported
-
-    # Expected delivery: recorded at first sight, reported when it changes after.
-    edd = _edd_of(result)
-    edd_changes = before.edd_changes
-    first_sight = before.first_polled_at is None
-    if edd is None:
-        edd = before.edd
-    elif edd != before.edd and not first_sight and not terminal:
-        digest = hashlib.sha256(edd.model_dump_json().encode()).hexdigest()[:12]
-        out.events.append(
-            EddChanged.model_validate(
-                {
-                    **out.envelope("shipment.edd_changed", f"{edd_changes}|{digest}", None),
-                    "previous": before.edd or Edd(),
-                    "current": edd,
-                }
-            )
-        )
-        edd_changes += 1
-
-    seen, seen_floor = _remember(before, ordered)
-    timeline = _timeline(before.timeline, ordered)
-    after = before.model_copy(
-        update={
-            "order_id": order_id,
-            "courier_name": courier,
-            "first_polled_at": before.first_polled_at or now,
-            "current": current,
-            "seen": seen,
-            "seen_floor": seen_floor,
-            "scan_count": before.scan_count + len(ordered),
-            "timeline": timeline,
-            "ndr_attempts": ndr_attempts,
-            "is_stuck": is_stuck,
-            "stuck_changes": stuck_changes,
-            "edd": edd,
-            "edd_changes": edd_changes,
-            "invalid_since": None,
-            "terminal_at": terminal_at,
-        }
-    )
-    return DiffOutcome(
-        state=after,
-        events=tuple(out.events),
-        unknown_status_codes=tuple(sorted(unknown)),
-        changed=after != before,
-    )
-
-
-def _invalid(
-    before: ShipmentState,
-    out: _Builder,
-    order_id: str | None,
-    courier: str | None,
-    unknown: list[int],
-) -> DiffOutcome:
-    """valid: false — reported once, until Clickpost knows the AWB again."""
-    if before.invalid_since is not None:
-        return DiffOutcome(
-            state=before, events=(), unknown_status_codes=tuple(unknown), changed=False
-        )
-    out.events.append(
-        Invalid.model_validate(out.envelope("shipment.invalid", str(before.invalid_reports), None))
-    )
-    after = before.model_copy(
-        update={
-            "order_id": order_id,
-            "courier_name": courier,
-            "invalid_since": out.now,
-            "invalid_reports": before.invalid_reports + 1,
-        }
-    )
-    return DiffOutcome(
-        state=after, events=tuple(out.events), unknown_status_codes=tuple(unknown), changed=True
     )
 
 
