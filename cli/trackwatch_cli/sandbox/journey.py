@@ -14,6 +14,8 @@ delivery") is an assumption, as are the NDR codes: no official list exists.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -24,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 #: Clickpost's wire format for timestamps: naive, India time.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: Clickpost records a scan a few minutes after the carrier made it.
-_CREATED_AT_LAG = timedelta(minutes=7)
+CREATED_AT_LAG = timedelta(minutes=7)
 _JOURNEY_PACKAGE = "trackwatch_cli.sandbox"
 _JOURNEY_DIR = "journeys"
 
@@ -151,19 +153,55 @@ class ShipmentIdentity(BaseModel):
         return int.from_bytes(digest[:4]) + 1
 
 
-def render_awb(journey: Journey, step: int, shipment: ShipmentIdentity) -> dict[str, Any]:
-    """The `result[<AWB>]` object for `shipment` once `journey` has reached `step`."""
+@dataclass(frozen=True)
+class InjectedScan:
+    """A scan a fault added to one shipment's history; it stays there from then on."""
+
+    #: It arrived right after this step's scans; -1: before the journey's first scan.
+    after_step: int
+    when: datetime
+    scan: Mapping[str, Any]
+
+
+#: Rewrites the newest-arrived scan (given its real time) before `latest_status` copies it.
+type ScanTouch = Callable[[dict[str, Any], datetime], None]
+
+
+def render_awb(
+    journey: Journey,
+    step: int,
+    shipment: ShipmentIdentity,
+    *,
+    injected: Sequence[InjectedScan] = (),
+    touch: ScanTouch | None = None,
+) -> dict[str, Any]:
+    """The `result[<AWB>]` object for `shipment` once `journey` has reached `step`.
+
+    `injected` scans join the history where they arrived; `touch` rewrites the scan that
+    arrived last (a data fault), and `latest_status` mirrors it when it shows that scan.
+    """
     step = min(step, journey.last_step)
     additional = _additional(journey, step, shipment)
     if not journey.valid:
         return {"latest_status": {}, "scans": [], "valid": False, "additional": additional}
     arrived: list[tuple[datetime, int, dict[str, Any]]] = []
-    for journey_step in journey.steps[: step + 1]:
+
+    def arrive(after_step: int) -> None:
+        for extra in injected:
+            if extra.after_step == after_step:
+                arrived.append((extra.when, len(arrived), dict(extra.scan)))
+
+    arrive(-1)
+    for number, journey_step in enumerate(journey.steps[: step + 1]):
         for index, scan in enumerate(journey_step.scans):
             # Scans of one step are a few minutes apart, in file order.
             hours = scan.at_hours if scan.at_hours is not None else journey_step.at_hours
             when = shipment.start + timedelta(hours=hours, minutes=index)
-            arrived.append((when, len(arrived), _scan(scan, when, shipment)))
+            arrived.append((when, len(arrived), render_scan(scan, when, shipment)))
+        arrive(number)
+    if touch is not None and arrived:
+        when, _, newest = arrived[-1]
+        touch(newest, when)
     newest_first = [s for _, _, s in sorted(arrived, key=lambda a: (a[0], a[1]), reverse=True)]
     latest: dict[str, Any] = {}
     if arrived:
@@ -182,20 +220,34 @@ def render_invalid(journey: Journey, shipment: ShipmentIdentity) -> dict[str, An
     }
 
 
-def _scan(scan: ScanSpec, when: datetime, shipment: ShipmentIdentity) -> dict[str, Any]:
+def render_scan(
+    scan: ScanSpec, when: datetime, shipment: ShipmentIdentity, checkpoint_id: int | None = None
+) -> dict[str, Any]:
+    """One scan as Clickpost sends it; `checkpoint_id` overrides the one the spec implies."""
+    if checkpoint_id is None:
+        checkpoint_id = shipment.serial * 1000 + scan.checkpoint_id
     return {
         "timestamp": when.strftime(TIMESTAMP_FORMAT),
         "location": scan.location,
         "remark": scan.remark,
         "status": scan.status,
         "clickpost_status_code": scan.clickpost_status_code,
-        "checkpoint_id": shipment.serial * 1000 + scan.checkpoint_id,
+        "checkpoint_id": checkpoint_id,
         "tracking_id": shipment.serial,
-        "created_at": (when + _CREATED_AT_LAG).strftime(TIMESTAMP_FORMAT),
+        "created_at": (when + CREATED_AT_LAG).strftime(TIMESTAMP_FORMAT),
         "clickpost_status_description": scan.clickpost_status_description,
         "clickpost_status_bucket": scan.clickpost_status_bucket,
         "clickpost_status_bucket_description": scan.clickpost_status_bucket_description,
     }
+
+
+def injected_checkpoint_id(shipment: ShipmentIdentity, number: int) -> int:
+    """The checkpoint id of a shipment's `number`-th injected scan (from 0).
+
+    Apart from the journey's own ids (serial * 1000 + 1..999) and below 2**53, so
+    it survives a JavaScript number too.
+    """
+    return shipment.serial * 1_000_000 + 1_000 + number
 
 
 def _additional(journey: Journey, step: int, shipment: ShipmentIdentity) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 The standard library's ThreadingHTTPServer is enough: one GET route, JSON
 out, keep-alive with Content-Length, a thread per connection. A framework
 would add a dependency and an event loop to reason about, and nothing else
-the sandbox needs.
+the sandbox needs; it would also stand between the sandbox and the bytes
+its hostile answers must put on the wire exactly (a hang, a drip, a body
+that is not UTF-8).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,9 +24,21 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+from trackwatch_cli.sandbox import hostile
+from trackwatch_cli.sandbox.body import Piece, Splicer, body_chunks, body_length
 from trackwatch_cli.sandbox.demo import DEFAULT_CARRIERS, DemoShipment, demo_shipments
-from trackwatch_cli.sandbox.faults import Fault, FaultBoard, FaultKind, FaultPlan
+from trackwatch_cli.sandbox.faults import (
+    DEFAULT_DAYS_AHEAD,
+    DEFAULT_DEPTH,
+    DEFAULT_HISTORY_SCANS,
+    DEFAULT_RAW_REMARK,
+    Fault,
+    FaultBoard,
+    FaultKind,
+    FaultPlan,
+)
 from trackwatch_cli.sandbox.journey import (
+    InjectedScan,
     Journey,
     ShipmentIdentity,
     load_journeys,
@@ -51,18 +65,45 @@ class SandboxRequest:
     cp_id: int | None
     waybills: tuple[str, ...]
     status_code: int
+    #: The main fault: the whole-answer one, else the first AWB, delivery or SLOW fault.
     fault: FaultKind | None
+    #: Time to compute the answer; a hang's or a drip's time on the wire is not in it.
     duration_s: float
+    #: Every fault the request drew.
+    faults: tuple[FaultKind, ...] = ()
 
 
 @dataclass(frozen=True)
 class Answer:
-    """An HTTP answer: status, extra headers, JSON (or deliberately broken) body."""
+    """An HTTP answer: status, extra headers, a body made of pieces, and how it goes out."""
 
     status: int
-    body: bytes
+    pieces: tuple[Piece, ...]
     headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    #: Hold the answer until `release_hangs()`; `stop()` closes the connection unanswered.
+    hang: bool = False
+    #: Send the body one byte at a time, this many seconds apart.
+    drip_s: float | None = None
+
+    @classmethod
+    def of(cls, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Answer:
+        """An answer whose body is `body`, sent at once."""
+        return cls(status, (body,), headers or {})
+
+    @property
+    def body(self) -> bytes:
+        """The whole body in memory (for tests; a HUGE_BODY answer is built here)."""
+        return b"".join(self.chunks())
+
+    @property
+    def content_length(self) -> int:
+        """The body's length, without building it."""
+        return body_length(self.pieces)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body in chunks, as it goes on the wire."""
+        return body_chunks(self.pieces)
 
 
 @dataclass
@@ -71,15 +112,21 @@ class _Shipment:
     journey: Journey
     step: int = 0
     polls: int = 0
+    #: Scans data faults added; they stay in the history.
+    injected: list[InjectedScan] = field(default_factory=list)
+    has_long_history: bool = False
+
+
+def _document(status: int, success: bool, message: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {"meta": {"status": status, "success": success, "message": message}, "result": result}
 
 
 def _envelope(status: int, success: bool, message: str, result: dict[str, Any]) -> bytes:
-    body = {"meta": {"status": status, "success": success, "message": message}, "result": result}
-    return json.dumps(body).encode()
+    return json.dumps(_document(status, success, message, result)).encode()
 
 
 def _error(http_status: int, meta_status: int, message: str) -> Answer:
-    return Answer(http_status, _envelope(meta_status, False, message, {}))
+    return Answer.of(http_status, _envelope(meta_status, False, message, {}))
 
 
 class SandboxServer:
@@ -116,6 +163,8 @@ class SandboxServer:
         self._in_flight = 0
         self._max_in_flight = 0
         self._stopping = threading.Event()
+        #: One event per request held by a HANG fault; set to let it go.
+        self._held: set[threading.Event] = set()
         self._http: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -138,10 +187,11 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket; slow answers in progress are cut short."""
+        """Stop serving and close the socket; slow, hung and dripping answers are cut short."""
         if self._http is None:
             return
         self._stopping.set()
+        self._let_go()
         self._http.shutdown()
         self._http.server_close()
         if self._thread is not None:
@@ -224,12 +274,21 @@ class SandboxServer:
         cp_id: int | None = None,
         waybill: str | None = None,
         retry_after: str | None = None,
-        delay_s: float = 0.0,
+        delay_s: float | None = None,
         http_status: int | None = None,
         meta_status: int = 354,
         message: str = "Unhandled error from the carrier",
+        size_bytes: int | None = None,
+        scans: int = DEFAULT_HISTORY_SCANS,
+        depth: int = DEFAULT_DEPTH,
+        days_ahead: float = DEFAULT_DAYS_AHEAD,
+        raw: bytes = DEFAULT_RAW_REMARK,
+        extra_waybill: str | None = None,
     ) -> Fault:
-        """Arm a fault for the next `count` matching requests (None: until cleared)."""
+        """Arm a fault for the next `count` matching requests (None: until cleared).
+
+        The parameters after `message` tune data faults; FaultKind says which uses which.
+        """
         return self.faults.push(
             Fault(
                 kind=kind,
@@ -241,12 +300,53 @@ class SandboxServer:
                 http_status=http_status,
                 meta_status=meta_status,
                 message=message,
+                size_bytes=size_bytes,
+                scans=scans,
+                depth=depth,
+                days_ahead=days_ahead,
+                raw=raw,
+                extra_waybill=extra_waybill,
             )
         )
 
     def clear_faults(self) -> None:
-        """Disarm every fault."""
+        """Disarm every fault (requests already hung stay hung: see `release_hangs`)."""
         self.faults.clear()
+
+    @property
+    def hanging(self) -> int:
+        """How many requests a HANG fault is holding right now."""
+        with self._lock:
+            return len(self._held)
+
+    def release_hangs(self) -> int:
+        """Let every held request send its answer; returns how many there were."""
+        return self._let_go()
+
+    def _hold(self) -> bool:
+        """Block the calling connection for a HANG; True once released, False if stopping.
+
+        A client that gives up meanwhile is noticed only then: its thread waits until
+        release or stop, as a gateway's would.
+        """
+        released = threading.Event()
+        with self._lock:
+            self._held.add(released)
+        try:
+            # Checked after registering, so a stop() racing with us cannot be missed.
+            if not self._stopping.is_set():
+                released.wait()
+            return not self._stopping.is_set()
+        finally:
+            with self._lock:
+                self._held.discard(released)
+
+    def _let_go(self) -> int:
+        with self._lock:
+            held = list(self._held)
+        for released in held:
+            released.set()
+        return len(held)
 
     # ------------------------------------------------------------------ statistics
 
@@ -278,7 +378,7 @@ class SandboxServer:
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
         cp_id: int | None = None
         waybills: tuple[str, ...] = ()
-        fault: FaultKind | None = None
+        plan = FaultPlan()
         answer: Answer | None = None
         try:
             if self.latency_s > 0:
@@ -304,18 +404,17 @@ class SandboxServer:
             else:
                 plan = self.faults.draw(cp_id, waybills)
                 if plan.delay_s > 0:
-                    fault = FaultKind.SLOW
                     self._stopping.wait(plan.delay_s)
                 if plan.answer is not None:
-                    fault = plan.answer.kind
                     answer = _fault_answer(plan.answer)
                 elif cp_id not in self.carriers:
                     answer = _error(200, 302, "Invalid cp_id")
                 else:
-                    result = self._track(cp_id, waybills, plan)
-                    answer = Answer(200, _envelope(200, True, "SUCCESS", result))
-                    if plan.awb_faults:
-                        fault = plan.awb_faults[0].kind
+                    splicer = Splicer()
+                    result = self._track(cp_id, waybills, plan, splicer)
+                    document = _document(200, True, "SUCCESS", result)
+                    answer = Answer(200, splicer.encode(document))
+                answer = _deliver(answer, plan.delivery)
             return answer
         finally:
             with self._lock:
@@ -325,8 +424,9 @@ class SandboxServer:
                         cp_id=cp_id,
                         waybills=waybills,
                         status_code=500 if answer is None else answer.status,
-                        fault=fault,
+                        fault=plan.kinds[0] if plan.kinds else None,
                         duration_s=time.monotonic() - started,
+                        faults=plan.kinds,
                     )
                 )
 
@@ -336,28 +436,91 @@ class SandboxServer:
         username_ok = hmac.compare_digest(username.encode(), self._username.encode())
         return key_ok and username_ok
 
-    def _track(self, cp_id: int, waybills: tuple[str, ...], plan: FaultPlan) -> dict[str, Any]:
-        missing = {f.waybill for f in plan.awb_faults if f.kind is FaultKind.MISSING_AWB}
-        invalid = {f.waybill for f in plan.awb_faults if f.kind is FaultKind.INVALID_AWB}
+    def _track(
+        self, cp_id: int, waybills: tuple[str, ...], plan: FaultPlan, splicer: Splicer
+    ) -> dict[str, Any]:
         result: dict[str, Any] = {}
         with self._lock:
             for waybill in dict.fromkeys(waybills):
                 shipment = self._shipments.get((cp_id, waybill))
-                if shipment is None or waybill in missing or None in missing:
+                faults = [f for f in plan.awb_faults if f.applies_to(waybill)]
+                kinds = {f.kind for f in faults}
+                if shipment is None or FaultKind.MISSING_AWB in kinds:
                     continue
-                if waybill in invalid or None in invalid:
+                if FaultKind.INVALID_AWB in kinds:
                     result[waybill] = render_invalid(shipment.journey, shipment.identity)
                     continue
-                result[waybill] = render_awb(shipment.journey, shipment.step, shipment.identity)
+                self._inject(shipment, faults)
+                awb = render_awb(
+                    shipment.journey,
+                    shipment.step,
+                    shipment.identity,
+                    injected=shipment.injected,
+                    touch=hostile.scan_touch(faults, splicer),
+                )
+                hostile.corrupt_additional(awb["additional"], faults, splicer)
+                result[waybill] = awb
+                for fault in faults:
+                    if fault.kind is FaultKind.DUPLICATE_KEY:
+                        # A second "<waybill>" key, right after the first.
+                        key = splicer.splice(json.dumps(waybill).encode())
+                        result[key] = _stale(shipment)
+                    elif fault.kind is FaultKind.UNASKED_AWB:
+                        extra = fault.extra_waybill or f"{waybill}-C1"
+                        if extra not in waybills:
+                            result[extra] = _child_piece(shipment, extra)
                 shipment.polls += 1
                 if shipment.polls % self.advance_every == 0:
                     shipment.step = min(shipment.step + 1, shipment.journey.last_step)
         return result
 
+    @staticmethod
+    def _inject(shipment: _Shipment, faults: list[Fault]) -> None:
+        """Add the scans FUTURE_SCAN and LONG_HISTORY put into a shipment's history."""
+        for fault in faults:
+            if fault.kind is FaultKind.FUTURE_SCAN:
+                scan = hostile.future_scan(
+                    shipment.journey,
+                    shipment.step,
+                    shipment.identity,
+                    len(shipment.injected),
+                    fault.days_ahead,
+                )
+                shipment.injected.append(scan)
+            elif fault.kind is FaultKind.LONG_HISTORY and not shipment.has_long_history:
+                history = hostile.long_history(
+                    shipment.identity, len(shipment.injected), fault.scans
+                )
+                shipment.injected.extend(history)
+                shipment.has_long_history = True
+
+
+def _stale(shipment: _Shipment) -> dict[str, Any]:
+    """The answer the previous step gave (`valid: false` before the first)."""
+    if shipment.step == 0:
+        return render_invalid(shipment.journey, shipment.identity)
+    before = shipment.step - 1
+    injected = [scan for scan in shipment.injected if scan.after_step <= before]
+    return render_awb(shipment.journey, before, shipment.identity, injected=injected)
+
+
+def _child_piece(shipment: _Shipment, waybill: str) -> dict[str, Any]:
+    """Another piece of `shipment`'s order, on its journey and step."""
+    identity = shipment.identity.model_copy(update={"waybill": waybill})
+    return render_awb(shipment.journey, shipment.step, identity)
+
+
+def _deliver(answer: Answer, delivery: Fault | None) -> Answer:
+    if delivery is None:
+        return answer
+    if delivery.kind is FaultKind.HANG:
+        return replace(answer, hang=True)
+    return replace(answer, drip_s=delivery.wait_s())
+
 
 def _fault_answer(fault: Fault) -> Answer:
     if fault.kind is FaultKind.MALFORMED:
-        return Answer(200, _MALFORMED_BODY)
+        return Answer.of(200, _MALFORMED_BODY)
     if fault.kind is FaultKind.REJECTED:
         return _error(200, fault.meta_status, fault.message)
     status = fault.status_code()
@@ -366,7 +529,7 @@ def _fault_answer(fault: Fault) -> Answer:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
-    return Answer(status, _envelope(status, False, phrase, {}), headers)
+    return Answer.of(status, _envelope(status, False, phrase, {}), headers)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -389,30 +552,54 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         """Route GET /api/v2/track-order/; anything else is 404."""
+        sandbox = self.server.sandbox if isinstance(self.server, _HTTPServer) else None
+        if sandbox is None:
+            self._send(_error(500, 500, "sandbox not attached"), threading.Event())
+            return
+        # Handler and server are one unit: the handler shares the server's stop signal.
+        stopping = sandbox._stopping
         url = urlsplit(self.path)
         if url.path.rstrip("/") != TRACK_ORDER_PATH.rstrip("/"):
-            self._send(_error(404, 404, f"no route for {url.path}"))
+            self._send(_error(404, 404, f"no route for {url.path}"), stopping)
             return
         query = parse_qs(url.query, keep_blank_values=True)
         params = {name: values[0] for name, values in query.items()}
-        sandbox = self.server.sandbox if isinstance(self.server, _HTTPServer) else None
-        if sandbox is None:
-            self._send(_error(500, 500, "sandbox not attached"))
+        answer = sandbox.handle_track_order(params)
+        if answer.hang and not sandbox._hold():
+            # Stopped while hung: the connection closes without an answer, as it would.
+            self.close_connection = True
             return
-        self._send(sandbox.handle_track_order(params))
+        self._send(answer, stopping)
 
-    def _send(self, answer: Answer) -> None:
+    def _send(self, answer: Answer, stopping: threading.Event) -> None:
         try:
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type)
-            self.send_header("Content-Length", str(len(answer.body)))
+            self.send_header("Content-Length", str(answer.content_length))
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(answer.body)
+            if answer.drip_s is None:
+                for chunk in answer.chunks():
+                    if stopping.is_set():
+                        # A huge body the client reads slowly must not hold up stop().
+                        self.close_connection = True
+                        return
+                    self.wfile.write(chunk)
+            elif not self._drip(answer, answer.drip_s, stopping):
+                self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (a read timeout against a slow answer): expected.
             self.close_connection = True
+
+    def _drip(self, answer: Answer, gap_s: float, stopping: threading.Event) -> bool:
+        """Write the body a byte at a time; False if the sandbox stopped first."""
+        for chunk in answer.chunks():
+            for offset in range(len(chunk)):
+                if stopping.wait(gap_s):
+                    return False
+                self.wfile.write(chunk[offset : offset + 1])
+        return True
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # The request line holds the key and username: log the path only.
