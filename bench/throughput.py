@@ -2,8 +2,8 @@
 
 The real poll path: the poll function's own `PollService` (over the deployed shipments
 table, with its `ClickpostClient` and credentials), one `asyncio.run` and one client per
-batch of ten PollQueue messages, exactly as one PollShipments invocation runs them. The bound for one
-invocation is calls in flight x 5 AWBs ÷ latency.
+batch of ten PollQueue messages, exactly as one PollShipments invocation runs them. The
+bound for one invocation is calls in flight x 5 AWBs ÷ latency.
 """
 
 from __future__ import annotations
