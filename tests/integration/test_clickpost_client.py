@@ -587,7 +587,7 @@ def test_missing_secret_is_configuration_error(
     raised.append(info.value)
 
 
-async def test_from_settings_end_to_end_with_secrets_manager(
+async def test_the_container_client_reads_its_credentials_from_secrets_manager(
     sandbox: SandboxServer, secrets_manager: SecretsManagerClient
 ) -> None:
     # Given settings naming a secret that holds the sandbox's credentials

@@ -20,12 +20,12 @@ from trackwatch.errors import (
     StorageError,
 )
 from trackwatch.logic.cadence import CadenceClass, due_key
-from trackwatch.logic.registration import Outcome, plan_registration
+from trackwatch.logic.registration import plan_registration
 from trackwatch.models.events import Invalid, NdrRaised, event_id
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
-from trackwatch.models.registration import Registration, Rejected, parse_body, parse_entry
+from trackwatch.models.registration import Outcome, Registration, Rejected, parse_body, parse_entry
 from trackwatch.services.ingest import IngestService
 from trackwatch.services.registration import register, register_all
 from trackwatch.services.shipments import STOPPED_BY_REQUEST, ShipmentsService

@@ -203,10 +203,27 @@ class Container:
         if (given := self._overrides.get("trackers")) is not None:
             return given
         from trackwatch.adapters.clickpost import ClickpostClient
+        from trackwatch.models.policy import zone
 
         settings = self.settings.clickpost
         credentials = self.clickpost_credentials
-        return lambda: ClickpostClient.from_settings(settings, credentials)
+        source_tz = zone(settings.source_timezone)
+
+        def client() -> ClickpostClient:
+            return ClickpostClient(
+                str(settings.base_url),
+                credentials,
+                source_tz=source_tz,
+                max_in_flight=settings.max_in_flight,
+                max_attempts=settings.max_attempts,
+                backoff_base_s=settings.backoff_base_s,
+                backoff_cap_s=settings.backoff_cap_s,
+                retry_budget_s=settings.retry_budget_s,
+                connect_timeout_s=settings.connect_timeout_s,
+                read_timeout_s=settings.read_timeout_s,
+            )
+
+        return client
 
     # ------------------------------------------------------------------ services
 

@@ -30,7 +30,6 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from trackwatch.config import ClickpostSettings
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostError,
@@ -246,28 +245,6 @@ class ClickpostClient:
         self._wall_clock = wall_clock
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._http: httpx.AsyncClient | None = None
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: ClickpostSettings,
-        credentials: CredentialsProvider,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> ClickpostClient:
-        """A client configured from settings."""
-        return cls(
-            str(settings.base_url),
-            credentials,
-            source_tz=zone(settings.source_timezone),
-            max_in_flight=settings.max_in_flight,
-            max_attempts=settings.max_attempts,
-            backoff_base_s=settings.backoff_base_s,
-            backoff_cap_s=settings.backoff_cap_s,
-            retry_budget_s=settings.retry_budget_s,
-            connect_timeout_s=settings.connect_timeout_s,
-            read_timeout_s=settings.read_timeout_s,
-            transport=transport,
-        )
 
     async def __aenter__(self) -> Self:
         self._http = httpx.AsyncClient(

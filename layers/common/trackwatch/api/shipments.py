@@ -33,11 +33,11 @@ from trackwatch.errors import (
     NotFoundError,
     TrackwatchError,
 )
-from trackwatch.logic.registration import Outcome
 from trackwatch.models.keys import MAX_WAYBILL_LENGTH, ShipmentKey
 from trackwatch.models.registration import (
     MAX_BATCH,
     MAX_CP_ID,
+    Outcome,
     Problem,
     Registration,
     parse_body,

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from trackwatch.logic.cadence import CadenceClass, due_key
 from trackwatch.models.policy import Cadence
 from trackwatch.models.record import Contact, RegistrationWrite, ShipmentRecord
 from trackwatch.models.registration import DEFAULT_LANGUAGE, Registration
 from trackwatch.models.state import ShipmentState
-
-
-class Outcome(StrEnum):
-    """What a registration did."""
-
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    REJECTED = "rejected"
 
 
 def merged_contact(current: Contact | None, registration: Registration) -> Contact:

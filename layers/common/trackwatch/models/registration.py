@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import phonenumbers
@@ -108,6 +109,15 @@ Metadata = Annotated[
         )
     ),
 ]
+
+
+class Outcome(StrEnum):
+    """What a registration did."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
 
 
 class Registration(BaseModel):

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from trackwatch.errors import TrackwatchError
-from trackwatch.logic.registration import Outcome, plan_registration
+from trackwatch.logic.registration import plan_registration
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
-from trackwatch.models.registration import Registration, Rejected
+from trackwatch.models.registration import Outcome, Registration, Rejected
 from trackwatch.ports import RegistrationStore
 from trackwatch.services.conflicts import retry_on_conflict
 
