@@ -30,6 +30,7 @@ def trackwatch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[
     )
 
 
+@pytest.mark.slow
 def test_cycles_against_the_sandbox_write_events_and_notifications(tmp_path: Path) -> None:
     # Given shipments in a CSV, with contacts
     shipments = tmp_path / "shipments.csv"
@@ -80,6 +81,7 @@ def test_cycles_against_the_sandbox_write_events_and_notifications(tmp_path: Pat
     assert "shipments API at http://127.0.0.1:" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_demo_runs_with_its_own_shipments(tmp_path: Path) -> None:
     # Given no shipments of ours: the sandbox's demo journeys, customers in English and Hindi
     notifications_out = tmp_path / "notifications.jsonl"

@@ -18,8 +18,6 @@ from trackwatch.models.record import StateChange
 
 __all__ = ["shipments_stack"]  # the fixture, for pytest
 
-pytestmark = pytest.mark.slow
-
 GOOD = {"waybill": "AWB-1", "cp_id": 4, "phone": "98765 43210", "email": "a@example.com"}
 
 

@@ -16,8 +16,6 @@ from trackwatch_cli.main import app
 
 __all__ = ["shipments_stack"]  # the fixture, for pytest
 
-pytestmark = pytest.mark.slow
-
 ROWS = 10_000
 #: (cell overrides, the field named, the start of the rule) for the rows that must be rejected.
 BAD_ROWS = [
@@ -86,6 +84,7 @@ def rejected_lines(output: str) -> dict[int, tuple[str, str]]:
     return found
 
 
+@pytest.mark.slow
 def test_importing_10000_rows_twice_stores_them_once(
     shipments_stack: ShipmentsStack, tmp_path: Path
 ) -> None:
