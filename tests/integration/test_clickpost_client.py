@@ -17,6 +17,13 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from moto import mock_aws
 
+from tests.clickpost_support import (
+    KEY,
+    USERNAME,
+    WRONG_KEY,
+    VirtualTime,
+    assert_no_secret_leaked,
+)
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.adapters.clickpost import (
     ClickpostClient,
@@ -33,6 +40,7 @@ from trackwatch.errors import (
     ClickpostInvalidCarrierError,
     ClickpostMalformedResponseError,
     ClickpostRejectedError,
+    ClickpostResponseTooLargeError,
     ClickpostUnavailableError,
     ConfigurationError,
 )
@@ -42,25 +50,6 @@ from trackwatch_cli.sandbox import FaultKind, SandboxServer
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
-
-KEY = "cp-key-5ecret-0042-ffee"
-USERNAME = "acme-enterprise-user"
-WRONG_KEY = "wrong-key-77aa-0000"
-SECRETS = (KEY, USERNAME, WRONG_KEY)
-
-
-class VirtualTime:
-    """A monotonic clock that jumps forward by every sleep, which returns at once."""
-
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return time.monotonic() + sum(self.slept)
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -80,11 +69,7 @@ def raised(caplog: pytest.LogCaptureFixture) -> Iterator[list[BaseException]]:
     caplog.set_level(logging.DEBUG)
     errors: list[BaseException] = []
     yield errors
-    texts = [caplog.text]
-    texts += [f"{r.getMessage()} {r.__dict__}" for r in caplog.records]
-    texts += [f"{e!s} {e!r}" for e in errors]
-    for secret in SECRETS:
-        assert not [t for t in texts if secret in t], "a credential leaked into an error or log"
+    assert_no_secret_leaked(caplog, errors)
 
 
 def make_client(
@@ -495,17 +480,6 @@ async def test_in_flight_cap_holds(sandbox: SandboxServer, vt: VirtualTime) -> N
 # --------------------------------------------------------------------------- secrets
 
 
-def test_credentials_never_print() -> None:
-    # Given
-    credentials = StaticCredentials(KEY, USERNAME).get()
-
-    # When
-    text = f"{credentials!s} {credentials!r} {credentials.model_dump()}"
-
-    # Then
-    assert KEY not in text and USERNAME not in text
-
-
 async def test_httpx_request_log_is_redacted(
     sandbox: SandboxServer, vt: VirtualTime, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -609,3 +583,126 @@ async def test_the_container_client_reads_its_credentials_from_secrets_manager(
 
     # Then
     assert outcome.awbs[0].status is AwbStatus.FOUND
+
+
+# --------------------------------------------------------------------------- bounded calls
+
+
+class RawServer:
+    """A loopback HTTP server: each answer is `head`, then `body` a byte per `drip_s` (0: whole)."""
+
+    def __init__(self, head: bytes, body: bytes, drip_s: float) -> None:
+        self.head, self.body, self.drip_s = head, body, drip_s
+        self.requests = 0
+        self.sent = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aenter__(self) -> RawServer:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self._server.close_clients()
+        await self._server.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            self.requests += 1
+            writer.write(self.head)
+            pieces = (
+                [self.body[i : i + 1] for i in range(len(self.body))]
+                if self.drip_s
+                else [self.body]
+            )
+            for piece in pieces:
+                writer.write(piece)
+                await writer.drain()
+                self.sent += len(piece)
+                await asyncio.sleep(self.drip_s)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_dripping_body_cannot_hold_a_call_past_its_budget(
+    raised: list[BaseException],
+) -> None:
+    # Given a server that sends a byte every 0.3 s: each read beats the 1 s read
+    # timeout, so only the call's own budget can stop it
+    body = b'{"meta": {"status": 200, "success": true}, "result": {}}'
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n".encode()
+    async with RawServer(head, body, drip_s=0.3) as server:
+        client = ClickpostClient(
+            server.base_url,
+            StaticCredentials(KEY, USERNAME),
+            retry_budget_s=1.2,
+            read_timeout_s=1.0,
+        )
+
+        # When
+        started = time.monotonic()
+        with pytest.raises(ClickpostUnavailableError) as info:
+            async with client:
+                await client.track(CALL)
+        elapsed = time.monotonic() - started
+    raised.append(info.value)
+
+    # Then the call ended at its budget, a few bytes in, and says why
+    assert 1.1 < elapsed < 2.0
+    assert server.sent < len(body)
+    assert "call budget of 1.2s spent" in str(info.value)
+    assert info.value.retryable
+
+
+async def test_an_invocation_deadline_stops_a_dripping_call(raised: list[BaseException]) -> None:
+    # Given the same drip, a generous call budget, and an invocation ending in 0.8 s
+    body = b" " * 100
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+    async with RawServer(head, body, drip_s=0.3) as server:
+        client = ClickpostClient(
+            server.base_url, StaticCredentials(KEY, USERNAME), retry_budget_s=30.0
+        )
+
+        # When
+        started = time.monotonic()
+        with pytest.raises(ClickpostUnavailableError) as info:
+            async with client:
+                await client.track(CALL, deadline=started + 0.8)
+        elapsed = time.monotonic() - started
+    raised.append(info.value)
+
+    # Then
+    assert 0.7 < elapsed < 1.5
+    assert "invocation deadline reached" in str(info.value)
+
+
+async def test_an_oversized_body_over_a_socket_is_refused_while_streaming(
+    raised: list[BaseException],
+) -> None:
+    # Given a chunked answer of 4 MB (no Content-Length to give it away) and a 64 KB limit
+    chunk = b"x" * 65536
+    body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(64)) + b"0\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    async with RawServer(head, body, drip_s=0) as server:
+        client = ClickpostClient(
+            server.base_url, StaticCredentials(KEY, USERNAME), max_response_bytes=65536
+        )
+
+        # When / Then
+        with pytest.raises(ClickpostResponseTooLargeError) as info:
+            async with client:
+                await client.track(CALL)
+    raised.append(info.value)
+    assert server.requests == 1
+    assert not info.value.retryable

@@ -8,7 +8,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from pydantic import ValidationError
 
 from tests.factories import CATALOGUE
 from trackwatch.bootstrap import bootstrap
@@ -113,10 +112,16 @@ def test_unknown_fields_and_nulls_never_break_parsing() -> None:
     assert response.result["AWB2"].additional.is_stuck is None
 
 
-def test_a_malformed_timestamp_is_rejected_with_its_value() -> None:
+def test_an_unreadable_timestamp_keeps_the_scan_and_says_so() -> None:
+    # Given a scan whose time is in a form no one can read for sure
     body = {"meta": {"success": True}, "result": {"A": {"scans": [{"timestamp": "31/10/2022"}]}}}
-    with pytest.raises(ValidationError, match="31/10/2022"):
-        parse_track_order(json.dumps(body))
+
+    # When
+    scan = parse_track_order(json.dumps(body)).result["A"].scans[0]
+
+    # Then the scan is kept, without a time, with the value as sent
+    assert scan.timestamp is None
+    assert scan.timestamp_raw == "31/10/2022"
 
 
 def test_catalogue_knows_terminal_and_failed_delivery_codes() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import pytest
 from botocore.stub import Stubber
@@ -10,8 +12,14 @@ from trackwatch.adapters.senders import SesEmailSender, SnsSmsSender
 from trackwatch.errors import ProviderUnavailableError, RecipientRejectedError
 from trackwatch.models.notification import Message
 
-#: Static credentials: a stubbed client must not look for real ones (that is a network call).
-OFFLINE = {"aws_access_key_id": "unit", "aws_secret_access_key": "unit"}
+
+def offline_client(service: str) -> Any:
+    """A client with static credentials: a stubbed client must not look for real ones
+    (that lookup is a network call)."""
+    return boto3.session.Session(
+        region_name="us-east-1", aws_access_key_id="unit", aws_secret_access_key="unit"
+    ).client(service)  # type: ignore[call-overload]
+
 
 SMS = Message(channel="sms", to="+919876543210", body="Hello", event_id="e-1")
 MAIL = Message(
@@ -33,7 +41,7 @@ MAIL = Message(
 )
 def test_sns_errors_are_typed(code: str, error: type[Exception]) -> None:
     # Given
-    client = boto3.client("sns", region_name="us-east-1", **OFFLINE)
+    client = offline_client("sns")
     stubber = Stubber(client)
     stubber.add_client_error("publish", service_error_code=code, service_message=f"bad {SMS.to}")
 
@@ -52,7 +60,7 @@ def test_sns_errors_are_typed(code: str, error: type[Exception]) -> None:
     ],
 )
 def test_ses_errors_are_typed(code: str, error: type[Exception]) -> None:
-    client = boto3.client("ses", region_name="us-east-1", **OFFLINE)
+    client = offline_client("ses")
     stubber = Stubber(client)
     stubber.add_client_error(
         "send_email", service_error_code=code, service_message=f"bad {MAIL.to}"

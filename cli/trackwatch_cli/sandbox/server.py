@@ -383,25 +383,14 @@ class SandboxServer:
         try:
             if self.latency_s > 0:
                 self._stopping.wait(self.latency_s)
-            missing = [p for p in _REQUIRED_PARAMS if not params.get(p)]
             raw_cp_id = params.get("cp_id", "").strip()
             raw_waybills = params.get("waybill", "")
             waybills = tuple(w.strip() for w in raw_waybills.split(",")) if raw_waybills else ()
             if raw_cp_id.isdigit():
                 cp_id = int(raw_cp_id)
-            if missing:
-                answer = _error(400, 400, f"missing query parameter(s): {', '.join(missing)}")
-            elif not self._credentials_ok(params["key"], params["username"]):
-                answer = _error(401, 301, "Authentication failed")
-            elif cp_id is None:
-                answer = _error(400, 400, "cp_id must be a positive integer")
-            elif any(not w for w in waybills):
-                answer = _error(400, 400, "waybill has an empty entry")
-            elif len(waybills) > MAX_WAYBILLS:
-                answer = _error(
-                    400, 400, f"at most {MAX_WAYBILLS} waybills per request, got {len(waybills)}"
-                )
-            else:
+            answer = self._refusal(params, cp_id, waybills)
+            if answer is None:
+                assert cp_id is not None  # _refusal checks it
                 plan = self.faults.draw(cp_id, waybills)
                 if plan.delay_s > 0:
                     self._stopping.wait(plan.delay_s)
@@ -429,6 +418,25 @@ class SandboxServer:
                         faults=plan.kinds,
                     )
                 )
+
+    def _refusal(
+        self, params: Mapping[str, str], cp_id: int | None, waybills: tuple[str, ...]
+    ) -> Answer | None:
+        """The error a request that Clickpost would refuse gets; None for a good request."""
+        missing = [p for p in _REQUIRED_PARAMS if not params.get(p)]
+        if missing:
+            return _error(400, 400, f"missing query parameter(s): {', '.join(missing)}")
+        if not self._credentials_ok(params["key"], params["username"]):
+            return _error(401, 301, "Authentication failed")
+        if cp_id is None:
+            return _error(400, 400, "cp_id must be a positive integer")
+        if any(not w for w in waybills):
+            return _error(400, 400, "waybill has an empty entry")
+        if len(waybills) > MAX_WAYBILLS:
+            return _error(
+                400, 400, f"at most {MAX_WAYBILLS} waybills per request, got {len(waybills)}"
+            )
+        return None
 
     def _credentials_ok(self, key: str, username: str) -> bool:
         # Constant-time, as a real credential check must be.

@@ -90,6 +90,21 @@ class ClickpostMalformedResponseError(ClickpostError):
     kind = "malformed"
 
 
+class ClickpostResponseTooLargeError(ClickpostError):
+    """The answer is larger than the client accepts; refused without being held in memory."""
+
+    # The same waybills will bring back the same oversized answer: a retry
+    # cannot help, and the message is left to its queue's redrive policy.
+    kind = "too_large"
+
+    def __init__(self, cp_id: int, limit_bytes: int) -> None:
+        super().__init__(
+            f"Clickpost's answer for cp_id {cp_id} is larger than the {limit_bytes}-byte limit"
+        )
+        self.cp_id = cp_id
+        self.limit_bytes = limit_bytes
+
+
 class ClickpostUnavailableError(ClickpostError):
     """429, 5xx, timeouts or connection errors that outlasted the retry budget."""
 

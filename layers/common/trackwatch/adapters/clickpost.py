@@ -3,18 +3,26 @@
 Clickpost wants the key and username as query parameters, so every request
 URL carries them. Nothing here ever formats an httpx exception or a request
 URL into a message or a log line, and httpx's own request log is redacted.
+
+Every call is bounded in time (a budget covering requests, slow bodies and
+back-off, and an optional absolute deadline for the whole invocation) and in
+memory (a response size limit); an answer is read waybill by waybill, so one
+entry that does not parse costs only its own waybill.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random as _random
 import re
 import time
+import zlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -28,7 +36,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
     GetParameterError,
     TransformParameterError,
 )
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from trackwatch.errors import (
     ClickpostAuthError,
@@ -36,6 +44,7 @@ from trackwatch.errors import (
     ClickpostInvalidCarrierError,
     ClickpostMalformedResponseError,
     ClickpostRejectedError,
+    ClickpostResponseTooLargeError,
     ClickpostUnavailableError,
     ConfigurationError,
 )
@@ -43,8 +52,9 @@ from trackwatch.logic.batching import plan_calls
 from trackwatch.models.clickpost import (
     DEFAULT_SOURCE_TIMEZONE,
     Meta,
-    TrackOrderResponse,
-    parse_track_order,
+    TrackOrderRead,
+    UnreadableBodyError,
+    read_track_order,
 )
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.policy import zone
@@ -57,6 +67,9 @@ TRACK_ORDER_PATH = "/api/v2/track-order/"
 SERVICE_AUTH_FAILED = 301
 SERVICE_INVALID_CP_ID = 302
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
+#: The largest answer a client accepts unless told otherwise: five AWBs with
+#: long histories come to a few hundred kilobytes.
+DEFAULT_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 _SECRET_FIELDS = ("key", "username")
 
 
@@ -165,7 +178,46 @@ class SecretsManagerCredentials:
         return ClickpostCredentials(key=SecretStr(raw["key"]), username=SecretStr(raw["username"]))
 
 
-# --------------------------------------------------------------------------- retry helpers
+# --------------------------------------------------------------------------- retry policy
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When a failed Clickpost request is tried again, and after how long: pure, no clock."""
+
+    max_attempts: int = 4
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 8.0
+    #: Total time one call may spend, requests, bodies and waits included.
+    budget_s: float = 30.0
+    #: Uniform on [0, 1): full jitter, so retries of many calls spread apart.
+    random: Callable[[], float] = field(default=_random.random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError("max_attempts must be at least 1")
+        if min(self.backoff_base_s, self.backoff_cap_s, self.budget_s) < 0:
+            raise ConfigurationError("back-off and budget must not be negative")
+
+    def backoff(self, attempt: int) -> float:
+        """A full-jitter wait after failed attempt `attempt` (1-based): uniform below a ceiling."""
+        doublings = min(max(attempt - 1, 0), 64)
+        return self.random() * min(self.backoff_cap_s, self.backoff_base_s * 2.0**doublings)
+
+    def next_wait(
+        self, attempt: int, retry_after: float | None, remaining_s: float
+    ) -> float | None:
+        """Seconds to wait before trying again after failed attempt `attempt`; None: give up.
+
+        Gives up when the attempts are spent, or when the wait (at least what
+        Retry-After asks for) would not end within the `remaining_s` the call has.
+        """
+        if attempt >= self.max_attempts:
+            return None
+        wait = self.backoff(attempt)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return wait if wait <= remaining_s else None
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -192,20 +244,92 @@ def _is_retryable_status(status: int) -> bool:
     return status == 429 or 500 <= status <= 599
 
 
-def _describe_validation(exc: ValidationError) -> str:
-    # Locations and messages only: pydantic's str() quotes the input, which is
-    # Clickpost's text and not ours to put in an error.
-    errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
-    where = ".".join(str(p) for p in first["loc"]) or "body"
-    return f"{len(errors)} problem(s), first at {where}: {first['msg']}"
+# --------------------------------------------------------------------------- bounded body
+
+
+class _BoundedBody:
+    """Collects a body, decompressing it, and refuses to hold more than `limit` bytes.
+
+    httpx's own decoding (`aiter_bytes`) inflates each network chunk whole: a
+    64 KB gzip chunk can become 64 MB before any check could see it. Here zlib
+    is told how much output is still allowed, so nothing past the limit is made.
+    """
+
+    def __init__(self, content_encoding: str, limit: int, too_large: Exception) -> None:
+        encoding = content_encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._inflate = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+        elif encoding == "deflate":
+            # zlib-wrapped (or gzip), told apart by the header; raw deflate fails as malformed.
+            self._inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)
+        else:
+            raise _UnsupportedEncoding(encoding)
+        self._limit = limit
+        self._too_large = too_large
+        self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        """Add one chunk as received; raises the too-large error past the limit."""
+        if self._inflate is None:
+            self._add(chunk)
+            return
+        data = chunk
+        while data:
+            # One byte more than is allowed is enough to know the limit is passed.
+            allowed = self._limit - len(self._body) + 1
+            self._add(self._inflate.decompress(data, allowed))
+            data = self._inflate.unconsumed_tail
+
+    def finish(self) -> bytes:
+        """The whole body."""
+        if self._inflate is not None:
+            self._add(self._inflate.flush())
+        return bytes(self._body)
+
+    def _add(self, data: bytes) -> None:
+        if len(self._body) + len(data) > self._limit:
+            raise self._too_large
+        self._body += data
+
+
+class _UnsupportedEncoding(Exception):
+    """A Content-Encoding this client did not ask for."""
+
+
+def _declared_length(headers: httpx.Headers) -> int | None:
+    value = headers.get("Content-Length", "").strip()
+    if not (value.isascii() and value.isdigit()):
+        return None
+    # Nineteen digits already exceed any limit; int() is spared a huge string.
+    return int(value[:19])
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One HTTP answer: its status, Retry-After, and (unless retryable) its body."""
+
+    status: int
+    retry_after: str | None
+    body: bytes
 
 
 # --------------------------------------------------------------------------- client
 
 
+class _OutOfTime(Exception):
+    """An attempt ran into the call's deadline (turned into ClickpostUnavailableError)."""
+
+
 class ClickpostClient:
-    """Async client for GET /api/v2/track-order/; use as `async with ClickpostClient(...)`."""
+    """Async client for GET /api/v2/track-order/; use as `async with ClickpostClient(...)`.
+
+    Every call is bounded: in time, by `retry_budget_s` (requests, slow bodies and
+    back-off waits together) and by an optional absolute `deadline` on `clock`
+    (the Lambda invocation's, so calls stop before the function is killed); in
+    memory, by `max_response_bytes`.
+    """
 
     def __init__(
         self,
@@ -220,28 +344,36 @@ class ClickpostClient:
         retry_budget_s: float = 30.0,
         connect_timeout_s: float = 3.0,
         read_timeout_s: float = 10.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        if max_in_flight < 1 or max_attempts < 1:
-            raise ConfigurationError("max_in_flight and max_attempts must be at least 1")
+        if max_in_flight < 1:
+            raise ConfigurationError("max_in_flight must be at least 1")
+        if max_response_bytes < 1:
+            raise ConfigurationError("max_response_bytes must be at least 1")
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._source_tz = source_tz or zone(DEFAULT_SOURCE_TIMEZONE)
         self._max_in_flight = max_in_flight
-        self._max_attempts = max_attempts
-        self._backoff_base_s = backoff_base_s
-        self._backoff_cap_s = backoff_cap_s
-        self._retry_budget_s = retry_budget_s
+        self._policy = RetryPolicy(
+            max_attempts=max_attempts,
+            backoff_base_s=backoff_base_s,
+            backoff_cap_s=backoff_cap_s,
+            budget_s=retry_budget_s,
+            random=random,
+        )
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
+        self._max_response_bytes = max_response_bytes
+        self._deadline = deadline
         self._transport = transport
         self._sleep = sleep
         self._clock = clock
-        self._random = random
         self._wall_clock = wall_clock
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._http: httpx.AsyncClient | None = None
@@ -249,14 +381,19 @@ class ClickpostClient:
     async def __aenter__(self) -> Self:
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
-            timeout=self._timeout(self._retry_budget_s),
+            timeout=self._timeout(self._policy.budget_s),
             # The semaphore already caps requests; the pool matches it so no call
             # waits for a connection and idle connections are kept for reuse.
             limits=httpx.Limits(
                 max_connections=self._max_in_flight,
                 max_keepalive_connections=self._max_in_flight,
             ),
-            headers={"Accept": "application/json", "User-Agent": "trackwatch"},
+            headers={
+                "Accept": "application/json",
+                # Only what _BoundedBody can inflate within the size limit.
+                "Accept-Encoding": "gzip, deflate",
+                "User-Agent": "trackwatch",
+            },
             transport=self._transport,
             follow_redirects=False,
         )
@@ -272,11 +409,13 @@ class ClickpostClient:
             await self._http.aclose()
             self._http = None
 
-    async def track_many(self, keys: Iterable[ShipmentKey]) -> list[CallOutcome | ClickpostError]:
+    async def track_many(
+        self, keys: Iterable[ShipmentKey], *, deadline: float | None = None
+    ) -> list[CallOutcome | ClickpostError]:
         """Track `keys` in the fewest calls, concurrently; one entry per planned call."""
         calls = plan_calls(keys)
         started = self._clock()
-        tasks = [asyncio.ensure_future(self._settled(call)) for call in calls]
+        tasks = [asyncio.ensure_future(self._settled(call, deadline)) for call in calls]
         try:
             outcomes = list(await asyncio.gather(*tasks))
         except BaseException:
@@ -288,17 +427,25 @@ class ClickpostClient:
         self._log_summary(outcomes, self._clock() - started)
         return outcomes
 
-    async def _settled(self, call: TrackCall) -> CallOutcome | ClickpostError:
+    async def _settled(
+        self, call: TrackCall, deadline: float | None
+    ) -> CallOutcome | ClickpostError:
         try:
-            return await self.track(call)
+            return await self.track(call, deadline=deadline)
         except ClickpostError as exc:
             return exc
 
-    async def track(self, call: TrackCall) -> CallOutcome:
-        """One track-order request with retries; raises a ClickpostError subclass."""
+    async def track(self, call: TrackCall, *, deadline: float | None = None) -> CallOutcome:
+        """One track-order request with retries; raises a ClickpostError subclass.
+
+        `deadline` (absolute, on the client's clock) bounds this call along with
+        the client's own; past it the call is not started, or is stopped, and
+        raises ClickpostUnavailableError, which is retryable.
+        """
         http = self._http
         if http is None:
             raise RuntimeError("ClickpostClient is not open: use `async with ClickpostClient(...)`")
+        invocation_end = _earliest(self._deadline, deadline)
         credentials = self._credentials.get()
         params = {
             "key": credentials.key.get_secret_value(),
@@ -308,59 +455,116 @@ class ClickpostClient:
         }
         # A call holds its slot through its back-off too: when Clickpost is
         # throttling, waiting calls must not be replaced by fresh ones.
-        async with self._in_flight:
+        async with self._slot(call, invocation_end):
             started = self._clock()
+            end = started + self._policy.budget_s
+            out_of_time = f"call budget of {self._policy.budget_s:g}s spent"
+            if invocation_end is not None and invocation_end <= end:
+                end, out_of_time = invocation_end, "invocation deadline reached"
             attempt = 0
             while True:
                 attempt += 1
-                remaining = self._retry_budget_s - (self._clock() - started)
+                remaining = end - self._clock()
                 if remaining <= 0:
-                    raise self._unavailable(call, attempt - 1, "retry budget spent", started)
-                retry_after: float | None = None
+                    raise self._unavailable(call, attempt - 1, out_of_time, started)
                 try:
-                    response = await http.get(
-                        TRACK_ORDER_PATH, params=params, timeout=self._timeout(remaining)
-                    )
-                except httpx.TransportError as exc:
-                    # The class name only: str(exc) may quote the URL, key included.
-                    cause = type(exc).__name__
-                else:
-                    if not _is_retryable_status(response.status_code):
-                        return self._settle(call, response, credentials, attempt, started)
-                    cause = f"HTTP {response.status_code}"
-                    if response.status_code in _RETRY_AFTER_STATUSES:
-                        retry_after = retry_after_seconds(
-                            response.headers.get("Retry-After"), self._wall_clock()
-                        )
-                if attempt >= self._max_attempts:
+                    answer = await self._attempt(http, call, params, remaining)
+                except _OutOfTime:
+                    raise self._unavailable(call, attempt, out_of_time, started) from None
+                if isinstance(answer, _Answer):
+                    return self._settle(call, answer, credentials, attempt, started)
+                cause, retry_after = answer
+                wait = self._policy.next_wait(attempt, retry_after, end - self._clock())
+                if wait is None:
+                    if attempt < self._policy.max_attempts:
+                        cause += "; the next wait would overrun the deadline"
                     raise self._unavailable(call, attempt, cause, started)
-                wait = self._backoff(attempt)
-                if retry_after is not None:
-                    wait = max(wait, retry_after)
-                remaining = self._retry_budget_s - (self._clock() - started)
-                if wait > remaining:
-                    raise self._unavailable(
-                        call,
-                        attempt,
-                        f"{cause}; next wait {wait:.2f}s exceeds the {remaining:.2f}s left",
-                        started,
-                    )
                 logger.debug(
                     "retrying Clickpost call",
                     extra={"cp_id": call.cp_id, "attempt": attempt, "cause": cause, "wait_s": wait},
                 )
                 await self._sleep(wait)
 
+    async def _attempt(
+        self, http: httpx.AsyncClient, call: TrackCall, params: dict[str, str], remaining: float
+    ) -> _Answer | tuple[str, float | None]:
+        """One request within `remaining` seconds: an answer to settle, or (why it failed,
+        Retry-After); _OutOfTime when the time ran out."""
+        try:
+            async with asyncio.timeout(remaining) as scope:
+                answer = await self._request(http, call, params, remaining)
+        except (httpx.TransportError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError) and scope.expired():
+                raise _OutOfTime from None
+            # The class name only: str(exc) may quote the URL, key included.
+            return type(exc).__name__, None
+        if not _is_retryable_status(answer.status):
+            return answer
+        return f"HTTP {answer.status}", retry_after_seconds(answer.retry_after, self._wall_clock())
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, call: TrackCall, deadline: float | None) -> AsyncIterator[None]:
+        """One of the max_in_flight places, waited for no later than `deadline`."""
+        if deadline is None:
+            await self._in_flight.acquire()
+        else:
+            started = self._clock()
+            try:
+                async with asyncio.timeout(deadline - started):
+                    await self._in_flight.acquire()
+            except TimeoutError:
+                cause = "invocation deadline reached before the call could start"
+                raise self._unavailable(call, 0, cause, started) from None
+        try:
+            yield
+        finally:
+            self._in_flight.release()
+
+    async def _request(
+        self, http: httpx.AsyncClient, call: TrackCall, params: dict[str, str], remaining: float
+    ) -> _Answer:
+        """One GET; the body is read (within the size limit) unless the status is retryable."""
+        async with http.stream(
+            "GET", TRACK_ORDER_PATH, params=params, timeout=self._timeout(remaining)
+        ) as response:
+            status = response.status_code
+            if _is_retryable_status(status):
+                # The body is not wanted; leaving it unread closes the connection.
+                wait = (
+                    response.headers.get("Retry-After") if status in _RETRY_AFTER_STATUSES else None
+                )
+                return _Answer(status, wait, b"")
+            too_large = ClickpostResponseTooLargeError(call.cp_id, self._max_response_bytes)
+            declared = _declared_length(response.headers)
+            if declared is not None and declared > self._max_response_bytes:
+                raise too_large
+            if response.is_stream_consumed:
+                # A transport that hands over a body it has already read and decoded
+                # (httpx.MockTransport given content=...): it is in memory already.
+                if len(response.content) > self._max_response_bytes:
+                    raise too_large
+                return _Answer(status, None, response.content)
+            encoding = response.headers.get("Content-Encoding", "")
+            try:
+                body = _BoundedBody(encoding, self._max_response_bytes, too_large)
+                async for chunk in response.aiter_raw():
+                    body.feed(chunk)
+                content = body.finish()
+            except _UnsupportedEncoding:
+                raise ClickpostMalformedResponseError(
+                    f"Clickpost answered cp_id {call.cp_id} in an encoding not asked for"
+                ) from None
+            except zlib.error:
+                raise ClickpostMalformedResponseError(
+                    f"Clickpost answered cp_id {call.cp_id} with a body that does not decompress"
+                ) from None
+            return _Answer(status, None, content)
+
     def _timeout(self, remaining_s: float) -> httpx.Timeout:
-        # No single attempt may outlive the call's budget.
+        # Per read and per connect; the deadline around each attempt bounds the whole.
         connect = min(self._connect_timeout_s, remaining_s)
         read = min(self._read_timeout_s, remaining_s)
         return httpx.Timeout(connect=connect, read=read, write=connect, pool=connect)
-
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter (uniform in [0, ceiling]) spreads retries of many calls apart.
-        ceiling = min(self._backoff_cap_s, self._backoff_base_s * 2.0 ** (attempt - 1))
-        return self._random() * ceiling
 
     def _unavailable(
         self, call: TrackCall, attempts: int, cause: str, started: float
@@ -374,29 +578,43 @@ class ClickpostClient:
     def _settle(
         self,
         call: TrackCall,
-        response: httpx.Response,
+        answer: _Answer,
         credentials: ClickpostCredentials,
         attempts: int,
         started: float,
     ) -> CallOutcome:
-        status = response.status_code
+        status = answer.status
         if status == 401:
             raise ClickpostAuthError("Clickpost rejected the key or username (HTTP 401)")
         try:
-            parsed: TrackOrderResponse | None = parse_track_order(response.content, self._source_tz)
+            read: TrackOrderRead | None = read_track_order(
+                answer.body, self._source_tz, call.waybills
+            )
             problem = ""
-        except ValidationError as exc:
-            parsed, problem = None, _describe_validation(exc)
-        if parsed is not None and not parsed.meta.success:
-            self._raise_for_meta(call, parsed.meta, credentials, status)
+        except UnreadableBodyError as exc:
+            read, problem = None, exc.reason
+        if read is not None and not read.meta.success:
+            self._raise_for_meta(call, read.meta, credentials, status)
         if not 200 <= status <= 299:
             raise ClickpostRejectedError(status, f"HTTP {status}")
-        if parsed is None:
+        if read is None:
             raise ClickpostMalformedResponseError(
                 f"Clickpost answered cp_id {call.cp_id} with a body that is not a "
                 f"track-order response: {problem}"
             )
-        return CallOutcome.from_response(call, parsed, attempts, self._clock() - started)
+        outcome = CallOutcome.from_read(
+            call, read, attempts, self._clock() - started, redact=credentials.redact
+        )
+        if outcome.unreadable:
+            logger.warning(
+                "Clickpost entries could not be read",
+                extra={
+                    "cp_id": call.cp_id,
+                    "unreadable": len(outcome.unreadable),
+                    "reasons": sorted({a.reason or "" for a in outcome.unreadable}),
+                },
+            )
+        return outcome
 
     @staticmethod
     def _raise_for_meta(
@@ -413,10 +631,12 @@ class ClickpostClient:
         awbs: Counter[str] = Counter()
         errors: Counter[str] = Counter()
         attempts = 0
+        ignored = 0
         for outcome in outcomes:
             if isinstance(outcome, CallOutcome):
                 attempts += outcome.attempts
-                awbs.update(a.status.value for a in outcome.awbs)
+                ignored += outcome.ignored
+                awbs.update(a.status.value for a in (*outcome.awbs, *outcome.unreadable))
             else:
                 errors[outcome.kind] += 1
         extra = {
@@ -424,6 +644,7 @@ class ClickpostClient:
             "failed_calls": sum(errors.values()),
             "attempts_of_successful_calls": attempts,
             "awbs": dict(awbs),
+            "ignored_entries": ignored,
             "errors": dict(errors),
             "elapsed_s": round(elapsed_s, 3),
         }
@@ -431,3 +652,8 @@ class ClickpostClient:
             logger.warning("Clickpost batch finished with failed calls", extra=extra)
         else:
             logger.info("Clickpost batch finished", extra=extra)
+
+
+def _earliest(*deadlines: float | None) -> float | None:
+    given = [d for d in deadlines if d is not None]
+    return min(given) if given else None

@@ -2,23 +2,64 @@
 
 Parsing is lenient where Clickpost is loose: unknown fields are ignored, nulls
 are accepted wherever Clickpost has been seen to send them, and numbers sent
-as strings (or strings sent as numbers) are coerced. Timestamps carry no zone
-on the wire; they are read in the source zone passed as validation context
-(``{"source_tz": ZoneInfo(...)}``, Asia/Kolkata when absent) and held as aware
-datetimes.
+as strings (or strings sent as numbers) are coerced, by pydantic itself rather
+than by Python validators, which would cost a call per field on every scan.
+
+Timestamps are total: every form Clickpost or a carrier is known to send is
+read (see `parse_timestamp`), and a value that cannot be read never fails the
+scan. It becomes `timestamp=None`, with the value as sent, bounded, in
+`timestamp_raw` (likewise `created_at`). Zone-less values are read in the
+source zone passed as validation context (``{"source_tz": ZoneInfo(...)}``,
+Asia/Kolkata when absent); every datetime held is aware.
+
+`read_track_order` reads a body waybill by waybill: the envelope first, then
+each `result` entry on its own, so one entry that does not parse costs that
+waybill alone. Two quirks of JSON are settled here rather than left to chance:
+a duplicated key keeps its last value (both pydantic's parser and Python's
+`json` do so, so the fast and the entry-by-entry paths agree), and bytes that
+are not UTF-8 are replaced with U+FFFD instead of rejecting the body.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+import json
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetPydanticSchema,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import core_schema
 
 #: The zone Clickpost's zone-less timestamps are read in unless a deployment says otherwise.
 DEFAULT_SOURCE_TIMEZONE = "Asia/Kolkata"
 _DEFAULT_ZONE = ZoneInfo(DEFAULT_SOURCE_TIMEZONE)
+
+#: Timestamps outside these years are treated as unreadable: no scan is that old
+#: or that far ahead, and the bounds keep every UTC conversion clear of overflow.
+MIN_YEAR = 1970
+MAX_YEAR = 2200
+#: Epoch numbers above this are milliseconds, the threshold pydantic itself uses:
+#: as seconds it is the year 2603, as milliseconds August 1970.
+EPOCH_MILLISECONDS_ABOVE = 2e10
+#: How much of an unreadable timestamp is kept for diagnosis.
+RAW_TIMESTAMP_CHARS = 64
+#: How much of an unreadable result entry is kept for diagnosis, in UTF-8 bytes.
+FRAGMENT_BYTES = 2048
+_LONGEST_TIMESTAMP = 64
+_EPOCH_MAX_S = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
 
 
 def source_zone(info: ValidationInfo) -> ZoneInfo:
@@ -31,65 +72,156 @@ def source_zone(info: ValidationInfo) -> ZoneInfo:
     return _DEFAULT_ZONE
 
 
+# --------------------------------------------------------------------------- timestamps
+
+
 def parse_timestamp(value: object, tz: ZoneInfo) -> datetime | None:
-    """'YYYY-MM-DD HH:MM:SS' (or ISO 8601) read in `tz`; empty or null is None."""
-    if value is None or value == "":
+    """Any known timestamp form as an aware datetime; None when absent or unreadable. Never raises.
+
+    Read: ISO 8601 with a 'T' or a space, fractional seconds, 'Z' or an offset
+    (zone-less values are read in `tz`); epoch seconds or milliseconds as a
+    number or a digit string, told apart by magnitude (read as UTC); surrounding
+    whitespace. Unreadable: anything else, and any time outside MIN_YEAR..MAX_YEAR.
+    """
+    try:
+        if isinstance(value, datetime):
+            parsed: datetime | None = value
+        elif isinstance(value, str):
+            parsed = _from_text(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            parsed = _from_epoch(value)
+        else:
+            return None
+        if parsed is None or not MIN_YEAR <= parsed.year <= MAX_YEAR:
+            return None
+        # utcoffset() is None for a naive datetime, and for one whose tzinfo gives
+        # no offset; Python bounds any offset to under a day, so within the year
+        # bounds every conversion to UTC succeeds.
+        return parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=tz)
+    except (ValueError, OverflowError, OSError, TypeError, ArithmeticError):
         return None
+
+
+def _from_text(value: str) -> datetime | None:
+    text = value.strip()
+    if not text or len(text) > _LONGEST_TIMESTAMP:
+        return None
+    if text.isascii() and (text.isdigit() or _is_decimal(text)):
+        return _from_epoch(float(text))
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        # A lower-case separator or zone ('t', 'z') is ISO 8601 too.
+        return datetime.fromisoformat(text.upper())
+
+
+def _is_decimal(text: str) -> bool:
+    whole, dot, fraction = text.partition(".")
+    return bool(dot) and whole.isdigit() and fraction.isdigit()
+
+
+def _from_epoch(value: float) -> datetime | None:
+    seconds = value / 1000 if abs(value) > EPOCH_MILLISECONDS_ABOVE else value
+    if not (math.isfinite(seconds) and 0 <= seconds < _EPOCH_MAX_S):
+        return None
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _raw_text(value: object) -> str:
+    """An unreadable timestamp, bounded, for diagnosis."""
+    if isinstance(value, str):
+        return value[:RAW_TIMESTAMP_CHARS]
     if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise ValueError(f"timestamp {value!r} is not 'YYYY-MM-DD HH:MM:SS'") from exc
-    else:
-        raise ValueError(f"timestamp must be a string, not {type(value).__name__}")
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+        # Out of range, but read by pydantic: its reading stands for what was sent.
+        return value.isoformat()[:RAW_TIMESTAMP_CHARS]
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"<integer of {value.bit_length()} bits>"
+    if isinstance(value, bool | int | float):
+        return repr(value)[:RAW_TIMESTAMP_CHARS]
+    return f"<{type(value).__name__}>"
 
 
-def _to_str(value: object) -> object:
-    # Clickpost sends some identifiers as numbers in one payload and strings in another.
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value
+def _is_absent(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value == "")
+
+
+# --------------------------------------------------------------------------- models
+
+
+#: A time as it comes off the wire: parsed by pydantic itself when it can be (the
+#: common case costs no Python), otherwise kept as sent. StatusObject's validator
+#: then zones it, tries the forms pydantic does not read, or marks it unreadable,
+#: so by the time anyone sees it the field holds what its annotation says.
+_WIRE_TIME_SCHEMA = core_schema.nullable_schema(
+    core_schema.union_schema(
+        [core_schema.datetime_schema(), core_schema.any_schema()], mode="left_to_right"
+    )
+)
+WireTime = Annotated[datetime | None, GetPydanticSchema(lambda _t, _h: _WIRE_TIME_SCHEMA)]
+_TIME_FIELDS = (("timestamp", "timestamp_raw"), ("created_at", "created_at_raw"))
 
 
 def _none_to_list(value: object) -> object:
     return [] if value is None else value
 
 
-LooseStr = Annotated[str, BeforeValidator(_to_str)]
-LooseList = Annotated[list[LooseStr], BeforeValidator(_none_to_list)]
+LooseList = Annotated[list[str], BeforeValidator(_none_to_list)]
 
 
 class _ClickpostModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # coerce_numbers_to_str: Clickpost sends some identifiers as numbers in one
+    # payload and strings in another.
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
 
 
 class StatusObject(_ClickpostModel):
     """One status: `latest_status`, and the shape every scan extends."""
 
-    timestamp: datetime | None = None
-    location: LooseStr | None = None
-    remark: LooseStr | None = None
-    status: LooseStr | None = None
+    timestamp: WireTime = None
+    location: str | None = None
+    remark: str | None = None
+    status: str | None = None
     clickpost_status_code: int | None = None
-    clickpost_status_description: LooseStr | None = None
+    clickpost_status_description: str | None = None
     clickpost_status_bucket: int | None = None
-    clickpost_status_bucket_description: LooseStr | None = None
-    created_at: datetime | None = None
+    clickpost_status_bucket_description: str | None = None
+    created_at: WireTime = None
+    #: `timestamp` as sent (at most 64 characters) when it could not be read or is
+    #: out of range; else None. Set only by validation, never taken from the input.
+    timestamp_raw: str | None = None
+    #: `created_at` likewise.
+    created_at_raw: str | None = None
 
-    @field_validator("timestamp", "created_at", mode="before")
-    @classmethod
-    def _zoned(cls, value: object, info: ValidationInfo) -> datetime | None:
-        return parse_timestamp(value, source_zone(info))
+    @model_validator(mode="after")
+    def _finish_times(self, info: ValidationInfo) -> Self:
+        # One call per status object, after pydantic has parsed what it can. The
+        # model is frozen, so the finished values go straight into its __dict__;
+        # the *_raw fields are always set here, never taken from the input.
+        values = self.__dict__
+        tz = source_zone(info)
+        for name, raw_name in _TIME_FIELDS:
+            value = values[name]
+            if (
+                type(value) is datetime
+                and value.tzinfo is None
+                and MIN_YEAR <= value.year <= MAX_YEAR
+            ):
+                # The common case: a zone-less time pydantic has already parsed.
+                values[name] = value.replace(tzinfo=tz)
+                values[raw_name] = None
+                continue
+            parsed = None if value is None else parse_timestamp(value, tz)
+            values[name] = parsed
+            unreadable = parsed is None and not _is_absent(value)
+            values[raw_name] = _raw_text(value) if unreadable else None
+        return self
 
 
 class Scan(StatusObject):
     """One checkpoint of a shipment's history."""
 
-    checkpoint_id: int | LooseStr | None = None
-    tracking_id: int | LooseStr | None = None
+    checkpoint_id: int | str | None = None
+    tracking_id: int | str | None = None
 
 
 class Edd(_ClickpostModel):
@@ -104,27 +236,27 @@ class Ndr(_ClickpostModel):
     """The latest non-delivery report, as Clickpost buckets it."""
 
     ndr_bucket_code: int | None = None
-    ndr_description: LooseStr | None = None
+    ndr_description: str | None = None
 
 
 class Additional(_ClickpostModel):
     """Everything about the shipment that is not a scan."""
 
     is_stuck: bool | None = None
-    order_id: LooseStr | None = None
+    order_id: str | None = None
     sku: LooseList = Field(default_factory=list)
     edd: Edd | None = None
-    invoice_number: LooseStr | None = None
-    pickup_city: LooseStr | None = None
-    drop_city: LooseStr | None = None
+    invoice_number: str | None = None
+    pickup_city: str | None = None
+    drop_city: str | None = None
     cod_value: float | None = None
-    currency_code: LooseStr | None = None
-    courier_partner_edd: LooseStr | None = None
-    channel_name: LooseStr | None = None
+    currency_code: str | None = None
+    courier_partner_edd: str | None = None
+    channel_name: str | None = None
     qc_images: LooseList = Field(default_factory=list)
     ndr: Ndr | None = None
     courier_partner_id: int | None = None
-    courier_name: LooseStr | None = None
+    courier_name: str | None = None
 
     @field_validator("edd", "ndr", mode="before")
     @classmethod
@@ -155,7 +287,7 @@ class Meta(_ClickpostModel):
 
     status: int | None = None
     success: bool = False
-    message: LooseStr | None = None
+    message: str | None = None
 
 
 class TrackOrderResponse(_ClickpostModel):
@@ -168,5 +300,132 @@ class TrackOrderResponse(_ClickpostModel):
 
 
 def parse_track_order(body: bytes | str, tz: ZoneInfo | None = None) -> TrackOrderResponse:
-    """Parse a track-order body; raises pydantic.ValidationError on a bad shape."""
+    """Parse a whole track-order body; raises pydantic.ValidationError if any part is bad."""
     return TrackOrderResponse.model_validate_json(body, context={"source_tz": tz or _DEFAULT_ZONE})
+
+
+# --------------------------------------------------------------------------- waybill by waybill
+
+
+class UnreadableBodyError(ValueError):
+    """The body, its envelope or an entry cannot be read; `reason` never quotes the body."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableEntry:
+    """A `result` entry that does not parse."""
+
+    #: Where and how it failed (pydantic's location and error type), never the value.
+    reason: str
+    #: The entry as sent, cut to FRAGMENT_BYTES of UTF-8: Clickpost's text, for diagnosis only.
+    fragment: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrackOrderRead:
+    """A track-order body read entry by entry."""
+
+    meta: Meta
+    #: The requested waybills whose entries were read.
+    result: Mapping[str, AwbResult]
+    #: The requested waybills whose entries could not be read.
+    unreadable: Mapping[str, UnreadableEntry]
+    #: Entries in `result` for waybills nobody asked for; not read.
+    ignored: int
+
+
+def read_track_order(
+    body: bytes | str, tz: ZoneInfo | None = None, waybills: Collection[str] | None = None
+) -> TrackOrderRead:
+    """Read a body waybill by waybill (all of them when `waybills` is None).
+
+    Raises UnreadableBodyError when the body is not JSON or its `meta` cannot be
+    read. A refused call (`meta.success` false) has its `result` left unread.
+    """
+    context = {"source_tz": tz or _DEFAULT_ZONE}
+    wanted = None if waybills is None else frozenset(waybills)
+    try:
+        # The common case, at pydantic's speed: everything parses at once.
+        whole = TrackOrderResponse.model_validate_json(body, context=context)
+    except (ValueError, RecursionError):
+        # ValidationError is a ValueError; so is a str body pydantic cannot encode.
+        return _read_entry_by_entry(body, context, wanted)
+    if not whole.meta.success:
+        return TrackOrderRead(whole.meta, {}, {}, 0)
+    if wanted is None:
+        return TrackOrderRead(whole.meta, whole.result, {}, 0)
+    result = {w: r for w, r in whole.result.items() if w in wanted}
+    return TrackOrderRead(whole.meta, result, {}, len(whole.result) - len(result))
+
+
+def _read_entry_by_entry(
+    body: bytes | str, context: dict[str, ZoneInfo], wanted: frozenset[str] | None
+) -> TrackOrderRead:
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise UnreadableBodyError(f"not JSON: {exc.msg} at {where}") from None
+    except RecursionError:
+        raise UnreadableBodyError("not JSON: nested too deeply") from None
+    if not isinstance(document, dict):
+        raise UnreadableBodyError("not a JSON object")
+    meta = _validate(Meta, document.get("meta"), context, ("meta",))
+    if not meta.success:
+        return TrackOrderRead(meta, {}, {}, 0)
+    entries = document.get("result")
+    if entries is None:
+        entries = {}
+    if not isinstance(entries, dict):
+        raise UnreadableBodyError("result: not an object")
+    result: dict[str, AwbResult] = {}
+    unreadable: dict[str, UnreadableEntry] = {}
+    ignored = 0
+    for waybill, entry in entries.items():
+        if wanted is not None and waybill not in wanted:
+            ignored += 1
+            continue
+        try:
+            result[waybill] = _validate(AwbResult, entry, context, ())
+        except UnreadableBodyError as exc:
+            unreadable[waybill] = UnreadableEntry(exc.reason, _fragment(entry))
+    return TrackOrderRead(meta, result, unreadable, ignored)
+
+
+def _validate[M: BaseModel](
+    model: type[M], value: object, context: dict[str, ZoneInfo], where: tuple[str, ...]
+) -> M:
+    # Back through JSON, so an entry is read exactly as the fast path reads it
+    # (pydantic coerces a JSON number and a Python float to text differently).
+    try:
+        return model.model_validate_json(json.dumps(value), context=context)
+    except ValidationError as exc:
+        raise UnreadableBodyError(describe_validation(exc, where)) from None
+    except RecursionError:
+        raise UnreadableBodyError(f"{'.'.join(where) or 'entry'}: nested too deeply") from None
+
+
+def describe_validation(exc: ValidationError, where: tuple[str, ...] = ()) -> str:
+    """Where and how validation failed, e.g. 'scans.3.clickpost_status_code: int_parsing'.
+
+    Locations and pydantic's error types only: never the input, which is
+    Clickpost's text and not ours to put in an error or a log.
+    """
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    first = errors[0]
+    location = ".".join([*where, *(str(p) for p in first["loc"])]) or "entry"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{location}: {first['type']}{more}"
+
+
+def _fragment(entry: object) -> str:
+    try:
+        text = json.dumps(entry, ensure_ascii=False)
+    except (RecursionError, ValueError):
+        return ""
+    return text.encode("utf-8", errors="replace")[:FRAGMENT_BYTES].decode("utf-8", errors="ignore")
