@@ -20,7 +20,9 @@ from trackwatch.observability import count_by, logger, tracer
 def handler(container: Container) -> Handler:
     """The handler over `container`'s ingest service."""
     service = container.ingest_service
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # A batch that fails whole is reported record by record, not raised: the source retries
+    # the same records either way, and no traceback (with what it quotes) reaches the logs.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     # Counts go out as single metrics (count_by); an empty log_metrics flush would only warn.
     @logger.inject_lambda_context

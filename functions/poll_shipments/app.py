@@ -21,7 +21,9 @@ from trackwatch.observability import logger, metrics, record_poll, tracer
 def handler(container: Container) -> Handler:
     """The handler over `container`'s poller."""
     service = container.poll_service
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # A batch that fails whole is reported record by record, not raised: the source retries
+    # the same records either way, and no traceback (with what it quotes) reaches the logs.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     @logger.inject_lambda_context
     @metrics.log_metrics

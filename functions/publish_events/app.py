@@ -20,7 +20,11 @@ from trackwatch.observability import count_by, logger, tracer
 def handler(container: Container) -> Handler:
     """The handler over `container`'s publisher."""
     service = container.publish_service
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+    # A batch that fails whole is reported record by record, not raised: the source retries
+    # the same records either way, and no traceback (with what it quotes) reaches the logs.
+    processor = BatchProcessor(
+        event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
+    )
 
     @logger.inject_lambda_context
     # No @metrics.log_metrics: EventsPublished goes out as single metrics (one per event

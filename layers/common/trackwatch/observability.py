@@ -1,11 +1,12 @@
-"""Logger, Metrics and Tracer: created once, shared by every function."""
+"""Logger, Metrics and the tracing decorator: created once, shared by every function."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 if TYPE_CHECKING:
@@ -16,7 +17,33 @@ NAMESPACE = "Trackwatch"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
+
+
+def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether X-Ray traces this process: Lambda with active tracing gives the daemon's
+    address; POWERTOOLS_TRACE_DISABLED turns it off."""
+    disabled = environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true")
+    return "AWS_XRAY_DAEMON_ADDRESS" in environ and not disabled
+
+
+class LazyTracer:
+    """powertools' Tracer, built only where tracing is on.
+
+    Building a Tracer imports the X-Ray SDK and opens its UDP emitter (a tenth of a
+    cold start); a function without active tracing, a test or the local runtime pays
+    nothing and gets its handler back unchanged.
+    """
+
+    def capture_lambda_handler[F: Callable[..., Any]](self, handler: F) -> F:
+        """powertools' capture_lambda_handler when tracing is on; else `handler` itself."""
+        if not tracing_enabled():
+            return handler
+        from aws_lambda_powertools import Tracer
+
+        return cast(F, Tracer(service=SERVICE).capture_lambda_handler(handler))
+
+
+tracer = LazyTracer()
 
 
 def count_by(name: str, dimension: str, counts: Mapping[str, int]) -> None:

@@ -1,0 +1,276 @@
+"""Every handler over a container of fakes, driven by its sample event under events/.
+
+The handlers are built exactly as Lambda builds them (`handler(container)`), with
+in-memory ports instead of AWS: no emulator, no sockets. Malformed records and partial
+batch failures are reported per record, as the SQS and stream event sources expect.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import CADENCE, result, scan
+from tests.fakes import (
+    FakeTracker,
+    MemoryEventLog,
+    MemoryPublisher,
+    MemoryQueue,
+    MemoryRejects,
+    MemoryStore,
+)
+from tests.notify_fakes import MemoryDeferrer, MemoryGuard, MemoryRecipients, MemorySender
+from tests.notify_samples import PHONE, recipient
+from trackwatch.bootstrap import Container, Handler, bootstrap
+from trackwatch.config import Settings
+from trackwatch.errors import ClickpostUnavailableError, StorageError
+from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.messages import PollRequest
+from trackwatch.models.notification import Channel
+from trackwatch_cli.runtime import LambdaContext
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 27, 6, 30, tzinfo=UTC)  # 12:00 in India: not quiet hours
+CONTEXT = LambdaContext(function_name="unit-test")
+
+
+def sample(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((ROOT / "events" / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def handler_of(function: str, container: Container) -> Handler:
+    """functions/<function>/app.py's handler, built over `container` as Lambda would."""
+    factory: Callable[[Container], Handler] = importlib.import_module(f"{function}.app").handler
+    return factory(container)
+
+
+def failures(response: dict[str, Any]) -> list[str]:
+    return [f["itemIdentifier"] for f in response["batchItemFailures"]]
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def test_dispatch_sample_enqueues_the_polls_of_its_minute() -> None:
+    # Given two shipments due at the sample's minute and one that is not
+    event = sample("dispatch_polls_schedule.json")
+    minute = epoch_minute(datetime.fromisoformat(event["scheduled_time"]))
+    store, queue = MemoryStore(), MemoryQueue()
+    for waybill in ("D1", "D2"):
+        store.add(ShipmentKey.of(4, waybill), due_keys_at(minute, CADENCE)[0], NOW)
+    store.add(ShipmentKey.of(4, "LATER"), "transit#999#0", NOW)
+    container = bootstrap(Settings({}), clock=lambda: NOW, shipments=store, poll_queue=queue)
+
+    # When
+    answer = handler_of("dispatch_polls", container)(event, CONTEXT)
+
+    # Then one call for the two due shipments, in one message
+    assert answer["minute"] == minute
+    assert answer["due"] == 2
+    assert [c.waybills for r in queue.sent for c in r.calls] == [("D1", "D2")]
+
+
+# --------------------------------------------------------------------------- poll
+
+
+def poll_world() -> tuple[Container, MemoryStore, FakeTracker, list[ShipmentKey]]:
+    event = sample("poll_shipments_sqs.json")
+    request = PollRequest.model_validate_json(event["Records"][0]["body"])
+    keys = [k for call in request.calls for k in call.keys]
+    store, tracker = MemoryStore(), FakeTracker()
+    for key in keys:
+        store.add(key, due_key(key.pk, CadenceClass.NEW, CADENCE), NOW)
+        tracker.results[key] = result([scan(1, 4, 0), scan(2, 5, 3)])
+    container = bootstrap(
+        Settings({}), clock=lambda: NOW, shipments=store, trackers=lambda: tracker
+    )
+    return container, store, tracker, keys
+
+
+def test_poll_sample_commits_each_shipment_it_asks_about() -> None:
+    container, store, tracker, keys = poll_world()
+
+    answer = handler_of("poll_shipments", container)(sample("poll_shipments_sqs.json"), CONTEXT)
+
+    assert failures(answer) == []
+    assert len(tracker.calls) == 2  # the sample's two calls, one per carrier
+    assert all(store.records[k].state.current is not None for k in keys)
+
+
+def test_poll_reports_a_malformed_message_alone() -> None:
+    # Given the sample batch with a second message that is no poll request
+    container, store, _, keys = poll_world()
+    event = sample("poll_shipments_sqs.json")
+    broken = copy.deepcopy(event["Records"][0])
+    broken["messageId"] = "not-a-poll-request"
+    broken["body"] = '{"calls": "nonsense"}'
+    event["Records"].append(broken)
+
+    # When
+    answer = handler_of("poll_shipments", container)(event, CONTEXT)
+
+    # Then only that message fails (its redelivery will fail again: the DLQ keeps it)
+    assert failures(answer) == ["not-a-poll-request"]
+    assert all(store.records[k].version == 2 for k in keys)
+
+
+def test_poll_fails_only_the_message_whose_call_failed() -> None:
+    # Given carrier 6 unavailable, and a second message for carrier 4 only
+    container, store, tracker, keys = poll_world()
+    tracker.fail[6] = ClickpostUnavailableError("503 x4")
+    event = sample("poll_shipments_sqs.json")
+    first = event["Records"][0]["messageId"]
+    other = copy.deepcopy(event["Records"][0])
+    other["messageId"] = "carrier-4-only"
+    key = ShipmentKey.of(4, "EXTRA1")
+    store.add(key, due_key(key.pk, CadenceClass.NEW, CADENCE), NOW)
+    tracker.results[key] = result([scan(1, 4, 0)])
+    other["body"] = PollRequest.model_validate(
+        {"calls": [{"cp_id": 4, "waybills": ["EXTRA1"]}], "requested_at": NOW}
+    ).model_dump_json()
+    event["Records"].append(other)
+
+    # When
+    answer = handler_of("poll_shipments", container)(event, CONTEXT)
+
+    # Then the sample's message is retried (its carrier-4 half is committed), the other is not
+    assert failures(answer) == [first]
+    assert store.records[key].version == 2
+    assert store.records[ShipmentKey.of(4, "SBXDL0000001")].version == 2
+    assert store.records[ShipmentKey.of(6, "SBXEE0000001")].version == 1
+
+
+# --------------------------------------------------------------------------- publish
+
+
+def test_publish_sample_logs_then_publishes_its_outbox() -> None:
+    event = sample("publish_events_stream.json")
+    outbox = json.loads(event["Records"][0]["dynamodb"]["NewImage"]["outbox"]["S"])
+    topic, log = MemoryPublisher(), MemoryEventLog()
+    container = bootstrap(Settings({}), publisher=topic, event_log=log)
+
+    answer = handler_of("publish_events", container)(event, CONTEXT)
+
+    assert failures(answer) == []
+    assert [e.event_id for e in topic.published] == [e["event_id"] for e in outbox]
+    assert len(log.events) == len(outbox)
+
+
+def test_a_failed_publish_fails_its_stream_record_after_logging() -> None:
+    event = sample("publish_events_stream.json")
+    sequence = event["Records"][0]["dynamodb"]["SequenceNumber"]
+    log = MemoryEventLog()
+    container = bootstrap(Settings({}), publisher=MemoryPublisher(fail=True), event_log=log)
+
+    answer = handler_of("publish_events", container)(event, CONTEXT)
+
+    assert failures(answer) == [sequence]
+    assert log.events  # kept for replay, though not yet published
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def test_ingest_sample_registers_the_good_entry_and_sets_aside_the_bad_one() -> None:
+    store, rejects = MemoryStore(), MemoryRejects()
+    container = bootstrap(Settings({}), clock=lambda: NOW, shipments=store, ingest_rejects=rejects)
+
+    answer = handler_of("ingest_shipments", container)(sample("ingest_shipments_sqs.json"), CONTEXT)
+
+    assert failures(answer) == []
+    assert set(store.records) == {ShipmentKey.of(4, "4210610508757")}
+    ((body, reason),) = rejects.rejected
+    assert json.loads(body)["waybill"] == "4210610508758"
+    assert reason.startswith("cp_id:")
+
+
+def test_ingest_retries_a_message_that_hit_a_storage_failure() -> None:
+    class DownStore(MemoryStore):
+        def get_many(self, *args: Any, **kwargs: Any) -> Any:
+            raise StorageError("DynamoDB BatchGetItem failed: InternalServerError")
+
+        def get(self, key: ShipmentKey) -> Any:
+            raise StorageError("DynamoDB GetItem failed: InternalServerError")
+
+    event = sample("ingest_shipments_sqs.json")
+    container = bootstrap(
+        Settings({}), clock=lambda: NOW, shipments=DownStore(), ingest_rejects=MemoryRejects()
+    )
+
+    answer = handler_of("ingest_shipments", container)(event, CONTEXT)
+
+    assert failures(answer) == [event["Records"][0]["messageId"]]
+
+
+# --------------------------------------------------------------------------- notify
+
+
+@pytest.mark.parametrize(("channel", "address"), [("sms", PHONE), ("email", None)])
+def test_notify_samples_send_one_message_and_fail_a_poison_record_alone(
+    channel: Channel, address: str | None
+) -> None:
+    # Given the sample (an out-for-delivery event) and a record that is no event
+    event = sample(f"notify_{channel}_sqs.json")
+    poison = copy.deepcopy(event["Records"][0])
+    poison["messageId"] = "poison"
+    poison["body"] = '{"event_type": "nonsense"}'
+    event["Records"].append(poison)
+    sender, guard = MemorySender(), MemoryGuard()
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        recipients=MemoryRecipients(recipient()),
+        senders={channel: sender},
+        deferrer=MemoryDeferrer(),
+        guard=guard,
+    )
+
+    # When
+    answer = handler_of(f"notify_{channel}", container)(event, CONTEXT)
+
+    # Then one message, the poison reported alone, and the invocation handed to the guard
+    assert failures(answer) == ["poison"]
+    (message,) = sender.sent
+    assert message.channel == channel
+    assert address is None or message.to == address
+    assert guard.contexts == [CONTEXT]
+
+
+# --------------------------------------------------------------------------- shipments API
+
+
+def test_the_api_samples_register_then_show_a_shipment() -> None:
+    store = MemoryStore()
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        shipments=store,
+        poll_queue=MemoryQueue(),
+        event_log=MemoryEventLog(),
+        publisher=MemoryPublisher(),
+    )
+    handle = handler_of("shipments_api", container)
+
+    created = handle(sample("shipments_api_register.json"), CONTEXT)
+    shown = handle(sample("shipments_api_get.json"), CONTEXT)
+    missing = handle(
+        {
+            **sample("shipments_api_get.json"),
+            "rawPath": "/shipments/4/UNKNOWN",
+        },
+        CONTEXT,
+    )
+
+    assert created["statusCode"] in (200, 201, 207), created["body"]
+    assert shown["statusCode"] == 200, shown["body"]
+    assert json.loads(shown["body"])["waybill"] == "4210610508756"
+    assert missing["statusCode"] == 404
