@@ -125,7 +125,7 @@ def test_poll_reports_a_malformed_message_alone() -> None:
 
 def test_poll_fails_only_the_message_whose_call_failed() -> None:
     # Given carrier 6 unavailable, and a second message for carrier 4 only
-    container, store, tracker, keys = poll_world()
+    container, store, tracker, _ = poll_world()
     tracker.fail[6] = ClickpostUnavailableError("503 x4")
     event = sample("poll_shipments_sqs.json")
     first = event["Records"][0]["messageId"]
