@@ -520,7 +520,7 @@ class CountingMotoServer:
         """The emulator's request log."""
         return RemoteLog(self._endpoint)
 
-    def reset(self) -> None:
+    def empty(self) -> None:
         """Forget every resource moto holds and every logged request."""
         httpx.post(f"{self.endpoint}/moto-api/reset", timeout=60)
         httpx.post(f"{self.endpoint}{CONTROL}clear", timeout=60)

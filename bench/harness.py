@@ -231,7 +231,7 @@ def _quiet_topic(clients: AwsClients, topic_arn: str) -> None:
 @contextmanager
 def open_bench(server: CountingMotoServer, sandbox: SandboxServer, log: IO[str]) -> Iterator[Bench]:
     """A fresh stack in a freshly reset emulator, polling `sandbox`; the clock starts at START."""
-    server.reset()
+    server.empty()
     sandbox.advance_every = NEVER
     sandbox.carriers.update({cp: f"Carrier {cp}" for cp in CARRIER_WEIGHTS})
     clients = AwsClients.emulator(server.endpoint, REGION)
