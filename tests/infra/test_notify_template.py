@@ -128,7 +128,7 @@ def test_idempotency_table_expires_its_records_and_survives_accidents(
     assert properties["SSESpecification"] == {"SSEEnabled": True}
 
 
-def test_the_only_wildcard_resource_is_sms_publishing(cfn_template: Template) -> None:
+def test_sms_publishing_reaches_phone_numbers_and_no_topic(cfn_template: Template) -> None:
     # Given
     statements = [
         (owner, statement)
@@ -137,15 +137,18 @@ def test_the_only_wildcard_resource_is_sms_publishing(cfn_template: Template) ->
     ]
 
     # When
-    wildcards = [
-        (owner, _actions(statement))
+    unscoped_publish = [
+        (owner, statement)
         for owner, statement in statements
-        if statement.get("Resource") == "*"
-        or (isinstance(statement.get("Resource"), list) and "*" in statement["Resource"])
+        if "sns:Publish" in _actions(statement) and "Resource" not in statement
     ]
 
-    # Then: an SMS goes to a phone number, which has no ARN to scope to
-    assert wildcards == [("NotifySmsFunctionRole", ["sns:Publish"])]
+    # Then: an SMS goes to a phone number, which has no ARN, so IAM only authorises it on
+    # "*"; NotResource takes every SNS ARN (topics, endpoints) out of that "*".
+    ((owner, statement),) = unscoped_publish
+    assert owner == "NotifySmsFunctionRole"
+    assert _actions(statement) == ["sns:Publish"]
+    assert statement["NotResource"] == {"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}
 
 
 @pytest.mark.parametrize("function", NOTIFIERS)
@@ -156,7 +159,7 @@ def test_notifiers_touch_the_shipments_table_only_by_key(
     on_shipments = [
         statement
         for statement in _role_statements(cfn_template, function)
-        if _target(statement["Resource"]) == "ShipmentsTable"
+        if _target(statement.get("Resource")) == "ShipmentsTable"
     ]
 
     # Then

@@ -3,9 +3,10 @@
 The SAM template is translated to plain CloudFormation (as the SAM transform would)
 and created as a stack in moto; the wiring is then asserted through the AWS APIs.
 Some resource types are not created by moto's CloudFormation (AWS::Scheduler::Schedule,
-AWS::SNS::Subscription, AWS::SQS::QueuePolicy, AWS::CloudWatch::Alarm) and some
-properties are dropped (a table's TTL, PITR and SSE; a function's architecture, layers
-and logging config): those are asserted from the translated template instead.
+AWS::SNS::Subscription, AWS::SQS::QueuePolicy, AWS::CloudWatch::Alarm,
+AWS::Lambda::EventInvokeConfig) and some properties are dropped (a table's TTL, PITR and
+SSE; a function's architecture, layers and logging config; a log group's key): those are
+asserted from the translated template instead.
 """
 
 from __future__ import annotations
@@ -145,22 +146,40 @@ def _dead_letter_queues(template: Template) -> set[str]:
     for queue in _resources(template, "AWS::SQS::Queue").values():
         redrive = queue["Properties"].get("RedrivePolicy", {})
         targets.add(_target(redrive.get("deadLetterTargetArn")))
-    for mapping in _resources(template, "AWS::Lambda::EventSourceMapping").values():
-        on_failure = mapping["Properties"].get("DestinationConfig", {}).get("OnFailure", {})
-        targets.add(_target(on_failure.get("Destination")))
+    for subscription in _resources(template, "AWS::SNS::Subscription").values():
+        redrive = subscription["Properties"].get("RedrivePolicy", {})
+        targets.add(_target(redrive.get("deadLetterTargetArn")))
+    for kind in ("AWS::Lambda::EventSourceMapping", "AWS::Lambda::EventInvokeConfig"):
+        for config in _resources(template, kind).values():
+            on_failure = config["Properties"].get("DestinationConfig", {}).get("OnFailure", {})
+            targets.add(_target(on_failure.get("Destination")))
     for schedule in _resources(template, "AWS::Scheduler::Schedule").values():
         dead_letter = schedule["Properties"]["Target"].get("DeadLetterConfig", {})
         targets.add(_target(dead_letter.get("Arn")))
     return {target for target in targets if target is not None}
 
 
+def _branches(value: Any) -> list[Any]:
+    """Every value `value` can take: both sides of each Fn::If, without AWS::NoValue."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        _, when_true, when_false = value["Fn::If"]
+        return _branches(when_true) + _branches(when_false)
+    if value == {"Ref": "AWS::NoValue"}:
+        return []
+    return [value]
+
+
 def _statements(node: Any, owner: str) -> Iterator[tuple[str, Template]]:
-    """Every policy statement under `node`, with the logical id of the resource holding it."""
+    """Every policy statement under `node`, with the logical id of the resource holding it.
+
+    A statement inside Fn::If counts whichever way the condition goes.
+    """
     if isinstance(node, dict):
         statements = node.get("Statement")
         if isinstance(statements, list):
             for statement in statements:
-                yield owner, statement
+                for branch in _branches(statement):
+                    yield owner, branch
         for value in node.values():
             yield from _statements(value, owner)
     elif isinstance(node, list):
@@ -247,23 +266,23 @@ def test_queue_redrives_to_its_own_dead_letter_queue(
     }
 
 
-def test_every_queue_is_encrypted_with_sqs_managed_keys(
-    stack: Stack, cfn_template: Template
-) -> None:
+def test_every_queue_is_encrypted_with_the_events_key(stack: Stack, cfn_template: Template) -> None:
     # Given
     sqs = boto3.client("sqs", region_name=REGION)
     queues = _resources(cfn_template, "AWS::SQS::Queue")
 
     # When
-    encrypted = {
+    keys = {
         queue: sqs.get_queue_attributes(
-            QueueUrl=stack.physical_ids[queue], AttributeNames=["SqsManagedSseEnabled"]
-        )["Attributes"].get("SqsManagedSseEnabled")
+            QueueUrl=stack.physical_ids[queue], AttributeNames=["KmsMasterKeyId"]
+        )["Attributes"].get("KmsMasterKeyId")
         for queue in queues
     }
 
-    # Then
-    assert encrypted == dict.fromkeys(queues, "true")
+    # Then: the key the topics use, since the queues hold what the topics carry
+    assert keys == dict.fromkeys(queues, stack.physical_ids["EventsKey"])
+    for queue, resource in queues.items():
+        assert "SqsManagedSseEnabled" not in resource["Properties"], queue
 
 
 # --- event sources -------------------------------------------------------------
@@ -341,13 +360,16 @@ def test_dispatcher_runs_every_minute_with_retries_and_a_dead_letter_queue(
         "MaximumEventAgeInSeconds": 120,
     }
     assert _target(properties["Target"]["DeadLetterConfig"]["Arn"]) == "DispatchDeadLetterQueue"
-    granted = {
-        (statement["Action"], _target(statement["Resource"]))
-        for _, statement in _statements(role["Properties"]["Policies"], "role")
-    }
+    granted = set()
+    for _, statement in _statements(role["Properties"]["Policies"], "role"):
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else actions
+        granted.add((tuple(sorted(actions)), _target(statement["Resource"])))
     assert granted == {
-        ("lambda:InvokeFunction", "DispatchPollsFunction"),
-        ("sqs:SendMessage", "DispatchDeadLetterQueue"),
+        (("lambda:InvokeFunction",), "DispatchPollsFunction"),
+        (("sqs:SendMessage",), "DispatchDeadLetterQueue"),
+        # The dead-letter queue is encrypted with the events key.
+        (("kms:Decrypt", "kms:GenerateDataKey"), "EventsKey"),
     }
 
 
@@ -437,6 +459,7 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
             "NotifyEmailLogGroup",
             "ShipmentsApiLogGroup",
             "IngestShipmentsLogGroup",
+            "ShipmentsHttpApiAccessLogGroup",
         ],
         30,
     )
@@ -528,15 +551,23 @@ def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
         "IngestQueueUrl",
         "IngestDeadLetterQueueUrl",
         "EventLogTableName",
+        "SmsSubscriptionDeadLetterQueueUrl",
+        "EmailSubscriptionDeadLetterQueueUrl",
+        "AllEventsSubscriptionDeadLetterQueueUrl",
+        "AlarmTopicArn",
+        "EventsKeyArn",
     }
+    # Deployed with the default (empty) AlarmEmail: a warning, not an export.
+    warnings = {"AlarmEmailMissing"}
 
     # When
     outputs = stack.outputs
 
     # Then
-    assert set(outputs) == expected
+    assert set(outputs) == expected | warnings
     assert {name: output["export"] for name, output in outputs.items()} == {
-        name: f"{STACK_NAME}-{name}" for name in expected
+        **{name: f"{STACK_NAME}-{name}" for name in expected},
+        **dict.fromkeys(warnings, ""),
     }
     assert outputs["ShipmentsTableName"]["value"] == stack.physical_ids["ShipmentsTable"]
 
@@ -565,6 +596,9 @@ def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) ->
         "EmailDeadLetterQueue",
         "AllEventsDeadLetterQueue",
         "IngestDeadLetterQueue",
+        "SmsSubscriptionDeadLetterQueue",
+        "EmailSubscriptionDeadLetterQueue",
+        "AllEventsSubscriptionDeadLetterQueue",
     }
 
 
