@@ -9,7 +9,14 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.factories import CADENCE, CATALOGUE, NOW, result, scan
-from tests.fakes import FakeTracker, MemoryEventLog, MemoryPublisher, MemoryQueue, MemoryStore
+from tests.fakes import (
+    FakeTracker,
+    MemoryEventLog,
+    MemoryPublisher,
+    MemoryQueue,
+    MemoryRejects,
+    MemoryStore,
+)
 from trackwatch.adapters.shipments_table import StreamImages
 from trackwatch.errors import (
     ClickpostAuthError,
@@ -18,6 +25,7 @@ from trackwatch.errors import (
     PublishError,
 )
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
+from trackwatch.logic.poll_decision import OUTBOX_EVENTS_PER_WRITE
 from trackwatch.models.events import EVENT_LIST_ADAPTER
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest, ScheduleTick
@@ -211,7 +219,7 @@ def test_a_missing_awb_changes_nothing() -> None:
 
 
 def publisher(topic: MemoryPublisher, log: MemoryEventLog) -> PublishService:
-    return PublishService(StreamImages(), topic, log)
+    return PublishService(StreamImages(), topic, log, MemoryRejects())
 
 
 def _image(seq: int | None, events_json: str = "[]") -> dict[str, object]:
@@ -270,3 +278,99 @@ def test_the_publisher_logs_each_event_once_however_often_it_is_retried() -> Non
     assert sorted(e.event_id for e in log.history(key)) == sorted(
         {e.event_id for e in topic.published}
     )
+
+
+# --- hostile answers ---------------------------------------------------------------
+
+
+def test_an_unreadable_waybill_costs_only_itself_and_is_stopped_after_the_give_up() -> None:
+    # Given a call of three waybills, one of whose entries cannot be read
+    good1, bad, good2 = ShipmentKey.of(4, "G1"), ShipmentKey.of(4, "BAD"), ShipmentKey.of(4, "G2")
+    store = new_store([good1, bad, good2])
+    tracker = FakeTracker()
+    for key in (good1, bad, good2):
+        tracker.results[key] = result([scan(1, 5, 0)])
+    tracker.unreadable[bad] = "scans.3.timestamp: datetime_parsing"
+    call = PollRequest(calls=(TrackCall(cp_id=4, waybills=("G1", "BAD", "G2")),), requested_at=NOW)
+
+    # When it is polled
+    failures, summary = asyncio.run(service(store, tracker=tracker).poll({"m": call}))
+
+    # Then the message succeeds, its call-mates are committed, and the bad one is recorded
+    assert failures == {"m": None}
+    assert store.records[good1].state.current is not None
+    assert store.records[good2].state.current is not None
+    state = store.records[bad].state
+    assert state.current is None
+    assert state.unreadable_since == NOW
+    assert state.unreadable_reason == "scans.3.timestamp: datetime_parsing"
+    assert state.unreadable_fragment is not None
+    assert summary.unreadable == {"scans.timestamp: datetime_parsing": 1}
+    assert [e for _, e in store.outboxes if _ == bad] == []  # no event for it
+
+    # And polled again within the give-up period, it writes nothing more
+    writes = store.writes
+    asyncio.run(service(store, NOW + timedelta(hours=1), tracker=tracker).poll({"m": call}))
+    assert store.writes == writes
+    assert store.records[bad].active
+
+    # But after the give-up period it is stopped, with its reason
+    later = NOW + timedelta(hours=CADENCE.unreadable_give_up_hours)
+    asyncio.run(service(store, later, tracker=tracker).poll({"m": call}))
+    record = store.records[bad]
+    assert not record.active
+    assert record.stop_reason is not None and record.stop_reason.startswith("unreadable:")
+    assert "scans.3.timestamp" in record.stop_reason
+
+    # And had it become readable meanwhile, the mark would have gone
+    tracker.unreadable.clear()
+    store.records[bad] = record.model_copy(update={"stop_reason": None, "due_key": "x"})
+    asyncio.run(service(store, later, tracker=tracker).poll({"m": call}))
+    assert store.records[bad].state.unreadable_since is None
+
+
+def test_a_first_sight_with_a_long_history_is_written_in_parts_of_bounded_size() -> None:
+    # Given a shipment first seen with 120 scans (120 scan_added events and more)
+    key = ShipmentKey.of(4, "LONG")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(i, 5, i / 10) for i in range(1, 121)])
+
+    # When it is polled
+    failures, summary = asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
+
+    # Then every event reaches an outbox, no outbox holds more than the per-write limit, and
+    # the new state is written by the last write only
+    assert failures == {"m": None}
+    sizes = [len(events) for k, events in store.outboxes if k == key]
+    assert sum(sizes) == sum(summary.events.values()) >= 121
+    assert max(sizes) <= OUTBOX_EVENTS_PER_WRITE
+    assert len(sizes) == -(-sum(sizes) // OUTBOX_EVENTS_PER_WRITE)
+    assert store.records[key].state.scan_count == 120
+    assert store.records[key].version == 1 + len(sizes)
+
+
+def test_a_shipment_is_tracked_for_at_most_its_maximum_age() -> None:
+    key = ShipmentKey.of(4, "OLD")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 5, 0)])
+    asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
+    assert store.records[key].active
+
+    later = NOW + timedelta(days=CADENCE.max_tracking_days)
+    tracker.results[key] = result([scan(1, 5, 0), scan(2, 5, 24)])
+    asyncio.run(service(store, later, tracker=tracker).poll({"m": request(key)}))
+
+    record = store.records[key]
+    assert not record.active
+    assert record.stop_reason is not None and record.stop_reason.startswith("max age:")
+
+
+def test_the_invocation_deadline_reaches_every_call() -> None:
+    key = ShipmentKey.of(4, "D1")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 5, 0)])
+    asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}, deadline=1234.5))
+    assert tracker.deadlines == [1234.5]
