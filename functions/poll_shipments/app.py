@@ -18,7 +18,6 @@ from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.models.messages import PollRequest
 from trackwatch.observability import logger, metrics, record_poll, tracer
 
-
 #: Clickpost calls stop this long before Lambda's own timeout (at most a fifth of the time
 #: left), so the batch still reports which messages failed instead of being killed whole.
 DEADLINE_MARGIN_S = 5.0
