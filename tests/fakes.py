@@ -115,6 +115,8 @@ class FakeTracker:
         self.fail: dict[int, ClickpostError] = {}
         #: Waybills whose entry cannot be read, with the reason the client would give.
         self.unreadable: dict[ShipmentKey, str] = {}
+        #: Calls that include one of these waybills fail (a hang, a body too large...).
+        self.fail_with: dict[str, ClickpostError] = {}
         self.calls: list[TrackCall] = []
         self.deadlines: list[float | None] = []
 
@@ -123,6 +125,9 @@ class FakeTracker:
         self.deadlines.append(deadline)
         if call.cp_id in self.fail:
             raise self.fail[call.cp_id]
+        for waybill in call.waybills:
+            if waybill in self.fail_with:
+                raise self.fail_with[waybill]
         found = {
             k.waybill: self.results[k]
             for k in call.keys

@@ -42,15 +42,20 @@ def handler(container: Container) -> Handler:
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         """Poll every message's calls at once; report the messages that failed."""
         requests: dict[str, PollRequest] = {}
+        redelivered: set[str] = set()
         for raw in event.get("Records", []):
             record = SQSRecord(raw)
+            if int(record.attributes.approximate_receive_count or "1") > 1:
+                redelivered.add(record.message_id)
             try:
                 requests[record.message_id] = PollRequest.model_validate_json(record.body)
             except ValueError:
                 logger.exception(
                     "poll request is malformed", extra={"message_id": record.message_id}
                 )
-        failures, summary = asyncio.run(service.poll(requests, deadline=deadline_of(context)))
+        failures, summary = asyncio.run(
+            service.poll(requests, deadline=deadline_of(context), redelivered=redelivered)
+        )
         record_poll(summary)
         logger.info("poll batch", extra=summary.as_log())
 

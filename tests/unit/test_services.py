@@ -21,6 +21,7 @@ from trackwatch.adapters.shipments_table import StreamImages
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostInvalidCarrierError,
+    ClickpostResponseTooLargeError,
     ClickpostUnavailableError,
     PublishError,
 )
@@ -374,3 +375,69 @@ def test_the_invocation_deadline_reaches_every_call() -> None:
     tracker.results[key] = result([scan(1, 5, 0)])
     asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}, deadline=1234.5))
     assert tracker.deadlines == [1234.5]
+
+
+def _trio() -> tuple[MemoryStore, FakeTracker, list[ShipmentKey], PollRequest]:
+    keys = [ShipmentKey.of(4, w) for w in ("OK1", "ODD", "OK2")]
+    store, tracker = new_store(keys), FakeTracker()
+    for key in keys:
+        tracker.results[key] = result([scan(1, 5, 0)])
+    call = PollRequest(
+        calls=(TrackCall(cp_id=4, waybills=("OK1", "ODD", "OK2")),), requested_at=NOW
+    )
+    return store, tracker, keys, call
+
+
+def test_a_body_too_large_for_one_waybill_is_asked_again_waybill_by_waybill() -> None:
+    # Given a call whose answer is too large because of one waybill
+    store, tracker, (ok1, odd, ok2), call = _trio()
+    tracker.fail_with["ODD"] = ClickpostResponseTooLargeError(4, 5 * 1024 * 1024)
+
+    # When it is polled (for the first time)
+    failures, summary = asyncio.run(service(store, tracker=tracker).poll({"m": call}))
+
+    # Then the call is asked again one waybill at a time: the others are committed, the odd
+    # one is blamed alone, and the message succeeds
+    assert failures == {"m": None}
+    assert [c.waybills for c in tracker.calls] == [
+        ("OK1", "ODD", "OK2"),
+        ("OK1",),
+        ("ODD",),
+        ("OK2",),
+    ]
+    assert store.records[ok1].state.current is not None
+    assert store.records[ok2].state.current is not None
+    assert store.records[odd].state.unreadable_reason == "no answer: too_large"
+    assert summary.calls == 4
+
+
+def test_a_waybill_that_hangs_holds_its_call_mates_back_once_only() -> None:
+    # Given a call in which one waybill makes Clickpost time out
+    store, tracker, (ok1, odd, ok2), call = _trio()
+    tracker.fail_with["ODD"] = ClickpostUnavailableError("call budget spent")
+
+    # When the message first fails, then comes back (a redelivery)
+    first, _ = asyncio.run(service(store, tracker=tracker).poll({"m": call}))
+    again, _ = asyncio.run(service(store, tracker=tracker).poll({"m": call}, redelivered={"m"}))
+
+    # Then the first time it fails whole (it may be an outage), the second time its call-mates
+    # are answered alone and the waybill that hangs is blamed, and the message succeeds
+    assert isinstance(first["m"], ClickpostUnavailableError)
+    assert again == {"m": None}
+    assert store.records[ok1].state.current is not None
+    assert store.records[ok2].state.current is not None
+    assert store.records[odd].state.unreadable_reason == "no answer: unavailable"
+
+
+def test_an_outage_is_not_blamed_on_any_waybill() -> None:
+    # Given Clickpost down for every call
+    store, tracker, keys, call = _trio()
+    tracker.fail[4] = ClickpostUnavailableError("503 x4")
+
+    # When a redelivered message is polled
+    failures, _ = asyncio.run(service(store, tracker=tracker).poll({"m": call}, redelivered={"m"}))
+
+    # Then it fails as before (to be retried), and no shipment is marked
+    assert isinstance(failures["m"], ClickpostUnavailableError)
+    assert all(store.records[k].state.unreadable_since is None for k in keys)
+    assert store.writes == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -15,12 +15,14 @@ from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostError,
     ClickpostInvalidCarrierError,
+    ClickpostMalformedResponseError,
+    ClickpostResponseTooLargeError,
     TrackwatchError,
 )
 from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.logic.poll_decision import decide, in_parts, stop
 from trackwatch.logic.poll_decision import unreadable as unreadable_change
-from trackwatch.models.clickpost import AwbResult
+from trackwatch.models.clickpost import AwbResult, Meta
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
 from trackwatch.models.policy import Cadence
@@ -88,19 +90,28 @@ class PollService:
         self._trackers = trackers
 
     async def poll(
-        self, requests: Mapping[str, PollRequest], *, deadline: float | None = None
+        self,
+        requests: Mapping[str, PollRequest],
+        *,
+        deadline: float | None = None,
+        redelivered: Set[str] = frozenset(),
     ) -> tuple[dict[str, TrackwatchError | None], PollSummary]:
         """Poll every request concurrently; per request id, None or the error that failed it.
 
         `deadline` (time.monotonic()) is when the invocation must stop calling Clickpost: a
         call not done by then fails its message (retryable) instead of the whole batch
-        timing out.
+        timing out. `redelivered` names the requests that failed before: their calls of
+        several waybills are asked again one waybill at a time if they fail again, so one
+        waybill that Clickpost cannot answer never holds back its call-mates.
         """
         summary = PollSummary(messages=len(requests))
         ids = list(requests)
         async with self._trackers() as tracker:
             results = await asyncio.gather(
-                *(self._poll_one(requests[i], tracker, summary, deadline) for i in ids),
+                *(
+                    self._poll_one(requests[i], tracker, summary, deadline, i in redelivered)
+                    for i in ids
+                ),
                 return_exceptions=True,
             )
         outcome: dict[str, TrackwatchError | None] = {}
@@ -115,17 +126,33 @@ class PollService:
         return outcome, summary
 
     async def _poll_one(
-        self, request: PollRequest, tracker: Tracker, summary: PollSummary, deadline: float | None
+        self,
+        request: PollRequest,
+        tracker: Tracker,
+        summary: PollSummary,
+        deadline: float | None,
+        redelivered: bool,
     ) -> None:
-        answers = await asyncio.gather(
-            *(tracker.track(call, deadline=deadline) for call in request.calls),
-            return_exceptions=True,
-        )
+        answers = await _track_all(request.calls, tracker, deadline)
+        # Calls that failed on their content (or, for a redelivered message, at all) are asked
+        # again waybill by waybill, and what still fails is blamed on its own waybill.
+        again = [
+            call
+            for call, answer in answers
+            if isinstance(answer, ClickpostError) and _worth_isolating(answer, redelivered)
+        ]
+        if again:
+            several = [c for c in again if len(c.waybills) > 1]
+            solo = [TrackCall(cp_id=c.cp_id, waybills=(w,)) for c in several for w in c.waybills]
+            summary.calls += len(several)
+            alone = [(c, a) for c, a in answers if c in again and len(c.waybills) == 1]
+            kept = [(c, a) for c, a in answers if c not in again]
+            answers = kept + _blame(await _track_all(solo, tracker, deadline) + alone)
         read: list[AwbOutcome] = []
         unreadable: list[AwbOutcome] = []
         rejected_carriers: list[TrackCall] = []
         failures: list[ClickpostError] = []
-        for call, answer in zip(request.calls, answers, strict=True):
+        for call, answer in answers:
             summary.calls += 1
             if isinstance(answer, CallOutcome):
                 summary.http_requests += answer.attempts
@@ -236,6 +263,51 @@ class PollService:
             summary.conflicts += 1
 
         retry_on_conflict(attempt, key, on_conflict=conflicted)
+
+
+Answer = CallOutcome | BaseException
+
+#: Failures that are the answer's own (its content), not Clickpost's or the network's.
+_CONTENT_FAILURES = (ClickpostResponseTooLargeError, ClickpostMalformedResponseError)
+
+
+async def _track_all(
+    calls: Sequence[TrackCall], tracker: Tracker, deadline: float | None
+) -> list[tuple[TrackCall, Answer]]:
+    answers = await asyncio.gather(
+        *(tracker.track(call, deadline=deadline) for call in calls), return_exceptions=True
+    )
+    return list(zip(calls, answers, strict=True))
+
+
+def _worth_isolating(error: ClickpostError, redelivered: bool) -> bool:
+    """Whether a failed call is asked again waybill by waybill (never for a bad key or
+    carrier: no waybill is to blame for those)."""
+    if isinstance(error, ClickpostAuthError | ClickpostInvalidCarrierError):
+        return False
+    return redelivered or isinstance(error, _CONTENT_FAILURES)
+
+
+def _blame(solo: list[tuple[TrackCall, Answer]]) -> list[tuple[TrackCall, Answer]]:
+    """Single-waybill answers, with the failures that are the waybill's own turned into an
+    unreadable outcome for it: a failure on the answer's content always; any other failure
+    when a call-mate was answered (then Clickpost is up, and this waybill is the trouble)."""
+    someone_answered = any(isinstance(a, CallOutcome) for _, a in solo)
+    blamed: list[tuple[TrackCall, Answer]] = []
+    for call, answer in solo:
+        if isinstance(answer, ClickpostError) and (
+            isinstance(answer, _CONTENT_FAILURES)
+            or (someone_answered and _worth_isolating(answer, redelivered=True))
+        ):
+            (key,) = call.keys
+            outcome = AwbOutcome(
+                key=key, status=AwbStatus.UNREADABLE, reason=f"no answer: {answer.kind}"
+            )
+            answer = CallOutcome(
+                call=call, meta=Meta(), awbs=(), unreadable=(outcome,), attempts=1, elapsed_s=0
+            )
+        blamed.append((call, answer))
+    return blamed
 
 
 def reason_kind(reason: str) -> str:
