@@ -12,8 +12,8 @@ import asyncio
 import statistics
 import tracemalloc
 from collections.abc import Callable, Coroutine
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
