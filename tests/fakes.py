@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Self
 
-from trackwatch.adapters.event_log import sort_key
+from trackwatch.adapters.event_log import event_order, sort_key
 from trackwatch.errors import ClickpostError, PublishError, StaleStateError
 from trackwatch.models.clickpost import AwbResult, Meta, TrackOrderResponse
 from trackwatch.models.events import ShipmentEvent
@@ -184,21 +184,26 @@ class MemoryPublisher:
 
 
 class MemoryEventLog:
-    """The event log as a dict keyed like the table: (shipment, occurred_at#event_id)."""
+    """The event log as a dict keyed like the table: (shipment, change's sort key)."""
 
     def __init__(self) -> None:
-        self.events: dict[tuple[str, str], ShipmentEvent] = {}
+        self.changes: dict[tuple[str, str], tuple[ShipmentEvent, ...]] = {}
 
-    def append(self, events: Sequence[ShipmentEvent]) -> None:
-        for event in events:
-            self.events[(f"{event.cp_id}#{event.waybill}", sort_key(event))] = event
+    @property
+    def events(self) -> list[ShipmentEvent]:
+        """Every logged event."""
+        return [e for change in self.changes.values() for e in change]
+
+    def append(self, changes: Sequence[Sequence[ShipmentEvent]]) -> None:
+        for change in changes:
+            first = change[0]
+            self.changes[(f"{first.cp_id}#{first.waybill}", sort_key(change))] = tuple(change)
 
     def history(self, key: ShipmentKey, since: datetime | None = None) -> list[ShipmentEvent]:
-        return [
-            self.events[k]
-            for k in sorted(self.events)
-            if k[0] == key.pk and (since is None or self.events[k].occurred_at >= since)
-        ]
+        events = [e for (pk, _), change in self.changes.items() if pk == key.pk for e in change]
+        return sorted(
+            (e for e in events if since is None or e.occurred_at >= since), key=event_order
+        )
 
 
 class MemoryRejects:

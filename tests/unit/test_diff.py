@@ -18,7 +18,7 @@ from trackwatch.models.events import (
     Unstuck,
 )
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.state import MAX_SEEN, TIMELINE_LIMIT, ShipmentState
+from trackwatch.models.state import MAX_SEEN, ShipmentState
 
 KEY = ShipmentKey.of(4, "AWB1")
 
@@ -211,9 +211,9 @@ def test_state_stays_bounded_at_500_scans_and_beyond() -> None:
         assert types(outcome).count("shipment.scan_added") == 500
     assert state is not None
 
-    # Then the state keeps at most MAX_SEEN ids and TIMELINE_LIMIT timeline entries
+    # Then the state keeps at most MAX_SEEN ids (by their short digests)
     assert len(state.seen) == MAX_SEEN
-    assert len(state.timeline) == TIMELINE_LIMIT
+    assert all(len(k) == 8 for k in state.seen)
     assert state.scan_count == 1500
     # and an evicted (oldest) scan sent again is still recognised as seen
     assert run(state, result([scan(0, 5, 0)], latest=False)).events == ()

@@ -198,28 +198,31 @@ def _stream_batch(count: int) -> dict[str, Any]:
     return {"Records": records}
 
 
-def test_after_a_failed_record_the_rest_of_the_batch_is_held_back_not_published() -> None:
-    # Given three records, the second of which meets an SNS outage
-    class FailsOnce(MemoryPublisher):
+def test_a_batch_is_logged_and_published_together_and_an_outage_retries_it_whole() -> None:
+    # Given three records of one batch
+    class Counting(MemoryPublisher):
         calls = 0
 
         def publish(self, events: Any) -> None:
             self.calls += 1
-            self.fail = self.calls == 2
             super().publish(events)
 
-    topic = FailsOnce()
+    topic, log = Counting(), MemoryEventLog()
     container = bootstrap(
-        Settings({}), publisher=topic, event_log=MemoryEventLog(), publish_rejects=MemoryRejects()
+        Settings({}), publisher=topic, event_log=log, publish_rejects=MemoryRejects()
     )
+    handle = handler_of("publish_events", container)
 
-    # When
-    answer = handler_of("publish_events", container)(_stream_batch(3), CONTEXT)
+    # When it is handled, Then its events go out together (the adapter packs them ten to a
+    # PublishBatch request, whatever record they came from), one log item per change
+    assert failures(handle(_stream_batch(3), CONTEXT)) == []
+    assert topic.calls == 1
+    (change,) = log.changes.values()  # the sample's three records carry the same change
+    assert len(topic.published) == 3 * len(change)
 
-    # Then the second and third are reported (the retry starts at the second) and the third
-    # was not published now, so it is published once, by the retry
-    assert failures(answer) == ["101", "102"]
-    assert topic.calls == 2
+    # And when SNS is down, every record of the batch is retried, in order
+    topic.fail = True
+    assert failures(handle(_stream_batch(3), CONTEXT)) == ["100", "101", "102"]
 
 
 def test_an_outbox_that_does_not_decode_is_set_aside_whole_and_the_batch_goes_on() -> None:

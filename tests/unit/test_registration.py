@@ -311,7 +311,7 @@ def test_replay_republishes_the_logged_events_with_their_ids() -> None:
         location="Delhi",
         remark=None,
     )
-    log.append([ndr, early])
+    log.append([[ndr], [early]])
     service = new_service(store, log=log, publisher=publisher)
 
     # When everything, then only the last day, is replayed

@@ -30,7 +30,7 @@ from trackwatch.logic.poll_decision import OUTBOX_EVENTS_PER_WRITE
 from trackwatch.models.events import EVENT_LIST_ADAPTER
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest, ScheduleTick
-from trackwatch.models.record import ShipmentRecord
+from trackwatch.models.record import ShipmentRecord, StreamChange
 from trackwatch.models.tracking import TrackCall
 from trackwatch.services.dispatch import DispatchService
 from trackwatch.services.poll import PollService
@@ -223,6 +223,10 @@ def publisher(topic: MemoryPublisher, log: MemoryEventLog) -> PublishService:
     return PublishService(StreamImages(), topic, log, MemoryRejects())
 
 
+def change(record_id: str, events_json: str, seq: int = 1) -> StreamChange:
+    return StreamChange(record_id=record_id, new_image=_image(seq, events_json), old_image=None)
+
+
 def _image(seq: int | None, events_json: str = "[]") -> dict[str, object]:
     image: dict[str, object] = {"pk": "4#A"}
     if seq is not None:
@@ -254,8 +258,9 @@ def test_a_publish_failure_fails_the_stream_record() -> None:
     asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
     events_json = EVENT_LIST_ADAPTER.dump_json(list(store.outboxes[0][1])).decode()
     log = MemoryEventLog()
-    with pytest.raises(PublishError):
-        publisher(MemoryPublisher(fail=True), log).publish_record(_image(1, events_json), None)
+    report = publisher(MemoryPublisher(fail=True), log).publish([change("r1", events_json)])
+    assert report.failed == ["r1"]
+    assert report.error == PublishError.kind
     # the events were logged first, so a replay can still send them
     assert len(log.events) == 2
 
@@ -271,8 +276,8 @@ def test_the_publisher_logs_each_event_once_however_often_it_is_retried() -> Non
     topic, log = MemoryPublisher(), MemoryEventLog()
 
     # When its stream record is delivered twice
-    publisher(topic, log).publish_record(_image(1, events_json), None)
-    publisher(topic, log).publish_record(_image(1, events_json), None)
+    publisher(topic, log).publish([change("r1", events_json)])
+    publisher(topic, log).publish([change("r1", events_json)])
 
     # Then both deliveries published (subscribers dedupe on event_id), the log holds each once
     assert len(topic.published) == 4

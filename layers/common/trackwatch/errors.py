@@ -136,11 +136,17 @@ class PoisonEventsError(TrackwatchError):
 
     kind = "poison_events"
 
-    def __init__(self, reason: str, content: str) -> None:
+    def __init__(
+        self, reason: str, content: str, event_ids: tuple[str, ...] = (), events: int = 1
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         #: What could not be published, as text (the outbox, or the refused events).
         self.content = content
+        #: The ids of the refused events, when they could be read.
+        self.event_ids = event_ids
+        #: How many events (or undecodable outboxes) were set aside.
+        self.events = events
 
 
 class StaleStateError(TrackwatchError):

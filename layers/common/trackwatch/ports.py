@@ -114,8 +114,9 @@ class ShipmentRepository(ShipmentStore, RegistrationStore, Protocol):
 class EventLog(Protocol):
     """Every published event, by shipment, for replay."""
 
-    def append(self, events: Sequence[ShipmentEvent]) -> None:
-        """Store every event (idempotently: the key holds the event id), or raise."""
+    def append(self, changes: Sequence[Sequence[ShipmentEvent]]) -> None:
+        """Store each change's events (idempotently: a change stored twice is stored once),
+        or raise."""
         ...
 
     def history(self, key: ShipmentKey, since: datetime | None = None) -> list[ShipmentEvent]:

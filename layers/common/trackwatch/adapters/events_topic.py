@@ -93,6 +93,8 @@ class EventsTopic:
                 f"SNS refused {len(refused)} event(s) for their content "
                 f"({', '.join(sorted(refused_codes))})",
                 EVENT_LIST_ADAPTER.dump_json(refused).decode(),
+                event_ids=tuple(e.event_id for e in refused),
+                events=len(refused),
             )
 
     def _publish_chunk(self, client: SNSClient, chunk: list[ShipmentEvent]) -> list[Any]:

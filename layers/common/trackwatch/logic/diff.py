@@ -18,6 +18,7 @@ Pure: no I/O, no clock. Its rules —
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,13 +42,7 @@ from trackwatch.models.events import (
     event_id,
 )
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.state import (
-    MAX_SEEN,
-    TIMELINE_LIMIT,
-    CurrentStatus,
-    ShipmentState,
-    TimelineEntry,
-)
+from trackwatch.models.state import MAX_SEEN, CurrentStatus, ShipmentState
 
 #: Characters of Clickpost text (remarks, locations, statuses) kept in events and state.
 TEXT_LIMIT = 500
@@ -65,6 +60,13 @@ class DiffOutcome:
     unknown_status_codes: tuple[int, ...]
     #: Whether the state must be written: an unchanged shipment costs no write.
     changed: bool
+
+
+def seen_key(checkpoint: str) -> str:
+    """How a checkpoint is remembered: 8 characters (48 bits) of its digest. Collisions
+    within one shipment's thousand checkpoints are a 1 in 10^8 event."""
+    digest = hashlib.blake2b(checkpoint.encode(), digest_size=6).digest()
+    return base64.urlsafe_b64encode(digest).decode()
 
 
 def checkpoint_key(scan: Scan) -> str:
@@ -222,7 +224,7 @@ def _fresh_scans(
     floor = before.seen_floor
     for scan in scans:
         ckey = checkpoint_key(scan)
-        if ckey in before.seen or ckey in fresh:
+        if ckey in fresh or seen_key(ckey) in before.seen:
             continue
         trusted = shipment.time_of(scan).trusted
         if floor is not None and trusted is not None and _epoch(trusted) <= floor:
@@ -435,7 +437,6 @@ def _next_state(
             "seen": seen,
             "seen_floor": seen_floor,
             "scan_count": before.scan_count + len(fresh),
-            "timeline": _timeline(before.timeline, fresh, shipment),
             "ndr_attempts": scans.ndr_attempts,
             "is_stuck": stuck.is_stuck,
             "stuck_changes": stuck.stuck_changes,
@@ -562,7 +563,7 @@ def _remember(
         return before.seen, before.seen_floor
     seen = dict(before.seen)
     for ckey, scan in ordered:
-        seen[ckey] = _epoch(shipment.time_of(scan).trusted)
+        seen[seen_key(ckey)] = _epoch(shipment.time_of(scan).trusted)
     floor = before.seen_floor
     if len(seen) > MAX_SEEN:
         by_age = sorted(seen.items(), key=lambda item: (item[1], item[0]))
@@ -571,30 +572,3 @@ def _remember(
         for ckey, _ in evicted:
             del seen[ckey]
     return seen, floor
-
-
-def _timeline(
-    kept: tuple[TimelineEntry, ...], ordered: list[tuple[str, Scan]], shipment: _Shipment
-) -> tuple[TimelineEntry, ...]:
-    """The newest TIMELINE_LIMIT scans, newest first."""
-    if not ordered:
-        return kept
-    added = [
-        TimelineEntry(
-            checkpoint_id=scan.checkpoint_id if scan.checkpoint_id is not None else ckey,
-            timestamp=shipment.time_of(scan).trusted,
-            clickpost_status_code=scan.clickpost_status_code,
-            clickpost_status_description=_clip(scan.clickpost_status_description),
-            clickpost_status_bucket=scan.clickpost_status_bucket,
-            status=_clip(scan.status),
-            location=_clip(scan.location),
-            remark=_clip(scan.remark),
-        )
-        for ckey, scan in ordered
-    ]
-    merged = sorted(
-        [*kept, *added],
-        key=lambda entry: (_epoch(entry.timestamp), str(entry.checkpoint_id)),
-        reverse=True,
-    )
-    return tuple(merged[:TIMELINE_LIMIT])
