@@ -23,7 +23,7 @@ from bench.calls import carrier_mix
 from bench.emulator import CountingMotoServer
 from bench.naive import NaivePoller
 from trackwatch.adapters.aws import AwsClients
-from trackwatch.adapters.shipments_table import contact_value, to_item
+from trackwatch.adapters.shipments_table import contact_value, encode_state, to_item
 from trackwatch.data import load_catalogue
 from trackwatch.logic.cadence import cadence_class, due_key
 from trackwatch.logic.diff import diff
@@ -106,7 +106,7 @@ def _steady_item(shipment: Shipment, sandbox: SandboxServer, now: datetime) -> d
             "cp_id": key.cp_id,
             "waybill": key.waybill,
             "version": 2,
-            "state": state.model_dump_json(exclude_defaults=True),
+            **encode_state(state),
             "registered_at": (now - timedelta(hours=1)).isoformat(),
             "contact": contact_value(Contact()),
             "metadata": {},

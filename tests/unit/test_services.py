@@ -449,7 +449,9 @@ def test_an_outage_is_not_blamed_on_any_waybill() -> None:
 
 
 def test_the_table_adapter_refuses_a_write_past_dynamodbs_item_limit_before_sending_it() -> None:
-    # Given a change whose state alone is over 400 KB (what moto would half-apply)
+    # Given a change whose state alone is over 400 KB even compressed (moto would half-apply it)
+    import secrets
+
     from trackwatch.adapters.shipments_table import ShipmentsTable
     from trackwatch.errors import ItemTooLargeError
     from trackwatch.models.record import StateChange
@@ -460,7 +462,7 @@ def test_the_table_adapter_refuses_a_write_past_dynamodbs_item_limit_before_send
             raise AssertionError(f"DynamoDB was called ({name})")
 
     key = ShipmentKey.of(4, "FAT")
-    fat = ShipmentState(order_id="x" * 420_000)
+    fat = ShipmentState(order_id=secrets.token_urlsafe(600_000))
     table = ShipmentsTable("t", NoCalls())  # type: ignore[arg-type]
 
     # When / Then: refused as DynamoDB would refuse it, without a request
