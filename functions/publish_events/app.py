@@ -28,10 +28,12 @@ def handler(container: Container) -> Handler:
         failure are the batch's, reported record by record.
         """
         records = [
+            # The images as the event carries them (attribute-value form): their types
+            # matter to the outbox's decoding, and the rest of the item is never needed.
             StreamChange(
                 record_id=record.dynamodb.sequence_number or "",
-                new_image=record.dynamodb.new_image,
-                old_image=record.dynamodb.old_image,
+                new_image=record.dynamodb.raw_event.get("NewImage"),
+                old_image=record.dynamodb.raw_event.get("OldImage"),
             )
             for record in DynamoDBStreamEvent(event).records
             if record.dynamodb is not None

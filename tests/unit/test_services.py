@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -228,9 +229,11 @@ def change(record_id: str, events_json: str, seq: int = 1) -> StreamChange:
 
 
 def _image(seq: int | None, events_json: str = "[]") -> dict[str, object]:
-    image: dict[str, object] = {"pk": "4#A"}
+    """A stream image in attribute-value form, its outbox compressed as the table writes it."""
+    image: dict[str, object] = {"pk": {"S": "4#A"}}
     if seq is not None:
-        image |= {"outbox_seq": seq, "outbox": events_json}
+        packed = zlib.compress(events_json.encode())
+        image |= {"outbox_seq": {"N": str(seq)}, "outbox": {"B": packed}}
     return image
 
 

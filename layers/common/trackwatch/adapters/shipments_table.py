@@ -114,12 +114,6 @@ def encode_outbox(events: Sequence[ShipmentEvent]) -> bytes:
     return zlib.compress(EVENT_LIST_ADAPTER.dump_json(list(events)))
 
 
-def decode_outbox(value: Any) -> list[ShipmentEvent]:
-    """The events of an `outbox` attribute, in either layout."""
-    text = value if isinstance(value, str) else zlib.decompress(_raw(value))
-    return EVENT_LIST_ADAPTER.validate_json(text)
-
-
 def record_from_item(item: dict[str, Any]) -> ShipmentRecord:
     """Decode one stored item (in attribute-value form)."""
     plain = from_item(item)
@@ -180,17 +174,23 @@ def check_item_size(key: ShipmentKey, values: dict[str, Any]) -> None:
 
 
 class StreamImages:
-    """Implements trackwatch.ports.OutboxReader for the table's (deserialized) stream images."""
+    """Implements trackwatch.ports.OutboxReader for the table's stream images, in their
+    attribute-value form (as the event carries them: the type tells a compressed outbox,
+    `B`, from the earlier JSON text, `S`)."""
 
     def outbox(self, image: Mapping[str, Any] | None) -> Outbox:
         """The outbox sequence number and events of one image."""
-        if not image or image.get("outbox_seq") is None:
+        if not image or "outbox_seq" not in image:
             return Outbox()
-        raw = image.get("outbox")
+        typed = image.get("outbox") or {}
+        raw = typed.get("B", typed.get("S"))
         try:
-            events = decode_outbox(raw) if raw is not None else []
-            seq = int(image["outbox_seq"])
-        except (ValueError, TypeError, zlib.error) as exc:  # ValidationError is a ValueError
+            seq = int(image["outbox_seq"]["N"])
+            if "B" in typed:
+                events = EVENT_LIST_ADAPTER.validate_json(zlib.decompress(_raw(raw)))
+            else:
+                events = EVENT_LIST_ADAPTER.validate_json(raw or "[]")
+        except (ValueError, TypeError, KeyError, zlib.error) as exc:  # ValidationError too
             reason = "the outbox does not decode as events"
             if isinstance(exc, ValidationError):
                 reason += ": " + describe_validation(exc)
@@ -200,12 +200,12 @@ class StreamImages:
 
 def _as_text(raw: Any) -> str:
     """An outbox that does not decode, as text for a human: inflated if it can be."""
-    if isinstance(raw, str) or raw is None:
-        return str(raw)
+    if raw is None:
+        return "(no outbox)"
     try:
         return zlib.decompress(_raw(raw)).decode(errors="replace")
-    except (zlib.error, ValueError):
-        return base64.b64encode(_raw(raw)).decode()
+    except (zlib.error, ValueError, TypeError):
+        return raw if isinstance(raw, str) else base64.b64encode(_raw(raw)).decode()
 
 
 def _storage_error(action: str, exc: Exception) -> StorageError:
