@@ -11,10 +11,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from rich.console import Console
+from typer.testing import CliRunner
 
-from tests.integration.shipments_stack import HttpAnswer, ShipmentsStack, shipments_stack
+from tests.integration.shipments_stack import (
+    STACK_NAME,
+    HttpAnswer,
+    ShipmentsStack,
+    shipments_stack,
+)
 from trackwatch.models.events import Invalid, event_id
 from trackwatch.models.record import StateChange
+from trackwatch.models.state import CurrentStatus, TimelineEntry
+from trackwatch_cli import shipments_cli
+from trackwatch_cli.main import app
 
 __all__ = ["shipments_stack"]  # the fixture, for pytest
 
@@ -232,3 +242,71 @@ def test_ingest_dead_letters_what_is_not_plain_text_and_stores_the_rest(
     assert reasons[2] == "waybill: must be valid Unicode text: U+D800 (a lone surrogate) is not"
     assert reasons[3].startswith(f"waybill: {CHARACTER_SET}")
     assert api.messages("IngestQueueUrl") == []
+
+
+# --- the command line, over the same stack -------------------------------------------------
+
+
+def test_shipments_show_prints_clickpost_text_as_text(
+    shipments_stack: ShipmentsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a shipment whose waybill and Clickpost statuses hold markup and escape codes
+    api = shipments_stack
+    call(api, "POST", "/shipments", {"waybill": "AB[/]12", "cp_id": 4, "order_id": "[bold]O-1"})
+    record = api.record(4, "AB[/]12")
+    assert record is not None
+    esc = "\x1b"
+    when = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+    location = f"Pune{esc}]0;pwned\x07"
+    remark = "[link=https://example.com]click[/link]\rDelivered"
+    state = record.state.model_copy(
+        update={
+            "current": CurrentStatus(
+                clickpost_status_code=4,
+                clickpost_status_description="Shipped [/]",
+                clickpost_status_bucket=2,
+                clickpost_status_bucket_description=f"{esc}[31mShipped{esc}[0m",
+                status="Shipped [/]",
+                location=location,
+                remark=remark,
+                timestamp=when,
+            ),
+            "timeline": (
+                TimelineEntry(
+                    checkpoint_id=1,
+                    timestamp=when,
+                    clickpost_status_code=4,
+                    clickpost_status_description="Shipped [/]",
+                    location=location,
+                    remark=remark,
+                ),
+            ),
+            "courier_name": "[/]",
+        }
+    )
+    api.local.container().shipments.commit(
+        StateChange(
+            key=record.key,
+            expected_version=record.version,
+            state=state,
+            events=(),
+            due_key=record.due_key,
+        )
+    )
+    monkeypatch.setattr(shipments_cli, "console", Console(width=250, color_system=None))
+
+    # When `trackwatch shipments show` prints it
+    result = CliRunner().invoke(
+        app,
+        ["shipments", "show", "4", "AB[/]12", "--stack", STACK_NAME, "--region", "us-east-1"],
+        terminal_width=250,
+    )
+
+    # Then it is shown as written, with the escape codes escaped and nothing raised
+    assert result.exit_code == 0, result.output
+    assert result.exception is None, result.exception
+    for shown in ("AB[/]12", "Shipped [/]", "\\x1b[31mShipped\\x1b[0m", "[bold]O-1"):
+        assert shown in result.output
+    assert "Pune\\x1b]0;pwned\\x07" in result.output
+    assert "[link=https://example.com]click[/link]\\x0dDelivered" in result.output
+    assert esc not in result.output and "\r" not in result.output
