@@ -112,3 +112,57 @@ def test_ctrl_c_stops_a_large_import_within_2_s_with_whole_rows_only(
     screen = shipments_cli.console.file.getvalue()  # type: ignore[attr-defined]
     counts = {int(n) for n in re.findall(r"(\d+)/100000", screen)}
     assert any(0 < n < len(store.records) for n in counts), sorted(counts)[:10]
+
+
+def test_an_import_lists_rows_that_are_not_plain_text_as_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a CSV with control characters, a look-alike, markup and a full-width waybill
+    store = SlowStore(interrupt_at=-1)
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        shipments=store,
+        poll_queue=MemoryQueue(),
+        event_log=MemoryEventLog(),
+        publisher=MemoryPublisher(),
+    )
+    target = shipments_cli.Target(
+        service=container.shipments_service, languages=container.languages
+    )
+    monkeypatch.setattr(shipments_cli, "_target", lambda *_: target)
+    monkeypatch.setattr(shipments_cli, "console", Console(width=200, color_system=None))
+    path = tmp_path / "hostile.csv"
+    path.write_text(
+        "waybill,cp_id,order_id\n"
+        "AB12,4,\n"
+        "AB\x0012,4,\n"
+        "AB\u200b12,4,\n"
+        "\x1b[31mAB13,4,\n"
+        "AB[/]14,[/],\n"
+        "AB[/]15,4,[bold]O-15\n"
+        "\uff21\uff22\uff11\uff12,4,\n"
+        "AB16,4,O\x1b[2J\n",
+        encoding="utf-8",
+    )
+
+    # When it is imported
+    result = CliRunner().invoke(app, ["shipments", "import", str(path), "--local"])
+
+    # Then the good rows are stored (the full-width one is AB12 again), each bad one listed
+    # with its line, field and rule, as text, with no escape code left raw
+    output = result.output
+    assert result.exit_code == 0, output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert {k.waybill for k in store.records} == {"AB12", "AB[/]15"}
+    assert store.records[ShipmentKey.of(4, "AB[/]15")].state.order_id == "[bold]O-15"
+    assert re.search(r"unchanged\s*│\s*1\b", output), output
+    for line, field, rule in (
+        (3, "waybill", "U+0000"),
+        (4, "waybill", "U+200B (ZERO WIDTH SPACE)"),
+        (5, "waybill", "U+001B"),
+        (6, "cp_id", "got '[/]'"),
+        (9, "order_id", "must be printable text: U+001B"),
+    ):
+        assert re.search(rf"│\s*{line}\s*│\s*{re.escape(field)}\s*│[^\n]*{re.escape(rule)}", output)
+    assert "\x1b" not in output

@@ -142,6 +142,30 @@ def test_a_key_from_a_caller_names_the_rule() -> None:
     assert too_big.value.field == "cp_id"
 
 
+@pytest.mark.parametrize(
+    ("cp_id", "rule"),
+    [
+        ("\u00b2x", "must be a positive integer, got"),
+        ("9" * 5000, "must be a positive integer of at most 2147483647"),
+        ("99999999999", "must be a positive integer of at most 2147483647"),
+        ("\u0664", "must be a positive integer, got"),  # an Arabic-Indic four
+        ("4\x00", "must be a positive integer, got '4\\x00'"),
+    ],
+)
+def test_a_cp_id_that_is_not_ascii_digits_is_refused_naming_the_rule(cp_id: str, rule: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        ShipmentKey.parse(cp_id, "AB12")
+    assert caught.value.field == "cp_id"
+    assert caught.value.rule.startswith(rule), caught.value.rule
+    (problem,) = rejected({"waybill": "AB12", "cp_id": cp_id}).problems
+    assert (problem.field, problem.rule) == ("cp_id", caught.value.rule)
+
+
+def test_a_cp_id_in_another_form_of_the_same_digits_is_read() -> None:
+    assert ShipmentKey.parse("\uff14", "AB12").cp_id == 4  # full-width 4, as NFKC reads it
+    assert ShipmentKey.parse(" 7 ", "AB12").cp_id == 7
+
+
 # --- lone surrogates, anywhere ---------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ MAX_CP_ID = 2**31 - 1
 WAYBILL_CHARACTERS = "visible ASCII (U+0021 to U+007E: letters, digits, punctuation)"
 _WHITESPACE = re.compile(r"\s")
 _WAYBILL_CHARACTER = re.compile(r"[\x21-\x7e]")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _check_shape(value: object) -> str:
@@ -75,11 +76,18 @@ def check_key_waybill(value: object) -> str:
 
 
 def check_cp_id(value: object) -> int:
-    """A cp_id: a positive integer (a string of digits is accepted)."""
+    """A cp_id: a positive integer (a string of ASCII digits, after NFKC, is accepted)."""
     if isinstance(value, bool):
         raise InvalidInputError("cp_id", "must be a positive integer, not a boolean")
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):
+        digits = unicodedata.normalize("NFKC", value).strip()
+        if _DIGITS.fullmatch(digits):
+            # Python refuses to read more than 4300 digits; far fewer are already too many.
+            if len(digits) > len(str(MAX_CP_ID)):
+                raise InvalidInputError(
+                    "cp_id", f"must be a positive integer of at most {MAX_CP_ID}"
+                )
+            value = int(digits)
     if not isinstance(value, int) or value <= 0:
         raise InvalidInputError("cp_id", f"must be a positive integer, got {value!r}")
     return value
