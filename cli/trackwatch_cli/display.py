@@ -45,6 +45,8 @@ def redact_url(url: str) -> str:
 
 def redact(message_text: str, url: str) -> str:
     """`message_text` with `url`, or the credentials part of it, redacted where it appears."""
+    if not url:
+        return message_text
     redacted = message_text.replace(url, redact_url(url))
     found = _USERINFO.match(url)
     if found and found["userinfo"]:

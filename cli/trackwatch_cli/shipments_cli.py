@@ -45,7 +45,7 @@ from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.registration import Registration, Rejected, parse_entry
 from trackwatch.services.registration import EntryResult
 from trackwatch.services.shipments import ShipmentsService
-from trackwatch_cli.display import message, text
+from trackwatch_cli.display import message, redact, redact_url, text
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -159,7 +159,10 @@ def _target(stack: str | None, local: bool, region: str | None) -> Target:
     try:
         return connect(stack, clients)
     except TargetError as exc:
-        fail(exc, 2)
+        fail(redact(str(exc), endpoint) if endpoint else exc, 2)
+    except ValueError as exc:  # boto3's word for an endpoint it cannot use
+        shown = redact_url(endpoint or LOCAL_ENDPOINT)
+        fail(f"AWS_ENDPOINT_URL {shown} cannot be used: {redact(str(exc), endpoint or '')}", 2)
 
 
 def fail(problem: object, code: int) -> NoReturn:

@@ -310,3 +310,27 @@ def test_shipments_show_prints_clickpost_text_as_text(
     assert "Pune\\x1b]0;pwned\\x07" in result.output
     assert "[link=https://example.com]click[/link]\\x0dDelivered" in result.output
     assert esc not in result.output and "\r" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "says"),
+    [
+        ("http://user:password@127.0.0.1:9", "http://***@127.0.0.1:9"),
+        ("http://user:password@127.0.0.1:99999", "AWS_ENDPOINT_URL"),
+        ("not a url", "AWS_ENDPOINT_URL"),
+    ],
+)
+def test_an_endpoint_url_with_credentials_is_reported_redacted(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, says: str
+) -> None:
+    # Given an emulator endpoint that cannot be used, with credentials in it
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+
+    # When a command needs the stack
+    result = CliRunner().invoke(app, ["shipments", "show", "4", "AWB-1", "--local"])
+
+    # Then exit 2 with the URL redacted, and no traceback
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert says in result.output
+    assert "password" not in result.output

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.state import CurrentStatus, ShipmentState
-from trackwatch_cli.display import redact_url, text
+from trackwatch_cli.display import redact, redact_url, text
 from trackwatch_cli.main import app
 from trackwatch_cli.summary import shipments_table
 from trackwatch_cli.timeline import event_line, notification_line
@@ -182,6 +182,8 @@ def test_a_bad_clickpost_url_is_exit_2_without_its_credentials(url: str, says: s
 )
 def test_credentials_in_a_url_are_redacted(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+    assert redact(f"cannot reach {url}: refused", url) == f"cannot reach {shown}: refused"
+    assert redact("nothing to hide", "") == "nothing to hide"
 
 
 # --- text from outside, on the terminal ----------------------------------------------------
