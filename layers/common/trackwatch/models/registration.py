@@ -269,7 +269,8 @@ def problems_of(exc: ValidationError) -> tuple[Problem, ...]:
     """pydantic's errors as field + rule, in the field order of the model."""
     seen: dict[str, Problem] = {}
     for error in exc.errors():
-        problem = Problem(field=_field_name(error["loc"]), rule=_rule(error))
+        # A rule may quote the input (an e-mail validator names the character it refused).
+        problem = Problem(field=_field_name(error["loc"]), rule=visible(_rule(error)))
         seen.setdefault(problem.field, problem)
     return tuple(seen.values())
 
