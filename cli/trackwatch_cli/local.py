@@ -420,12 +420,13 @@ def check_url(option: str, url: str) -> None:
         raise LocalInputError(f"{option} must be an http or https URL, got {shown}")
     if not parts.hostname:
         raise LocalInputError(f"{option} has no host: {shown}")
+    out_of_range = LocalInputError(f"{option} has a port out of range 1-65535: {shown}")
     try:
         port = parts.port
-    except ValueError:
-        port = -1
-    if port is not None and not 1 <= port <= 65535:
-        raise LocalInputError(f"{option} has a port out of range 1-65535: {shown}")
+    except ValueError:  # urllib's word for a port past 65535
+        raise out_of_range from None
+    if port == 0:
+        raise out_of_range
 
 
 def run_local(options: LocalOptions, console: Console | None = None) -> LocalSystem:

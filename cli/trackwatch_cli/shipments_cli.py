@@ -296,13 +296,11 @@ class Tally:
         self._on_row()
 
 
-def register_file(
-    target: Target, file: Path, rows: Iterator[Row], tally: Tally, workers: int
-) -> None:
-    """Register `rows` a few per worker at a time, so that Ctrl-C is felt between two.
+def register_rows(target: Target, rows: Iterator[Row], tally: Tally, workers: int) -> None:
+    """Register `rows` a few per worker at a time, so that Ctrl-C takes effect in between.
 
     Each row is one write, whole or not at all; KeyboardInterrupt stops the import
-    after the rows already in flight, and propagates.
+    once the rows already in flight are done, and propagates.
     """
     chunk: list[Row] = []
     for row in rows:
@@ -325,17 +323,16 @@ def _register_chunk(target: Target, chunk: list[Row], tally: Tally, workers: int
 def _progress_reporter(progress: Progress, task: TaskID, total: int) -> Callable[[], None]:
     """Advance the bar; without a terminal to draw it on, print a line now and then."""
     last = [time.monotonic()]
-    done = [0]
 
     def advance() -> None:
         progress.advance(task)
         if progress.console.is_terminal:
             return
-        done[0] += 1
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
-            progress.console.print(f"imported {done[0]} of {total} rows")
+            done = int(progress.tasks[0].completed)
+            progress.console.print(f"imported {done} of {total} rows")
 
     return advance
 
@@ -368,7 +365,7 @@ def import_csv(
     ) as progress:
         tally = Tally(_progress_reporter(progress, progress.add_task("import", total=total), total))
         try:
-            register_file(target, file, iter_rows(file, target.languages), tally, workers)
+            register_rows(target, iter_rows(file, target.languages), tally, workers)
         except KeyboardInterrupt:
             interrupted = True
         except CsvError as exc:  # the file changed since it was counted

@@ -34,10 +34,9 @@ from trackwatch.errors import (
     TrackwatchError,
 )
 from trackwatch.models.inputs import check_since
-from trackwatch.models.keys import MAX_WAYBILL_LENGTH, WAYBILL_CHARACTERS, ShipmentKey
+from trackwatch.models.keys import MAX_CP_ID, MAX_WAYBILL_LENGTH, WAYBILL_CHARACTERS, ShipmentKey
 from trackwatch.models.registration import (
     MAX_BATCH,
-    MAX_CP_ID,
     Outcome,
     Problem,
     Registration,

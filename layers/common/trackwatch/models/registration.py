@@ -37,8 +37,6 @@ from trackwatch.models.inputs import (
 )
 from trackwatch.models.keys import MAX_CP_ID, MAX_WAYBILL_LENGTH, CpId, ShipmentKey, Waybill
 
-__all__ = ["MAX_CP_ID"]
-
 MAX_BATCH = 100
 DEFAULT_PHONE_REGION = "IN"
 DEFAULT_LANGUAGE = "en"
@@ -237,9 +235,12 @@ def _languages(context: object) -> frozenset[str]:
 def _field_name(location: Sequence[int | str]) -> str:
     name = ""
     for part in location:
-        # An unknown field is named as sent: escape what cannot be shown or stored.
-        text = visible(part) if isinstance(part, str) else part
-        name += f"[{part}]" if isinstance(part, int) else (f".{text}" if name else str(text))
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            # An unknown field is named as sent: escape what cannot be shown or stored.
+            shown = visible(part)
+            name += f".{shown}" if name else shown
     return name or "body"
 
 
