@@ -17,6 +17,11 @@ from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.observability import count_by, logger, tracer
 
 
+class HeldBack(Exception):
+    """A record after a failed one: not published now, so the retry (which starts at the
+    failed record) publishes it once, not again."""
+
+
 def handler(container: Container) -> Handler:
     """The handler over `container`'s publisher."""
     service = container.publish_service
@@ -33,11 +38,21 @@ def handler(container: Container) -> Handler:
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         """Publish each record's outbox; a failed record (and those after it) is retried."""
         published: Counter[str] = Counter()
+        failed = False
 
         def publish(record: DynamoDBRecord) -> None:
+            nonlocal failed
             if record.dynamodb is None:
                 return
-            events = service.publish_record(record.dynamodb.new_image, record.dynamodb.old_image)
+            if failed:
+                raise HeldBack(record.dynamodb.sequence_number)
+            try:
+                events = service.publish_record(
+                    record.dynamodb.new_image, record.dynamodb.old_image
+                )
+            except Exception:
+                failed = True
+                raise
             published.update(e.event_type for e in events)
 
         response = process_partial_response(

@@ -156,7 +156,9 @@ def test_publish_sample_logs_then_publishes_its_outbox() -> None:
     event = sample("publish_events_stream.json")
     outbox = json.loads(event["Records"][0]["dynamodb"]["NewImage"]["outbox"]["S"])
     topic, log = MemoryPublisher(), MemoryEventLog()
-    container = bootstrap(Settings({}), publisher=topic, event_log=log)
+    container = bootstrap(
+        Settings({}), publisher=topic, event_log=log, publish_rejects=MemoryRejects()
+    )
 
     answer = handler_of("publish_events", container)(event, CONTEXT)
 
@@ -169,12 +171,75 @@ def test_a_failed_publish_fails_its_stream_record_after_logging() -> None:
     event = sample("publish_events_stream.json")
     sequence = event["Records"][0]["dynamodb"]["SequenceNumber"]
     log = MemoryEventLog()
-    container = bootstrap(Settings({}), publisher=MemoryPublisher(fail=True), event_log=log)
+    container = bootstrap(
+        Settings({}),
+        publisher=MemoryPublisher(fail=True),
+        event_log=log,
+        publish_rejects=MemoryRejects(),
+    )
 
     answer = handler_of("publish_events", container)(event, CONTEXT)
 
     assert failures(answer) == [sequence]
     assert log.events  # kept for replay, though not yet published
+
+
+def _stream_batch(count: int) -> dict[str, Any]:
+    """The sample record `count` times, as consecutive writes of one shipment."""
+    event = sample("publish_events_stream.json")
+    first = event["Records"][0]
+    records = []
+    for i in range(count):
+        record = copy.deepcopy(first)
+        record["dynamodb"]["SequenceNumber"] = f"{100 + i}"
+        record["dynamodb"]["NewImage"]["outbox_seq"] = {"N": str(10 + i)}
+        record["dynamodb"]["OldImage"]["outbox_seq"] = {"N": str(9 + i)}
+        records.append(record)
+    return {"Records": records}
+
+
+def test_after_a_failed_record_the_rest_of_the_batch_is_held_back_not_published() -> None:
+    # Given three records, the second of which meets an SNS outage
+    class FailsOnce(MemoryPublisher):
+        calls = 0
+
+        def publish(self, events: Any) -> None:
+            self.calls += 1
+            self.fail = self.calls == 2
+            super().publish(events)
+
+    topic = FailsOnce()
+    container = bootstrap(
+        Settings({}), publisher=topic, event_log=MemoryEventLog(), publish_rejects=MemoryRejects()
+    )
+
+    # When
+    answer = handler_of("publish_events", container)(_stream_batch(3), CONTEXT)
+
+    # Then the second and third are reported (the retry starts at the second) and the third
+    # was not published now, so it is published once, by the retry
+    assert failures(answer) == ["101", "102"]
+    assert topic.calls == 2
+
+
+def test_an_outbox_that_does_not_decode_is_set_aside_whole_and_the_batch_goes_on() -> None:
+    # Given a record whose outbox is not events at all, then a good one
+    batch = _stream_batch(2)
+    batch["Records"][0]["dynamodb"]["NewImage"]["outbox"] = {"S": '[{"event_type": "x\u0000"}]'}
+    topic, rejects = MemoryPublisher(), MemoryRejects()
+    container = bootstrap(
+        Settings({}), publisher=topic, event_log=MemoryEventLog(), publish_rejects=rejects
+    )
+
+    # When
+    answer = handler_of("publish_events", container)(batch, CONTEXT)
+
+    # Then nothing fails, the poison is kept with its content and reason, the good one goes
+    assert failures(answer) == []
+    ((body, reason),) = rejects.rejected
+    assert "x\u0000" in body
+    assert reason.startswith("the outbox does not decode")
+    assert topic.published
 
 
 # --------------------------------------------------------------------------- ingest

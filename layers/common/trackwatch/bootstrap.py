@@ -72,6 +72,7 @@ class Overrides(TypedDict, total=False):
     event_log: EventLog
     images: OutboxReader
     ingest_rejects: RejectSink
+    publish_rejects: RejectSink
     trackers: TrackerFactory
     clickpost_credentials: CredentialsProvider
     catalogue: StatusCatalogue
@@ -179,6 +180,15 @@ class Container:
         return RejectQueue(self.settings.ingest.ingest_dead_letter_queue_url, self.clients.sqs)
 
     @cached_property
+    def publish_rejects(self) -> RejectSink:
+        """Where events that cannot be published for their content are set aside."""
+        if (given := self._overrides.get("publish_rejects")) is not None:
+            return given
+        from trackwatch.adapters.reject_queue import RejectQueue
+
+        return RejectQueue(self.settings.poison.publish_dead_letter_queue_url, self.clients.sqs)
+
+    @cached_property
     def secrets(self) -> SecretsProvider:
         """Secrets Manager through powertools (cached per container, max_age per read)."""
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -221,6 +231,7 @@ class Container:
                 retry_budget_s=settings.retry_budget_s,
                 connect_timeout_s=settings.connect_timeout_s,
                 read_timeout_s=settings.read_timeout_s,
+                max_response_bytes=settings.max_response_bytes,
             )
 
         return client
@@ -252,7 +263,7 @@ class Container:
         """The publisher: stream outbox → event log → topic."""
         from trackwatch.services.publish import PublishService
 
-        return PublishService(self.images, self.publisher, self.event_log)
+        return PublishService(self.images, self.publisher, self.event_log, self.publish_rejects)
 
     @cached_property
     def registration_service(self) -> RegistrationService:

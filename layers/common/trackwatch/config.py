@@ -69,6 +69,8 @@ class ClickpostSettings(_Section):
     #: Total time one call may spend, retries and waits included.
     retry_budget_s: float = Field(default=30.0, gt=0)
     secret_max_age_s: int = Field(default=300, ge=0)
+    #: A body larger than this is refused unread (streamed, never held whole).
+    max_response_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
 
     @model_validator(mode="after")
     def _known_zone(self) -> Self:
@@ -100,6 +102,12 @@ class PublishSettings(_Section):
     """Where events are published."""
 
     events_topic_arn: str = Field(pattern=r"^arn:[^:]+:sns:")
+
+
+class PoisonSettings(_Section):
+    """Where the publisher sets aside events that cannot be published for their content."""
+
+    publish_dead_letter_queue_url: str = Field(min_length=1)
 
 
 class EventLogSettings(_Section):
@@ -281,6 +289,11 @@ class Settings:
     def publish(self) -> PublishSettings:
         """EVENTS_TOPIC_ARN."""
         return parse(PublishSettings, self._environ)
+
+    @cached_property
+    def poison(self) -> PoisonSettings:
+        """PUBLISH_DEAD_LETTER_QUEUE_URL."""
+        return parse(PoisonSettings, self._environ)
 
     @cached_property
     def event_log(self) -> EventLogSettings:

@@ -119,6 +119,30 @@ class StorageError(TrackwatchError):
     kind = "storage"
 
 
+class ItemTooLargeError(TrackwatchError):
+    """A write would pass DynamoDB's 400 KB item limit; refused before it is sent.
+
+    DynamoDB itself would answer ValidationException (and moto applies part of such an
+    update): refusing here makes the local stack behave as AWS does. Not retryable.
+    """
+
+    kind = "item_too_large"
+
+
+class PoisonEventsError(TrackwatchError):
+    """Events that can never be published as they are: an outbox that does not decode,
+    or events SNS refused for their content (a sender fault). Not retryable: the
+    publisher sets them aside, whole, instead of retrying them for a day."""
+
+    kind = "poison_events"
+
+    def __init__(self, reason: str, content: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        #: What could not be published, as text (the outbox, or the refused events).
+        self.content = content
+
+
 class StaleStateError(TrackwatchError):
     """A conditional write lost to a concurrent writer; re-read and re-decide."""
 

@@ -51,8 +51,9 @@ class ShipmentStore(Protocol):
 class Tracker(Protocol):
     """The Clickpost client, as the poller uses it."""
 
-    async def track(self, call: TrackCall) -> CallOutcome:
-        """One track-order call; raises a ClickpostError subclass."""
+    async def track(self, call: TrackCall, *, deadline: float | None = None) -> CallOutcome:
+        """One track-order call, given up at `deadline` (time.monotonic()) if one is given;
+        raises a ClickpostError subclass."""
         ...
 
 

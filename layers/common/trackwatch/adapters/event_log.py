@@ -36,9 +36,14 @@ def sort_key(event: ShipmentEvent) -> str:
 
 
 def _utc(moment: datetime) -> str:
-    utc = moment.astimezone(UTC)
-    # strftime's %Y does not pad (year 999 is "999", which sorts after "2026"): pad it here.
-    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
+    """`moment` in UTC as sortable text; a moment past what UTC can hold (year 1 in a zone
+    east of Greenwich, year 9999 west of it) is clamped to the first or last one."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+    # isoformat, not strftime: it always writes four digits of year, so the text sorts.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class EventLogTable:

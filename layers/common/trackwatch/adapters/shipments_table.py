@@ -20,8 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
-from trackwatch.errors import StaleStateError, StorageError
+from trackwatch.errors import (
+    ItemTooLargeError,
+    PoisonEventsError,
+    StaleStateError,
+    StorageError,
+)
+from trackwatch.models.clickpost import describe_validation
 from trackwatch.models.events import EVENT_LIST_ADAPTER
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import Contact, Outbox, ShipmentRecord, StateChange
@@ -86,6 +93,26 @@ def contact_value(contact: Contact) -> dict[str, Any]:
     return {k: v for k, v in value.items() if v is not None and not (k == "opt_out" and not v)}
 
 
+#: DynamoDB's item size limit (names and values, UTF-8).
+ITEM_LIMIT_BYTES = 400 * 1024
+#: Room kept for the attributes a write does not carry (contact, metadata, the notifiers').
+_OTHER_ATTRIBUTES_BYTES = 16 * 1024
+
+
+def check_item_size(key: ShipmentKey, values: dict[str, Any]) -> None:
+    """Refuse a write whose large attributes alone would pass the item limit."""
+    size = _OTHER_ATTRIBUTES_BYTES + sum(
+        len(name.encode()) + len(value.encode())
+        for name, value in values.items()
+        if isinstance(value, str)
+    )
+    if size > ITEM_LIMIT_BYTES:
+        raise ItemTooLargeError(
+            f"shipment {key}: a write of about {size // 1024} KB passes DynamoDB's "
+            f"{ITEM_LIMIT_BYTES // 1024} KB item limit"
+        )
+
+
 class StreamImages:
     """Implements trackwatch.ports.OutboxReader for the table's (deserialized) stream images."""
 
@@ -93,8 +120,16 @@ class StreamImages:
         """The outbox sequence number and events of one image."""
         if not image or image.get("outbox_seq") is None:
             return Outbox()
-        events = EVENT_LIST_ADAPTER.validate_json(image.get("outbox") or "[]")
-        return Outbox(seq=int(image["outbox_seq"]), events=tuple(events))
+        raw = image.get("outbox") or "[]"
+        try:
+            events = EVENT_LIST_ADAPTER.validate_json(raw)
+            seq = int(image["outbox_seq"])
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            reason = "the outbox does not decode as events"
+            if isinstance(exc, ValidationError):
+                reason += ": " + describe_validation(exc)
+            raise PoisonEventsError(reason, str(raw)) from None
+        return Outbox(seq=seq, events=tuple(events))
 
 
 def _storage_error(action: str, exc: Exception) -> StorageError:
@@ -238,6 +273,7 @@ class ShipmentsTable:
             if change.expires_at is not None:
                 sets.append("expires_at = :expires")
                 values[":expires"] = change.expires_at
+        check_item_size(change.key, values)
         expression = "SET " + ", ".join(sets)
         if removes:
             expression += " REMOVE " + ", ".join(removes)

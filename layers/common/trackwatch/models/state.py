@@ -29,8 +29,18 @@ class CurrentStatus(BaseModel):
     status: str | None = None
     location: str | None = None
     remark: str | None = None
+    #: The status's time, when it can be trusted (not absent, unreadable or far ahead).
     timestamp: AwareDatetime | None = None
     is_terminal: bool = False
+    #: The newest trusted time of every status applied so far: a status older than this
+    #: never becomes current, even after one whose own time could not be trusted.
+    clock: AwareDatetime | None = None
+
+    @property
+    def ordered_until(self) -> AwareDatetime | None:
+        """The time a newer status must be after (states stored before `clock` existed
+        have only their own timestamp)."""
+        return self.clock or self.timestamp
 
 
 class TimelineEntry(BaseModel):
@@ -70,6 +80,12 @@ class ShipmentState(BaseModel):
     edd_changes: int = 0
     invalid_since: AwareDatetime | None = None
     invalid_reports: int = 0
+    #: Since when Clickpost's answer for this waybill could not be read (None: it can).
+    unreadable_since: AwareDatetime | None = None
+    #: Where the answer failed (a field path and pydantic's error type, never the value).
+    unreadable_reason: str | None = None
+    #: The start of the unreadable answer as sent (at most 2 KB), for diagnosis.
+    unreadable_fragment: str | None = None
     terminal_at: AwareDatetime | None = None
 
     @property
