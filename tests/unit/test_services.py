@@ -441,3 +441,23 @@ def test_an_outage_is_not_blamed_on_any_waybill() -> None:
     assert isinstance(failures["m"], ClickpostUnavailableError)
     assert all(store.records[k].state.unreadable_since is None for k in keys)
     assert store.writes == 0
+
+
+def test_the_table_adapter_refuses_a_write_past_dynamodbs_item_limit_before_sending_it() -> None:
+    # Given a change whose state alone is over 400 KB (what moto would half-apply)
+    from trackwatch.adapters.shipments_table import ShipmentsTable
+    from trackwatch.errors import ItemTooLargeError
+    from trackwatch.models.record import StateChange
+    from trackwatch.models.state import ShipmentState
+
+    class NoCalls:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"DynamoDB was called ({name})")
+
+    key = ShipmentKey.of(4, "FAT")
+    fat = ShipmentState(order_id="x" * 420_000)
+    table = ShipmentsTable("t", NoCalls())  # type: ignore[arg-type]
+
+    # When / Then: refused as DynamoDB would refuse it, without a request
+    with pytest.raises(ItemTooLargeError, match="item limit"):
+        table.commit(StateChange(key=key, expected_version=1, state=fat, due_key="new#0#0"))
