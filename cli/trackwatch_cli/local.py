@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import tempfile
 import time
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from trackwatch.adapters.clickpost import ClickpostClient, StaticCredentials
 from trackwatch.bootstrap import Overrides
@@ -41,6 +44,7 @@ from trackwatch.models.tracking import TrackCall
 from trackwatch_cli.api_gateway import ApiGateway
 from trackwatch_cli.demo import demo_registrations, play_in_sandbox
 from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
+from trackwatch_cli.display import message, redact, redact_url, text
 from trackwatch_cli.environment import Emulator, SmtpServer
 from trackwatch_cli.local_senders import RecordingSender
 from trackwatch_cli.sandbox import SandboxServer
@@ -246,12 +250,12 @@ class LocalSystem:
             asyncio.run(call())
         except ClickpostAuthError as exc:
             raise LocalInputError(
-                f"Clickpost at {url} rejected the key or username: {exc}"
+                f"Clickpost at {redact_url(url)} rejected the key or username: {exc}"
             ) from exc
         except ClickpostInvalidCarrierError:
             return  # the URL and credentials work; that carrier is the user's business
         except ClickpostError as exc:
-            raise LocalInputError(f"cannot poll Clickpost at {url}: {exc}") from exc
+            raise LocalInputError(f"cannot poll Clickpost at {redact_url(url)}: {exc}") from exc
 
     def _register(self) -> None:
         results = self.local.container().registration_service.register(self.rows)
@@ -260,10 +264,15 @@ class LocalSystem:
             raise LocalInputError(f"{len(failed)} shipments could not be registered: {failed[0]}")
         clickpost = self.sandbox.base_url if self.sandbox else self.options.clickpost_url
         self.console.print(
-            f"[bold]trackwatch local[/]: {len(self.rows)} shipments, stack "
-            f"[cyan]{self.local.stack.name}[/] in moto at {self.emulator.endpoint_url}, "
-            f"Clickpost at {clickpost}; shipments API at {self.api.base_url}; "
-            f"function logs in {self.log_path}"
+            Text.assemble(
+                ("trackwatch local", "bold"),
+                f": {len(self.rows)} shipments, stack ",
+                text(self.local.stack.name, style="cyan"),
+                f" in moto at {self.emulator.endpoint_url}, Clickpost at ",
+                text(redact_url(clickpost or "")),
+                f"; shipments API at {self.api.base_url}; function logs in ",
+                text(self.log_path),
+            )
         )
 
     # ------------------------------------------------------------------ run
@@ -386,13 +395,44 @@ def quiet_libraries() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
+def check_options(options: LocalOptions) -> None:
+    """Every number in range and the Clickpost URL usable, before anything starts."""
+    if options.cycles is not None and options.cycles < 1:
+        raise LocalInputError(f"--cycles must be at least 1, got {options.cycles}")
+    for name, value in (("--speed", options.speed), ("--hours", options.hours)):
+        if not math.isfinite(value) or value <= 0:
+            raise LocalInputError(f"{name} must be a positive number, got {value}")
+    if not 0 <= options.api_port <= 65535:
+        raise LocalInputError(f"--api-port must be 0 to 65535, got {options.api_port}")
+    if options.clickpost_url is not None:
+        check_url("--clickpost-url", options.clickpost_url)
+
+
+def check_url(option: str, url: str) -> None:
+    """An http(s) URL with a host and a port in range; the error shows it redacted."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        reason = redact(str(exc), url)
+        raise LocalInputError(f"{option} is not a URL ({reason}): {shown}") from None
+    if parts.scheme not in ("http", "https"):
+        raise LocalInputError(f"{option} must be an http or https URL, got {shown}")
+    if not parts.hostname:
+        raise LocalInputError(f"{option} has no host: {shown}")
+    out_of_range = LocalInputError(f"{option} has a port out of range 1-65535: {shown}")
+    try:
+        port = parts.port
+    except ValueError:  # urllib's word for a port past 65535
+        raise out_of_range from None
+    if port == 0:
+        raise out_of_range
+
+
 def run_local(options: LocalOptions, console: Console | None = None) -> LocalSystem:
     """Start everything, run, print the summary, stop everything; returns what happened."""
     console = console or Console()
-    if options.cycles is not None and options.cycles < 1:
-        raise LocalInputError("--cycles must be at least 1")
-    if options.speed <= 0:
-        raise LocalInputError("--speed must be positive")
+    check_options(options)
     with quiet_libraries(), warnings.catch_warnings(), LocalSystem(options, console) as system:
         # powertools warns when an invocation had no metric to publish: expected here.
         warnings.simplefilter("ignore", UserWarning)
@@ -458,5 +498,9 @@ def local_command(
     try:
         run_local(options, console)
     except LocalInputError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        # The message quotes CSV cells and paths: text, not markup; the URL redacted.
+        reason = redact(str(exc), clickpost_url) if clickpost_url else str(exc)
+        Console(stderr=True, soft_wrap=True).print(
+            Text.assemble(("error:", "bold red"), " ", message(reason)), highlight=False
+        )
         raise typer.Exit(2) from None

@@ -14,8 +14,10 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.text import Text
 
 from trackwatch.adapters.aws import AwsClients
+from trackwatch_cli.display import text
 from trackwatch_cli.environment import Mailbox
 from trackwatch_cli.local_senders import RecordingSender
 
@@ -49,21 +51,57 @@ def tap(clients: AwsClients, topic_arn: str, name: str = "trackwatch-local-timel
     return url
 
 
-def _detail(kind: str, event: dict[str, Any]) -> str:
+def _detail(kind: str, event: dict[str, Any]) -> Text:
+    # Every value here is Clickpost's text: shown as text (see display.py), never markup.
     if kind == "status_changed":
-        return (
-            f"{event.get('from_bucket_description') or '-'} → "
-            f"[bold]{event.get('to_bucket_description')}[/]"
-            + (" (final)" if event.get("is_terminal") else "")
+        return Text.assemble(
+            text(event.get("from_bucket_description") or "-"),
+            " → ",
+            text(event.get("to_bucket_description"), style="bold"),
+            " (final)" if event.get("is_terminal") else "",
         )
     if kind == "ndr_raised":
-        return f"attempt {event['attempt']}: {event.get('ndr_description')}"
+        return Text.assemble(f"attempt {event['attempt']}: ", text(event.get("ndr_description")))
     if kind == "edd_changed":
-        return (
-            f"{event['previous'].get('courier_partner_edd')} → "
-            f"{event['current'].get('courier_partner_edd')}"
+        return Text.assemble(
+            text(event["previous"].get("courier_partner_edd")),
+            " → ",
+            text(event["current"].get("courier_partner_edd")),
         )
-    return ""
+    return Text()
+
+
+def event_line(event: dict[str, Any], when: str) -> Text | None:
+    """The timeline's line for an event (None for scans, which are not shown)."""
+    kind = event["event_type"].removeprefix("shipment.")
+    if kind == "scan_added":
+        return None
+    return Text.assemble(
+        (when, "dim"),
+        " ",
+        ("event", "green"),
+        f" {kind:<15} ",
+        text(event["waybill"]),
+        " ",
+        _detail(kind, event),
+    )
+
+
+def notification_line(channel: str, to: str, body: str, when: str) -> Text:
+    """The timeline's line for an SMS (its first 90 characters) or an e-mail (its subject)."""
+    if channel == "sms":
+        return Text.assemble(
+            (when, "dim"),
+            " ",
+            ("sms", "magenta"),
+            "   to ",
+            text(masked_phone(to)),
+            ": ",
+            text(body[:90]),
+        )
+    return Text.assemble(
+        (when, "dim"), " ", ("email", "blue"), " to ", text(masked_email(to)), ": ", text(body)
+    )
 
 
 class Timeline:
@@ -121,12 +159,9 @@ class Timeline:
         if self._events_out is not None:
             self._events_out.write(raw + "\n")
             self._events_out.flush()
-        kind = event["event_type"].removeprefix("shipment.")
-        if kind != "scan_added":
-            self.console.print(
-                f"[dim]{self.local_time()}[/] [green]event[/] {kind:<15} "
-                f"{event['waybill']} {_detail(kind, event)}"
-            )
+        line = event_line(event, self.local_time())
+        if line is not None:
+            self.console.print(line)
 
     def _collect_notifications(self) -> None:
         sms = self._sms.since(self._sms_seen)
@@ -134,8 +169,7 @@ class Timeline:
         for message in sms:
             self._notification({"channel": "sms", "to": message.to, "body": message.body})
             self.console.print(
-                f"[dim]{self.local_time()}[/] [magenta]sms[/]   to {masked_phone(message.to)}: "
-                f"{message.body[:90]}"
+                notification_line("sms", message.to, message.body, self.local_time())
             )
         mails = self._mailbox.since(self._mail_seen)
         self._mail_seen += len(mails)
@@ -152,8 +186,7 @@ class Timeline:
                 }
             )
             self.console.print(
-                f"[dim]{self.local_time()}[/] [blue]email[/] to "
-                f"{masked_email(str(mail['To']))}: {mail['Subject']}"
+                notification_line("email", str(mail["To"]), str(mail["Subject"]), self.local_time())
             )
 
     def _notification(self, record: dict[str, Any]) -> None:
