@@ -110,7 +110,9 @@ class World:
         """What the WhatsApp events consumer does with a report (services/whatsapp_events)."""
         record = self.ledger.delivery(event.event_id, "whatsapp")
         assert record is not None
-        self.ledger.update(record.model_copy(update={"state": state, "version": record.version + 1}))
+        self.ledger.update(
+            record.model_copy(update={"state": state, "version": record.version + 1})
+        )
 
 
 # --------------------------------------------------------------------------- one channel
@@ -415,7 +417,7 @@ def test_a_fallback_waits_for_quiet_hours_to_end() -> None:
 def test_a_fallback_counts_against_the_sms_daily_cap() -> None:
     # Given a customer whose SMS cap for today is reached
     world = World()
-    world.notifiers["sms"]._policy = NotifyPolicy(daily_cap=1)  # noqa: SLF001
+    world.notifiers["sms"]._policy = NotifyPolicy(daily_cap=1)
     world.everywhere(status_changed(6))
     assert world.fallbacks() == [Outcome.FALLBACK_SENT]
 

@@ -164,7 +164,7 @@ def fill_sms(
         filled.append(cut)
     body = _compose(fixed, filled)
     room = sms.capacity(max_segments, encoding)
-    while sms.length(body, encoding) > room:
+    while sms.segments(body, encoding) > max_segments:
         index = _longest_clickpost(entry, filled)
         if index is None:
             raise ConfigurationError(

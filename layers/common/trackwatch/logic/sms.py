@@ -113,13 +113,18 @@ def ellipsis(encoding: Encoding) -> str:
 
 
 def cut_end(text: str, limit: int, encoding: Encoding) -> str:
-    """`text` in at most `limit` characters, its end replaced by an ellipsis if cut."""
+    """`text` in at most `limit` characters, its end replaced by an ellipsis if cut (at a
+    word's end, unless that would lose more than a third of what is kept)."""
     if len(text) <= limit:
         return text
     mark = ellipsis(encoding)
     if limit <= len(mark):
         return text[:limit]
-    return text[: limit - len(mark)].rstrip() + mark
+    kept = text[: limit - len(mark)]
+    space = kept.rfind(" ")
+    if not text[len(kept)].isspace() and space >= len(kept) * 2 // 3:
+        kept = kept[:space]
+    return kept.rstrip() + mark
 
 
 def cut_start(text: str, limit: int, encoding: Encoding) -> str:
