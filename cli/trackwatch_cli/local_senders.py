@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from trackwatch.errors import RecipientRejectedError
 from trackwatch.logic.delivery import callback_data
@@ -29,6 +29,7 @@ from trackwatch.models.notification import Channel, Message
 #: "not delivered to maintain healthy ecosystem engagement"), undeliverable (131026: not on
 #: WhatsApp), or silence (no report after "sent": the delivery window runs out).
 WhatsAppOutcome = Literal["read", "delivered", "failed", "undeliverable", "silent"]
+WHATSAPP_OUTCOMES: tuple[WhatsAppOutcome, ...] = get_args(WhatsAppOutcome)
 LOCAL_WABA = "local-waba"
 LOCAL_PHONE_NUMBER_ID = "phone-number-id-00000000000000000000000000000001"
 _ERRORS = {"failed": (131049, "Not delivered"), "undeliverable": (131026, "Undeliverable")}

@@ -1,8 +1,10 @@
-"""What `trackwatch local` shows as it happens: each event, SMS and e-mail, one line each.
+"""What `trackwatch local` shows as it happens: each event, WhatsApp message, SMS and e-mail,
+one line each, and the fallbacks between WhatsApp and SMS.
 
 It reads events from a queue of its own on the topic (exactly what subscribers get),
-SMS from the local SMS sender and e-mails from the local SMTP server, prints them,
-and writes them to the `--events-out` / `--notifications-out` files.
+WhatsApp messages and SMS from the local senders (with the WhatsApp reports they played
+back) and e-mails from the local SMTP server, prints them, and writes them to the
+`--events-out` / `--notifications-out` files.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 
 from trackwatch.adapters.aws import AwsClients
+from trackwatch.models.notification import Message
+from trackwatch_cli.deployment import LocalSenders
 from trackwatch_cli.environment import Mailbox
-from trackwatch_cli.local_senders import RecordingSender
 
 DISPLAY_ZONE = ZoneInfo("Asia/Kolkata")
 
@@ -66,6 +69,29 @@ def _detail(kind: str, event: dict[str, Any]) -> str:
     return ""
 
 
+def message_record(message: Message) -> dict[str, Any]:
+    """A WhatsApp message or an SMS as a `--notifications-out` line."""
+    record: dict[str, Any] = {
+        "channel": message.channel,
+        "to": message.to,
+        "kind": message.kind,
+        "language": message.language,
+        "body": message.body,
+    }
+    if message.whatsapp is not None:
+        record["template"] = message.whatsapp.name
+        record["template_language"] = message.whatsapp.language_code
+        record["parameters"] = list(message.whatsapp.parameters)
+    if message.dlt_template_id is not None:
+        record["dlt_template_id"] = message.dlt_template_id
+        record["encoding"] = message.encoding
+        record["segments"] = message.segments
+    if message.fallback is not None:
+        record["fallback_of"] = message.fallback.from_channel
+        record["fallback_reason"] = message.fallback.reason
+    return record
+
+
 class Timeline:
     """Collects and prints events and notifications; keeps them for the summary."""
 
@@ -76,7 +102,7 @@ class Timeline:
         tap_queue: str,
         clock: Callable[[], datetime],
         *,
-        sms: RecordingSender,
+        senders: LocalSenders,
         mailbox: Mailbox,
         events_out: IO[str] | None = None,
         notifications_out: IO[str] | None = None,
@@ -85,13 +111,15 @@ class Timeline:
         self._sqs = clients.sqs
         self._tap = tap_queue
         self._clock = clock
-        self._sms = sms
+        self._senders = senders
         self._mailbox = mailbox
         self._events_out = events_out
         self._notifications_out = notifications_out
         self.events: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
         self._sms_seen = 0
+        self._whatsapp_seen = 0
+        self._reports_seen = 0
         self._mail_seen = 0
 
     def collect(self) -> None:
@@ -129,13 +157,35 @@ class Timeline:
             )
 
     def _collect_notifications(self) -> None:
-        sms = self._sms.since(self._sms_seen)
+        whatsapp = self._senders.whatsapp.since(self._whatsapp_seen)
+        self._whatsapp_seen += len(whatsapp)
+        for message in whatsapp:
+            self._notification(message_record(message))
+            first_line = message.body.splitlines()[0] if message.body else ""
+            self.console.print(
+                f"[dim]{self.local_time()}[/] [green]whatsapp[/] to {masked_phone(message.to)}: "
+                f"{first_line[:90]}"
+            )
+        reports = self._senders.whatsapp.reports_since(self._reports_seen)
+        self._reports_seen += len(reports)
+        for report in reports:
+            if report.status == "failed":
+                self.console.print(
+                    f"[dim]{self.local_time()}[/] [red]whatsapp failed[/] "
+                    f"({report.error_code}) for {masked_phone(report.to)}: SMS takes over"
+                )
+        sms = self._senders.sms.since(self._sms_seen)
         self._sms_seen += len(sms)
         for message in sms:
-            self._notification({"channel": "sms", "to": message.to, "body": message.body})
+            self._notification(message_record(message))
+            instead = (
+                f" [yellow](for whatsapp: {message.fallback.reason})[/]"
+                if message.fallback is not None
+                else ""
+            )
             self.console.print(
-                f"[dim]{self.local_time()}[/] [magenta]sms[/]   to {masked_phone(message.to)}: "
-                f"{message.body[:90]}"
+                f"[dim]{self.local_time()}[/] [magenta]sms[/]   to {masked_phone(message.to)}"
+                f"{instead}: {message.body[:90]}"
             )
         mails = self._mailbox.since(self._mail_seen)
         self._mail_seen += len(mails)

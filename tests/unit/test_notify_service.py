@@ -17,6 +17,7 @@ from tests.notify_fakes import (
 )
 from tests.notify_samples import (
     KEY,
+    OCCURRED,
     PHONE,
     RENDERER,
     RULES,
@@ -429,3 +430,19 @@ def test_a_fallback_counts_against_the_sms_daily_cap() -> None:
     assert world.fallbacks() == [Outcome.DAILY_CAP]
     assert world.sent("sms") == 1
     assert world.sent("whatsapp") == 2
+
+
+def test_a_fallback_for_news_whatsapp_has_since_overtaken_is_not_sent() -> None:
+    # Given out for delivery on WhatsApp, unreported, then delivered on WhatsApp
+    world = World()
+    world.everywhere(status_changed(6, occurred=OCCURRED))
+    world.now += timedelta(minutes=10)
+    world.everywhere(status_changed(8, occurred=OCCURRED + timedelta(hours=1)))
+
+    # When both delivery checks come
+    outcomes = world.fallbacks()
+
+    # Then only the newest news goes by SMS
+    assert outcomes == [Outcome.SUPERSEDED, Outcome.FALLBACK_SENT]
+    (sms,) = world.senders["sms"].sent
+    assert sms.kind == "delivered"

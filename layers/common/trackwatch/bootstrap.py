@@ -356,10 +356,11 @@ class Container:
             return given
         from trackwatch.adapters.notifications_table import NotificationsTable
 
-        name = self.settings.channels.notifications_table_name
+        channels = self.settings.channels
+        name = channels.notifications_table_name
         if name is None:
-            raise ConfigurationError("NOTIFICATIONS_TABLE_NAME is required by this notifier")
-        ttl_s = self.settings.notify.notify_idempotency_ttl_hours * 3600
+            raise ConfigurationError("NOTIFICATIONS_TABLE_NAME is required by this function")
+        ttl_s = channels.notify_idempotency_ttl_hours * 3600
         return NotificationsTable(name, self.clients.dynamodb, ttl_s)
 
     @cached_property

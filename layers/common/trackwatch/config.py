@@ -230,6 +230,8 @@ class ChannelSettings(_Section):
     whatsapp_delivery_window_minutes: int = Field(default=30, ge=1, le=1440)
     #: The notification records and opt-outs (NotificationsTable).
     notifications_table_name: str | None = Field(default=None, min_length=3)
+    #: How long a notification record is kept: as long as the idempotency records.
+    notify_idempotency_ttl_hours: int = Field(default=456, ge=24, le=8760)
     #: The queues a fallback is handed to.
     sms_queue_url: str | None = Field(default=None, min_length=1)
     whatsapp_queue_url: str | None = Field(default=None, min_length=1)

@@ -201,6 +201,10 @@ class Notifier:
             if waits_for_fallback(recipient, self.channel, enabled):
                 return Outcome.STANDBY
             return None
+        # Older news than the first channel has told since is not worth a fallback.
+        told = recipient.log(fallback.from_channel).last_occurred_at
+        if told is not None and request.event.occurred_at < told:
+            return Outcome.SUPERSEDED
         if fallback.reason == "timeout" and self._chain.ledger is not None:
             first = self._chain.ledger.delivery(request.event.event_id, fallback.from_channel)
             if first is not None and first.state in ARRIVED:
