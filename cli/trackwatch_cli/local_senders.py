@@ -101,16 +101,20 @@ def reply_event(phone: str, text: str, at: datetime) -> str:
 
 class RecordingSender:
     """Keeps every message it is given, in order; thread-safe. Numbers in `rejected` are
-    refused as the recipient's fault (an SMS number opted out at the carrier)."""
+    refused as the recipient's fault (an SMS number opted out at the carrier); while
+    `failure` is set, every send raises it (a provider throttling or down)."""
 
     def __init__(self, channel: Channel, rejected: Iterable[str] = ()) -> None:
         self.channel = channel
         self.rejected = set(rejected)
+        self.failure: Exception | None = None
         self._messages: list[Message] = []
         self._lock = threading.Lock()
 
     def send(self, message: Message) -> str | None:
         """Keep the message; its id."""
+        if self.failure is not None:
+            raise self.failure
         if message.to in self.rejected:
             raise RecipientRejectedError(f"{self.channel}_local_rejected")
         with self._lock:
