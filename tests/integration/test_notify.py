@@ -532,3 +532,18 @@ def test_quiet_hours_hold_a_fallback_too(notify: Notify) -> None:
     # Then the SMS waited for 09:00
     assert held_overnight == []
     assert len(notify.sms()) == 1
+
+
+def test_the_customers_order_of_channels_is_kept(notify: Notify) -> None:
+    # Given a customer who prefers SMS to WhatsApp, and no e-mail
+    notify.shipment(channels=["sms", "whatsapp"])
+    notify.publish(status_changed(6))
+
+    # When
+    notify.settle()
+    notify.later(timedelta(minutes=31))
+
+    # Then SMS only: WhatsApp stands by (and no delivery check: SMS reports nothing)
+    assert len(notify.sms()) == 1
+    assert notify.whatsapp() == []
+    assert notify.emails() == []

@@ -38,6 +38,10 @@ for _name in ("botocore", "boto3", "urllib3"):
     logging.getLogger(_name).setLevel(max(logging.INFO, logging.getLogger(_name).level))
 
 
+#: The channel's part of its metrics' names (PascalCase): SmsNotifications, ...
+METRIC_PREFIX: dict[Channel, str] = {"sms": "Sms", "email": "Email", "whatsapp": "WhatsApp"}
+
+
 def request_of(record: SQSRecord) -> NotificationRequest:
     """The event in a queue message (raw SNS delivery), with its not_before marker if held,
     and the channel it stands in for if it is a fallback."""
@@ -86,8 +90,9 @@ def handle_batch(
     response = process_partial_response(
         event=event, record_handler=notify, processor=processor, context=context
     )
-    count_by(f"{channel.capitalize()}Notifications", "outcome", summary.outcomes)
-    count_by(f"{channel.capitalize()}NotifyErrors", "kind", summary.errors)
+    prefix = METRIC_PREFIX[channel]
+    count_by(f"{prefix}Notifications", "outcome", summary.outcomes)
+    count_by(f"{prefix}NotifyErrors", "kind", summary.errors)
     logger.info(
         f"{channel} batch",
         extra={
