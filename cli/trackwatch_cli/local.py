@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -30,23 +30,23 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from trackwatch.adapters.clickpost import ClickpostClient, StaticCredentials
-from trackwatch.bootstrap import Overrides
 from trackwatch.config import Settings
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostError,
     ClickpostInvalidCarrierError,
+    InvalidInputError,
 )
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import ShipmentRecord
-from trackwatch.models.registration import Registration, Rejected
+from trackwatch.models.registration import Registration, Rejected, check_phone
 from trackwatch.models.tracking import TrackCall
 from trackwatch_cli.api_gateway import ApiGateway
-from trackwatch_cli.demo import demo_registrations, play_in_sandbox
+from trackwatch_cli.demo import demo_registrations, demo_whatsapp_outcomes, play_in_sandbox
 from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
 from trackwatch_cli.display import message, redact, redact_url, text
 from trackwatch_cli.environment import Emulator, SmtpServer
-from trackwatch_cli.local_senders import RecordingSender
+from trackwatch_cli.local_senders import WHATSAPP_OUTCOMES, WhatsAppOutcome
 from trackwatch_cli.sandbox import SandboxServer
 from trackwatch_cli.shipments_cli import CsvError, read_rows
 from trackwatch_cli.stack import StackError
@@ -103,6 +103,8 @@ class LocalOptions:
     hours: float = 24.0
     api_port: int = 8787
     serve: bool = False
+    #: What the local WhatsApp does with each number's messages (default: read).
+    whatsapp_outcomes: dict[str, WhatsAppOutcome] = field(default_factory=dict)
 
 
 class LocalSystem:
@@ -112,8 +114,8 @@ class LocalSystem:
         self.options = options
         self.console = console
         self.clock = SimulatedClock(SIM_START)
-        self.sms = RecordingSender("sms")
         self.polls = 0
+        self.whatsapp_outcomes: dict[str, WhatsAppOutcome] = dict(options.whatsapp_outcomes)
         self._stack = ExitStack()
         self.sandbox: SandboxServer | None = None
         self.rows: list[Registration] = []
@@ -150,12 +152,14 @@ class LocalSystem:
         log = self.log_path.open("w", encoding="utf-8")
         self._stack.callback(log.close)
         self.local = self._deploy(url, (key, username), smtp.port, log)
+        for phone, outcome in self.whatsapp_outcomes.items():
+            self.local.senders.whatsapp.outcome(phone, outcome)
         self.timeline = Timeline(
             self.console,
             self.emulator.clients,
             tap(self.emulator.clients, self.local.stack.outputs["ShipmentEventsTopicArn"]),
             self.clock,
-            sms=self.sms,
+            senders=self.local.senders,
             mailbox=smtp.mailbox,
             events_out=events_out,
             notifications_out=notifications_out,
@@ -191,7 +195,6 @@ class LocalSystem:
                         "SmtpStartTls": "false",
                     },
                     clickpost_credentials=credentials,
-                    overrides={"NotifySmsFunction": Overrides(senders={"sms": self.sms})},
                     log=log,
                 )
             except StackError as exc:
@@ -228,6 +231,8 @@ class LocalSystem:
             play_in_sandbox(self.sandbox, self.rows)
         else:
             self.rows = demo_registrations(self.sandbox, default_languages())
+            # Some demo customers' WhatsApp messages fail or go unanswered: SMS takes over.
+            self.whatsapp_outcomes = {**demo_whatsapp_outcomes(self.rows), **self.whatsapp_outcomes}
         return self.sandbox.base_url, "sandbox-key", "sandbox-user"
 
     def _probe(self, url: str, key: str, username: str) -> None:
@@ -344,6 +349,8 @@ class LocalSystem:
     def _settle(self) -> None:
         runtime = self.local.runtime
         before = len(runtime.invocations)
+        # Delays (quiet hours, WhatsApp's delivery window) run on the simulated clock.
+        self.local.release_delayed()
         runtime.settle()
         self.polls += sum(
             i.records for i in runtime.invocations[before:] if i.function == "PollShipmentsFunction"
@@ -429,6 +436,23 @@ def check_url(option: str, url: str) -> None:
         raise out_of_range
 
 
+def whatsapp_outcomes(pairs: list[str]) -> dict[str, WhatsAppOutcome]:
+    """`--whatsapp NUMBER=OUTCOME` options as a map; a LocalInputError names a bad one."""
+    outcomes: dict[str, WhatsAppOutcome] = {}
+    for pair in pairs:
+        number, _, outcome = pair.partition("=")
+        try:
+            phone = check_phone(number.strip())
+        except InvalidInputError as exc:
+            raise LocalInputError(f"--whatsapp {pair!r}: {exc}") from None
+        if outcome not in WHATSAPP_OUTCOMES:
+            raise LocalInputError(
+                f"--whatsapp {pair!r}: the outcome must be one of {', '.join(WHATSAPP_OUTCOMES)}"
+            )
+        outcomes[phone] = outcome
+    return outcomes
+
+
 def run_local(options: LocalOptions, console: Console | None = None) -> LocalSystem:
     """Start everything, run, print the summary, stop everything; returns what happened."""
     console = console or Console()
@@ -462,7 +486,8 @@ def local_command(
         Path | None, typer.Option(help="Write every published event here, one JSON per line.")
     ] = None,
     notifications_out: Annotated[
-        Path | None, typer.Option(help="Write every SMS and e-mail sent, one JSON per line.")
+        Path | None,
+        typer.Option(help="Write every WhatsApp message, SMS and e-mail sent, one JSON per line."),
     ] = None,
     speed: Annotated[
         float, typer.Option(help="Simulated minutes per real second (24: a day a minute).")
@@ -477,6 +502,14 @@ def local_command(
     serve: Annotated[
         bool, typer.Option(help="Keep running after the journeys, serving the API, until Ctrl-C.")
     ] = False,
+    whatsapp: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NUMBER=OUTCOME: the local WhatsApp's messages to NUMBER are read (default), "
+            "delivered, failed, undeliverable or silent (no report: SMS takes over after the "
+            "window). Repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole system on this machine: AWS emulated, the Clickpost sandbox, local SMTP."""
     options = LocalOptions(
@@ -496,6 +529,7 @@ def local_command(
     # Soft wrap: timeline lines stay whole when piped to a file or another program.
     console = Console(soft_wrap=True)
     try:
+        options.whatsapp_outcomes = whatsapp_outcomes(whatsapp or [])
         run_local(options, console)
     except LocalInputError as exc:
         # The message quotes CSV cells and paths: text, not markup; the URL redacted.

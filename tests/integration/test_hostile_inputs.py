@@ -20,9 +20,9 @@ from tests.integration.shipments_stack import (
     ShipmentsStack,
     shipments_stack,
 )
-from trackwatch.models.events import Invalid, event_id
+from trackwatch.models.events import Invalid, ScanAdded, StatusFields, event_id
 from trackwatch.models.record import StateChange
-from trackwatch.models.state import CurrentStatus, TimelineEntry
+from trackwatch.models.state import CurrentStatus
 from trackwatch_cli import shipments_cli
 from trackwatch_cli.main import app
 
@@ -271,19 +271,32 @@ def test_shipments_show_prints_clickpost_text_as_text(
                 remark=remark,
                 timestamp=when,
             ),
-            "timeline": (
-                TimelineEntry(
-                    checkpoint_id=1,
-                    timestamp=when,
-                    clickpost_status_code=4,
-                    clickpost_status_description="Shipped [/]",
-                    location=location,
-                    remark=remark,
-                ),
-            ),
             "courier_name": "[/]",
         }
     )
+    # (The timeline comes from the event log: one logged scan.)
+    scan = ScanAdded(
+        event_id="e-hostile-1",
+        waybill="AB[/]12",
+        cp_id=4,
+        order_id="[bold]O-1",
+        courier_name="[/]",
+        occurred_at=when,
+        detected_at=when,
+        checkpoint_id=1,
+        tracking_id=None,
+        scan=StatusFields(
+            clickpost_status_code=4,
+            clickpost_status_description="Shipped [/]",
+            clickpost_status_bucket=2,
+            clickpost_status_bucket_description=None,
+            status="Shipped [/]",
+            location=location,
+            remark=remark,
+        ),
+        is_terminal=False,
+    )
+    api.local.container().event_log.append([[scan]])
     api.local.container().shipments.commit(
         StateChange(
             key=record.key,

@@ -45,8 +45,8 @@ MAX_METADATA_ENTRIES = 20
 MAX_METADATA_KEY_LENGTH = 64
 MAX_METADATA_VALUE_LENGTH = 256
 
-Channel = Literal["sms", "email"]
-CHANNELS: frozenset[str] = frozenset({"sms", "email"})
+Channel = Literal["whatsapp", "sms", "email"]
+CHANNELS: frozenset[str] = frozenset({"whatsapp", "sms", "email"})
 
 
 def check_phone(value: object) -> str:
@@ -162,10 +162,17 @@ class Registration(BaseModel):
         default=None, description="A supported language code (en, hi, ...); default en."
     )
     channels: tuple[Channel, ...] | None = Field(
-        default=None, description="Channels to notify on; default both.", max_length=2
+        default=None,
+        description=(
+            "Channels the customer accepts, in order of preference; default whatsapp, sms, "
+            "email. WhatsApp and SMS stand in for each other in this order (a message goes by "
+            "the first that can reach the customer, and by the next if it is not delivered); "
+            "e-mail is sent besides."
+        ),
+        max_length=3,
     )
     opt_out: tuple[Channel, ...] | None = Field(
-        default=None, description="Channels the customer refused; never used.", max_length=2
+        default=None, description="Channels the customer refused; never used.", max_length=3
     )
     metadata: Metadata | None = None
 
