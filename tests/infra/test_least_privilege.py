@@ -134,12 +134,13 @@ SHIPMENTS_TABLE_GRANTS = {
             "dynamodb:UpdateItem",
         },
     },
-    # NotifyTable: the contact by key, the channel's notification state by UpdateItem.
-    "NotifySmsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
-    "NotifyEmailFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
-    "NotifyWhatsAppFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
-    # NotifyTable.record_failure(): a number not on WhatsApp.
-    "RecordWhatsAppEventsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:UpdateItem"}},
+    # NotifyTable.recipient(): the contact, in one BatchGetItem with the channels' memory
+    # (NotificationsTable); a send never writes the shipment.
+    "NotifySmsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:BatchGetItem"}},
+    "NotifyEmailFunction": {"{ShipmentsTable.Arn}": {"dynamodb:BatchGetItem"}},
+    "NotifyWhatsAppFunction": {"{ShipmentsTable.Arn}": {"dynamodb:BatchGetItem"}},
+    # A number not on WhatsApp is remembered in WhatsApp's own memory of the shipment.
+    "RecordWhatsAppEventsFunction": {},
 }
 
 #: A value each parameter that ends up in an IAM resource may take (its default, if any).

@@ -122,7 +122,7 @@ def path(channel: str, *, sender: Callable[[Notify], tuple[Any, str]]) -> list[B
             channel,
         ),
         Boundary(
-            "before the claim on the shipment",
+            "before the claim on the channel's memory",
             _class(NotifyTable, "claim"),
             "before",
             on(channel),

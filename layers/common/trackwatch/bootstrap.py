@@ -339,12 +339,25 @@ class Container:
 
     @cached_property
     def recipients(self) -> RecipientStore:
-        """Contact details and notification state, on the shipments table."""
+        """Contact details (the shipments table) and each channel's memory of a shipment
+        (NotificationsTable)."""
         if (given := self._overrides.get("recipients")) is not None:
             return given
         from trackwatch.adapters.notify_table import NotifyTable
 
-        return NotifyTable(self.settings.table.shipments_table_name, self.clients.dynamodb)
+        name = self.settings.channels.notifications_table_name
+        if name is None:
+            raise ConfigurationError("NOTIFICATIONS_TABLE_NAME is required by this function")
+        # Kept as long as a shipment can still cause a message after the last one it caused.
+        cadence = self.cadence
+        ttl_s = round((cadence.max_tracking_days * 24 + cadence.terminal_grace_hours) * 3600)
+        return NotifyTable(
+            self.settings.table.shipments_table_name,
+            name,
+            self.clients.dynamodb,
+            ttl_s=ttl_s,
+            clock=self.clock,
+        )
 
     @cached_property
     def guard(self) -> OnceGuard:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -147,10 +147,12 @@ class Sender(Protocol):
 
 
 class RecipientStore(Protocol):
-    """Contact details and notification state, by shipment key."""
+    """Contact details (the shipment's) and each channel's memory of a shipment (its own
+    items: a send never writes the shipment), by shipment key."""
 
-    def recipient(self, key: ShipmentKey) -> Recipient | None:
-        """The shipment's contact and notification state; None if unknown."""
+    def recipient(self, key: ShipmentKey, channels: Collection[Channel]) -> Recipient | None:
+        """The shipment's contact, and what `channels` remember of it (their logs and contact
+        failures); None if the shipment is unknown."""
         ...
 
     def claim(self, key: ShipmentKey, channel: Channel, seen: ChannelLog, new: ChannelLog) -> None:
