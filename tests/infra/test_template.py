@@ -442,7 +442,7 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         **cadence,
         "EVENTS_TOPIC_ARN": ids["ShipmentEventsTopic"],
         "EVENT_LOG_TABLE_NAME": ids["EventLogTable"],
-        "EVENT_LOG_RETENTION_DAYS": "90",
+        "EVENT_LOG_RETENTION_DAYS": "30",
         "PUBLISH_DEAD_LETTER_QUEUE_URL": ids["PublishDeadLetterQueue"],
     }
 
@@ -832,7 +832,9 @@ def test_shipments_api_requires_iam_on_every_route(cfn_template: Template) -> No
         assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy", route
 
 
-def test_event_log_keeps_each_event_once_for_90_days(cfn_template: Template) -> None:
+def test_event_log_keeps_each_change_once_without_point_in_time_recovery(
+    cfn_template: Template,
+) -> None:
     # Given
     table = cfn_template["Resources"]["EventLogTable"]
 
@@ -846,8 +848,10 @@ def test_event_log_keeps_each_event_once_for_90_days(cfn_template: Template) -> 
     ]
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    # Published events, immutable and expiring (the template says why there is no recovery).
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
     assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert cfn_template["Parameters"]["EventLogRetentionDays"]["Default"] == 30
 
 
 def test_ingest_queue_feeds_ingest_shipments_reporting_item_failures(stack: Stack) -> None:
@@ -867,3 +871,26 @@ def test_ingest_queue_feeds_ingest_shipments_reporting_item_failures(stack: Stac
     (mapping,) = mappings
     assert mapping["EventSourceArn"] == queue_arn
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_every_table_says_whether_it_can_be_recovered_and_why_not(cfn_template: Template) -> None:
+    # Given every DynamoDB table
+    tables = {
+        name: resource
+        for name, resource in cfn_template["Resources"].items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    }
+
+    # Then point-in-time recovery is on or off explicitly, and off only with its reason
+    for name, table in tables.items():
+        enabled = table["Properties"]["PointInTimeRecoverySpecification"][
+            "PointInTimeRecoveryEnabled"
+        ]
+        skips = table.get("Metadata", {}).get("checkov", {}).get("skip", [])
+        reasons = [s.get("comment", "") for s in skips if s["id"] == "CKV_AWS_28"]
+        assert enabled is True or (enabled is False and reasons and all(reasons)), name
+    # The data only this stack holds: registrations and contacts, and customers' opt-outs
+    for name in ("ShipmentsTable", "NotificationsTable"):
+        assert tables[name]["Properties"]["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True
+        }

@@ -115,7 +115,7 @@ class EventLogSettings(_Section):
 
     event_log_table_name: str = Field(min_length=3)
     #: Days an event stays replayable before DynamoDB's TTL deletes it.
-    event_log_retention_days: int = Field(default=90, ge=1, le=3650)
+    event_log_retention_days: int = Field(default=30, ge=1, le=3650)
 
 
 class RegistrationSettings(_Section):

@@ -63,7 +63,7 @@ class EventLogTable:
         self,
         table_name: str,
         client: DynamoDBClient,
-        retention_days: int = 90,
+        retention_days: int = 30,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._table = table_name

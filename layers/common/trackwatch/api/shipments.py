@@ -323,7 +323,10 @@ def refresh_shipment(cp_id: CpIdPath, waybill: WaybillPath) -> Response[Any]:
 @app.post(
     "/shipments/<cp_id>/<waybill>/replay",
     summary="Publish a shipment's events again, with their original event_ids",
-    description="Events are kept 90 days. `since` replays only those that occurred from then on.",
+    description=(
+        "Events are kept EventLogRetentionDays (30 by default). `since` replays only those "
+        "that occurred from then on."
+    ),
     responses=_responses(200, ReplayView, 404, 422),
     operation_id="replayShipment",
     tags=["shipments"],
