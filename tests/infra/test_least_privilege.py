@@ -50,7 +50,7 @@ class Allowed:
 ALLOWED_WILDCARD_RESOURCES = [
     Allowed(
         why="X-Ray's PutTraceSegments and PutTelemetryRecords have no resource type in IAM: "
-        "they can only be granted on '*' (the functions trace with Tracing: Active).",
+        "they can only be granted on '*' (the functions trace when TracingMode is Active).",
         actions=frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}),
         resource=r"\*",
     ),

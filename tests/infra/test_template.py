@@ -416,6 +416,8 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
     common = {
         "POWERTOOLS_SERVICE_NAME": "trackwatch",
         "POWERTOOLS_METRICS_NAMESPACE": "Trackwatch",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
         "LOG_LEVEL": "INFO",
         "CLICKPOST_SOURCE_TIMEZONE": "Asia/Kolkata",
     }
@@ -742,7 +744,10 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
         assert properties["Runtime"] == "python3.13", name
         assert properties["Architectures"] == ["arm64"], name
         assert properties["Layers"] == [{"Ref": layer_id}], name
-        assert properties["TracingConfig"] == {"Mode": "Active"}, name
+        assert properties["TracingConfig"] == {"Mode": {"Ref": "TracingMode"}}, name
+        # Lambda sets the daemon's address everywhere: the switch says whether to trace
+        variables = properties["Environment"]["Variables"]
+        assert variables["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["Traced", "false", "true"]}
 
 
 # --- the template reader -----------------------------------------------------------

@@ -87,8 +87,9 @@ HANDLER_ALLOWED = (
     "trackwatch.errors",
     "trackwatch.notify_batch",
     "trackwatch.api",
+    "trackwatch.batches",
 )
-ENTRY_MODULES = {"api", "notify_batch.py", "observability.py"}
+ENTRY_MODULES = {"api", "notify_batch.py", "observability.py", "batches.py"}
 
 
 def layer_of(path: Path) -> str:

@@ -15,8 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -53,6 +51,10 @@ def check_phone(value: object) -> str:
     """A phone number, normalised to E.164; national numbers are read as Indian."""
     if not isinstance(value, str):
         raise InvalidInputError("phone", "must be a string")
+    # Imported on first use rather than at cold start: of the API's routes, only a
+    # registration needs it.
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(value, DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException as exc:
@@ -66,6 +68,8 @@ def check_email(value: object) -> str:
     """An e-mail address by its syntax (no DNS look-up), normalised."""
     if not isinstance(value, str):
         raise InvalidInputError("email", "must be a string")
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
