@@ -534,7 +534,7 @@ def openapi(
     ] = False,
 ) -> None:
     """Write the shipments API's OpenAPI document (docs/openapi.json)."""
-    from trackwatch.api.shipments import render_openapi
+    from trackwatch.api.openapi import render_openapi
 
     document = render_openapi()
     if check:

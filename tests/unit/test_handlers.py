@@ -429,3 +429,56 @@ def test_the_api_samples_register_then_show_a_shipment() -> None:
     assert shown["statusCode"] == 200, shown["body"]
     assert json.loads(shown["body"])["waybill"] == "4210610508756"
     assert missing["statusCode"] == 404
+
+
+def _request(method: str, path: str, query: str = "") -> dict[str, Any]:
+    event = copy.deepcopy(sample("shipments_api_get.json"))
+    event["rawPath"], event["rawQueryString"] = path, query
+    event["requestContext"]["http"]["method"] = method
+    pairs = [pair.split("=", 1) for pair in query.split("&") if pair]
+    event["queryStringParameters"] = {k: ",".join(v for n, v in pairs if n == k) for k, _ in pairs}
+    return event
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "status", "fields"),
+    [
+        # No route: the resolver's own answer, not an ErrorView
+        ("GET", "/nothing", "", 404, None),
+        ("PUT", "/shipments/4/X1", "", 404, None),
+        ("GET", "/shipments/4/a%2Fb/c", "", 404, None),
+        # Every broken parameter reported at once, in the route's order
+        ("POST", "/shipments/0/X1/replay", "since=soon", 422, ["cp_id", "since"]),
+        ("GET", "/shipments/abc/" + "x" * 301, "", 422, ["cp_id", "waybill"]),
+        (
+            "POST",
+            "/shipments/4/X1/replay",
+            "since=2026-01-01T00:00:00Z&since=2026-01-02",
+            422,
+            ["since"],
+        ),
+        # Lax like the resolver: text to int
+        ("GET", "/shipments/+4/X1", "", 404, []),
+    ],
+)
+def test_the_api_router_answers_as_the_resolver_did(
+    method: str, path: str, query: str, status: int, fields: list[str] | None
+) -> None:
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        shipments=MemoryStore(),
+        poll_queue=MemoryQueue(),
+        event_log=MemoryEventLog(),
+        publisher=MemoryPublisher(),
+    )
+    handle = handler_of("shipments_api", container)
+
+    response = handle(_request(method, path, query), CONTEXT)
+
+    assert response["statusCode"] == status, response["body"]
+    body = json.loads(response["body"])
+    if fields is None:
+        assert body == {"statusCode": 404, "message": "Not found"}
+    else:
+        assert [problem["field"] for problem in body["errors"]] == fields

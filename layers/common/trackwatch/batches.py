@@ -11,9 +11,12 @@ succeed; a BaseException (the process dying) is not caught.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from trackwatch.errors import TrackwatchError
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,21 @@ def each_message(
         except Exception:  # each record fails alone, and SQS retries it
             failed.append(message.message_id)
     return failures_response(failed), len(messages)
+
+
+def counted(
+    handle: Callable[[SqsMessage], None], errors: Counter[str]
+) -> Callable[[SqsMessage], None]:
+    """`handle`, counting each failure by its kind before it fails the record."""
+
+    def counted(record: SqsMessage) -> None:
+        try:
+            handle(record)
+        except TrackwatchError as exc:
+            errors[exc.kind] += 1
+            raise
+        except Exception as exc:
+            errors[type(exc).__name__] += 1
+            raise
+
+    return counted

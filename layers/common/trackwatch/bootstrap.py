@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from trackwatch.config import Settings
 from trackwatch.errors import ConfigurationError
-from trackwatch.models.notification import PHONE_CHANNELS, Channel
 from trackwatch.ports import (
     Deferrer,
     DeliveryLedger,
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     from trackwatch.logic.notify_rules import NotifyRules
     from trackwatch.logic.registry import MessageRegistry
     from trackwatch.logic.render import Renderer
+    from trackwatch.models.notification import Channel
     from trackwatch.models.policy import Cadence
     from trackwatch.services.dispatch import DispatchService
     from trackwatch.services.ingest import IngestService
@@ -479,6 +479,7 @@ class Container:
         """The notifier of one channel."""
         built = self._notifiers.get(channel)
         if built is None:
+            from trackwatch.models.notification import PHONE_CHANNELS
             from trackwatch.services.notify import Chain, Notifier
 
             channels = self.settings.channels

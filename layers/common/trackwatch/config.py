@@ -23,8 +23,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from trackwatch.errors import ConfigurationError
-from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE
-from trackwatch.models.policy import Cadence, NotifyPolicy, zone
+from trackwatch.models.policy import DEFAULT_SOURCE_TIMEZONE, Cadence, NotifyPolicy, zone
 
 
 class _Section(BaseModel):

@@ -1,17 +1,15 @@
-"""The notifiers' handlers (SMS, WhatsApp, e-mail: they differ only in their channel) and the
-WhatsApp events consumer's: an SQS batch in, partial failures out."""
+"""The notifiers' handlers (SMS, WhatsApp, e-mail: they differ only in their channel): an SQS
+batch in, partial failures out. The WhatsApp events consumer's is trackwatch.whatsapp_batch."""
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from trackwatch.batches import SqsMessage, each_message
+from trackwatch.batches import SqsMessage, counted, each_message
 from trackwatch.bootstrap import Container, Handler
-from trackwatch.errors import TrackwatchError
 from trackwatch.models.events import EVENT_ADAPTER
 from trackwatch.models.notification import (
     FALLBACK_FROM_ATTRIBUTE,
@@ -21,10 +19,8 @@ from trackwatch.models.notification import (
     Fallback,
     NotificationRequest,
 )
-from trackwatch.models.whatsapp import WhatsAppEvent
 from trackwatch.observability import count_by, logger, tracer
 from trackwatch.services.notify import Notifier, NotifySummary
-from trackwatch.services.whatsapp_events import EventsSummary, WhatsAppEvents
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -59,24 +55,6 @@ def request_of(record: SqsMessage) -> NotificationRequest:
     )
 
 
-def _counted(
-    handle: Callable[[SqsMessage], None], errors: Counter[str]
-) -> Callable[[SqsMessage], None]:
-    """`handle`, counting what each failure was (by its kind) before it fails the record."""
-
-    def counted(record: SqsMessage) -> None:
-        try:
-            handle(record)
-        except TrackwatchError as exc:
-            errors[exc.kind] += 1
-            raise
-        except Exception as exc:
-            errors[type(exc).__name__] += 1
-            raise
-
-    return counted
-
-
 def handle_batch(
     notifier: Notifier, event: dict[str, Any], context: LambdaContext
 ) -> dict[str, Any]:
@@ -91,7 +69,7 @@ def handle_batch(
         if kind is not None:
             summary.kinds[kind] += 1
 
-    response, records = each_message(event, _counted(notify, summary.errors))
+    response, records = each_message(event, counted(notify, summary.errors))
     prefix = METRIC_PREFIX[channel]
     count_by(f"{prefix}Notifications", "outcome", summary.outcomes)
     count_by(f"{prefix}NotifyErrors", "kind", summary.errors)
@@ -126,39 +104,3 @@ def notify_handler(channel: Channel) -> Callable[[Container], Handler]:
         return lambda_handler
 
     return handler
-
-
-def handle_whatsapp_events(
-    service: WhatsAppEvents, event: dict[str, Any], context: LambdaContext
-) -> dict[str, Any]:
-    """Apply every WhatsApp event; a record that raises is reported as a batch item failure."""
-    summary = EventsSummary()
-
-    def apply(record: SqsMessage) -> None:
-        summary.outcomes.update(service.handle(WhatsAppEvent.from_sns_message(record.body)))
-
-    response, records = each_message(event, _counted(apply, summary.errors))
-    count_by("WhatsAppEvents", "outcome", summary.outcomes)
-    count_by("WhatsAppEventErrors", "kind", summary.errors)
-    logger.info(
-        "whatsapp events batch",
-        extra={
-            "records": records,
-            "failed": len(response["batchItemFailures"]),
-            **summary.as_log(),
-        },
-    )
-    return response
-
-
-def whatsapp_events_handler(container: Container) -> Handler:
-    """The handler of the WhatsApp events consumer (WhatsAppEventsQueue)."""
-    service = container.whatsapp_events
-
-    @logger.inject_lambda_context
-    @tracer.capture_lambda_handler
-    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        """Record what Meta reports and what customers reply; report the records that failed."""
-        return handle_whatsapp_events(service, event, context)
-
-    return lambda_handler

@@ -7,25 +7,29 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trackwatch.models.events import ShipmentEvent
-from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.messages import PollRequest
-from trackwatch.models.notification import (
-    Channel,
-    ChannelLog,
-    ContactFailure,
-    Deferral,
-    Delivery,
-    Fallback,
-    Message,
-    NotificationRequest,
-    Recipient,
-)
-from trackwatch.models.record import Outbox, ShipmentRecord, StateChange
-from trackwatch.models.tracking import CallOutcome, TrackCall
-
 if TYPE_CHECKING:
-    from trackwatch.models.record import RegistrationWrite
+    # Annotations only: a function imports the models it uses, not every port's.
+    from trackwatch.models.events import ShipmentEvent
+    from trackwatch.models.keys import ShipmentKey
+    from trackwatch.models.messages import PollRequest
+    from trackwatch.models.notification import (
+        Channel,
+        ChannelLog,
+        ContactFailure,
+        Deferral,
+        Delivery,
+        Fallback,
+        Message,
+        NotificationRequest,
+        Recipient,
+    )
+    from trackwatch.models.record import (
+        Outbox,
+        RegistrationWrite,
+        ShipmentRecord,
+        StateChange,
+    )
+    from trackwatch.models.tracking import CallOutcome, TrackCall
 
 
 class ShipmentStore(Protocol):

@@ -43,8 +43,10 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+# Re-exported: where Clickpost's zone-less times are read is Clickpost's matter too.
+from trackwatch.models.policy import DEFAULT_SOURCE_TIMEZONE as DEFAULT_SOURCE_TIMEZONE
+
 #: The zone Clickpost's zone-less timestamps are read in unless a deployment says otherwise.
-DEFAULT_SOURCE_TIMEZONE = "Asia/Kolkata"
 _DEFAULT_ZONE = ZoneInfo(DEFAULT_SOURCE_TIMEZONE)
 
 #: Timestamps outside these years are treated as unreadable: no scan is that old
