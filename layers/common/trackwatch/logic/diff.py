@@ -69,6 +69,19 @@ def seen_key(checkpoint: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
+def scans_digest(checkpoint_ids: Sequence[object]) -> str | None:
+    """The checkpoints of an answer, in any order, as 16 hex characters; None when a scan
+    has no checkpoint_id (its identity is its content: the full diff decides)."""
+    ids = []
+    for checkpoint_id in checkpoint_ids:
+        if checkpoint_id is None or checkpoint_id == "":
+            return None
+        ids.append(str(checkpoint_id))
+    ids.sort()
+    # repr() of a list of strings is unambiguous (each is quoted and escaped).
+    return hashlib.blake2b(repr(ids).encode(), digest_size=8).hexdigest()
+
+
 def checkpoint_key(scan: Scan) -> str:
     """The identity of a scan: its checkpoint_id, or a digest of its content when absent."""
     if scan.checkpoint_id is not None and str(scan.checkpoint_id) != "":
@@ -109,20 +122,63 @@ def diff(
     if not result.valid:
         return _invalid(before, shipment)
 
-    fresh = _fresh_scans(before, result.scans, shipment)
+    digest = scans_digest(result.checkpoint_ids)
+    # The steady poll: the same checkpoints as the answer the state was written from, so
+    # none is new, and no scan is built or digested.
+    steady = digest is not None and digest == before.scans_digest
+    if steady and _quiet(before, result, shipment):
+        source = result.latest_status
+        return DiffOutcome(
+            state=before,
+            events=(),
+            unknown_status_codes=_unknown_codes([source] if source else [], catalogue),
+            changed=False,
+        )
+    fresh = [] if steady else _fresh_scans(before, result.scans, shipment)
     source = _status_source(result, shipment)
     scans = _scan_step(fresh, extra.ndr, before.ndr_attempts, shipment, catalogue)
     status = _status_step(before, source, shipment, catalogue)
     stuck = _stuck_step(before, extra.is_stuck, status.current, shipment)
-    edd = _edd_step(before, _edd_of(result), status.terminal, shipment)
+    edd = _edd_step(before, _edd_of(result, before.edd), status.terminal, shipment)
     after = _next_state(before, shipment, fresh, scans, status, stuck, edd)
     # Reported unknown: the codes of every status this diff looked up in the catalogue.
     looked_up = [scan for _, scan in fresh] + ([source] if source is not None else [])
+    changed = after != before
+    if changed and digest != before.scans_digest:
+        # Remembered only with a write that happens anyway: a new digest alone is no news.
+        after = after.model_copy(update={"scans_digest": digest})
     return DiffOutcome(
         state=after,
         events=(*scans.events, *status.events, *stuck.events, *edd.events),
         unknown_status_codes=_unknown_codes(looked_up, catalogue),
-        changed=after != before,
+        changed=changed,
+    )
+
+
+def _quiet(before: ShipmentState, result: AwbResult, shipment: _Shipment) -> bool:
+    """Whether an answer with no new scan leaves every step below unchanged: a shortcut
+    for the common poll, taken only when sure (when not, the steps decide)."""
+    current, latest, extra = before.current, result.latest_status, result.additional
+    if current is None or latest is None or before.first_polled_at is None:
+        return False
+    until, trusted = current.ordered_until, shipment.time_of(latest).trusted
+    reported = extra.is_stuck
+    return (
+        # the status cannot move (_status_step)
+        until is not None
+        and trusted is not None
+        and trusted <= until
+        # nor the stuck flag (_stuck_step)
+        and (reported is None or reported == before.is_stuck or (current.is_terminal and reported))
+        # nor the expected delivery (_edd_step)
+        and _edd_of(result, before.edd) in (None, before.edd)
+        # nor anything else _next_state sets
+        and shipment.order_id == before.order_id
+        and shipment.courier_name == before.courier_name
+        and before.invalid_since is None
+        and before.unreadable_since is None
+        and before.unreadable_reason is None
+        and before.unreadable_fragment is None
     )
 
 
@@ -314,6 +370,10 @@ def _status_step(
         return unchanged
     previous = before.current
     time = shipment.time_of(source)
+    until = previous.ordered_until if previous is not None else None
+    if until is not None and time.trusted is not None and time.trusted <= until:
+        # Not newer than what we know: it cannot move the status (see _moves_forward).
+        return unchanged
     candidate = _current(source, _info(source, catalogue), time, previous)
     if not _moves_forward(previous, candidate):
         return unchanged
@@ -406,7 +466,7 @@ def _edd_step(
     if reported is None:
         return _EddStep(edd=before.edd, edd_changes=before.edd_changes, events=())
     first_sight = before.first_polled_at is None
-    if reported == before.edd or first_sight or terminal:
+    if reported is before.edd or reported == before.edd or first_sight or terminal:
         return _EddStep(edd=reported, edd_changes=before.edd_changes, events=())
     digest = hashlib.sha256(reported.model_dump_json().encode()).hexdigest()[:12]
     event = EddChanged(
@@ -428,27 +488,30 @@ def _next_state(
 ) -> ShipmentState:
     """The state to store: the steps' results over what we knew, the AWB valid again."""
     seen, seen_floor = _remember(before, fresh, shipment)
-    return before.model_copy(
-        update={
-            "order_id": shipment.order_id,
-            "courier_name": shipment.courier_name,
-            "first_polled_at": before.first_polled_at or shipment.now,
-            "current": status.current,
-            "seen": seen,
-            "seen_floor": seen_floor,
-            "scan_count": before.scan_count + len(fresh),
-            "ndr_attempts": scans.ndr_attempts,
-            "is_stuck": stuck.is_stuck,
-            "stuck_changes": stuck.stuck_changes,
-            "edd": edd.edd,
-            "edd_changes": edd.edd_changes,
-            "invalid_since": None,
-            "unreadable_since": None,
-            "unreadable_reason": None,
-            "unreadable_fragment": None,
-            "terminal_at": status.terminal_at,
-        }
-    )
+    update = {
+        "order_id": shipment.order_id,
+        "courier_name": shipment.courier_name,
+        "first_polled_at": before.first_polled_at or shipment.now,
+        "current": status.current,
+        "seen": seen,
+        "seen_floor": seen_floor,
+        "scan_count": before.scan_count + len(fresh),
+        "ndr_attempts": scans.ndr_attempts,
+        "is_stuck": stuck.is_stuck,
+        "stuck_changes": stuck.stuck_changes,
+        "edd": edd.edd,
+        "edd_changes": edd.edd_changes,
+        "invalid_since": None,
+        "unreadable_since": None,
+        "unreadable_reason": None,
+        "unreadable_fragment": None,
+        "terminal_at": status.terminal_at,
+    }
+    values = before.__dict__
+    if all(value is values[name] or value == values[name] for name, value in update.items()):
+        # The steady poll: nothing moved, so no copy to build and compare.
+        return before
+    return before.model_copy(update=update)
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -521,14 +584,31 @@ def _moves_forward(current: CurrentStatus | None, candidate: CurrentStatus) -> b
     return not _same_status(current, candidate)
 
 
-def _edd_of(result: AwbResult) -> Edd | None:
+def _edd_of(result: AwbResult, known: Edd | None) -> Edd | None:
+    """The expected delivery Clickpost reports; `known` itself when it reports the same."""
     extra = result.additional
     sla = extra.edd
+    fields = (
+        extra.courier_partner_edd,
+        sla.min_sla if sla else None,
+        sla.max_sla if sla else None,
+        sla.exact_sla if sla else None,
+    )
+    if fields == (None, None, None, None):
+        return None
+    if known is not None and fields == (
+        known.courier_partner_edd,
+        known.min_sla,
+        known.max_sla,
+        known.exact_sla,
+    ):
+        return known
+    courier_partner_edd, min_sla, max_sla, exact_sla = fields
     snapshot = Edd(
-        courier_partner_edd=extra.courier_partner_edd,
-        min_sla=sla.min_sla if sla else None,
-        max_sla=sla.max_sla if sla else None,
-        exact_sla=sla.exact_sla if sla else None,
+        courier_partner_edd=courier_partner_edd,
+        min_sla=min_sla,
+        max_sla=max_sla,
+        exact_sla=exact_sla,
     )
     return None if snapshot == Edd() else snapshot
 

@@ -56,6 +56,9 @@ class ShipmentState(BaseModel):
     #: Scans at or before this epoch second were evicted from `seen` and count as seen.
     seen_floor: int | None = None
     scan_count: int = 0
+    #: A digest of the checkpoint ids of the answer this state was last written from: an
+    #: answer with the same ids has no scan the state has not seen (the steady poll's exit).
+    scans_digest: str | None = None
     ndr_attempts: int = 0
     is_stuck: bool | None = None
     stuck_changes: int = 0
