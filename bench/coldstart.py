@@ -28,6 +28,7 @@ import compileall
 import hashlib
 import json
 import os
+import py_compile
 import shutil
 import statistics
 import subprocess
@@ -185,7 +186,7 @@ def set_bytecode(paths: Sequence[Path], compiled: bool) -> None:
             compileall.compile_dir(
                 path,
                 quiet=1,
-                invalidation_mode=compileall.py_compile.PycInvalidationMode.CHECKED_HASH,
+                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
             )
 
 

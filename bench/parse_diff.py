@@ -208,7 +208,7 @@ def measure(
         shape=shape,
         scans=len(parsed.result[keys[0].waybill].scans),
         body_bytes=len(body),
-        **{name: [run[name] for run in runs] for name in works},  # type: ignore[arg-type]
+        **{name: [run[name] for run in runs] for name in works},
     )
 
 
