@@ -94,9 +94,10 @@ CALLS_PER_MESSAGE = 10
 BATCH_SIZE = 10
 #: DueIndex Queries a day (docs/architecture.md: 88 RRU a minute) — computed there.
 DISPATCH_RRU_PER_DAY = 126_720
-#: Registrations (1 WRU + the index entry) and stops (3 WRU) per shipment, as the
-#: architecture counts them, and the index's class changes (3 a life, 2 WRU each).
-LIFECYCLE_WRU_PER_SHIPMENT = 1 + 1 + 3 + 3 * 2 + 1
+#: Registration (1 WRU, and its index entry: 1) and stop (3 WRU, and the entry's removal:
+#: 1) per shipment, as the architecture counts them; the index's moves when a change
+#: changes the cadence class are in the measured per-change units.
+LIFECYCLE_WRU_PER_SHIPMENT = 1 + 1 + 3 + 1
 #: Registration reads (BatchGetItem, consistent): 1 RRU a shipment.
 REGISTRATION_RRU_PER_SHIPMENT = 1
 #: Empty long polls by Lambda's SQS pollers: 5 pollers, one receive per 20 s, per queue.
@@ -107,18 +108,24 @@ ASSUMED = {
     "publish_seconds": 0.2,
     "dispatch_seconds": 1.0,
     "api_seconds": 0.05,
-    #: A send: the provider's HTTP call dominates.
-    "notify_seconds": 0.4,
-    "notify_batch": 1.5,
-    #: Sends per notifiable event: one channel, plus WhatsApp's SMS fallback for 10 %.
-    "sends_per_notifiable": 1.1,
-    #: WhatsApp status reports per send (sent, delivered, read), half the sends on WhatsApp.
+    #: Messages a shipment's customer gets: shipped, out for delivery, delivered, a failed
+    #: delivery for one in three, on one channel; WhatsApp's SMS fallback for 10 %.
+    "sends_per_shipment": 4.4,
+    #: Of those, the events that make a message (before the fallback): each is read by
+    #: every notifier queue's function (the recipient: contact and channel log, 2 RRU).
+    "message_events_per_shipment": 4,
+    "recipient_rru": 2,
+    #: SQS messages per notifier receive (low traffic: small batches).
+    "notify_batch": 5,
+    #: A delivery that makes no message: the registry says so, no I/O.
+    "delivery_seconds": 0.01,
+    #: A send: the provider's API call dominates.
+    "send_seconds": 0.2,
+    #: A send's writes: the channel's log (1 WRU), the idempotency record (put, complete).
+    "send_wru": 3,
+    #: WhatsApp status reports per send (sent, delivered, read; half the sends on WhatsApp),
+    #: each 1 WRU on the notifications table.
     "whatsapp_reports_per_send": 1.5,
-    #: A send: the contact and the channel's log (BatchGetItem, consistent, 2 items) and
-    #: the shipment (GetItem, eventually consistent); the channel's log (1 WRU) and the
-    #: idempotency record (put and complete: 2 WRU).
-    "notify_rru": 2.5,
-    "notify_wru": 3,
     #: Log bytes per invocation: the handler's one summary line and Lambda's START, END and
     #: REPORT lines.
     "log_bytes_per_invocation": 900,
@@ -143,6 +150,8 @@ class Template:
     """What template.yaml sets that the bill depends on."""
 
     memory_gb: float
+    #: Queues subscribed to every notifiable event (the notifiers' filter policies).
+    notifier_queues: int
     alarms: int
     kms_keys: int
     queues: int
@@ -156,6 +165,9 @@ class Template:
         retention = re.search(r"LogRetentionDays:\n(?:.*\n)*?\s+Default: (\d+)", text)
         return cls(
             memory_gb=int(memory[1]) / 1024 if memory else 0.5,
+            notifier_queues=text.count(
+                "event_type: [shipment.status_changed, shipment.ndr_raised, shipment.stuck]"
+            ),
             alarms=text.count("Type: AWS::CloudWatch::Alarm"),
             kms_keys=text.count("Type: AWS::KMS::Key"),
             queues=text.count("Type: AWS::SQS::Queue"),
@@ -213,19 +225,24 @@ def _lambda(invocations: float, seconds: float, memory_gb: float) -> float:
     return invocations * (price("lambda_request") + seconds * memory_gb * price("lambda_gb_s"))
 
 
-def ours(m: Measured, size: ItemSizes, t: Template | None = None) -> list[Line]:
-    """trackwatch's monthly bill with items of `size`'s length."""
+def change_wru(m: Measured, size: ItemSizes, base: ItemSizes) -> float:
+    """A change's units on the shipments table with items of `size`'s length: as measured
+    (the bench's journeys, whose items `base` stands for), plus what a longer item adds."""
+    return m.change_wru_shipments + size.change_wru - base.change_wru
+
+
+def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = None) -> list[Line]:
+    """trackwatch's monthly bill with items of `size`'s length (`base`: the bench's own)."""
     t = t or Template.read()
     a = ASSUMED
     p, c, s = polls_per_day() * DAYS, changes_per_day() * DAYS, starts_per_day() * DAYS
     calls = p / AWBS_PER_CALL
     poll_invocations = calls / CALLS_PER_MESSAGE / BATCH_SIZE
     publish_invocations = c / a["publish_records_per_invocation"]
-    # The bench measures the index's share of a change with its own items; the item's own
-    # units at this length are computed, the index's share (≈ 1 WRU) is the architecture's.
-    change_wru = size.change_wru + 1
-    notifiable = c * m.notifiable_per_change
-    sends = notifiable * a["sends_per_notifiable"]
+    per_change = change_wru(m, size, base)
+    deliveries = c * m.notifiable_per_change * t.notifier_queues
+    sends = s * a["sends_per_shipment"]
+    recipient_reads = s * a["message_events_per_shipment"] * t.notifier_queues
     reports = sends * a["whatsapp_reports_per_send"]
     shipments_gb = (
         (SHIPMENTS + starts_per_day() * a["stopped_retention_days"])
@@ -243,7 +260,7 @@ def ours(m: Measured, size: ItemSizes, t: Template | None = None) -> list[Line]:
         + publish_invocations
         + 1440 * DAYS
         + s
-        + sends / a["notify_batch"]
+        + deliveries / a["notify_batch"]
         + reports / BATCH_SIZE
     )
     log_gb_month = invocations * a["log_bytes_per_invocation"] / GB
@@ -261,9 +278,10 @@ def ours(m: Measured, size: ItemSizes, t: Template | None = None) -> list[Line]:
         Line(
             "polling",
             "DynamoDB writes, shipments (Standard)",
-            f"{c / 1e6:.0f}M changes x ({size.change_wru} item + 1 index) WRU + "
-            f"{s / 1e6:.0f}M lives x {LIFECYCLE_WRU_PER_SHIPMENT} (register, stop, index)",
-            (c * change_wru + s * LIFECYCLE_WRU_PER_SHIPMENT) * price("wru"),
+            f"{c / 1e6:.0f}M changes x {per_change:.2f} WRU (measured {m.change_wru_shipments:.2f}"
+            f" + {size.change_wru - base.change_wru} for a {size.change_bytes} B item) + "
+            f"{s / 1e6:.0f}M lives x {LIFECYCLE_WRU_PER_SHIPMENT} (register, stop, index entry)",
+            (c * per_change + s * LIFECYCLE_WRU_PER_SHIPMENT) * price("wru"),
         ),
         Line(
             "polling",
@@ -296,9 +314,9 @@ def ours(m: Measured, size: ItemSizes, t: Template | None = None) -> list[Line]:
         Line(
             "events",
             "DynamoDB writes, event log (Standard-IA)",
-            f"{c / 1e6:.0f}M changes x {size.event_log_wru} WRU ({size.event_log_bytes} B, one "
-            "item per change)",
-            c * size.event_log_wru * price("wru_ia"),
+            f"{c / 1e6:.0f}M changes x {m.change_wru_event_log:.2f} WRU (measured: one item "
+            "per change)",
+            c * m.change_wru_event_log * price("wru_ia"),
         ),
         Line(
             "events",
@@ -322,11 +340,12 @@ def ours(m: Measured, size: ItemSizes, t: Template | None = None) -> list[Line]:
         ),
         Line(
             "notifications",
-            "SQS, notifier queues (send, receive, delete) + empty receives",
-            f"{sends / 1e6:.1f}M sends x (1 + 2 ÷ {a['notify_batch']}) + "
-            f"{reports / 1e6:.1f}M WhatsApp reports x 1.2 + 4 queues' empty receives",
+            "SQS, notifier queues + WhatsApp events queue",
+            f"{deliveries / 1e6:.0f}M deliveries ({t.notifier_queues} queues) x (1 enqueue + 2 "
+            f"÷ {a['notify_batch']}) + {reports / 1e6:.0f}M WhatsApp reports x 1.2 + 4 queues' "
+            "empty receives",
             (
-                sends * (1 + 2 / a["notify_batch"])
+                deliveries * (1 + 2 / a["notify_batch"])
                 + reports * 1.2
                 + 4 * EMPTY_RECEIVES_PER_QUEUE_DAY * DAYS
             )
@@ -335,18 +354,24 @@ def ours(m: Measured, size: ItemSizes, t: Template | None = None) -> list[Line]:
         Line(
             "notifications",
             "Lambda, notifiers + WhatsApp events",
-            f"{sends / 1e6:.1f}M sends x {a['notify_seconds']} s + "
-            f"{reports / BATCH_SIZE / 1e6:.2f}M report batches x 0.1 s, {mem} GB",
-            _lambda(sends / a["notify_batch"], a["notify_seconds"] * a["notify_batch"], mem)
+            f"{deliveries / a['notify_batch'] / 1e6:.1f}M invocations: {deliveries / 1e6:.0f}M "
+            f"deliveries x {a['delivery_seconds']} s + {sends / 1e6:.1f}M sends x "
+            f"{a['send_seconds']} s; {reports / BATCH_SIZE / 1e6:.1f}M report batches x 0.1 s; "
+            f"{mem} GB",
+            deliveries / a["notify_batch"] * price("lambda_request")
+            + (deliveries * a["delivery_seconds"] + sends * a["send_seconds"])
+            * mem
+            * price("lambda_gb_s")
             + _lambda(reports / BATCH_SIZE, 0.1, mem),
         ),
         Line(
             "notifications",
             "DynamoDB, notifications + idempotency (Standard)",
-            f"{sends / 1e6:.1f}M sends x ({a['notify_rru']} RRU + {a['notify_wru']} WRU) + "
-            f"reports x 1 WRU; {notifications_gb:.2f} GB + PITR",
-            sends * (a["notify_rru"] * price("rru") + a["notify_wru"] * price("wru"))
-            + reports * price("wru")
+            f"{recipient_reads / 1e6:.0f}M recipient reads x {a['recipient_rru']} RRU + "
+            f"{sends / 1e6:.1f}M sends x {a['send_wru']} WRU + {reports / 1e6:.0f}M reports x 1 "
+            f"WRU; {notifications_gb:.2f} GB + PITR",
+            recipient_reads * a["recipient_rru"] * price("rru")
+            + (sends * a["send_wru"] + reports) * price("wru")
             + notifications_gb * (price("storage") + price("pitr")),
         ),
         Line(
@@ -384,7 +409,7 @@ def ours(m: Measured, size: ItemSizes, t: Template | None = None) -> list[Line]:
     ]
 
 
-def naive(m: Measured, size: ItemSizes, t: Template | None = None) -> list[Line]:
+def naive(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = None) -> list[Line]:
     """The naive poller's monthly bill at the same cadence, with the same notification side
     and operations as ours (it needs them as much), items of `size`'s length."""
     t = t or Template.read()
@@ -424,7 +449,9 @@ def naive(m: Measured, size: ItemSizes, t: Template | None = None) -> list[Line]
             c * m.events_per_change * price("sns"),
         ),
     ]
-    shared = [line for line in ours(m, size, t) if line.part in ("notifications", "operations")]
+    shared = [
+        line for line in ours(m, size, base, t) if line.part in ("notifications", "operations")
+    ]
     return own + shared
 
 
