@@ -8,45 +8,144 @@ process's environment.
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+import httpx
 
 from trackwatch.adapters.aws import AwsClients
 
 REGION = "us-east-1"
 
 
-class Emulator:
-    """moto's server on a free loopback port, and clients pointed at it."""
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-    def __init__(self, region: str = REGION) -> None:
+#: How long a new emulator process may take to say which port it serves.
+START_TIMEOUT_S = 60.0
+
+
+def serve(region: str = REGION, wrap: Callable[[WsgiApp], WsgiApp] | None = None) -> None:
+    """Run moto's server in this process until the parent goes away; print its port first.
+
+    The body of an emulator process (`Emulator.start`). `wrap` puts middleware around
+    moto's WSGI application (the benchmarks count requests that way). The parent holds
+    this process's stdin: when it closes (the parent stopped, or died), the server exits,
+    so no emulator outlives the run that started it.
+    """
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    # moto warns about each template resource type it skips; stack.deploy handles those.
+    warnings.simplefilter("ignore")
+    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    if wrap is not None:
+        app = wrap(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+
+    def exit_with_parent() -> None:
+        sys.stdin.read()
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+class Emulator:
+    """moto's server in a process of its own on a free loopback port, and clients for it.
+
+    A process of its own, so that the emulator's Python and the local runtime's run on
+    different cores instead of taking turns under one interpreter lock. `module` is what
+    the process runs (`python -m module region`); it must call `serve` (the benchmarks
+    give their counting variant).
+    """
+
+    def __init__(self, region: str = REGION, *, module: str = "trackwatch_cli.environment") -> None:
         self.region = region
-        self._server: Any = None
+        self._module = module
+        self._process: subprocess.Popen[str] | None = None
         self.endpoint_url = ""
         self.clients = AwsClients.emulator(None, region)
 
     def start(self) -> Self:
-        """Start the server; `clients` and `endpoint_url` then point at it."""
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
+        """Start the process and wait for its port; `clients` and `endpoint_url` then
+        point at it. Raises EmulatorError if it does not come up."""
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", self._module, self.region],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        port = self._read_port(self._process)
+        if not port.isdigit():
+            self.stop()
+            raise EmulatorError(f"the AWS emulator ({self._module}) did not start")
+        self.endpoint_url = f"http://127.0.0.1:{port}"
         self.clients = AwsClients.emulator(self.endpoint_url, self.region)
         return self
 
+    @staticmethod
+    def _read_port(process: subprocess.Popen[str]) -> str:
+        assert process.stdout is not None
+        found: list[str] = []
+        reader = threading.Thread(
+            target=lambda: found.append(process.stdout.readline().strip()),  # type: ignore[union-attr]
+            daemon=True,
+        )
+        reader.start()
+        reader.join(START_TIMEOUT_S)
+        return found[0] if found else ""
+
+    @property
+    def pid(self) -> int | None:
+        """The emulator process's id, while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def peak_memory_bytes(self) -> int | None:
+        """The emulator process's peak resident memory so far (Linux), or None."""
+        if self._process is None:
+            return None
+        return peak_memory_bytes(self._process.pid)
+
+    def reset(self) -> None:
+        """Forget every resource the emulator holds."""
+        httpx.post(f"{self.endpoint_url}/moto-api/reset", timeout=60)
+
     def stop(self) -> None:
-        """Stop the server."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """Stop the process (closing its stdin is enough; terminate it if it lingers)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -58,6 +157,22 @@ class Emulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class EmulatorError(RuntimeError):
+    """The emulator process did not start."""
+
+
+def peak_memory_bytes(pid: int) -> int | None:
+    """A process's peak resident set size (VmHWM), or None where /proc does not say."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None
 
 
 @dataclass
@@ -107,3 +222,7 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1] if len(sys.argv) > 1 else REGION)

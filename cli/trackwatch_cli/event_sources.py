@@ -1,0 +1,290 @@
+"""Event source mappings, worked as Lambda works them: pollers feeding concurrent invocations.
+
+For each SQS mapping, one poller receives batches and hands each to an invocation slot,
+at most as many at once as the mapping's `MaximumConcurrency` (or the runtime's local
+cap); a batch is received only when a slot is free, so no message sits invisible
+waiting for one. For each stream shard, one poller reads records and delivers them a
+batch at a time, in order, as Lambda does with a parallelization factor of 1.
+
+**Knowing when everything is done.** Every invocation's end and every non-empty read is
+*activity* (a counter). A poller that reads nothing notes the activity count it saw
+before it read. The sources are quiet when no invocation is running and every poller
+has read nothing since the last activity: whatever an invocation sent or wrote, it did
+before it ended, and the emulator is consistent at once, so that read would have seen
+it. Delayed messages (a notifier holding a message for quiet hours) are not waited for.
+
+**Keeping the emulator's queues short.** moto does work in proportion to a queue's length
+on every send and delete (it counts the queue's messages for its attributes on each
+SendMessage, and rebuilds the list on each delete), so a long backlog makes every
+delivery slower. The stream poller therefore waits while a watched queue (the
+subscriber queues its publishes fan out to) holds more than `backlog_limit` messages;
+the records wait in the stream, which costs the emulator nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trackwatch_cli.stack import EventSource
+
+#: Seconds a poller waits before reading an empty source again, at first and at most.
+IDLE_WAIT_S = (0.01, 0.2)
+#: How often queue depths are read for backpressure and progress.
+MONITOR_EVERY_S = 0.5
+#: Messages a watched queue may hold before the stream poller waits for it.
+BACKLOG_LIMIT = 300
+
+
+class Activity:
+    """Invocations running, and a count of everything that happened; see the module doc."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.count = 0
+        self.running: Counter[str] = Counter()
+
+    def started(self, function: str) -> None:
+        """An invocation began."""
+        with self._changed:
+            self.running[function] += 1
+
+    def ended(self, function: str) -> None:
+        """An invocation ended (after its batch was deleted or made visible again)."""
+        with self._changed:
+            self.running[function] -= 1
+            self.count += 1
+            self._changed.notify_all()
+
+    def happened(self) -> None:
+        """Something was read."""
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def notify(self) -> None:
+        """Wake whoever waits (a poller found its source empty)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until `predicate()` holds (checked under the lock), at most `timeout_s`."""
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout=timeout_s)
+
+    @property
+    def in_flight(self) -> int:
+        """Invocations running now."""
+        return sum(self.running.values())
+
+
+@dataclass
+class SourceState:
+    """One mapping's poller, as the runtime sees it."""
+
+    source: EventSource
+    concurrency: int
+    #: Activity count before the last read that found nothing (-1: none yet).
+    quiet_at: int = -1
+    delivered: int = 0
+    invocations: int = 0
+    #: Why the poller is not reading right now, if it is waiting for something.
+    waiting_for: str = ""
+
+
+#: Delivers one batch as one invocation (the stream's retries included). A queue poller
+#: counts the invocation as started before it hands the batch over (so no moment passes
+#: in which the batch is neither in the queue nor running); the delivery ends it.
+Deliver = Callable[[EventSource, list[dict[str, Any]]], None]
+
+
+class Poller(threading.Thread):
+    """Reads one event source and delivers what it reads; stops when `stopping` is set."""
+
+    def __init__(self, state: SourceState, activity: Activity, stopping: threading.Event) -> None:
+        super().__init__(name=f"poller-{state.source.function}", daemon=True)
+        self.state = state
+        self.activity = activity
+        self.stopping = stopping
+
+    def _idle(self, seen: int, wait_s: float) -> float:
+        """Nothing was read: note it, wait a little, and return the next wait."""
+        self.state.quiet_at = seen
+        self.activity.notify()
+        self.stopping.wait(wait_s)
+        return min(wait_s * 2, IDLE_WAIT_S[1])
+
+
+class QueuePoller(Poller):
+    """An SQS mapping: receive a batch when an invocation slot is free; invoke in the slot."""
+
+    def __init__(
+        self,
+        state: SourceState,
+        activity: Activity,
+        stopping: threading.Event,
+        receive: Callable[[EventSource], list[dict[str, Any]]],
+        deliver: Deliver,
+    ) -> None:
+        super().__init__(state, activity, stopping)
+        self._receive = receive
+        self._deliver = deliver
+        self._slots = threading.Semaphore(state.concurrency)
+
+    def run(self) -> None:
+        """Until stopped: wait for a slot, receive, hand the batch to a slot's thread."""
+        wait_s = IDLE_WAIT_S[0]
+        source = self.state.source
+        while not self.stopping.is_set():
+            if not self._slots.acquire(timeout=0.1):
+                continue
+            seen = self.activity.count
+            try:
+                messages = self._receive(source)
+            except Exception:  # the emulator going away at shutdown; try again, or stop
+                self._slots.release()
+                self.stopping.wait(IDLE_WAIT_S[1])
+                continue
+            if not messages:
+                self._slots.release()
+                wait_s = self._idle(seen, wait_s)
+                continue
+            wait_s = IDLE_WAIT_S[0]
+            self.activity.started(source.function)
+            self.activity.happened()
+            self.state.delivered += len(messages)
+            self.state.invocations += 1
+            threading.Thread(
+                target=self._run_slot,
+                args=(messages,),
+                name=f"lambda-{source.function}",
+                daemon=True,
+            ).start()
+
+    def _run_slot(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            self._deliver(self.state.source, messages)
+        finally:
+            self._slots.release()
+
+
+class StreamPoller(Poller):
+    """A stream mapping: read records in order and deliver them a batch at a time."""
+
+    def __init__(
+        self,
+        state: SourceState,
+        activity: Activity,
+        stopping: threading.Event,
+        read: Callable[[EventSource], list[dict[str, Any]]],
+        deliver: Deliver,
+        backlog: Callable[[], tuple[str, int] | None],
+    ) -> None:
+        super().__init__(state, activity, stopping)
+        self._read = read
+        self._deliver = deliver
+        self._backlog = backlog
+
+    def run(self) -> None:
+        """Until stopped: read what is new, deliver it in batches; wait out long backlogs."""
+        wait_s = IDLE_WAIT_S[0]
+        source = self.state.source
+        while not self.stopping.is_set():
+            full = self._backlog()
+            if full is not None:
+                name, depth = full
+                self.state.waiting_for = f"{name} to drain ({depth:,} messages)"
+                self.stopping.wait(MONITOR_EVERY_S / 2)
+                continue
+            self.state.waiting_for = ""
+            seen = self.activity.count
+            try:
+                records = self._read(source)
+            except Exception:  # the emulator going away at shutdown
+                self.stopping.wait(IDLE_WAIT_S[1])
+                continue
+            if not records:
+                wait_s = self._idle(seen, wait_s)
+                continue
+            wait_s = IDLE_WAIT_S[0]
+            self.activity.happened()
+            for start in range(0, len(records), source.batch_size):
+                batch = records[start : start + source.batch_size]
+                self.state.delivered += len(batch)
+                self.state.invocations += 1
+                self._deliver(source, batch)
+
+
+@dataclass
+class QueueDepths:
+    """Visible messages per watched queue, as last read (by queue name)."""
+
+    depths: dict[str, int] = field(default_factory=dict)
+    read_at: float = 0.0
+
+
+class DepthMonitor(threading.Thread):
+    """Reads the depth of the watched queues every MONITOR_EVERY_S."""
+
+    def __init__(
+        self,
+        queues: Mapping[str, str],
+        depth_of: Callable[[str], int],
+        stopping: threading.Event,
+    ) -> None:
+        super().__init__(name="queue-depths", daemon=True)
+        self._queues = dict(queues)
+        self._depth_of = depth_of
+        self.stopping = stopping
+        self.latest = QueueDepths()
+
+    def run(self) -> None:
+        """Until stopped."""
+        while not self.stopping.is_set():
+            self.read()
+            self.stopping.wait(MONITOR_EVERY_S)
+
+    def read(self) -> QueueDepths:
+        """Read every watched queue's depth now."""
+        depths: dict[str, int] = {}
+        for name, url in self._queues.items():
+            try:
+                depths[name] = self._depth_of(url)
+            except Exception:  # the emulator going away at shutdown
+                return self.latest
+        self.latest = QueueDepths(depths, time.monotonic())
+        return self.latest
+
+    def over(self, limit: int) -> tuple[str, int] | None:
+        """The fullest watched queue if it holds more than `limit` messages."""
+        depths = self.latest.depths
+        if not depths:
+            return None
+        name, depth = max(depths.items(), key=lambda item: item[1])
+        return (name, depth) if depth > limit else None
+
+
+def queue_name(url: str) -> str:
+    """A queue URL's last segment."""
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def quiet(states: Iterable[SourceState], activity: Activity) -> bool:
+    """No invocation running, and every source read empty since the last activity."""
+    return activity.in_flight == 0 and all(s.quiet_at == activity.count for s in states)
+
+
+def busy_summary(states: Sequence[SourceState], activity: Activity) -> str:
+    """What the sources are doing, for a progress line."""
+    running = [f"{name.removesuffix('Function')} x{n}" for name, n in activity.running.items() if n]
+    waiting = [s.waiting_for for s in states if s.waiting_for]
+    parts = []
+    if running:
+        parts.append("running " + ", ".join(sorted(running)))
+    if waiting:
+        parts.append("waiting for " + "; ".join(waiting))
+    return "; ".join(parts) or "checking queues"
