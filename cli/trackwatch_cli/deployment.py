@@ -9,7 +9,7 @@ any ports to override).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import IO
 
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.bootstrap import Container, Overrides
-from trackwatch_cli.runtime import LocalRuntime
+from trackwatch_cli.runtime import LOCAL_CONCURRENCY, Invocation, LocalRuntime
 from trackwatch_cli.stack import DeployedStack, deploy
 
 
@@ -60,8 +60,11 @@ def start_stack(
     settings: Mapping[str, str] | None = None,
     overrides: Mapping[str, Overrides] | None = None,
     log: IO[str] | None = None,
+    on_invoke: Callable[[Invocation], None] | None = None,
+    concurrency: int = LOCAL_CONCURRENCY,
 ) -> LocalStack:
-    """Deploy `template` into the emulator and make its secrets; raises StackError."""
+    """Deploy `template` into the emulator and make its secrets; raises StackError.
+    `on_invoke`, `concurrency`: see LocalRuntime."""
     stack = deploy(template, clients, stack_name=stack_name, parameters=dict(parameters or {}))
     key, username = clickpost_credentials
     secrets = clients.secretsmanager
@@ -77,6 +80,13 @@ def start_stack(
             Name=smtp_secret, SecretString=json.dumps({"username": "", "password": ""})
         )
     runtime = LocalRuntime(
-        stack, clients, clock=clock, settings=settings, overrides=overrides, log=log
+        stack,
+        clients,
+        clock=clock,
+        settings=settings,
+        overrides=overrides,
+        log=log,
+        on_invoke=on_invoke,
+        concurrency=concurrency,
     )
     return LocalStack(stack=stack, runtime=runtime, clients=clients, clock=clock)

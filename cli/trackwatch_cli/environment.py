@@ -7,6 +7,7 @@ process's environment.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
@@ -42,22 +43,25 @@ def serve(region: str = REGION, wrap: Callable[[WsgiApp], WsgiApp] | None = None
     moto's WSGI application (the benchmarks count requests that way). The parent holds
     this process's stdin: when it closes (the parent stopped, or died), the server exits,
     so no emulator outlives the run that started it.
+
+    moto's own server is werkzeug's development server with two costs that grow with
+    every request, worked around here without changing moto: it closes the connection
+    after each response (so every request is a new TCP connection and a new thread), and
+    its dispatcher lists moto's package directory, under a lock, to route each request
+    (`KeepAliveHandler`, `RouteCachingDispatcher`).
     """
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     # moto warns about each template resource type it skips; stack.deploy handles those.
     warnings.simplefilter("ignore")
-    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    from moto.moto_server.werkzeug_app import create_backend_app
+
+    app: WsgiApp = _route_caching_dispatcher()(create_backend_app)
     if wrap is not None:
         app = wrap(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_keep_alive_handler())
 
     def exit_with_parent() -> None:
         sys.stdin.read()
@@ -66,6 +70,82 @@ def serve(region: str = REGION, wrap: Callable[[WsgiApp], WsgiApp] | None = None
     threading.Thread(target=exit_with_parent, daemon=True).start()
     print(server.server_address[1], flush=True)
     server.serve_forever()
+
+
+def _route_caching_dispatcher() -> type:
+    """moto's dispatcher, remembering which backend serves each host it has routed."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    class RouteCachingDispatcher(DomainDispatcherApplication):
+        """Routes are fixed once moto is imported; moto recomputes them from a listing
+        of its package directory (a stat per service) on every request."""
+
+        _routes: dict[str | None, Any]
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            routes = self.__dict__.setdefault("_routes", {})
+            if host not in routes:
+                routes[host] = super().get_backend_for_host(host)
+            return routes[host]
+
+    return RouteCachingDispatcher
+
+
+def _keep_alive_handler() -> type:
+    """moto's request handler, answering with a length and keeping the connection open."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveHandler(MotoRequestHandler):
+        """werkzeug's handler ends every response with `Connection: close`: it cannot
+        drain a request it did not read. This one reads each request's body whole
+        before the application sees it, so the next request on the connection starts
+        where this one ended, and answers with Content-Length (HTTP/1.1 keep-alive)."""
+
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle's algorithm a kept-alive
+        # connection then waits for the client's delayed ACK (~40 ms) between them.
+        disable_nagle_algorithm = True
+
+        def run_wsgi(self) -> None:
+            environ = self.make_environ()
+            if environ.get("wsgi.input_terminated"):
+                body = environ["wsgi.input"].read()
+            else:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = self.rfile.read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            answer: dict[str, Any] = {}
+
+            def start_response(
+                status: str, headers: list[tuple[str, str]], exc_info: Any = None
+            ) -> Callable[[bytes], None]:
+                answer["status"], answer["headers"] = status, headers
+                return chunks.append
+
+            chunks: list[bytes] = []
+            result = self.server.app(environ, start_response)
+            try:
+                chunks.extend(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            payload = b"".join(chunks)
+            code, _, reason = str(answer["status"]).partition(" ")
+            self.send_response(int(code), reason)
+            for name, value in answer["headers"]:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            return
+
+    return KeepAliveHandler
 
 
 class Emulator:
@@ -194,6 +274,12 @@ class Mailbox:
         """The messages after the first `seen`."""
         with self.lock:
             return self.messages[seen:]
+
+    def take(self) -> list[EmailMessage]:
+        """Every message received so far, forgotten here (a long run keeps none)."""
+        with self.lock:
+            taken, self.messages = self.messages, []
+            return taken
 
 
 class SmtpServer:

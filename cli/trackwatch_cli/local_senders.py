@@ -35,3 +35,9 @@ class RecordingSender:
         """The messages after the first `seen`."""
         with self._lock:
             return self._messages[seen:]
+
+    def take(self) -> list[Message]:
+        """Every message kept so far, forgotten here (a long run keeps none)."""
+        with self._lock:
+            taken, self._messages = self._messages, []
+            return taken

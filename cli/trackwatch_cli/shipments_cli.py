@@ -14,7 +14,7 @@ import csv
 import os
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.registration import Registration, Rejected, parse_entry
 from trackwatch.services.registration import EntryResult
 from trackwatch.services.shipments import ShipmentsService
+from trackwatch_cli.endpoints import endpoints_file, read_endpoints
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -124,8 +125,9 @@ LocalOption = Annotated[
     bool,
     typer.Option(
         "--local",
-        help=f"Use the local runtime: stack {LOCAL_STACK!r}, its emulator at AWS_ENDPOINT_URL "
-        f"(default {LOCAL_ENDPOINT}).",
+        help="Use the running `trackwatch local` (it writes where it is to "
+        "$TRACKWATCH_LOCAL_FILE or ~/.local/state/trackwatch/local.json); AWS_ENDPOINT_URL "
+        f"overrides it (default {LOCAL_ENDPOINT}, stack {LOCAL_STACK!r}).",
     ),
 ]
 RegionOption = Annotated[str | None, typer.Option("--region", help="The AWS region.")]
@@ -134,12 +136,16 @@ RegionOption = Annotated[str | None, typer.Option("--region", help="The AWS regi
 def _target(stack: str | None, local: bool, region: str | None) -> Target:
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if local:
+        # A running `trackwatch local` says where it is; the environment overrides it.
+        running = read_endpoints(endpoints_file())
         # The emulator takes any credentials; do not make people invent some.
         clients = AwsClients.emulator(
-            endpoint or LOCAL_ENDPOINT,
-            region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint or (running.emulator_url if running else LOCAL_ENDPOINT),
+            region
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or (running.region if running else "us-east-1"),
         )
-        stack = stack or LOCAL_STACK
+        stack = stack or (running.stack if running else LOCAL_STACK)
     else:
         clients = AwsClients(region=region, endpoint_url=endpoint)
     if not stack:
@@ -185,6 +191,12 @@ class CsvError(ValueError):
 
 def read_rows(path: Path, languages: frozenset[str]) -> list[Row]:
     """Every data row of the CSV, validated; empty cells count as not given."""
+    return list(iter_rows(path, languages))
+
+
+def iter_rows(path: Path, languages: frozenset[str]) -> Iterator[Row]:
+    """The CSV's data rows one at a time, validated (a file of any size in little memory);
+    raises CsvError for a bad header or an unreadable file."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -197,12 +209,10 @@ def read_rows(path: Path, languages: frozenset[str]) -> list[Row]:
                     f"{','.join(REQUIRED_COLUMNS)} and optionally {','.join(OPTIONAL_COLUMNS)}"
                 )
             reader.fieldnames = header
-            rows: list[Row] = []
             for record in reader:
-                rows.append(Row(reader.line_num, parse_entry(_row_entry(record), languages)))
+                yield Row(reader.line_num, parse_entry(_row_entry(record), languages))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CsvError(f"{path}: cannot read: {exc}") from exc
-    return rows
 
 
 def _row_entry(record: dict[str | Any, Any]) -> dict[str, object]:

@@ -1,13 +1,19 @@
 """What `trackwatch local` shows as it happens: each event, SMS and e-mail, one line each.
 
-It reads events from a queue of its own on the topic (exactly what subscribers get),
-SMS from the local SMS sender and e-mails from the local SMTP server, prints them,
-and writes them to the `--events-out` / `--notifications-out` files.
+It is the consumer of the stack's `AllEventsQueue` (the audit queue, which gets every
+event exactly as subscribers receive it, and which nothing else in the stack reads),
+reads SMS from the local SMS sender and e-mails from the local SMTP server, prints
+them, and writes them to the `--events-out` / `--notifications-out` files. It runs in
+a thread of its own while the stack runs, so the queue stays short (the emulator's
+sends slow down as a queue grows), and keeps counts, not the events themselves.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import IO, Any
@@ -33,22 +39,6 @@ def masked_email(address: str) -> str:
     return f"{user[:1]}***@{domain}"
 
 
-def tap(clients: AwsClients, topic_arn: str, name: str = "trackwatch-local-timeline") -> str:
-    """A queue of our own on the topic: every event exactly as subscribers receive it."""
-    sqs = clients.sqs
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    clients.sns.subscribe(
-        TopicArn=topic_arn,
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
-    return url
-
-
 def _detail(kind: str, event: dict[str, Any]) -> str:
     if kind == "status_changed":
         return (
@@ -66,50 +56,95 @@ def _detail(kind: str, event: dict[str, Any]) -> str:
     return ""
 
 
+#: How often the timeline's thread looks for new events and messages.
+COLLECT_EVERY_S = 0.2
+
+
 class Timeline:
-    """Collects and prints events and notifications; keeps them for the summary."""
+    """Collects and prints events and notifications; counts them for the summary."""
 
     def __init__(
         self,
         console: Console,
         clients: AwsClients,
-        tap_queue: str,
+        events_queue: str,
         clock: Callable[[], datetime],
         *,
         sms: RecordingSender,
         mailbox: Mailbox,
         events_out: IO[str] | None = None,
         notifications_out: IO[str] | None = None,
+        verbose: bool = True,
     ) -> None:
+        """`events_queue`: the URL of a raw-delivery queue on the topic with no filter;
+        `verbose`: print a line per event and message (else only count them)."""
         self.console = console
         self._sqs = clients.sqs
-        self._tap = tap_queue
+        self._queue = events_queue
         self._clock = clock
         self._sms = sms
         self._mailbox = mailbox
         self._events_out = events_out
         self._notifications_out = notifications_out
-        self.events: list[dict[str, Any]] = []
-        self.notifications: list[dict[str, Any]] = []
-        self._sms_seen = 0
-        self._mail_seen = 0
+        self.verbose = verbose
+        self.event_types: Counter[str] = Counter()
+        self.channels: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def collect(self) -> None:
-        """Read, print and keep what happened since the last call."""
-        self._collect_events()
-        self._collect_notifications()
+    @property
+    def events(self) -> int:
+        """Events received so far."""
+        return sum(self.event_types.values())
 
-    def _collect_events(self) -> None:
-        while True:
+    @property
+    def notifications(self) -> int:
+        """SMS and e-mails sent so far."""
+        return sum(self.channels.values())
+
+    def start(self) -> None:
+        """Collect in a thread of its own until `stop()`."""
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.collect()
+            except Exception:  # the emulator going away at shutdown
+                self._stopping.wait(COLLECT_EVERY_S)
+            self._stopping.wait(COLLECT_EVERY_S)
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Stop the thread (what is left can still be `collect()`ed)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def collect(self, *, deadline: float | None = None) -> None:
+        """Read, print and count what happened since the last call (until the queue is
+        empty, or until the monotonic `deadline`)."""
+        with self._lock:
+            self._collect_events(deadline)
+            self._collect_notifications()
+            for handle in (self._events_out, self._notifications_out):
+                if handle is not None:
+                    handle.flush()
+
+    def _collect_events(self, deadline: float | None) -> None:
+        while deadline is None or time.monotonic() < deadline:
             messages = self._sqs.receive_message(
-                QueueUrl=self._tap, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                QueueUrl=self._queue, MaxNumberOfMessages=10, WaitTimeSeconds=0
             ).get("Messages", [])
             if not messages:
                 return
             for message in messages:
                 self._event(json.loads(message["Body"]), message["Body"])
             self._sqs.delete_message_batch(
-                QueueUrl=self._tap,
+                QueueUrl=self._queue,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                     for i, m in enumerate(messages)
@@ -117,29 +152,25 @@ class Timeline:
             )
 
     def _event(self, event: dict[str, Any], raw: str) -> None:
-        self.events.append(event)
+        self.event_types[event["event_type"]] += 1
         if self._events_out is not None:
             self._events_out.write(raw + "\n")
-            self._events_out.flush()
         kind = event["event_type"].removeprefix("shipment.")
-        if kind != "scan_added":
+        if self.verbose and kind != "scan_added":
             self.console.print(
                 f"[dim]{self.local_time()}[/] [green]event[/] {kind:<15} "
                 f"{event['waybill']} {_detail(kind, event)}"
             )
 
     def _collect_notifications(self) -> None:
-        sms = self._sms.since(self._sms_seen)
-        self._sms_seen += len(sms)
-        for message in sms:
+        for message in self._sms.take():
             self._notification({"channel": "sms", "to": message.to, "body": message.body})
-            self.console.print(
-                f"[dim]{self.local_time()}[/] [magenta]sms[/]   to {masked_phone(message.to)}: "
-                f"{message.body[:90]}"
-            )
-        mails = self._mailbox.since(self._mail_seen)
-        self._mail_seen += len(mails)
-        for mail in mails:
+            if self.verbose:
+                self.console.print(
+                    f"[dim]{self.local_time()}[/] [magenta]sms[/]   to "
+                    f"{masked_phone(message.to)}: {message.body[:90]}"
+                )
+        for mail in self._mailbox.take():
             part = mail.get_body(preferencelist=("plain", "html"))
             body = part.get_content() if part is not None else ""
             self._notification(
@@ -151,16 +182,16 @@ class Timeline:
                     "body": body,
                 }
             )
-            self.console.print(
-                f"[dim]{self.local_time()}[/] [blue]email[/] to "
-                f"{masked_email(str(mail['To']))}: {mail['Subject']}"
-            )
+            if self.verbose:
+                self.console.print(
+                    f"[dim]{self.local_time()}[/] [blue]email[/] to "
+                    f"{masked_email(str(mail['To']))}: {mail['Subject']}"
+                )
 
     def _notification(self, record: dict[str, Any]) -> None:
-        self.notifications.append(record)
+        self.channels[record["channel"]] += 1
         if self._notifications_out is not None:
             self._notifications_out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self._notifications_out.flush()
 
     def local_time(self) -> str:
         """The simulated time, as the user reads it."""
