@@ -8,6 +8,7 @@ process's environment.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import socket
@@ -17,17 +18,23 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import parse_qs
 
 import httpx
 
 from trackwatch.adapters.aws import AwsClients
 
 REGION = "us-east-1"
+#: moto's default account, which every emulated resource belongs to.
+EMULATED_ACCOUNT = "123456789012"
+#: The emulator process's own read of a table's stream (see `serve`).
+STREAM_RECORDS_PATH = "/_trackwatch/stream-records"
 
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -48,7 +55,10 @@ def serve(region: str = REGION, wrap: Callable[[WsgiApp], WsgiApp] | None = None
     every request, worked around here without changing moto: it closes the connection
     after each response (so every request is a new TCP connection and a new thread), and
     its dispatcher lists moto's package directory, under a lock, to route each request
-    (`KeepAliveHandler`, `RouteCachingDispatcher`).
+    (`KeepAliveHandler`, `RouteCachingDispatcher`). And it serves STREAM_RECORDS_PATH: a
+    table's stream records after a sequence number, exactly as GetRecords returns them
+    but without moto's response serializer, which spends milliseconds on every attribute
+    value of every image (`stream_records`); the local runtime reads streams there.
     """
     from werkzeug.serving import make_server
 
@@ -58,7 +68,7 @@ def serve(region: str = REGION, wrap: Callable[[WsgiApp], WsgiApp] | None = None
     warnings.simplefilter("ignore")
     from moto.moto_server.werkzeug_app import create_backend_app
 
-    app: WsgiApp = _route_caching_dispatcher()(create_backend_app)
+    app: WsgiApp = _with_stream_records(_route_caching_dispatcher()(create_backend_app))
     if wrap is not None:
         app = wrap(app)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_keep_alive_handler())
@@ -70,6 +80,50 @@ def serve(region: str = REGION, wrap: Callable[[WsgiApp], WsgiApp] | None = None
     threading.Thread(target=exit_with_parent, daemon=True).start()
     print(server.server_address[1], flush=True)
     server.serve_forever()
+
+
+def stream_records(table: str, region: str, after: int | None, limit: int) -> list[Any]:
+    """The stream records of `table` after sequence number `after` (None: from the
+    start), as moto keeps them; runs in the emulator's process."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    found = dynamodb_backends[EMULATED_ACCOUNT][region].get_table(table)
+    shard = found.stream_shard
+    if shard is None:
+        return []
+    start = shard.starting_sequence_number if after is None else after + 1
+    return list(shard.get(start, limit))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _with_stream_records(app: WsgiApp) -> WsgiApp:
+    """Serve STREAM_RECORDS_PATH (table, region, after, limit) beside moto's `app`."""
+
+    def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != STREAM_RECORDS_PATH:
+            return app(environ, start_response)
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        records: list[Any] = []
+        if "table" in query:
+            after = query.get("after")
+            records = stream_records(
+                query["table"],
+                query.get("region", REGION),
+                int(after) if after else None,
+                int(query.get("limit", "1000")),
+            )
+        body = json.dumps({"Records": records}, default=_json_default).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    return middleware
 
 
 def _route_caching_dispatcher() -> type:
@@ -157,9 +211,17 @@ class Emulator:
     give their counting variant).
     """
 
-    def __init__(self, region: str = REGION, *, module: str = "trackwatch_cli.environment") -> None:
+    def __init__(
+        self,
+        region: str = REGION,
+        *,
+        module: str = "trackwatch_cli.environment",
+        cwd: Path | None = None,
+    ) -> None:
+        """`cwd`: where the process starts (a module outside the installed packages)."""
         self.region = region
         self._module = module
+        self._cwd = cwd
         self._process: subprocess.Popen[str] | None = None
         self.endpoint_url = ""
         self.clients = AwsClients.emulator(None, region)
@@ -169,6 +231,7 @@ class Emulator:
         point at it. Raises EmulatorError if it does not come up."""
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", self._module, self.region],
+            cwd=self._cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -208,6 +271,10 @@ class Emulator:
         """Forget every resource the emulator holds."""
         httpx.post(f"{self.endpoint_url}/moto-api/reset", timeout=60)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the emulator process has used so far (Linux), or None."""
+        return None if self._process is None else cpu_seconds(self._process.pid)
+
     def stop(self) -> None:
         """Stop the process (closing its stdin is enough; terminate it if it lingers)."""
         process, self._process = self._process, None
@@ -241,6 +308,16 @@ class Emulator:
 
 class EmulatorError(RuntimeError):
     """The emulator process did not start."""
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """A process's user + system CPU time so far, from /proc, or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def peak_memory_bytes(pid: int) -> int | None:

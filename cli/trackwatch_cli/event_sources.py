@@ -6,12 +6,19 @@ cap); a batch is received only when a slot is free, so no message sits invisible
 waiting for one. For each stream shard, one poller reads records and delivers them a
 batch at a time, in order, as Lambda does with a parallelization factor of 1.
 
+Queue pollers long-poll (`LONG_POLL_S`): an idle queue costs one request a second, and a
+message is picked up the moment it arrives instead of at the next poll. A batch smaller
+than the mapping's batch size waits up to its `MaximumBatchingWindowInSeconds` to fill,
+as Lambda's does: fewer, fuller invocations (and fewer receives and deletes).
+
 **Knowing when everything is done.** Every invocation's end and every non-empty read is
-*activity* (a counter). A poller that reads nothing notes the activity count it saw
-before it read. The sources are quiet when no invocation is running and every poller
-has read nothing since the last activity: whatever an invocation sent or wrote, it did
-before it ended, and the emulator is consistent at once, so that read would have seen
-it. Delayed messages (a notifier holding a message for quiet hours) are not waited for.
+*activity* (a counter). The stream poller, reading nothing, notes the activity count it
+saw before it read. Everything is quiet when no invocation is running, the stream
+poller has read nothing since the last activity, and every queue holds no message,
+visible or in flight, with the activity count the same before and after looking:
+whatever an invocation sent or wrote, it did before it ended, and the emulator is
+consistent at once. Delayed messages (a notifier holding a message for quiet hours)
+are not waited for.
 
 **Keeping the emulator's queues short.** moto does work in proportion to a queue's length
 on every send and delete (it counts the queue's messages for its attributes on each
@@ -32,10 +39,14 @@ from typing import Any
 
 from trackwatch_cli.stack import EventSource
 
-#: Seconds a poller waits before reading an empty source again, at first and at most.
+#: Seconds a stream poller waits before reading an empty stream again, at first and at most.
 IDLE_WAIT_S = (0.01, 0.2)
+#: Seconds a queue poller's receive waits for a message (SQS long polling).
+LONG_POLL_S = 1
+#: While a batch fills, how long between looks for more.
+BATCH_FILL_WAIT_S = 0.2
 #: How often queue depths are read for backpressure and progress.
-MONITOR_EVERY_S = 0.5
+MONITOR_EVERY_S = 1.0
 #: Messages a watched queue may hold before the stream poller waits for it.
 BACKLOG_LIMIT = 300
 
@@ -129,20 +140,25 @@ class QueuePoller(Poller):
         stopping: threading.Event,
         receive: Callable[[EventSource], list[dict[str, Any]]],
         deliver: Deliver,
+        release: Callable[[EventSource, list[dict[str, Any]]], None],
+        receive_more: Callable[[EventSource, int], list[dict[str, Any]]],
     ) -> None:
+        """`receive` long-polls; `receive_more(source, n)` takes up to n more at once;
+        `release` makes messages received after a stop visible again (they belong to the
+        next run)."""
         super().__init__(state, activity, stopping)
         self._receive = receive
+        self._receive_more = receive_more
         self._deliver = deliver
+        self._release = release
         self._slots = threading.Semaphore(state.concurrency)
 
     def run(self) -> None:
         """Until stopped: wait for a slot, receive, hand the batch to a slot's thread."""
-        wait_s = IDLE_WAIT_S[0]
         source = self.state.source
         while not self.stopping.is_set():
             if not self._slots.acquire(timeout=0.1):
                 continue
-            seen = self.activity.count
             try:
                 messages = self._receive(source)
             except Exception:  # the emulator going away at shutdown; try again, or stop
@@ -151,9 +167,12 @@ class QueuePoller(Poller):
                 continue
             if not messages:
                 self._slots.release()
-                wait_s = self._idle(seen, wait_s)
                 continue
-            wait_s = IDLE_WAIT_S[0]
+            messages = self._fill(source, messages)
+            if self.stopping.is_set():
+                self._slots.release()
+                self._release(source, messages)
+                return
             self.activity.started(source.function)
             self.activity.happened()
             self.state.delivered += len(messages)
@@ -164,6 +183,21 @@ class QueuePoller(Poller):
                 name=f"lambda-{source.function}",
                 daemon=True,
             ).start()
+
+    def _fill(self, source: EventSource, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Receive more until the batch is full or the batching window has passed."""
+        deadline = time.monotonic() + source.batching_window_s
+        while len(messages) < source.batch_size and not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.stopping.wait(min(left, BATCH_FILL_WAIT_S))
+            try:
+                more = self._receive_more(source, source.batch_size - len(messages))
+            except Exception:  # the emulator going away: deliver what is in hand
+                break
+            messages.extend(more)
+        return messages
 
     def _run_slot(self, messages: list[dict[str, Any]]) -> None:
         try:
@@ -273,9 +307,12 @@ def queue_name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def quiet(states: Iterable[SourceState], activity: Activity) -> bool:
-    """No invocation running, and every source read empty since the last activity."""
-    return activity.in_flight == 0 and all(s.quiet_at == activity.count for s in states)
+def settled_streams(states: Iterable[SourceState], activity: Activity) -> bool:
+    """No invocation running, and every stream read empty since the last activity (the
+    first half of being quiet; the queues are looked at next)."""
+    return activity.in_flight == 0 and all(
+        s.quiet_at == activity.count for s in states if s.source.kind != "sqs"
+    )
 
 
 def busy_summary(states: Sequence[SourceState], activity: Activity) -> str:

@@ -33,11 +33,15 @@ from datetime import datetime
 from types import ModuleType
 from typing import IO, Any
 
+import httpx
+
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.bootstrap import Clock, Container, Handler, Overrides, bootstrap, utc_now
 from trackwatch.config import Settings
+from trackwatch_cli.environment import STREAM_RECORDS_PATH
 from trackwatch_cli.event_sources import (
     BACKLOG_LIMIT,
+    LONG_POLL_S,
     Activity,
     DepthMonitor,
     Poller,
@@ -46,7 +50,7 @@ from trackwatch_cli.event_sources import (
     StreamPoller,
     busy_summary,
     queue_name,
-    quiet,
+    settled_streams,
 )
 from trackwatch_cli.isolation import isolate_metrics, routed_stdout
 from trackwatch_cli.stack import DeployedStack, EventSource, FunctionSpec
@@ -148,6 +152,22 @@ class RuntimeStatus:
     busy: str
 
 
+def _direct_stream_reads(endpoint_url: str | None) -> httpx.Client | None:
+    """A client for the emulator's own stream read, if `endpoint_url` is an emulator
+    process of ours (`environment.serve`); else None (GetRecords is used)."""
+    if endpoint_url is None:
+        return None
+    client = httpx.Client(base_url=endpoint_url, timeout=30)
+    try:
+        found = client.get(STREAM_RECORDS_PATH)
+        if found.status_code == 200 and found.json().get("Records") == []:
+            return client
+    except (httpx.HTTPError, ValueError):
+        pass
+    client.close()
+    return None
+
+
 def _identifier(record: Mapping[str, Any]) -> dict[str, str]:
     """A record's id as a batch item failure names it: message id or sequence number."""
     if "messageId" in record:
@@ -202,6 +222,10 @@ class LocalRuntime:
         )
         self._iterators: dict[str, str] = {}
         self._stream_lock = threading.Lock()
+        #: The emulator's own stream read (our emulator process serves it), if it has one.
+        self._direct_streams = _direct_stream_reads(clients.endpoint_url)
+        #: Per stream, the last sequence number read through it.
+        self._after: dict[str, int] = {}
         self._on_invoke = on_invoke or (lambda _: None)
         #: Where handlers' printed output (EMF metrics, logs) goes; None leaves it on stdout.
         self._log = log
@@ -310,12 +334,14 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ SQS
 
-    def _receive(self, source: EventSource) -> list[dict[str, Any]]:
+    def _receive(
+        self, source: EventSource, wait_s: int = 0, most: int | None = None
+    ) -> list[dict[str, Any]]:
         assert source.queue_url is not None
         answer = self._sqs.receive_message(
             QueueUrl=source.queue_url,
-            MaxNumberOfMessages=min(10, source.batch_size),
-            WaitTimeSeconds=0,
+            MaxNumberOfMessages=min(10, source.batch_size, most or source.batch_size),
+            WaitTimeSeconds=wait_s,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
@@ -349,6 +375,22 @@ class LocalRuntime:
                     )
         finally:
             self.activity.ended(source.function)
+
+    def _long_poll(self, source: EventSource) -> list[dict[str, Any]]:
+        return self._receive(source, LONG_POLL_S)
+
+    def _receive_more(self, source: EventSource, most: int) -> list[dict[str, Any]]:
+        return self._receive(source, 0, most)
+
+    def _release(self, source: EventSource, messages: list[dict[str, Any]]) -> None:
+        """Make received messages visible again at once (a poller stopping with them)."""
+        assert source.queue_url is not None
+        for message in messages:
+            self._sqs.change_message_visibility(
+                QueueUrl=source.queue_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
 
     def drain_queue(self, source: EventSource, *, max_batches: int = 10_000) -> int:
         """Deliver a queue's messages to its consumer, one batch at a time, until it is
@@ -394,6 +436,8 @@ class LocalRuntime:
 
     def _read_stream(self, source: EventSource) -> list[dict[str, Any]]:
         """The stream's records since the last read, from every shard, oldest first."""
+        if self._direct_streams is not None:
+            return self._read_stream_directly(source, self._direct_streams)
         found: list[dict[str, Any]] = []
         with self._stream_lock:
             shards = self._streams.describe_stream(StreamArn=source.source_arn)
@@ -418,6 +462,24 @@ class LocalRuntime:
                         break
                     iterator = next_iterator or ""
         return found
+
+    def _read_stream_directly(
+        self, source: EventSource, client: httpx.Client
+    ) -> list[dict[str, Any]]:
+        """The same records, from the emulator process's own read (environment.serve):
+        GetRecords through moto costs milliseconds of its serializer per image."""
+        table = source.source_arn.split(":table/", 1)[1].split("/", 1)[0]
+        with self._stream_lock:
+            after = self._after.get(source.source_arn)
+            params = {"table": table, "region": self.stack.region, "limit": "1000"}
+            if after is not None:
+                params["after"] = str(after)
+            answer = client.get(STREAM_RECORDS_PATH, params=params)
+            answer.raise_for_status()
+            records: list[dict[str, Any]] = answer.json()["Records"]
+            if records:
+                self._after[source.source_arn] = int(records[-1]["dynamodb"]["SequenceNumber"])
+        return records
 
     def _deliver_stream(self, source: EventSource, records: list[dict[str, Any]]) -> None:
         self._deliver_stream_batch(source, [self._stream_record(r, source) for r in records])
@@ -512,7 +574,13 @@ class LocalRuntime:
             poller: Poller
             if source.kind == "sqs":
                 poller = QueuePoller(
-                    state, self.activity, self._stopping, self._receive, self._deliver_sqs
+                    state,
+                    self.activity,
+                    self._stopping,
+                    self._long_poll,
+                    self._deliver_sqs,
+                    self._release,
+                    self._receive_more,
                 )
             else:
                 poller = StreamPoller(
@@ -563,8 +631,26 @@ class LocalRuntime:
         return bool(self._pollers)
 
     def is_quiet(self) -> bool:
-        """Nothing running, and every source found empty since (see event_sources)."""
-        return quiet(self._states.values(), self.activity)
+        """Nothing running, the stream read empty since the last activity, and no message
+        in any worked queue, visible or in flight (see event_sources)."""
+        count = self.activity.count
+        if not settled_streams(self._states.values(), self.activity):
+            return False
+        for state in self._states.values():
+            url = state.source.queue_url
+            if state.source.kind == "sqs" and url is not None and self._holds_messages(url):
+                return False
+        return self.activity.count == count and self.activity.in_flight == 0
+
+    def _holds_messages(self, url: str) -> bool:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
+        )["Attributes"]
+        return any(int(value) for value in attributes.values())
 
     def wait_until_quiet(
         self, *, timeout_s: float | None = None, cancel: threading.Event | None = None
@@ -574,9 +660,13 @@ class LocalRuntime:
         if not self._pollers:
             raise RuntimeError("start() the runtime's event sources first")
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        states = self._states.values()
         while True:
-            if self.activity.wait(self.is_quiet, 0.1):
-                return True
+            if self.activity.wait(lambda: settled_streams(states, self.activity), 0.1):
+                if self.is_quiet():
+                    return True
+                # A message is waiting for a poller to take it: give it a moment.
+                self._stopping.wait(0.02)
             if cancel is not None and cancel.is_set():
                 return False
             if deadline is not None and time.monotonic() > deadline:

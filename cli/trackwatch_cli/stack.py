@@ -54,6 +54,8 @@ class EventSource:
     report_batch_item_failures: bool
     maximum_concurrency: int | None = None
     queue_url: str | None = None
+    #: MaximumBatchingWindowInSeconds: how long a batch may wait to fill.
+    batching_window_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,9 @@ def _event_sources(
                     props.get("ScalingConfig", {}).get("MaximumConcurrency"), parameters
                 ),
                 queue_url=queue_url,
+                batching_window_s=float(
+                    _number(props.get("MaximumBatchingWindowInSeconds"), parameters) or 0
+                ),
             )
         )
     return sources

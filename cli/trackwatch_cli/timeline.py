@@ -56,8 +56,8 @@ def _detail(kind: str, event: dict[str, Any]) -> str:
     return ""
 
 
-#: How often the timeline's thread looks for new events and messages.
-COLLECT_EVERY_S = 0.2
+#: How long the timeline's thread waits for an event before it looks at messages again.
+COLLECT_WAIT_S = 1
 
 
 class Timeline:
@@ -112,10 +112,10 @@ class Timeline:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                self.collect()
+                # Long polling: the thread waits in the emulator, not in a loop of requests.
+                self.collect(wait_s=COLLECT_WAIT_S)
             except Exception:  # the emulator going away at shutdown
-                self._stopping.wait(COLLECT_EVERY_S)
-            self._stopping.wait(COLLECT_EVERY_S)
+                self._stopping.wait(COLLECT_WAIT_S)
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Stop the thread (what is left can still be `collect()`ed)."""
@@ -124,21 +124,22 @@ class Timeline:
             self._thread.join(timeout_s)
             self._thread = None
 
-    def collect(self, *, deadline: float | None = None) -> None:
+    def collect(self, *, deadline: float | None = None, wait_s: int = 0) -> None:
         """Read, print and count what happened since the last call (until the queue is
-        empty, or until the monotonic `deadline`)."""
+        empty, or until the monotonic `deadline`); the first read waits up to `wait_s`."""
         with self._lock:
-            self._collect_events(deadline)
+            self._collect_events(deadline, wait_s)
             self._collect_notifications()
             for handle in (self._events_out, self._notifications_out):
                 if handle is not None:
                     handle.flush()
 
-    def _collect_events(self, deadline: float | None) -> None:
+    def _collect_events(self, deadline: float | None, wait_s: int) -> None:
         while deadline is None or time.monotonic() < deadline:
             messages = self._sqs.receive_message(
-                QueueUrl=self._queue, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                QueueUrl=self._queue, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
             ).get("Messages", [])
+            wait_s = 0
             if not messages:
                 return
             for message in messages:
