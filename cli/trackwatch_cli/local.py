@@ -20,6 +20,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,7 +80,7 @@ TIMELINE_LINES_UP_TO = 100
 #: How often the progress status is refreshed.
 STATUS_EVERY_S = 0.5
 #: After Ctrl-C, at most this long to collect what the timeline has not yet read.
-INTERRUPT_COLLECT_S = 0.5
+INTERRUPT_COLLECT_S = 0.2
 
 
 @dataclass
@@ -317,9 +318,16 @@ class LocalSystem:
                 play_in_sandbox(sandbox, row)
 
         with progress(self.console, "registering", total) as shown:
-            self.registered = register_stream(
-                service, entries, on_row=on_row, on_done=shown.advance
-            )
+            try:
+                self.registered = register_stream(
+                    service, entries, on_row=on_row, on_done=shown.advance
+                )
+            except KeyboardInterrupt:
+                self.console.print(
+                    f"interrupted while registering: {shown.completed:,} of {total:,} rows "
+                    "were registered (the local stack goes with this run)"
+                )
+                raise
         self.console.print(self.registered.line(), highlight=False)
 
     def _announce(self, clickpost: str) -> None:
@@ -376,14 +384,17 @@ class LocalSystem:
                 except KeyboardInterrupt:
                     self._interrupted()
         finally:
-            self.timeline.stop()
-            runtime.stop()
+            # After Ctrl-C nothing is waited for (pollers may sit in a long poll).
+            wait_s = 0.0 if self.interrupted else 1.0
+            self.timeline.stop(timeout_s=wait_s)
+            runtime.stop(timeout_s=wait_s)
 
     def _interrupted(self) -> None:
         """Ctrl-C: stop taking work, read what is at hand, print what happened."""
         self.interrupted = True
-        self.local.runtime.stop(timeout_s=0.5)
-        self.timeline.stop(timeout_s=0.5)
+        # The pollers and the timeline's thread may sit in a long poll: not waited for.
+        self.local.runtime.stop(timeout_s=0.0)
+        self.timeline.stop(timeout_s=0.0)
         self.console.print("[bold]interrupted[/]: what happened until now")
         try:
             self.timeline.collect(deadline=time.monotonic() + INTERRUPT_COLLECT_S)
@@ -465,7 +476,10 @@ class LocalSystem:
     def _summary(self) -> None:
         container = self.local.container()
         keys = self.registered.keys
-        records = container.shipments.get_many(keys)
+        # Both reads at once: after Ctrl-C the summary has little time.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            dead = pool.submit(dead_letters, self.emulator.clients, self.local.stack)
+            records = container.shipments.get_many(keys)
         counts = {
             "poll messages handled": self.polls.messages,
             "AWBs polled": self.polls.awbs,
@@ -475,10 +489,7 @@ class LocalSystem:
             counts["Clickpost requests"] = len(requests)
             counts["AWBs asked about"] = sum(len(r.waybills) for r in requests)
         totals = totals_table(
-            counts,
-            self.timeline.event_types,
-            self.timeline.channels,
-            dead_letters(self.emulator.clients, self.local.stack),
+            counts, self.timeline.event_types, self.timeline.channels, dead.result()
         )
         shipments = shipments_table(keys, records, container.cadence, total=self.registered.rows)
         print_summary(self.console, shipments, totals)

@@ -126,13 +126,20 @@ class Timeline:
 
     def collect(self, *, deadline: float | None = None, wait_s: int = 0) -> None:
         """Read, print and count what happened since the last call (until the queue is
-        empty, or until the monotonic `deadline`); the first read waits up to `wait_s`."""
-        with self._lock:
+        empty, or until the monotonic `deadline`, if the thread lets go by then); the
+        first read waits up to `wait_s`."""
+        if not self._lock.acquire(
+            timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())
+        ):
+            return
+        try:
             self._collect_events(deadline, wait_s)
             self._collect_notifications()
             for handle in (self._events_out, self._notifications_out):
                 if handle is not None:
                     handle.flush()
+        finally:
+            self._lock.release()
 
     def _collect_events(self, deadline: float | None, wait_s: int) -> None:
         while deadline is None or time.monotonic() < deadline:
