@@ -108,9 +108,9 @@ def test_another_service_subscribes_its_own_queue_and_a_new_shipment_moves(
     topic = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["ShipmentEventsTopicArn"]
     sqs = session.client("sqs", endpoint_url=url)
     queue = sqs.create_queue(QueueName="my-service-status-changes")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     session.client("sns", endpoint_url=url).subscribe(
         TopicArn=topic,
         Protocol="sqs",
@@ -132,9 +132,7 @@ def test_another_service_subscribes_its_own_queue_and_a_new_shipment_moves(
     # nothing its filter policy leaves out
     received: list[dict[str, object]] = []
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not any(
-        e["waybill"] == "MYSHOP0001" for e in received
-    ):
+    while time.monotonic() < deadline and not any(e["waybill"] == "MYSHOP0001" for e in received):
         for message in sqs.receive_message(
             QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=2
         ).get("Messages", []):
