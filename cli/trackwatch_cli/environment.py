@@ -226,6 +226,15 @@ class Emulator:
         self.endpoint_url = ""
         self.clients = AwsClients.emulator(None, region)
 
+    @classmethod
+    def attach(cls, endpoint_url: str, region: str = REGION) -> Emulator:
+        """An emulator some other process started (the benchmarks share one); `stop()`
+        leaves it running."""
+        emulator = cls(region)
+        emulator.endpoint_url = endpoint_url.rstrip("/")
+        emulator.clients = AwsClients.emulator(emulator.endpoint_url, region)
+        return emulator
+
     def start(self) -> Self:
         """Start the process and wait for its port; `clients` and `endpoint_url` then
         point at it. Raises EmulatorError if it does not come up."""

@@ -140,9 +140,14 @@ class PollCount:
 class LocalSystem:
     """Everything `trackwatch local` runs, started and stopped together."""
 
-    def __init__(self, options: LocalOptions, console: Console) -> None:
+    def __init__(
+        self, options: LocalOptions, console: Console, *, emulator: Emulator | None = None
+    ) -> None:
+        """`emulator`: one already running to deploy into (the benchmarks run the naive
+        poller in the same one); by default a new one is started and stopped."""
         self.options = options
         self.console = console
+        self._given_emulator = emulator
         self.clock = SimulatedClock(SIM_START)
         self.sms = RecordingSender("sms")
         self.polls = PollCount()
@@ -179,11 +184,14 @@ class LocalSystem:
         url, key, username = self._clickpost()
         if self.sandbox is None:
             self._probe(url, key, username)
-        try:
-            self.emulator = Emulator().start()
-        except EmulatorError as exc:
-            raise LocalInputError(str(exc)) from exc
-        self._stack.callback(self.emulator.stop)
+        if self._given_emulator is not None:
+            self.emulator = self._given_emulator
+        else:
+            try:
+                self.emulator = Emulator().start()
+            except EmulatorError as exc:
+                raise LocalInputError(str(exc)) from exc
+            self._stack.callback(self.emulator.stop)
         smtp = SmtpServer().start()
         self._stack.callback(smtp.stop)
         self.log_path = Path(tempfile.gettempdir()) / "trackwatch-local.log"

@@ -11,6 +11,7 @@ sends slow down as a queue grows), and keeps counts, not the events themselves.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -58,6 +59,8 @@ def _detail(kind: str, event: dict[str, Any]) -> str:
 
 #: How long the timeline's thread waits for an event before it looks at messages again.
 COLLECT_WAIT_S = 1
+#: The pause between two collections.
+COLLECT_PAUSE_S = 0.5
 
 
 class Timeline:
@@ -112,10 +115,12 @@ class Timeline:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                # Long polling: the thread waits in the emulator, not in a loop of requests.
+                # Long polling: the thread waits in the emulator, not in a loop of requests;
+                # then a pause, so events are read ten at a time rather than as they trickle.
                 self.collect(wait_s=COLLECT_WAIT_S)
             except Exception:  # the emulator going away at shutdown
-                self._stopping.wait(COLLECT_WAIT_S)
+                logging.getLogger(__name__).debug("timeline collect failed", exc_info=True)
+            self._stopping.wait(COLLECT_PAUSE_S)
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Stop the thread (what is left can still be `collect()`ed)."""
