@@ -301,12 +301,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--register-repeats", default="3,1", help="repeats per row count")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument(
+        "--append", action="store_true", help="add to the last run's results (another size)"
+    )
     args = parser.parse_args(argv)
     if args.render_only:
         results: ScaleResults = pickle.loads(RESULTS.read_bytes())  # noqa: S301 - our own file
     else:
         command = "uv run python -m bench.scale " + " ".join(argv or sys.argv[1:])
         results = ScaleResults(command=command.strip())
+        if args.append:
+            earlier: ScaleResults = pickle.loads(RESULTS.read_bytes())  # noqa: S301 - ours
+            earlier.command += f"; then `{results.command}`"
+            results = earlier
         started = time.perf_counter()
         sizes = [int(s) for s in args.sizes.split(",")]
         repeats = [int(r) for r in args.repeats.split(",")]
@@ -326,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                     _say(f"registering {rows:,} rows, repeat {repeat + 1}/{count}")
                     results.memory.append(run_memory(rows, work))
                     RESULTS.write_bytes(pickle.dumps(results))
-        results.elapsed_s = time.perf_counter() - started
+        results.elapsed_s += time.perf_counter() - started
         RESULTS.write_bytes(pickle.dumps(results))
     write_section(args.out, results)
     _say(f"wrote {args.out}")
