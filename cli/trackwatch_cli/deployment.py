@@ -99,6 +99,28 @@ class LocalStack:
         return released
 
 
+class OverLocalStack:
+    """What a harness built over a LocalStack (the integration tests', the benchmarks')
+    exposes of it."""
+
+    local: LocalStack
+
+    @property
+    def stack(self) -> DeployedStack:
+        """The deployed stack."""
+        return self.local.stack
+
+    @property
+    def runtime(self) -> LocalRuntime:
+        """The local Lambda runtime driving it."""
+        return self.local.runtime
+
+    @property
+    def clients(self) -> AwsClients:
+        """Clients for the emulator it runs in."""
+        return self.local.clients
+
+
 def start_stack(
     template: Path,
     clients: AwsClients,
