@@ -23,7 +23,7 @@ from bench.calls import carrier_mix
 from bench.emulator import CountingMotoServer
 from bench.naive import NaivePoller
 from trackwatch.adapters.aws import AwsClients
-from trackwatch.adapters.shipments_table import contact_value, to_item
+from trackwatch.adapters.shipments_table import contact_value, encode_state, to_item
 from trackwatch.data import load_catalogue
 from trackwatch.logic.cadence import cadence_class, due_key
 from trackwatch.logic.diff import diff
@@ -31,11 +31,9 @@ from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE, AwbResult
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.policy import Cadence, zone
 from trackwatch.models.record import Contact
-from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
-from trackwatch_cli.runtime import LocalRuntime
+from trackwatch_cli.deployment import LocalStack, OverLocalStack, SimulatedClock, start_stack
 from trackwatch_cli.sandbox import DEFAULT_KEY, DEFAULT_USERNAME, SandboxServer
 from trackwatch_cli.sandbox.journey import ShipmentIdentity, render_awb
-from trackwatch_cli.stack import DeployedStack
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -106,7 +104,7 @@ def _steady_item(shipment: Shipment, sandbox: SandboxServer, now: datetime) -> d
             "cp_id": key.cp_id,
             "waybill": key.waybill,
             "version": 2,
-            "state": state.model_dump_json(exclude_defaults=True),
+            **encode_state(state),
             "registered_at": (now - timedelta(hours=1)).isoformat(),
             "contact": contact_value(Contact()),
             "metadata": {},
@@ -133,7 +131,7 @@ def batch_write(
 
 
 @dataclass
-class Bench:
+class Bench(OverLocalStack):
     """The deployed product, the naive baseline's resources, the sandbox, one clock."""
 
     server: CountingMotoServer
@@ -142,21 +140,6 @@ class Bench:
     naive: NaivePoller
     naive_table: str
     seeded: list[Shipment] = field(default_factory=list)
-
-    @property
-    def stack(self) -> DeployedStack:
-        """The deployed product."""
-        return self.local.stack
-
-    @property
-    def runtime(self) -> LocalRuntime:
-        """The local Lambda runtime driving it."""
-        return self.local.runtime
-
-    @property
-    def clients(self) -> AwsClients:
-        """Clients for the counting emulator."""
-        return self.local.clients
 
     @property
     def clock(self) -> datetime:

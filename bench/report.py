@@ -340,6 +340,26 @@ def money(results: Results) -> list[str]:
     return rows
 
 
+def hostile_memory(results: Results) -> list[str]:
+    """Peak memory on a hostile answer, ours against an uncapped client."""
+    if not results.hostile:
+        return []
+    rows = [
+        "## A hostile answer: peak memory on a 50 MB body",
+        "",
+        "One waybill's answer made 50 MB by the sandbox (`FaultKind.HUGE_BODY`). Peak Python "
+        "allocations during the call (tracemalloc), median of the runs, with every run shown. "
+        "The baseline is `httpx` with no cap: `client.get(...)`, then `response.content`.",
+        "",
+        "| client | outcome | peak MB (median) | runs |",
+        "|---|---|---:|---|",
+    ]
+    for r in results.hostile:
+        runs = ", ".join(f"{p:.1f}" for p in r.peaks_mb)
+        rows.append(f"| {r.what} | {r.outcome} | {r.median_mb:.1f} | {runs} |")
+    return [*rows, ""]
+
+
 def markdown(results: Results, command: str, plot: Path) -> str:
     """The whole of BENCHMARKS.md."""
     lines = [
@@ -350,6 +370,7 @@ def markdown(results: Results, command: str, plot: Path) -> str:
         *throughput_table(results),
         *scaling(results, plot),
         *cold(results),
+        *hostile_memory(results),
         *money(results),
     ]
     return "\n".join(lines).rstrip() + "\n"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import coldstart, parse_diff, throughput
+from bench import coldstart, hostile, parse_diff, throughput
 from bench.calls import lower_bound
 from bench.cost import Measured
 from bench.emulator import CountingMotoServer, tally
@@ -92,6 +92,7 @@ class Results:
     parse: list[parse_diff.ParseDiffResult] = field(default_factory=list)
     boto3_import: coldstart.ImportTime | None = None
     imports: list[coldstart.ImportTime] = field(default_factory=list)
+    hostile: list[hostile.PeakMemory] = field(default_factory=list)
     elapsed_s: float = 0.0
 
     def measured(self) -> Measured:
@@ -234,5 +235,7 @@ def run(config: Config) -> Results:
     results.parse = parse_diff.run(config.parse_min_time_s)
     _say("cold start")
     results.boto3_import, results.imports = coldstart.run(config.coldstart_runs)
+    _say("peak memory on a 50 MB answer")
+    results.hostile = hostile.run(3)
     results.elapsed_s = time.perf_counter() - started
     return results

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Self
 
-from trackwatch.adapters.event_log import sort_key
+from trackwatch.adapters.event_log import event_order, sort_key
 from trackwatch.errors import ClickpostError, PublishError, StaleStateError
 from trackwatch.models.clickpost import AwbResult, Meta, TrackOrderResponse
 from trackwatch.models.events import ShipmentEvent
@@ -14,7 +14,7 @@ from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
 from trackwatch.models.record import RegistrationWrite, ShipmentRecord, StateChange
 from trackwatch.models.state import ShipmentState
-from trackwatch.models.tracking import CallOutcome, TrackCall
+from trackwatch.models.tracking import AwbOutcome, AwbStatus, CallOutcome, TrackCall
 from trackwatch.ports import (
     EventLog,
     EventPublisher,
@@ -125,20 +125,50 @@ class MemoryStore:
 
 
 class FakeTracker:
-    """Clickpost as a dict of results; a carrier can be made to fail."""
+    """Clickpost as a dict of results; a carrier can be made to fail, a waybill unreadable."""
 
     def __init__(self) -> None:
         self.results: dict[ShipmentKey, AwbResult] = {}
         self.fail: dict[int, ClickpostError] = {}
+        #: Waybills whose entry cannot be read, with the reason the client would give.
+        self.unreadable: dict[ShipmentKey, str] = {}
+        #: Calls that include one of these waybills fail (a hang, a body too large...).
+        self.fail_with: dict[str, ClickpostError] = {}
         self.calls: list[TrackCall] = []
+        self.deadlines: list[float | None] = []
 
-    async def track(self, call: TrackCall) -> CallOutcome:
+    async def track(self, call: TrackCall, *, deadline: float | None = None) -> CallOutcome:
         self.calls.append(call)
+        self.deadlines.append(deadline)
         if call.cp_id in self.fail:
             raise self.fail[call.cp_id]
-        found = {k.waybill: self.results[k] for k in call.keys if k in self.results}
+        for waybill in call.waybills:
+            if waybill in self.fail_with:
+                raise self.fail_with[waybill]
+        found = {
+            k.waybill: self.results[k]
+            for k in call.keys
+            if k in self.results and k not in self.unreadable
+        }
         response = TrackOrderResponse(meta=Meta(status=200, success=True), result=found)
-        return CallOutcome.from_response(call, response, attempts=1, elapsed_s=0.01)
+        outcome = CallOutcome.from_response(call, response, attempts=1, elapsed_s=0.01)
+        bad = [k for k in call.keys if k in self.unreadable]
+        if not bad:
+            return outcome
+        return outcome.model_copy(
+            update={
+                "awbs": tuple(a for a in outcome.awbs if a.key not in self.unreadable),
+                "unreadable": tuple(
+                    AwbOutcome(
+                        key=k,
+                        status=AwbStatus.UNREADABLE,
+                        reason=self.unreadable[k],
+                        fragment='{"scans": [{"timestamp": ...',
+                    )
+                    for k in bad
+                ),
+            }
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -171,21 +201,26 @@ class MemoryPublisher:
 
 
 class MemoryEventLog:
-    """The event log as a dict keyed like the table: (shipment, occurred_at#event_id)."""
+    """The event log as a dict keyed like the table: (shipment, change's sort key)."""
 
     def __init__(self) -> None:
-        self.events: dict[tuple[str, str], ShipmentEvent] = {}
+        self.changes: dict[tuple[str, str], tuple[ShipmentEvent, ...]] = {}
 
-    def append(self, events: Sequence[ShipmentEvent]) -> None:
-        for event in events:
-            self.events[(f"{event.cp_id}#{event.waybill}", sort_key(event))] = event
+    @property
+    def events(self) -> list[ShipmentEvent]:
+        """Every logged event."""
+        return [e for change in self.changes.values() for e in change]
+
+    def append(self, changes: Sequence[Sequence[ShipmentEvent]]) -> None:
+        for change in changes:
+            first = change[0]
+            self.changes[(f"{first.cp_id}#{first.waybill}", sort_key(change))] = tuple(change)
 
     def history(self, key: ShipmentKey, since: datetime | None = None) -> list[ShipmentEvent]:
-        return [
-            self.events[k]
-            for k in sorted(self.events)
-            if k[0] == key.pk and (since is None or self.events[k].occurred_at >= since)
-        ]
+        events = [e for (pk, _), change in self.changes.items() if pk == key.pk for e in change]
+        return sorted(
+            (e for e in events if since is None or e.occurred_at >= since), key=event_order
+        )
 
 
 class MemoryRejects:

@@ -7,6 +7,7 @@ process's environment.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -35,6 +36,8 @@ REGION = "us-east-1"
 EMULATED_ACCOUNT = "123456789012"
 #: The emulator process's own read of a table's stream (see `serve`).
 STREAM_RECORDS_PATH = "/_trackwatch/stream-records"
+#: The emulator process makes delayed messages of given queues visible (see `serve`).
+RELEASE_DELAYED_PATH = "/_trackwatch/release-delayed"
 
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -95,17 +98,46 @@ def stream_records(table: str, region: str, after: int | None, limit: int) -> li
     return list(shard.get(start, limit))
 
 
+def release_delayed(region: str, queues: Iterable[str]) -> int:
+    """Make the delayed messages of the named queues visible now; returns how many. Runs
+    where moto runs (this process's, or the emulator process's own; see `serve`).
+
+    moto holds a delayed message for real seconds; the local runtime's time is simulated
+    (LocalStack.release_delayed says why releasing early is safe)."""
+    from moto.sqs.models import sqs_backends
+
+    wanted = set(queues)
+    released = 0
+    for name, queue in sqs_backends[EMULATED_ACCOUNT][region].queues.items():
+        if name not in wanted:
+            continue
+        for message in queue._messages:
+            if message.delayed:
+                message.delayed_until = 0
+                released += 1
+    return released
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.timestamp()
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()  # as Lambda's JSON carries a binary value
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _with_stream_records(app: WsgiApp) -> WsgiApp:
-    """Serve STREAM_RECORDS_PATH (table, region, after, limit) beside moto's `app`."""
+    """Serve STREAM_RECORDS_PATH (table, region, after, limit) and RELEASE_DELAYED_PATH
+    (a JSON body: region, queues) beside moto's `app`."""
 
     def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != STREAM_RECORDS_PATH:
+        path = environ.get("PATH_INFO")
+        if path == RELEASE_DELAYED_PATH:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            asked = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            released = release_delayed(asked.get("region", REGION), asked.get("queues", []))
+            return _json_answer(start_response, {"released": released})
+        if path != STREAM_RECORDS_PATH:
             return app(environ, start_response)
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         records: list[Any] = []
@@ -117,13 +149,17 @@ def _with_stream_records(app: WsgiApp) -> WsgiApp:
                 int(after) if after else None,
                 int(query.get("limit", "1000")),
             )
-        body = json.dumps({"Records": records}, default=_json_default).encode()
-        start_response(
-            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        )
-        return [body]
+        return _json_answer(start_response, {"Records": records})
 
     return middleware
+
+
+def _json_answer(start_response: Callable[..., Any], document: Any) -> list[bytes]:
+    body = json.dumps(document, default=_json_default).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
 
 
 def _route_caching_dispatcher() -> type:
@@ -355,11 +391,6 @@ class Mailbox:
             assert isinstance(message, EmailMessage)
             self.messages.append(message)
         return "250 Message accepted for delivery"
-
-    def since(self, seen: int) -> list[EmailMessage]:
-        """The messages after the first `seen`."""
-        with self.lock:
-            return self.messages[seen:]
 
     def take(self) -> list[EmailMessage]:
         """Every message received so far, forgotten here (a long run keeps none)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -22,27 +23,30 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from trackwatch.adapters.clickpost import ClickpostClient, StaticCredentials
-from trackwatch.bootstrap import Overrides
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostError,
     ClickpostInvalidCarrierError,
+    InvalidInputError,
 )
 from trackwatch.models.messages import PollRequest
-from trackwatch.models.registration import Registration
+from trackwatch.models.registration import Registration, check_phone
 from trackwatch.models.tracking import TrackCall
 from trackwatch_cli.api_gateway import ApiGateway
-from trackwatch_cli.demo import demo_registrations, play_in_sandbox
+from trackwatch_cli.demo import demo_registrations, demo_whatsapp_outcomes, play_in_sandbox
 from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
+from trackwatch_cli.display import message, redact, redact_url, text
 from trackwatch_cli.endpoints import (
     LocalEndpoints,
     endpoints_file,
@@ -59,7 +63,7 @@ from trackwatch_cli.local_input import (
     default_languages,
     register_stream,
 )
-from trackwatch_cli.local_senders import RecordingSender
+from trackwatch_cli.local_senders import WHATSAPP_OUTCOMES, WhatsAppOutcome
 from trackwatch_cli.progress import RunProgress, progress
 from trackwatch_cli.runtime import LOCAL_CONCURRENCY, Invocation
 from trackwatch_cli.sandbox import SandboxServer
@@ -81,6 +85,8 @@ TIMELINE_LINES_UP_TO = 100
 STATUS_EVERY_S = 0.5
 #: After Ctrl-C, at most this long to collect what the timeline has not yet read.
 INTERRUPT_COLLECT_S = 0.2
+#: How often (simulated minutes) messages held on the simulated clock are released.
+RELEASE_EVERY_MINUTES = 5
 
 
 @dataclass
@@ -102,6 +108,8 @@ class LocalOptions:
     concurrency: int = LOCAL_CONCURRENCY
     #: Where the endpoints are written (None: `endpoints_file()`).
     endpoints_path: Path | None = None
+    #: What the local WhatsApp does with each number's messages (default: read).
+    whatsapp_outcomes: dict[str, WhatsAppOutcome] = field(default_factory=dict)
 
 
 class PollCount:
@@ -149,8 +157,8 @@ class LocalSystem:
         self.console = console
         self._given_emulator = emulator
         self.clock = SimulatedClock(SIM_START)
-        self.sms = RecordingSender("sms")
         self.polls = PollCount()
+        self.whatsapp_outcomes: dict[str, WhatsAppOutcome] = dict(options.whatsapp_outcomes)
         self._stack = ExitStack()
         self.sandbox: SandboxServer | None = None
         self.csv: CsvCheck | None = None
@@ -201,12 +209,14 @@ class LocalSystem:
         # Registered before anything runs: the table has no other writer yet, so new
         # shipments are created in batches.
         self._register()
+        for phone, outcome in self.whatsapp_outcomes.items():
+            self.local.senders.whatsapp.outcome(phone, outcome)
         self.timeline = Timeline(
             self.console,
             self.emulator.clients,
             self.local.stack.outputs["AllEventsQueueUrl"],
             self.clock,
-            sms=self.sms,
+            senders=self.local.senders,
             mailbox=smtp.mailbox,
             events_out=events_out,
             notifications_out=notifications_out,
@@ -243,7 +253,6 @@ class LocalSystem:
                         "SmtpStartTls": "false",
                     },
                     clickpost_credentials=credentials,
-                    overrides={"NotifySmsFunction": Overrides(senders={"sms": self.sms})},
                     log=log,
                     on_invoke=self.polls,
                     concurrency=self.options.concurrency,
@@ -281,6 +290,8 @@ class LocalSystem:
         self._stack.callback(self.sandbox.stop)
         if self.csv is None:
             self.demo = demo_registrations(self.sandbox, default_languages())
+            # Some demo customers' WhatsApp messages fail or go unanswered: SMS takes over.
+            self.whatsapp_outcomes = {**demo_whatsapp_outcomes(self.demo), **self.whatsapp_outcomes}
         return self.sandbox.base_url, "sandbox-key", "sandbox-user"
 
     def _probe(self, url: str, key: str, username: str) -> None:
@@ -304,12 +315,12 @@ class LocalSystem:
             asyncio.run(call())
         except ClickpostAuthError as exc:
             raise LocalInputError(
-                f"Clickpost at {url} rejected the key or username: {exc}"
+                f"Clickpost at {redact_url(url)} rejected the key or username: {exc}"
             ) from exc
         except ClickpostInvalidCarrierError:
             return  # the URL and credentials work; that carrier is the user's business
         except ClickpostError as exc:
-            raise LocalInputError(f"cannot poll Clickpost at {url}: {exc}") from exc
+            raise LocalInputError(f"cannot poll Clickpost at {redact_url(url)}: {exc}") from exc
 
     def _register(self) -> None:
         service = self.local.container().registration_service
@@ -353,14 +364,23 @@ class LocalSystem:
             where = f"endpoints in {self.endpoints_path} (`trackwatch shipments ... --local`)"
         except OSError as exc:
             where = f"could not write the endpoints to {self.endpoints_path}: {exc}"
+        # Paths, the stack's name and the user's URL are text, never markup.
         self.console.print(
-            f"[bold]trackwatch local[/]: {self.registered.rows:,} shipments, stack "
-            f"[cyan]{stack.name}[/] in moto at {self.emulator.endpoint_url}, "
-            f"Clickpost at {clickpost}; shipments API at {self.api.base_url}; "
-            f"function logs in {self.log_path}; {where}; for boto3 or the AWS CLI:"
+            Text.assemble(
+                ("trackwatch local", "bold"),
+                f": {self.registered.rows:,} shipments, stack ",
+                text(stack.name, style="cyan"),
+                f" in moto at {self.emulator.endpoint_url}, Clickpost at ",
+                text(redact_url(clickpost)),
+                f"; shipments API at {self.api.base_url}; function logs in ",
+                text(self.log_path),
+                "; ",
+                text(where),
+                "; for boto3 or the AWS CLI:",
+            )
         )
         for line in endpoints.export_lines():
-            self.console.print(f"  {line}", highlight=False)
+            self.console.print(text(f"  {line}"), highlight=False)
         if not self.timeline.verbose:
             self.console.print(
                 f"more than {TIMELINE_LINES_UP_TO} shipments: events and messages are counted "
@@ -423,6 +443,8 @@ class LocalSystem:
 
     def _wait_quiet(self, shown: RunProgress, doing: str) -> None:
         runtime = self.local.runtime
+        # Delays (quiet hours, WhatsApp's delivery window) run on the simulated clock.
+        self.local.release_delayed()
         while not runtime.wait_until_quiet(timeout_s=STATUS_EVERY_S):
             shown.status(self._status(doing))
 
@@ -454,6 +476,10 @@ class LocalSystem:
         """One simulated minute: the scheduler's tick, then wait out the minute's share of
         real time (the functions keep working in the background meanwhile)."""
         started = time.monotonic()
+        if self.clock().minute % RELEASE_EVERY_MINUTES == 0:
+            # Delays (quiet hours, WhatsApp's delivery window) run on the simulated
+            # clock: held messages come back every few simulated minutes.
+            self.local.release_delayed()
         self.local.runtime.tick(self.clock())
         self.clock.advance(timedelta(minutes=1))
         shown.advance()
@@ -523,15 +549,63 @@ def quiet_libraries() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
+def check_options(options: LocalOptions) -> None:
+    """Every number in range and the Clickpost URL usable, before anything starts."""
+    if options.cycles is not None and options.cycles < 1:
+        raise LocalInputError(f"--cycles must be at least 1, got {options.cycles}")
+    for name, value in (("--speed", options.speed), ("--hours", options.hours)):
+        if not math.isfinite(value) or value <= 0:
+            raise LocalInputError(f"{name} must be a positive number, got {value}")
+    if options.concurrency < 1:
+        raise LocalInputError(f"--concurrency must be at least 1, got {options.concurrency}")
+    if not 0 <= options.api_port <= 65535:
+        raise LocalInputError(f"--api-port must be 0 to 65535, got {options.api_port}")
+    if options.clickpost_url is not None:
+        check_url("--clickpost-url", options.clickpost_url)
+
+
+def check_url(option: str, url: str) -> None:
+    """An http(s) URL with a host and a port in range; the error shows it redacted."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        reason = redact(str(exc), url)
+        raise LocalInputError(f"{option} is not a URL ({reason}): {shown}") from None
+    if parts.scheme not in ("http", "https"):
+        raise LocalInputError(f"{option} must be an http or https URL, got {shown}")
+    if not parts.hostname:
+        raise LocalInputError(f"{option} has no host: {shown}")
+    out_of_range = LocalInputError(f"{option} has a port out of range 1-65535: {shown}")
+    try:
+        port = parts.port
+    except ValueError:  # urllib's word for a port past 65535
+        raise out_of_range from None
+    if port == 0:
+        raise out_of_range
+
+
+def whatsapp_outcomes(pairs: list[str]) -> dict[str, WhatsAppOutcome]:
+    """`--whatsapp NUMBER=OUTCOME` options as a map; a LocalInputError names a bad one."""
+    outcomes: dict[str, WhatsAppOutcome] = {}
+    for pair in pairs:
+        number, _, outcome = pair.partition("=")
+        try:
+            phone = check_phone(number.strip())
+        except InvalidInputError as exc:
+            raise LocalInputError(f"--whatsapp {pair!r}: {exc}") from None
+        if outcome not in WHATSAPP_OUTCOMES:
+            raise LocalInputError(
+                f"--whatsapp {pair!r}: the outcome must be one of {', '.join(WHATSAPP_OUTCOMES)}"
+            )
+        outcomes[phone] = outcome
+    return outcomes
+
+
 def run_local(options: LocalOptions, console: Console | None = None) -> LocalSystem:
     """Start everything, run, print the summary, stop everything; returns what happened."""
     console = console or Console()
-    if options.cycles is not None and options.cycles < 1:
-        raise LocalInputError("--cycles must be at least 1")
-    if options.speed <= 0:
-        raise LocalInputError("--speed must be positive")
-    if options.concurrency < 1:
-        raise LocalInputError("--concurrency must be at least 1")
+    check_options(options)
     with quiet_libraries(), warnings.catch_warnings(), LocalSystem(options, console) as system:
         # powertools warns when an invocation had no metric to publish: expected here.
         warnings.simplefilter("ignore", UserWarning)
@@ -561,7 +635,8 @@ def local_command(
         Path | None, typer.Option(help="Write every published event here, one JSON per line.")
     ] = None,
     notifications_out: Annotated[
-        Path | None, typer.Option(help="Write every SMS and e-mail sent, one JSON per line.")
+        Path | None,
+        typer.Option(help="Write every WhatsApp message, SMS and e-mail sent, one JSON per line."),
     ] = None,
     speed: Annotated[
         float, typer.Option(help="Simulated minutes per real second (24: a day a minute).")
@@ -587,6 +662,14 @@ def local_command(
             "MaximumConcurrency (one that does gets that many)."
         ),
     ] = LOCAL_CONCURRENCY,
+    whatsapp: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NUMBER=OUTCOME: the local WhatsApp's messages to NUMBER are read (default), "
+            "delivered, failed, undeliverable or silent (no report: SMS takes over after the "
+            "window). Repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole system on this machine: AWS emulated, the Clickpost sandbox, local SMTP."""
     options = LocalOptions(
@@ -607,9 +690,14 @@ def local_command(
     # Soft wrap: timeline lines stay whole when piped to a file or another program.
     console = Console(soft_wrap=True)
     try:
+        options.whatsapp_outcomes = whatsapp_outcomes(whatsapp or [])
         system = run_local(options, console)
     except LocalInputError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        # The message quotes CSV cells and paths: text, not markup; the URL redacted.
+        reason = redact(str(exc), clickpost_url) if clickpost_url else str(exc)
+        Console(stderr=True, soft_wrap=True).print(
+            Text.assemble(("error:", "bold red"), " ", message(reason)), highlight=False
+        )
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted before the stack was running")

@@ -22,6 +22,7 @@ and `settle()` does both and stops.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import threading
@@ -166,6 +167,17 @@ def _direct_stream_reads(endpoint_url: str | None) -> httpx.Client | None:
         pass
     client.close()
     return None
+
+
+def _as_lambda_json(value: Any) -> Any:
+    """`value` with every bytes value as base64 text, as in the JSON Lambda delivers."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {k: _as_lambda_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_lambda_json(v) for v in value]
+    return value
 
 
 def _identifier(record: Mapping[str, Any]) -> dict[str, str]:
@@ -525,7 +537,8 @@ class LocalRuntime:
         )
 
     def _stream_record(self, record: Mapping[str, Any], source: EventSource) -> dict[str, Any]:
-        dynamodb = dict(record["dynamodb"])
+        # Lambda's event is JSON: binary attributes arrive as base64 text, as here.
+        dynamodb = _as_lambda_json(dict(record["dynamodb"]))
         created = dynamodb.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
             dynamodb["ApproximateCreationDateTime"] = created.timestamp()

@@ -15,6 +15,7 @@ from trackwatch.adapters.aws import AwsClients
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
+from trackwatch_cli.display import text
 from trackwatch_cli.stack import DeployedStack
 
 #: Shipments listed one per row; a longer run lists these and counts the rest by status.
@@ -61,13 +62,14 @@ def shipments_table(
     for key in keys:
         record = records.get(key)
         current = record.state.current if record else None
+        # Waybills and Clickpost's text are shown as text, never read as markup.
         table.add_row(
-            key.waybill,
+            text(key.waybill),
             str(key.cp_id),
-            (current.clickpost_status_description or "") if current else "-",
-            (current.clickpost_status_bucket_description or "") if current else "-",
+            text((current.clickpost_status_description or "") if current else "-"),
+            text((current.clickpost_status_bucket_description or "") if current else "-"),
             str(record.state.scan_count) if record else "-",
-            tracking(record, cadence) if record else "unknown",
+            text(tracking(record, cadence) if record else "unknown"),
         )
     return table
 

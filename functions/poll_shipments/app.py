@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -16,6 +17,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.models.messages import PollRequest
 from trackwatch.observability import logger, metrics, record_poll, tracer
+
+#: Clickpost calls stop this long before Lambda's own timeout (at most a fifth of the time
+#: left), so the batch still reports which messages failed instead of being killed whole.
+DEADLINE_MARGIN_S = 5.0
+
+
+def deadline_of(context: LambdaContext) -> float:
+    """When this invocation stops calling Clickpost, on time.monotonic()."""
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return time.monotonic() + remaining - min(DEADLINE_MARGIN_S, remaining / 5)
 
 
 def handler(container: Container) -> Handler:
@@ -31,15 +42,20 @@ def handler(container: Container) -> Handler:
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         """Poll every message's calls at once; report the messages that failed."""
         requests: dict[str, PollRequest] = {}
+        redelivered: set[str] = set()
         for raw in event.get("Records", []):
             record = SQSRecord(raw)
+            if int(record.attributes.approximate_receive_count or "1") > 1:
+                redelivered.add(record.message_id)
             try:
                 requests[record.message_id] = PollRequest.model_validate_json(record.body)
             except ValueError:
                 logger.exception(
                     "poll request is malformed", extra={"message_id": record.message_id}
                 )
-        failures, summary = asyncio.run(service.poll(requests))
+        failures, summary = asyncio.run(
+            service.poll(requests, deadline=deadline_of(context), redelivered=redelivered)
+        )
         record_poll(summary)
         logger.info("poll batch", extra=summary.as_log())
 

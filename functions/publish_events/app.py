@@ -2,57 +2,56 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from trackwatch.bootstrap import Container, Handler, lambda_entry
+from trackwatch.models.record import StreamChange
 from trackwatch.observability import count_by, logger, tracer
 
 
 def handler(container: Container) -> Handler:
     """The handler over `container`'s publisher."""
     service = container.publish_service
-    # A batch that fails whole is reported record by record, not raised: the source retries
-    # the same records either way, and no traceback (with what it quotes) reaches the logs.
-    processor = BatchProcessor(
-        event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
-    )
 
     @logger.inject_lambda_context
     # No @metrics.log_metrics: EventsPublished goes out as single metrics (one per event
     # type), and an empty flush would warn on every batch that publishes nothing.
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        """Publish each record's outbox; a failed record (and those after it) is retried."""
-        published: Counter[str] = Counter()
+        """Publish the batch's outboxes together; report the records to retry.
 
-        def publish(record: DynamoDBRecord) -> None:
-            if record.dynamodb is None:
-                return
-            events = service.publish_record(record.dynamodb.new_image, record.dynamodb.old_image)
-            published.update(e.event_type for e in events)
-
-        response = process_partial_response(
-            event=event, record_handler=publish, processor=processor, context=context
-        )
-        count_by("EventsPublished", "event_type", published)
+        Not powertools' BatchProcessor, which handles one record at a time: the events of
+        the whole batch are logged and published together (fewer requests), so success and
+        failure are the batch's, reported record by record.
+        """
+        records = [
+            # The images as the event carries them (attribute-value form): their types
+            # matter to the outbox's decoding, and the rest of the item is never needed.
+            StreamChange(
+                record_id=record.dynamodb.sequence_number or "",
+                new_image=record.dynamodb.raw_event.get("NewImage"),
+                old_image=record.dynamodb.raw_event.get("OldImage"),
+            )
+            for record in DynamoDBStreamEvent(event).records
+            if record.dynamodb is not None
+        ]
+        report = service.publish(records)
+        count_by("EventsPublished", "event_type", report.published)
+        count_by("EventsSetAside", "reason", {"poison": report.poisoned})
         logger.info(
             "publish batch",
             extra={
-                "records": len(event.get("Records", [])),
-                "failed": len(response.get("batchItemFailures", [])),
-                "events": dict(published),
+                "records": len(records),
+                "failed": len(report.failed),
+                "error": report.error,
+                "events": dict(report.published),
+                "set_aside": report.poisoned,
             },
         )
-        return dict(response)
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in report.failed]}
 
     return lambda_handler
 

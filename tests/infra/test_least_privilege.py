@@ -137,6 +137,9 @@ SHIPMENTS_TABLE_GRANTS = {
     # NotifyTable: the contact by key, the channel's notification state by UpdateItem.
     "NotifySmsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
     "NotifyEmailFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
+    "NotifyWhatsAppFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
+    # NotifyTable.record_failure(): a number not on WhatsApp.
+    "RecordWhatsAppEventsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:UpdateItem"}},
 }
 
 #: A value each parameter that ends up in an IAM resource may take (its default, if any).
@@ -144,6 +147,8 @@ PARAMETER_EXAMPLES = {
     "ClickpostSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:cp-AbC123",
     "SmtpSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:smtp-AbC123",
     "SesIdentityArn": "arn:aws:ses:us-east-1:123456789012:identity/example.com",
+    "SmsOriginationIdentityArn": "arn:aws:sms-voice:ap-south-1:123456789012:pool/pool-abc123",
+    "WhatsAppPhoneNumberId": "0123456789abcdef0123456789abcdef",
 }
 
 
@@ -355,7 +360,15 @@ def test_parameters_that_name_resources_in_grants_cannot_carry_wildcards(
     }
 
     # Then
-    assert named >= {"ClickpostSecretName", "ClickpostSecretArn", "SenderEmail", "SesIdentityArn"}
+    assert named >= {
+        "ClickpostSecretName",
+        "ClickpostSecretArn",
+        "SenderEmail",
+        "SesIdentityArn",
+        "SmsSenderId",
+        "SmsOriginationIdentityArn",
+        "WhatsAppPhoneNumberId",
+    }
     assert accepts_wildcards == {}
 
 

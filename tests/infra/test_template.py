@@ -156,6 +156,12 @@ def _dead_letter_queues(template: Template) -> set[str]:
     for schedule in _resources(template, "AWS::Scheduler::Schedule").values():
         dead_letter = schedule["Properties"]["Target"].get("DeadLetterConfig", {})
         targets.add(_target(dead_letter.get("Arn")))
+    # Queues a function itself sets messages aside in (named *_DEAD_LETTER_QUEUE_URL).
+    for function in _resources(template, "AWS::Lambda::Function").values():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        for name, value in variables.items():
+            if name.endswith("DEAD_LETTER_QUEUE_URL") and isinstance(value, dict):
+                targets.add(value.get("Ref"))
     return {target for target in targets if target is not None}
 
 
@@ -402,6 +408,9 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "CADENCE_INVALID_MINUTES": "720",
         "TERMINAL_GRACE_HOURS": "72",
         "INVALID_GIVE_UP_HOURS": "168",
+        "UNREADABLE_GIVE_UP_HOURS": "72",
+        "MAX_TRACKING_DAYS": "60",
+        "FUTURE_SCAN_MARGIN_HOURS": "24",
         "DUE_SHARDS": "16",
     }
     common = {
@@ -426,6 +435,7 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "CLICKPOST_BASE_URL": "https://api.clickpost.in",
         "CLICKPOST_SECRET_NAME": "trackwatch/clickpost",
         "CLICKPOST_MAX_IN_FLIGHT": "10",
+        "CLICKPOST_MAX_RESPONSE_BYTES": "5242880",
     }
     assert environment["PublishEventsFunction"] == {
         **common,
@@ -433,6 +443,7 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "EVENTS_TOPIC_ARN": ids["ShipmentEventsTopic"],
         "EVENT_LOG_TABLE_NAME": ids["EventLogTable"],
         "EVENT_LOG_RETENTION_DAYS": "90",
+        "PUBLISH_DEAD_LETTER_QUEUE_URL": ids["PublishDeadLetterQueue"],
     }
 
 
@@ -456,6 +467,8 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
             "PollShipmentsLogGroup",
             "PublishEventsLogGroup",
             "NotifySmsLogGroup",
+            "NotifyWhatsAppLogGroup",
+            "RecordWhatsAppEventsLogGroup",
             "NotifyEmailLogGroup",
             "ShipmentsApiLogGroup",
             "IngestShipmentsLogGroup",
@@ -550,15 +563,25 @@ def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
         "ShipmentsApiUrl",
         "IngestQueueUrl",
         "IngestDeadLetterQueueUrl",
+        "PublishDeadLetterQueueUrl",
         "EventLogTableName",
         "SmsSubscriptionDeadLetterQueueUrl",
         "EmailSubscriptionDeadLetterQueueUrl",
         "AllEventsSubscriptionDeadLetterQueueUrl",
         "AlarmTopicArn",
         "EventsKeyArn",
+        "WhatsAppQueueUrl",
+        "WhatsAppDeadLetterQueueUrl",
+        "WhatsAppSubscriptionDeadLetterQueueUrl",
+        "WhatsAppEventsTopicArn",
+        "WhatsAppEventsQueueUrl",
+        "WhatsAppEventsDeadLetterQueueUrl",
+        "WhatsAppEventsSubscriptionDeadLetterQueueUrl",
+        "NotificationsTableName",
     }
-    # Deployed with the default (empty) AlarmEmail: a warning, not an export.
-    warnings = {"AlarmEmailMissing"}
+    # Deployed with the defaults (empty AlarmEmail, WhatsAppPhoneNumberId, DltEntityId):
+    # warnings, not exports.
+    warnings = {"AlarmEmailMissing", "WhatsAppOff", "DltEntityIdMissing"}
 
     # When
     outputs = stack.outputs
@@ -596,8 +619,13 @@ def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) ->
         "EmailDeadLetterQueue",
         "AllEventsDeadLetterQueue",
         "IngestDeadLetterQueue",
+        "PublishDeadLetterQueue",
         "SmsSubscriptionDeadLetterQueue",
         "EmailSubscriptionDeadLetterQueue",
+        "WhatsAppDeadLetterQueue",
+        "WhatsAppEventsDeadLetterQueue",
+        "WhatsAppSubscriptionDeadLetterQueue",
+        "WhatsAppEventsSubscriptionDeadLetterQueue",
         "AllEventsSubscriptionDeadLetterQueue",
     }
 
@@ -708,7 +736,7 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
     assert others == []
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert len(functions) == 7
+    assert len(functions) == 9
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
@@ -733,6 +761,8 @@ def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> N
         "PollShipmentsFunction": "functions/poll_shipments",
         "PublishEventsFunction": "functions/publish_events",
         "NotifySmsFunction": "functions/notify_sms",
+        "NotifyWhatsAppFunction": "functions/notify_whatsapp",
+        "RecordWhatsAppEventsFunction": "functions/record_whatsapp_events",
         "NotifyEmailFunction": "functions/notify_email",
         "ShipmentsApiFunction": "functions/shipments_api",
         "IngestShipmentsFunction": "functions/ingest_shipments",

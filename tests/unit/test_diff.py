@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from tests.factories import CATALOGUE, NOW, result, scan
-from trackwatch.logic.diff import DiffOutcome, diff
+from trackwatch.logic.diff import TEXT_LIMIT, DiffOutcome, diff
 from trackwatch.models.clickpost import AwbResult
 from trackwatch.models.events import (
     EddChanged,
@@ -18,7 +18,7 @@ from trackwatch.models.events import (
     Unstuck,
 )
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.state import MAX_SEEN, TIMELINE_LIMIT, ShipmentState
+from trackwatch.models.state import MAX_SEEN, ShipmentState
 
 KEY = ShipmentKey.of(4, "AWB1")
 
@@ -211,9 +211,9 @@ def test_state_stays_bounded_at_500_scans_and_beyond() -> None:
         assert types(outcome).count("shipment.scan_added") == 500
     assert state is not None
 
-    # Then the state keeps at most MAX_SEEN ids and TIMELINE_LIMIT timeline entries
+    # Then the state keeps at most MAX_SEEN ids (by their short digests)
     assert len(state.seen) == MAX_SEEN
-    assert len(state.timeline) == TIMELINE_LIMIT
+    assert all(len(k) == 8 for k in state.seen)
     assert state.scan_count == 1500
     # and an evicted (oldest) scan sent again is still recognised as seen
     assert run(state, result([scan(0, 5, 0)], latest=False)).events == ()
@@ -319,3 +319,80 @@ def test_an_invalid_answer_still_records_the_order_and_courier() -> None:
     (invalid,) = outcome.events
     assert (invalid.order_id, invalid.courier_name) == ("ORD-9", "BlueDart")
     assert outcome.unknown_status_codes == ()
+
+
+# --- hostile times and text ------------------------------------------------------------
+
+
+def test_a_scan_dated_far_ahead_does_not_freeze_the_shipment() -> None:
+    # Given a shipment whose carrier sent one scan dated a month ahead
+    ahead = scan(2, 5, 0) | {"timestamp": (NOW + timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S")}
+    first = run(None, result([scan(1, 4, 0), ahead]))
+    (future,) = [e for e in first.events if isinstance(e, ScanAdded) and e.checkpoint_id == 2]
+    assert future.time_quality == "future"
+    assert future.occurred_at == NOW
+    assert future.reported_time is not None and future.reported_time.startswith("2026-12-27")
+
+    # When real statuses follow, dated before that future scan (but after the real ones)
+    delivered = scan(4, 8, 6)
+    later = run(
+        first.state,
+        result([scan(1, 4, 0), ahead, scan(3, 6, 5), delivered], latest=delivered),
+    )
+
+    # Then they still apply (the future scan's time was never kept to outrank them)
+    assert first.state.current is not None and first.state.current.timestamp is None
+    changes = [e for e in later.events if isinstance(e, StatusChanged)]
+    assert [e.clickpost_status_code for e in changes] == [8]
+    assert later.state.current is not None and later.state.current.clickpost_status_code == 8
+    assert later.state.is_terminal
+
+
+def test_an_unreadable_time_keeps_the_scan_and_says_so() -> None:
+    # Given a scan whose time cannot be read
+    odd = scan(2, 6, 0) | {"timestamp": "0000-00-00 00:00:00"}
+
+    # When
+    outcome = run(None, result([scan(1, 5, 0), odd], latest=odd))
+
+    # Then it is a scan like any other, flagged, at the time it was detected
+    (added,) = [e for e in outcome.events if isinstance(e, ScanAdded) and e.checkpoint_id == 2]
+    assert added.time_quality == "unreadable"
+    assert added.reported_time == "0000-00-00 00:00:00"
+    assert added.occurred_at == NOW
+    # and as the latest status it applies (arrival order), with no time of its own
+    assert outcome.state.current is not None
+    assert outcome.state.current.clickpost_status_code == 6
+    assert outcome.state.current.timestamp is None
+
+
+def test_a_trusted_status_older_than_one_applied_before_never_becomes_current() -> None:
+    # Given out for delivery at 10 h, then a status with an unreadable time
+    state = run(None, result([scan(1, 6, 10)])).state
+    unknown = scan(2, 9, 0) | {"timestamp": "garbage"}
+    state = run(state, result([scan(1, 6, 10), unknown], latest=unknown)).state
+    assert state.current is not None and state.current.clickpost_status_code == 9
+
+    # When an in-transit status dated 5 h (before 10 h) comes as the latest
+    stale = scan(3, 5, 5)
+    outcome = run(state, result([scan(1, 6, 10), unknown, stale], latest=stale))
+
+    # Then it is a new scan, but not the current status
+    assert outcome.state.current is not None
+    assert outcome.state.current.clickpost_status_code == 9
+
+
+def test_clickpost_text_is_clipped_wherever_it_is_kept() -> None:
+    # Given a 300 KB remark
+    huge = scan(1, 5, 0, remark="x" * 300_000)
+
+    # When
+    outcome = run(None, result([huge]))
+
+    # Then events and state keep its start and say how much was cut
+    (added,) = [e for e in outcome.events if isinstance(e, ScanAdded)]
+    assert added.scan.remark is not None
+    assert len(added.scan.remark) < TEXT_LIMIT + 40
+    assert added.scan.remark.endswith(f"[{300_000 - TEXT_LIMIT} more characters]")
+    assert outcome.state.current is not None and outcome.state.current.remark == added.scan.remark
+    assert len(outcome.state.model_dump_json()) < 10_000

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import CATALOGUE, NOW, STATUSES, result, scan
-from trackwatch.logic.diff import diff
+from trackwatch.logic.diff import FUTURE_MARGIN, diff
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.state import ShipmentState
 
@@ -130,3 +131,74 @@ def test_no_sequence_of_inputs_moves_a_terminal_shipment_back(
 def test_event_ids_are_unique_within_a_diff(raw: list[dict[str, Any]]) -> None:
     outcome = diff(None, KEY, result(_consistent(raw)), NOW, CATALOGUE)
     assert len(ids(outcome.events)) == len(outcome.events)
+
+
+#: What carriers have been seen to send as a time, and then anything at all.
+odd_times = st.one_of(
+    st.sampled_from(
+        [
+            "0001-01-01 00:00:00",
+            "9999-12-31T23:59:59-05:00",
+            "0000-00-00 00:00:00",
+            "27/11/2026 10:00",
+            "  ",
+            "",
+            "2026-11-27T10:00:00Z",
+            "2026-11-27 10:00:00.123456",
+            "2099-01-01 00:00:00",
+        ]
+    ),
+    st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
+    st.text(max_size=30),
+    st.integers(min_value=-(10**16), max_value=10**16),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+)
+
+
+def _with_time(raw: dict[str, Any], value: object) -> dict[str, Any]:
+    return {**raw, "timestamp": value}
+
+
+odd_scans = st.lists(
+    st.builds(
+        lambda cid, code, when: _with_time(scan(cid, code, 0), when),
+        st.integers(1, 30),
+        st.sampled_from(sorted(STATUSES)),
+        odd_times,
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(odd_scans, st.booleans()), min_size=1, max_size=6))
+def test_any_times_never_raise_and_never_move_a_shipment_to_an_older_status(
+    polls: list[tuple[list[dict[str, Any]], bool]],
+) -> None:
+    # Given responses whose timestamps are arbitrary strings, numbers or nothing
+    state: ShipmentState | None = None
+    for raw, with_latest in polls:
+        scans = _consistent(raw)
+        # latest_status: the last scan as sent (the factory's "newest" needs comparable times)
+        latest = {k: v for k, v in scans[-1].items() if k != "checkpoint_id"} if scans else None
+        awb = result(scans, latest=latest if with_latest else None)
+        before = state.current if state is not None else None
+
+        # When each is diffed (it must not raise)
+        outcome = diff(state, KEY, awb, NOW, CATALOGUE)
+        state = outcome.state
+        after = state.current
+
+        # Then every event's times convert to UTC, and the status clock never goes back:
+        # a status whose time is trusted only replaces one if it is newer than every
+        # trusted time applied before it.
+        for event in outcome.events:
+            event.occurred_at.astimezone(UTC)
+            assert event.occurred_at <= NOW + FUTURE_MARGIN
+        if before is not None and after is not None and after != before:
+            until = before.ordered_until
+            if after.timestamp is not None and until is not None:
+                assert after.timestamp > until
+            if until is not None:
+                assert after.ordered_until is not None and after.ordered_until >= until

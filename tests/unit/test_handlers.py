@@ -26,15 +26,23 @@ from tests.fakes import (
     MemoryRejects,
     MemoryStore,
 )
-from tests.notify_fakes import MemoryDeferrer, MemoryGuard, MemoryRecipients, MemorySender
-from tests.notify_samples import PHONE, recipient
+from tests.notify_fakes import (
+    MemoryDeferrer,
+    MemoryGuard,
+    MemoryHandover,
+    MemoryLedger,
+    MemoryRecipients,
+    MemorySender,
+)
+from tests.notify_samples import KEY, PHONE, recipient
 from trackwatch.bootstrap import Container, Handler, bootstrap
 from trackwatch.config import Settings
 from trackwatch.errors import ClickpostUnavailableError, StorageError
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
+from trackwatch.models.events import EVENT_ADAPTER
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
-from trackwatch.models.notification import Channel
+from trackwatch.models.notification import Channel, Delivery, DeliveryState
 from trackwatch_cli.runtime import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,7 +164,9 @@ def test_publish_sample_logs_then_publishes_its_outbox() -> None:
     event = sample("publish_events_stream.json")
     outbox = json.loads(event["Records"][0]["dynamodb"]["NewImage"]["outbox"]["S"])
     topic, log = MemoryPublisher(), MemoryEventLog()
-    container = bootstrap(Settings({}), publisher=topic, event_log=log)
+    container = bootstrap(
+        Settings({}), publisher=topic, event_log=log, publish_rejects=MemoryRejects()
+    )
 
     answer = handler_of("publish_events", container)(event, CONTEXT)
 
@@ -169,12 +179,78 @@ def test_a_failed_publish_fails_its_stream_record_after_logging() -> None:
     event = sample("publish_events_stream.json")
     sequence = event["Records"][0]["dynamodb"]["SequenceNumber"]
     log = MemoryEventLog()
-    container = bootstrap(Settings({}), publisher=MemoryPublisher(fail=True), event_log=log)
+    container = bootstrap(
+        Settings({}),
+        publisher=MemoryPublisher(fail=True),
+        event_log=log,
+        publish_rejects=MemoryRejects(),
+    )
 
     answer = handler_of("publish_events", container)(event, CONTEXT)
 
     assert failures(answer) == [sequence]
     assert log.events  # kept for replay, though not yet published
+
+
+def _stream_batch(count: int) -> dict[str, Any]:
+    """The sample record `count` times, as consecutive writes of one shipment."""
+    event = sample("publish_events_stream.json")
+    first = event["Records"][0]
+    records = []
+    for i in range(count):
+        record = copy.deepcopy(first)
+        record["dynamodb"]["SequenceNumber"] = f"{100 + i}"
+        record["dynamodb"]["NewImage"]["outbox_seq"] = {"N": str(10 + i)}
+        record["dynamodb"]["OldImage"]["outbox_seq"] = {"N": str(9 + i)}
+        records.append(record)
+    return {"Records": records}
+
+
+def test_a_batch_is_logged_and_published_together_and_an_outage_retries_it_whole() -> None:
+    # Given three records of one batch
+    class Counting(MemoryPublisher):
+        calls = 0
+
+        def publish(self, events: Any) -> None:
+            self.calls += 1
+            super().publish(events)
+
+    topic, log = Counting(), MemoryEventLog()
+    container = bootstrap(
+        Settings({}), publisher=topic, event_log=log, publish_rejects=MemoryRejects()
+    )
+    handle = handler_of("publish_events", container)
+
+    # When it is handled, Then its events go out together (the adapter packs them ten to a
+    # PublishBatch request, whatever record they came from), one log item per change
+    assert failures(handle(_stream_batch(3), CONTEXT)) == []
+    assert topic.calls == 1
+    (change,) = log.changes.values()  # the sample's three records carry the same change
+    assert len(topic.published) == 3 * len(change)
+
+    # And when SNS is down, every record of the batch is retried, in order
+    topic.fail = True
+    assert failures(handle(_stream_batch(3), CONTEXT)) == ["100", "101", "102"]
+
+
+def test_an_outbox_that_does_not_decode_is_set_aside_whole_and_the_batch_goes_on() -> None:
+    # Given a record whose outbox is not events at all, then a good one
+    batch = _stream_batch(2)
+    batch["Records"][0]["dynamodb"]["NewImage"]["outbox"] = {"S": '[{"event_type": "x\u0000"}]'}
+    topic, rejects = MemoryPublisher(), MemoryRejects()
+    container = bootstrap(
+        Settings({}), publisher=topic, event_log=MemoryEventLog(), publish_rejects=rejects
+    )
+
+    # When
+    answer = handler_of("publish_events", container)(batch, CONTEXT)
+
+    # Then nothing fails, the poison is kept with its content and reason, the good one goes
+    assert failures(answer) == []
+    ((body, reason),) = rejects.rejected
+    assert "x\u0000" in body
+    assert reason.startswith("the outbox does not decode")
+    assert topic.published
 
 
 # --------------------------------------------------------------------------- ingest
@@ -214,9 +290,16 @@ def test_ingest_retries_a_message_that_hit_a_storage_failure() -> None:
 # --------------------------------------------------------------------------- notify
 
 
-@pytest.mark.parametrize(("channel", "address"), [("sms", PHONE), ("email", None)])
+@pytest.mark.parametrize(
+    ("channel", "channels", "address"),
+    [
+        ("whatsapp", ("whatsapp", "sms", "email"), PHONE),
+        ("sms", ("sms", "email"), PHONE),
+        ("email", ("whatsapp", "sms", "email"), None),
+    ],
+)
 def test_notify_samples_send_one_message_and_fail_a_poison_record_alone(
-    channel: Channel, address: str | None
+    channel: Channel, channels: tuple[Channel, ...], address: str | None
 ) -> None:
     # Given the sample (an out-for-delivery event) and a record that is no event
     event = sample(f"notify_{channel}_sqs.json")
@@ -228,10 +311,12 @@ def test_notify_samples_send_one_message_and_fail_a_poison_record_alone(
     container = bootstrap(
         Settings({}),
         clock=lambda: NOW,
-        recipients=MemoryRecipients(recipient()),
+        recipients=MemoryRecipients(recipient(channels=channels)),
         senders={channel: sender},
         deferrer=MemoryDeferrer(),
         guard=guard,
+        ledger=MemoryLedger(),
+        handover=MemoryHandover(),
     )
 
     # When
@@ -243,6 +328,76 @@ def test_notify_samples_send_one_message_and_fail_a_poison_record_alone(
     assert message.channel == channel
     assert address is None or message.to == address
     assert guard.contexts == [CONTEXT]
+
+
+def test_a_fallback_request_is_read_from_its_message_attributes() -> None:
+    # Given the SMS sample, marked as WhatsApp's delivery check
+    event = sample("notify_sms_sqs.json")
+    event["Records"][0]["messageAttributes"].update(
+        {
+            "fallback_from": {"stringValue": "whatsapp", "dataType": "String"},
+            "fallback_reason": {"stringValue": "timeout", "dataType": "String"},
+        }
+    )
+    sender = MemorySender()
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        recipients=MemoryRecipients(recipient()),
+        senders={"sms": sender},
+        deferrer=MemoryDeferrer(),
+        guard=MemoryGuard(),
+        ledger=MemoryLedger(),
+        handover=MemoryHandover(),
+    )
+
+    # When
+    answer = handler_of("notify_sms", container)(event, CONTEXT)
+
+    # Then WhatsApp's customer got the SMS in its place
+    assert failures(answer) == []
+    (message,) = sender.sent
+    assert message.fallback is not None
+    assert (message.fallback.from_channel, message.fallback.reason) == ("whatsapp", "timeout")
+
+
+def test_whatsapp_events_sample_records_a_delivery_and_a_stop() -> None:
+    # Given the sample (a "delivered" report and a "STOP" reply) and the message it reports on
+    notify = sample("notify_whatsapp_sqs.json")
+    shipment_event = EVENT_ADAPTER.validate_json(notify["Records"][0]["body"])
+    ledger = MemoryLedger()
+    ledger.begin(
+        Delivery(
+            event_id=shipment_event.event_id,
+            channel="whatsapp",
+            key=KEY,
+            kind="out_for_delivery",
+            language="en",
+            event=shipment_event,
+            state_at=NOW,
+        )
+    )
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        recipients=MemoryRecipients(recipient()),
+        ledger=ledger,
+        handover=MemoryHandover(),
+    )
+    event = sample("record_whatsapp_events_sqs.json")
+    poison = copy.deepcopy(event["Records"][0])
+    poison["messageId"] = "poison"
+    poison["body"] = '{"whatsAppWebhookEntry": "not json"}'
+    event["Records"].append(poison)
+
+    # When
+    answer = handler_of("record_whatsapp_events", container)(event, CONTEXT)
+
+    # Then
+    assert failures(answer) == ["poison"]
+    record = ledger.delivery(shipment_event.event_id, "whatsapp")
+    assert record is not None and record.state is DeliveryState.DELIVERED
+    assert ledger.opted_out("whatsapp", PHONE)
 
 
 # --------------------------------------------------------------------------- shipments API

@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import pytest
 
 from tests.factories import CADENCE, CATALOGUE, NOW, result, scan
-from tests.fakes import FakeTracker, MemoryEventLog, MemoryPublisher, MemoryQueue, MemoryStore
+from tests.fakes import (
+    FakeTracker,
+    MemoryEventLog,
+    MemoryPublisher,
+    MemoryQueue,
+    MemoryRejects,
+    MemoryStore,
+)
 from trackwatch.adapters.shipments_table import StreamImages
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostInvalidCarrierError,
+    ClickpostResponseTooLargeError,
     ClickpostUnavailableError,
     PublishError,
 )
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
+from trackwatch.logic.poll_decision import OUTBOX_EVENTS_PER_WRITE
 from trackwatch.models.events import EVENT_LIST_ADAPTER
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest, ScheduleTick
-from trackwatch.models.record import ShipmentRecord
+from trackwatch.models.record import ShipmentRecord, StreamChange
 from trackwatch.models.tracking import TrackCall
 from trackwatch.services.dispatch import DispatchService
 from trackwatch.services.poll import PollService
@@ -211,13 +221,19 @@ def test_a_missing_awb_changes_nothing() -> None:
 
 
 def publisher(topic: MemoryPublisher, log: MemoryEventLog) -> PublishService:
-    return PublishService(StreamImages(), topic, log)
+    return PublishService(StreamImages(), topic, log, MemoryRejects())
+
+
+def change(record_id: str, events_json: str, seq: int = 1) -> StreamChange:
+    return StreamChange(record_id=record_id, new_image=_image(seq, events_json), old_image=None)
 
 
 def _image(seq: int | None, events_json: str = "[]") -> dict[str, object]:
-    image: dict[str, object] = {"pk": "4#A"}
+    """A stream image in attribute-value form, its outbox compressed as the table writes it."""
+    image: dict[str, object] = {"pk": {"S": "4#A"}}
     if seq is not None:
-        image |= {"outbox_seq": seq, "outbox": events_json}
+        packed = zlib.compress(events_json.encode())
+        image |= {"outbox_seq": {"N": str(seq)}, "outbox": {"B": packed}}
     return image
 
 
@@ -245,8 +261,9 @@ def test_a_publish_failure_fails_the_stream_record() -> None:
     asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
     events_json = EVENT_LIST_ADAPTER.dump_json(list(store.outboxes[0][1])).decode()
     log = MemoryEventLog()
-    with pytest.raises(PublishError):
-        publisher(MemoryPublisher(fail=True), log).publish_record(_image(1, events_json), None)
+    report = publisher(MemoryPublisher(fail=True), log).publish([change("r1", events_json)])
+    assert report.failed == ["r1"]
+    assert report.error == PublishError.kind
     # the events were logged first, so a replay can still send them
     assert len(log.events) == 2
 
@@ -262,11 +279,195 @@ def test_the_publisher_logs_each_event_once_however_often_it_is_retried() -> Non
     topic, log = MemoryPublisher(), MemoryEventLog()
 
     # When its stream record is delivered twice
-    publisher(topic, log).publish_record(_image(1, events_json), None)
-    publisher(topic, log).publish_record(_image(1, events_json), None)
+    publisher(topic, log).publish([change("r1", events_json)])
+    publisher(topic, log).publish([change("r1", events_json)])
 
     # Then both deliveries published (subscribers dedupe on event_id), the log holds each once
     assert len(topic.published) == 4
     assert sorted(e.event_id for e in log.history(key)) == sorted(
         {e.event_id for e in topic.published}
     )
+
+
+# --- hostile answers ---------------------------------------------------------------
+
+
+def test_an_unreadable_waybill_costs_only_itself_and_is_stopped_after_the_give_up() -> None:
+    # Given a call of three waybills, one of whose entries cannot be read
+    good1, bad, good2 = ShipmentKey.of(4, "G1"), ShipmentKey.of(4, "BAD"), ShipmentKey.of(4, "G2")
+    store = new_store([good1, bad, good2])
+    tracker = FakeTracker()
+    for key in (good1, bad, good2):
+        tracker.results[key] = result([scan(1, 5, 0)])
+    tracker.unreadable[bad] = "scans.3.timestamp: datetime_parsing"
+    call = PollRequest(calls=(TrackCall(cp_id=4, waybills=("G1", "BAD", "G2")),), requested_at=NOW)
+
+    # When it is polled
+    failures, summary = asyncio.run(service(store, tracker=tracker).poll({"m": call}))
+
+    # Then the message succeeds, its call-mates are committed, and the bad one is recorded
+    assert failures == {"m": None}
+    assert store.records[good1].state.current is not None
+    assert store.records[good2].state.current is not None
+    state = store.records[bad].state
+    assert state.current is None
+    assert state.unreadable_since == NOW
+    assert state.unreadable_reason == "scans.3.timestamp: datetime_parsing"
+    assert state.unreadable_fragment is not None
+    assert summary.unreadable == {"scans.timestamp: datetime_parsing": 1}
+    assert [e for _, e in store.outboxes if _ == bad] == []  # no event for it
+
+    # And polled again within the give-up period, it writes nothing more
+    writes = store.writes
+    asyncio.run(service(store, NOW + timedelta(hours=1), tracker=tracker).poll({"m": call}))
+    assert store.writes == writes
+    assert store.records[bad].active
+
+    # But after the give-up period it is stopped, with its reason
+    later = NOW + timedelta(hours=CADENCE.unreadable_give_up_hours)
+    asyncio.run(service(store, later, tracker=tracker).poll({"m": call}))
+    record = store.records[bad]
+    assert not record.active
+    assert record.stop_reason is not None and record.stop_reason.startswith("unreadable:")
+    assert "scans.3.timestamp" in record.stop_reason
+
+    # And had it become readable meanwhile, the mark would have gone
+    tracker.unreadable.clear()
+    store.records[bad] = record.model_copy(update={"stop_reason": None, "due_key": "x"})
+    asyncio.run(service(store, later, tracker=tracker).poll({"m": call}))
+    assert store.records[bad].state.unreadable_since is None
+
+
+def test_a_first_sight_with_a_long_history_is_written_in_parts_of_bounded_size() -> None:
+    # Given a shipment first seen with 120 scans (120 scan_added events and more)
+    key = ShipmentKey.of(4, "LONG")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(i, 5, i / 10) for i in range(1, 121)])
+
+    # When it is polled
+    failures, summary = asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
+
+    # Then every event reaches an outbox, no outbox holds more than the per-write limit, and
+    # the new state is written by the last write only
+    assert failures == {"m": None}
+    sizes = [len(events) for k, events in store.outboxes if k == key]
+    assert sum(sizes) == sum(summary.events.values()) >= 121
+    assert max(sizes) <= OUTBOX_EVENTS_PER_WRITE
+    assert len(sizes) == -(-sum(sizes) // OUTBOX_EVENTS_PER_WRITE)
+    assert store.records[key].state.scan_count == 120
+    assert store.records[key].version == 1 + len(sizes)
+
+
+def test_a_shipment_is_tracked_for_at_most_its_maximum_age() -> None:
+    key = ShipmentKey.of(4, "OLD")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 5, 0)])
+    asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}))
+    assert store.records[key].active
+
+    later = NOW + timedelta(days=CADENCE.max_tracking_days)
+    tracker.results[key] = result([scan(1, 5, 0), scan(2, 5, 24)])
+    asyncio.run(service(store, later, tracker=tracker).poll({"m": request(key)}))
+
+    record = store.records[key]
+    assert not record.active
+    assert record.stop_reason is not None and record.stop_reason.startswith("max age:")
+
+
+def test_the_invocation_deadline_reaches_every_call() -> None:
+    key = ShipmentKey.of(4, "D1")
+    store = new_store([key])
+    tracker = FakeTracker()
+    tracker.results[key] = result([scan(1, 5, 0)])
+    asyncio.run(service(store, tracker=tracker).poll({"m": request(key)}, deadline=1234.5))
+    assert tracker.deadlines == [1234.5]
+
+
+def _trio() -> tuple[MemoryStore, FakeTracker, list[ShipmentKey], PollRequest]:
+    keys = [ShipmentKey.of(4, w) for w in ("OK1", "ODD", "OK2")]
+    store, tracker = new_store(keys), FakeTracker()
+    for key in keys:
+        tracker.results[key] = result([scan(1, 5, 0)])
+    call = PollRequest(
+        calls=(TrackCall(cp_id=4, waybills=("OK1", "ODD", "OK2")),), requested_at=NOW
+    )
+    return store, tracker, keys, call
+
+
+def test_a_body_too_large_for_one_waybill_is_asked_again_waybill_by_waybill() -> None:
+    # Given a call whose answer is too large because of one waybill
+    store, tracker, (ok1, odd, ok2), call = _trio()
+    tracker.fail_with["ODD"] = ClickpostResponseTooLargeError(4, 5 * 1024 * 1024)
+
+    # When it is polled (for the first time)
+    failures, summary = asyncio.run(service(store, tracker=tracker).poll({"m": call}))
+
+    # Then the call is asked again one waybill at a time: the others are committed, the odd
+    # one is blamed alone, and the message succeeds
+    assert failures == {"m": None}
+    assert [c.waybills for c in tracker.calls] == [
+        ("OK1", "ODD", "OK2"),
+        ("OK1",),
+        ("ODD",),
+        ("OK2",),
+    ]
+    assert store.records[ok1].state.current is not None
+    assert store.records[ok2].state.current is not None
+    assert store.records[odd].state.unreadable_reason == "no answer: too_large"
+    assert summary.calls == 4
+
+
+def test_a_waybill_that_hangs_holds_its_call_mates_back_once_only() -> None:
+    # Given a call in which one waybill makes Clickpost time out
+    store, tracker, (ok1, odd, ok2), call = _trio()
+    tracker.fail_with["ODD"] = ClickpostUnavailableError("call budget spent")
+
+    # When the message first fails, then comes back (a redelivery)
+    first, _ = asyncio.run(service(store, tracker=tracker).poll({"m": call}))
+    again, _ = asyncio.run(service(store, tracker=tracker).poll({"m": call}, redelivered={"m"}))
+
+    # Then the first time it fails whole (it may be an outage), the second time its call-mates
+    # are answered alone and the waybill that hangs is blamed, and the message succeeds
+    assert isinstance(first["m"], ClickpostUnavailableError)
+    assert again == {"m": None}
+    assert store.records[ok1].state.current is not None
+    assert store.records[ok2].state.current is not None
+    assert store.records[odd].state.unreadable_reason == "no answer: unavailable"
+
+
+def test_an_outage_is_not_blamed_on_any_waybill() -> None:
+    # Given Clickpost down for every call
+    store, tracker, keys, call = _trio()
+    tracker.fail[4] = ClickpostUnavailableError("503 x4")
+
+    # When a redelivered message is polled
+    failures, _ = asyncio.run(service(store, tracker=tracker).poll({"m": call}, redelivered={"m"}))
+
+    # Then it fails as before (to be retried), and no shipment is marked
+    assert isinstance(failures["m"], ClickpostUnavailableError)
+    assert all(store.records[k].state.unreadable_since is None for k in keys)
+    assert store.writes == 0
+
+
+def test_the_table_adapter_refuses_a_write_past_dynamodbs_item_limit_before_sending_it() -> None:
+    # Given a change whose state alone is over 400 KB even compressed (moto would half-apply it)
+    import secrets
+
+    from trackwatch.adapters.shipments_table import ShipmentsTable
+    from trackwatch.errors import ItemTooLargeError
+    from trackwatch.models.record import StateChange
+    from trackwatch.models.state import ShipmentState
+
+    class NoCalls:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"DynamoDB was called ({name})")
+
+    key = ShipmentKey.of(4, "FAT")
+    fat = ShipmentState(order_id=secrets.token_urlsafe(600_000))
+    table = ShipmentsTable("t", NoCalls())  # type: ignore[arg-type]
+
+    # When / Then: refused as DynamoDB would refuse it, without a request
+    with pytest.raises(ItemTooLargeError, match="item limit"):
+        table.commit(StateChange(key=key, expected_version=1, state=fat, due_key="new#0#0"))

@@ -119,6 +119,36 @@ class StorageError(TrackwatchError):
     kind = "storage"
 
 
+class ItemTooLargeError(TrackwatchError):
+    """A write would pass DynamoDB's 400 KB item limit; refused before it is sent.
+
+    DynamoDB itself would answer ValidationException (and moto applies part of such an
+    update): refusing here makes the local stack behave as AWS does. Not retryable.
+    """
+
+    kind = "item_too_large"
+
+
+class PoisonEventsError(TrackwatchError):
+    """Events that can never be published as they are: an outbox that does not decode,
+    or events SNS refused for their content (a sender fault). Not retryable: the
+    publisher sets them aside, whole, instead of retrying them for a day."""
+
+    kind = "poison_events"
+
+    def __init__(
+        self, reason: str, content: str, event_ids: tuple[str, ...] = (), events: int = 1
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        #: What could not be published, as text (the outbox, or the refused events).
+        self.content = content
+        #: The ids of the refused events, when they could be read.
+        self.event_ids = event_ids
+        #: How many events (or undecodable outboxes) were set aside.
+        self.events = events
+
+
 class StaleStateError(TrackwatchError):
     """A conditional write lost to a concurrent writer; re-read and re-decide."""
 
@@ -134,17 +164,35 @@ class PublishError(TrackwatchError):
 
 
 class NotificationProviderError(TrackwatchError):
-    """An SMS or e-mail provider did not take a message; subclasses say whether to retry."""
+    """An SMS, WhatsApp or e-mail provider did not take a message; subclasses say whose fault
+    it is: transient (ProviderUnavailableError), ours (ProviderRejectedError) or the
+    recipient's (RecipientRejectedError)."""
 
     retryable = True
     kind = "provider"
 
 
 class ProviderUnavailableError(NotificationProviderError):
-    """Throttling, a timeout, a 4xx SMTP reply or an outage: the message goes back to its queue."""
+    """Transient: throttling, a timeout, a 4xx SMTP reply or an outage. The message goes back
+    to its queue and is tried again."""
 
     retryable = True
     kind = "provider_unavailable"
+
+
+class ProviderRejectedError(NotificationProviderError):
+    """Ours: the provider refused the request itself (an unregistered sender id or template,
+    a spending limit, missing permission, a malformed message). Retrying cannot help and the
+    recipient is not to blame: the message fails to its dead-letter queue (which alarms) and
+    the channel stays open for this customer. `code` is the provider's error code.
+    """
+
+    retryable = False
+    kind = "provider_rejected"
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"the provider refused the request: {code}")
+        self.code = code
 
 
 class RecipientRejectedError(NotificationProviderError):

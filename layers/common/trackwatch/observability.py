@@ -75,3 +75,4 @@ def record_poll(summary: PollSummary) -> None:
     count_by("ClickpostErrors", "kind", summary.errors)
     count_by("AwbOutcomes", "outcome", summary.awbs)
     count_by("EventsDetected", "event_type", summary.events)
+    count_by("UnreadableAwbs", "field", summary.unreadable)

@@ -1,26 +1,30 @@
 """The event log in DynamoDB: every published event, kept for replay.
 
-Item layout (one item per event):
+Item layout (one item per change, that is per outbox: a write unit per change, not
+per event):
 - ``pk`` "<cp_id>#<waybill>" (the shipment, as in the shipments table)
-- ``sk`` "<occurred_at, UTC, ISO 8601>#<event_id>": a shipment's events in the order
-  they happened; the event id makes the key unique, so writing an event twice
-  (a retried stream batch) leaves one item
-- ``event`` (S): the event's JSON exactly as published
-- ``expires_at`` (N, TTL): `retention_days` after the event was detected
+- ``sk`` "<latest occurred_at of the change's events, UTC, ISO 8601>#<first event_id>":
+  a shipment's changes in the order they happened; a retried stream batch writes the
+  same key again, so the log never holds a change twice. Keyed on the latest time so
+  that `history(since=...)` finds every change with an event from `since` on.
+- ``events`` (B): the change's events, JSON exactly as published, zlib-compressed
+- ``expires_at`` (N, TTL): `retention_days` after the change was detected
+
+Items of the earlier layout (one per event, its JSON in ``event``) are still read.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trackwatch.adapters.events_topic import message_body
 from trackwatch.errors import StorageError
-from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
+from trackwatch.models.events import EVENT_ADAPTER, EVENT_LIST_ADAPTER, ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
 
 if TYPE_CHECKING:
@@ -30,13 +34,26 @@ _BATCH_WRITE_LIMIT = 25
 _ATTEMPTS = 8
 
 
-def sort_key(event: ShipmentEvent) -> str:
-    """Events sort by when they happened (in UTC, so the text sorts like the time)."""
+def sort_key(change: Sequence[ShipmentEvent]) -> str:
+    """Changes sort by when their latest event happened (UTC text sorts like the time)."""
+    latest = max(change, key=lambda e: _utc(e.occurred_at))
+    return f"{_utc(latest.occurred_at)}#{change[0].event_id}"
+
+
+def event_order(event: ShipmentEvent) -> str:
+    """A shipment's events, oldest first (ties by id, so the order is always the same)."""
     return f"{_utc(event.occurred_at)}#{event.event_id}"
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`moment` in UTC as sortable text; a moment past what UTC can hold (year 1 in a zone
+    east of Greenwich, year 9999 west of it) is clamped to the first or last one."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+    # isoformat, not strftime: it always writes four digits of year, so the text sorts.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class EventLogTable:
@@ -59,22 +76,29 @@ class EventLogTable:
         """The DynamoDB client (built on first use)."""
         return self._client
 
-    def append(self, events: Sequence[ShipmentEvent]) -> None:
-        """Write every event (BatchWriteItem, 25 a request, unprocessed ones retried)."""
+    def append(self, changes: Sequence[Sequence[ShipmentEvent]]) -> None:
+        """Write each change as one item (BatchWriteItem, 25 a request, unprocessed ones
+        retried)."""
         # BatchWriteItem refuses a request that names one key twice.
-        unique = {(e.cp_id, e.waybill, sort_key(e)): self._item(e) for e in events}
+        unique = {
+            (change[0].cp_id, change[0].waybill, sort_key(change)): self._item(change)
+            for change in changes
+            if change
+        }
         pending = list(unique.values())
         for start in range(0, len(pending), _BATCH_WRITE_LIMIT):
             self._write(pending[start : start + _BATCH_WRITE_LIMIT])
 
-    def _item(self, event: ShipmentEvent) -> dict[str, Any]:
-        expires = int((event.detected_at + self._retention).timestamp())
+    def _item(self, change: Sequence[ShipmentEvent]) -> dict[str, Any]:
+        first = change[0]
+        detected = max(e.detected_at for e in change)
+        expires = int((detected + self._retention).timestamp())
         return {
             "PutRequest": {
                 "Item": {
-                    "pk": {"S": ShipmentKey.of(event.cp_id, event.waybill).pk},
-                    "sk": {"S": sort_key(event)},
-                    "event": {"S": message_body(event)},
+                    "pk": {"S": ShipmentKey.of(first.cp_id, first.waybill).pk},
+                    "sk": {"S": sort_key(change)},
+                    "events": {"B": zlib.compress(EVENT_LIST_ADAPTER.dump_json(list(change)))},
                     "expires_at": {"N": str(expires)},
                 }
             }
@@ -114,10 +138,8 @@ class EventLogTable:
                 ExpressionAttributeValues=values,
                 ConsistentRead=True,
             ):
-                events.extend(
-                    EVENT_ADAPTER.validate_json(item["event"]["S"])
-                    for item in page.get("Items", [])
-                )
+                for item in page.get("Items", []):
+                    events.extend(_events_of(item))
         except (ClientError, BotoCoreError) as exc:
             code = (
                 exc.response["Error"]["Code"]
@@ -125,4 +147,14 @@ class EventLogTable:
                 else type(exc).__name__
             )
             raise StorageError(f"DynamoDB Query failed: {code}") from exc
-        return events
+        if since is not None:
+            floor = _utc(since)  # compared as UTC text: year 1 in +05:30 must not overflow
+            events = [e for e in events if _utc(e.occurred_at) >= floor]
+        return sorted(events, key=event_order)
+
+
+def _events_of(item: dict[str, Any]) -> list[ShipmentEvent]:
+    """The events of one stored change (or of one event, in the earlier layout)."""
+    if "events" in item:
+        return EVENT_LIST_ADAPTER.validate_json(zlib.decompress(item["events"]["B"]))
+    return [EVENT_ADAPTER.validate_json(item["event"]["S"])]

@@ -8,8 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trackwatch.errors import PublishError
-from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent, routing_attributes
+from trackwatch.errors import PoisonEventsError, PublishError
+from trackwatch.models.events import (
+    EVENT_ADAPTER,
+    EVENT_LIST_ADAPTER,
+    ShipmentEvent,
+    routing_attributes,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -50,43 +55,65 @@ class EventsTopic:
         self._sleep = sleep
 
     def publish(self, events: Sequence[ShipmentEvent]) -> None:
-        """Publish all events; entries that fail are retried, then PublishError."""
+        """Publish all events; entries that fail are retried, then PublishError.
+
+        Entries SNS refuses as the sender's fault (their content) are not retried: the
+        others are published, then PoisonEventsError carries the refused ones.
+        """
         client = self._client
         pending = list(events)
+        refused: list[ShipmentEvent] = []
+        refused_codes: set[str] = set()
         for attempt in range(_ATTEMPTS):
             failed: list[ShipmentEvent] = []
             codes: set[str] = set()
             for start in range(0, len(pending), _BATCH):
                 chunk = pending[start : start + _BATCH]
-                entries: list[Any] = [
-                    {
-                        "Id": str(i),
-                        "Message": message_body(event),
-                        "MessageAttributes": message_attributes(event),
-                    }
-                    for i, event in enumerate(chunk)
-                ]
-                try:
-                    answer = client.publish_batch(
-                        TopicArn=self._arn, PublishBatchRequestEntries=entries
-                    )
-                except ClientError as exc:
-                    codes.add(exc.response["Error"]["Code"])
-                    failed.extend(chunk)
-                    continue
-                except BotoCoreError as exc:
-                    codes.add(type(exc).__name__)
-                    failed.extend(chunk)
-                    continue
-                for failure in answer.get("Failed", []):
-                    codes.add(failure.get("Code", "unknown"))
-                    failed.append(chunk[int(failure["Id"])])
+                for failure in self._publish_chunk(client, chunk):
+                    event = chunk[int(failure["Id"])]
+                    code = failure.get("Code", "unknown")
+                    if failure.get("SenderFault"):
+                        refused.append(event)
+                        refused_codes.add(code)
+                    else:
+                        failed.append(event)
+                        codes.add(code)
             if not failed:
-                return
+                break
             pending = failed
             if attempt + 1 < _ATTEMPTS:
                 self._sleep(0.2 * 2**attempt)
-        raise PublishError(
-            f"{len(pending)} of {len(events)} events not published to SNS "
-            f"after {_ATTEMPTS} attempts ({', '.join(sorted(codes))})"
-        )
+        else:
+            raise PublishError(
+                f"{len(pending)} of {len(events)} events not published to SNS "
+                f"after {_ATTEMPTS} attempts ({', '.join(sorted(codes))})"
+            )
+        if refused:
+            raise PoisonEventsError(
+                f"SNS refused {len(refused)} event(s) for their content "
+                f"({', '.join(sorted(refused_codes))})",
+                EVENT_LIST_ADAPTER.dump_json(refused).decode(),
+                event_ids=tuple(e.event_id for e in refused),
+                events=len(refused),
+            )
+
+    def _publish_chunk(self, client: SNSClient, chunk: list[ShipmentEvent]) -> list[Any]:
+        """PublishBatch of up to ten events; the failed entries (a whole failed request
+        counts as every entry failed, not by the sender's fault)."""
+        entries: list[Any] = [
+            {
+                "Id": str(i),
+                "Message": message_body(event),
+                "MessageAttributes": message_attributes(event),
+            }
+            for i, event in enumerate(chunk)
+        ]
+        try:
+            answer = client.publish_batch(TopicArn=self._arn, PublishBatchRequestEntries=entries)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            return [{"Id": str(i), "Code": code, "SenderFault": False} for i in range(len(chunk))]
+        except BotoCoreError as exc:
+            code = type(exc).__name__
+            return [{"Id": str(i), "Code": code, "SenderFault": False} for i in range(len(chunk))]
+        return list(answer.get("Failed", []))

@@ -1,29 +1,47 @@
 """The shipments table in DynamoDB: the only code that knows its item layout.
 
-Item layout (one item per shipment):
+Item layout (one item per shipment), kept small because every change writes it
+whole (write units are per KB) and every poll reads it (read units per 4 KB):
 - ``pk`` "<cp_id>#<waybill>", ``cp_id`` (N), ``waybill`` (S)
 - ``version`` (N): every write increments it, on the condition that it did not move
-- ``state`` (S): the diff engine's state as JSON
+- ``state`` (B): the diff engine's state as JSON, zlib-compressed, without ``seen``
+- ``seen`` (B): the remembered checkpoints, 10 bytes each: the 6-byte digest the
+  engine keys them by (`seen_key`), then the scan's epoch second (uint32, big-endian)
 - ``registered_at``, ``contact`` (M), ``metadata`` (M)
 - ``due_key`` (S): present only while tracked, which makes DueIndex sparse
 - ``stop_reason``, ``stopped_at``, ``expires_at`` (TTL): set when tracking ends
-- ``outbox`` (S, JSON list of events) and ``outbox_seq`` (N): the events of the
-  write that changed the shipment; the stream carries them to the publisher.
+- ``outbox`` (B, a JSON list of events, zlib-compressed) and ``outbox_seq`` (N): the
+  events of the write that changed the shipment; the stream carries them to the
+  publisher, which logs and publishes them.
+
+Items written before this layout (``state`` and ``outbox`` as JSON text, checkpoints
+by their full ids, a ``timeline``) are still read; the next change rewrites them.
 """
 
 from __future__ import annotations
 
+import base64
+import struct
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
-from trackwatch.errors import StaleStateError, StorageError
-from trackwatch.models.events import EVENT_LIST_ADAPTER
+from trackwatch.errors import (
+    ItemTooLargeError,
+    PoisonEventsError,
+    StaleStateError,
+    StorageError,
+)
+from trackwatch.logic.diff import seen_key
+from trackwatch.models.clickpost import describe_validation
+from trackwatch.models.events import EVENT_LIST_ADAPTER, ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import Contact, Outbox, ShipmentRecord, StateChange
 from trackwatch.models.state import ShipmentState
@@ -50,6 +68,55 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
 
 
+_SEEN_ENTRY = struct.Struct(">6sI")
+
+
+def _raw(value: Any) -> bytes:
+    """A binary attribute's bytes, however it arrives: bytes, boto3's Binary, or base64
+    text (a Lambda event's JSON)."""
+    if isinstance(value, Binary):
+        raw: bytes = value.value  # type: ignore[attr-defined]
+        return raw
+    if isinstance(value, str):
+        return base64.b64decode(value)
+    return bytes(value)
+
+
+def encode_state(state: ShipmentState) -> dict[str, bytes]:
+    """The `state` and `seen` attributes of `state`."""
+    body = state.model_dump_json(exclude_defaults=True, exclude={"seen"}).encode()
+    values = {"state": zlib.compress(body)}
+    if state.seen:
+        values["seen"] = b"".join(
+            _SEEN_ENTRY.pack(base64.urlsafe_b64decode(key), max(0, min(epoch, 2**32 - 1)))
+            for key, epoch in state.seen.items()
+        )
+    return values
+
+
+def decode_state(plain: dict[str, Any]) -> ShipmentState:
+    """The state of a (deserialized) item, in either layout."""
+    stored = plain.get("state")
+    if stored is None:
+        return ShipmentState()
+    if isinstance(stored, str):
+        # The earlier layout: JSON text, checkpoints by their full ids.
+        old = ShipmentState.model_validate_json(stored)
+        return old.model_copy(update={"seen": {seen_key(k): v for k, v in old.seen.items()}})
+    state = ShipmentState.model_validate_json(zlib.decompress(_raw(stored)))
+    packed = _raw(plain["seen"]) if plain.get("seen") is not None else b""
+    seen = {
+        base64.urlsafe_b64encode(digest).decode(): epoch
+        for digest, epoch in _SEEN_ENTRY.iter_unpack(packed)
+    }
+    return state.model_copy(update={"seen": seen}) if seen else state
+
+
+def encode_outbox(events: Sequence[ShipmentEvent]) -> bytes:
+    """The `outbox` attribute: the events as JSON, compressed (they compress 3-5x)."""
+    return zlib.compress(EVENT_LIST_ADAPTER.dump_json(list(events)))
+
+
 def record_from_item(item: dict[str, Any]) -> ShipmentRecord:
     """Decode one stored item (in attribute-value form)."""
     plain = from_item(item)
@@ -57,15 +124,13 @@ def record_from_item(item: dict[str, Any]) -> ShipmentRecord:
     return ShipmentRecord(
         key=ShipmentKey.from_pk(plain["pk"]),
         version=int(plain["version"]),
-        state=ShipmentState.model_validate_json(plain.get("state") or "{}"),
+        state=decode_state(plain),
         registered_at=plain["registered_at"],
         contact=Contact(
             phone=contact.get("phone"),
             email=contact.get("email"),
             language=contact.get("language") or "en",
-            channels=(
-                frozenset(contact["channels"]) if "channels" in contact else Contact().channels
-            ),
+            channels=(tuple(contact["channels"]) if "channels" in contact else Contact().channels),
             opt_out=frozenset(contact.get("opt_out") or ()),
         ),
         metadata={str(k): str(v) for k, v in (plain.get("metadata") or {}).items()},
@@ -82,22 +147,67 @@ def contact_value(contact: Contact) -> dict[str, Any]:
         "phone": contact.phone,
         "email": contact.email,
         "language": contact.language,
-        "channels": sorted(contact.channels),
+        # A list in the customer's order of preference (WhatsApp, then SMS, ...).
+        "channels": list(contact.channels),
         "opt_out": sorted(contact.opt_out),
     }
     # An empty channel list is meaningful ("tell them nothing"); an empty opt-out is not.
     return {k: v for k, v in value.items() if v is not None and not (k == "opt_out" and not v)}
 
 
+#: DynamoDB's item size limit (names and values, UTF-8).
+ITEM_LIMIT_BYTES = 400 * 1024
+#: Room kept for the attributes a write does not carry (contact, metadata, the notifiers').
+_OTHER_ATTRIBUTES_BYTES = 16 * 1024
+
+
+def check_item_size(key: ShipmentKey, values: dict[str, Any]) -> None:
+    """Refuse a write whose large attributes alone would pass the item limit."""
+    size = _OTHER_ATTRIBUTES_BYTES + sum(
+        len(name.encode()) + len(value.encode() if isinstance(value, str) else value)
+        for name, value in values.items()
+        if isinstance(value, str | bytes)
+    )
+    if size > ITEM_LIMIT_BYTES:
+        raise ItemTooLargeError(
+            f"shipment {key}: a write of about {size // 1024} KB passes DynamoDB's "
+            f"{ITEM_LIMIT_BYTES // 1024} KB item limit"
+        )
+
+
 class StreamImages:
-    """Implements trackwatch.ports.OutboxReader for the table's (deserialized) stream images."""
+    """Implements trackwatch.ports.OutboxReader for the table's stream images, in their
+    attribute-value form (as the event carries them: the type tells a compressed outbox,
+    `B`, from the earlier JSON text, `S`)."""
 
     def outbox(self, image: Mapping[str, Any] | None) -> Outbox:
         """The outbox sequence number and events of one image."""
-        if not image or image.get("outbox_seq") is None:
+        if not image or "outbox_seq" not in image:
             return Outbox()
-        events = EVENT_LIST_ADAPTER.validate_json(image.get("outbox") or "[]")
-        return Outbox(seq=int(image["outbox_seq"]), events=tuple(events))
+        typed = image.get("outbox") or {}
+        raw = typed.get("B", typed.get("S"))
+        try:
+            seq = int(image["outbox_seq"]["N"])
+            if "B" in typed:
+                events = EVENT_LIST_ADAPTER.validate_json(zlib.decompress(_raw(raw)))
+            else:
+                events = EVENT_LIST_ADAPTER.validate_json(raw or "[]")
+        except (ValueError, TypeError, KeyError, zlib.error) as exc:  # ValidationError too
+            reason = "the outbox does not decode as events"
+            if isinstance(exc, ValidationError):
+                reason += ": " + describe_validation(exc)
+            raise PoisonEventsError(reason, _as_text(raw)) from None
+        return Outbox(seq=seq, events=tuple(events))
+
+
+def _as_text(raw: Any) -> str:
+    """An outbox that does not decode, as text for a human: inflated if it can be."""
+    if raw is None:
+        return "(no outbox)"
+    try:
+        return zlib.decompress(_raw(raw)).decode(errors="replace")
+    except (zlib.error, ValueError, TypeError):
+        return raw if isinstance(raw, str) else base64.b64encode(_raw(raw)).decode()
 
 
 def _new_item(write: RegistrationWrite) -> dict[str, Any]:
@@ -108,7 +218,7 @@ def _new_item(write: RegistrationWrite) -> dict[str, Any]:
             "cp_id": write.key.cp_id,
             "waybill": write.key.waybill,
             "version": 1,
-            "state": (write.state or ShipmentState()).model_dump_json(exclude_defaults=True),
+            **encode_state(write.state or ShipmentState()),
             "registered_at": (write.registered_at or datetime.now().astimezone()).isoformat(),
             "contact": contact_value(write.contact),
             "metadata": write.metadata,
@@ -198,9 +308,13 @@ class ShipmentsTable:
             }
             names = {"#version": "version"}
             if write.state is not None:
+                encoded = encode_state(write.state)
                 sets.append("#state = :state")
                 names["#state"] = "state"
-                values[":state"] = write.state.model_dump_json(exclude_defaults=True)
+                values[":state"] = encoded["state"]
+                if "seen" in encoded:
+                    sets.append("seen = :seen")
+                    values[":seen"] = encoded["seen"]
             self.client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": write.key.pk}},
@@ -246,16 +360,22 @@ class ShipmentsTable:
     def commit(self, change: StateChange) -> None:
         """One conditional UpdateItem: the new state, its events (the outbox), its due key."""
         names = {"#state": "state", "#version": "version"}
+        encoded = encode_state(change.state)
         values: dict[str, Any] = {
-            ":state": change.state.model_dump_json(exclude_defaults=True),
+            ":state": encoded["state"],
             ":expected": change.expected_version,
             ":next": change.expected_version + 1,
         }
         sets = ["#state = :state", "#version = :next"]
         removes: list[str] = []
+        if "seen" in encoded:
+            sets.append("seen = :seen")
+            values[":seen"] = encoded["seen"]
+        else:
+            removes.append("seen")
         if change.events:
             sets += ["outbox = :outbox", "outbox_seq = if_not_exists(outbox_seq, :zero) + :one"]
-            values[":outbox"] = EVENT_LIST_ADAPTER.dump_json(list(change.events)).decode()
+            values[":outbox"] = encode_outbox(change.events)
             values[":zero"], values[":one"] = 0, 1
         if change.due_key is not None:
             sets.append("due_key = :due")
@@ -269,6 +389,7 @@ class ShipmentsTable:
             if change.expires_at is not None:
                 sets.append("expires_at = :expires")
                 values[":expires"] = change.expires_at
+        check_item_size(change.key, values)
         expression = "SET " + ", ".join(sets)
         if removes:
             expression += " REMOVE " + ", ".join(removes)

@@ -111,4 +111,15 @@ def stop_reason(
         hours=cadence.invalid_give_up_hours
     ):
         return f"invalid: Clickpost answered valid=false for {cadence.invalid_give_up_hours:g} h"
+    if state.unreadable_since is not None and now - state.unreadable_since >= timedelta(
+        hours=cadence.unreadable_give_up_hours
+    ):
+        return (
+            f"unreadable: Clickpost's answer could not be read for "
+            f"{cadence.unreadable_give_up_hours:g} h ({state.unreadable_reason})"
+        )
+    if state.first_polled_at is not None and now - state.first_polled_at >= timedelta(
+        days=cadence.max_tracking_days
+    ):
+        return f"max age: tracked for {cadence.max_tracking_days:g} days without an end"
     return None

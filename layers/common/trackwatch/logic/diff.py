@@ -6,16 +6,23 @@ Pure: no I/O, no clock. Its rules —
 - the current status is `latest_status` when present, else the newest scan;
   it only ever moves forward in time, and never from a terminal status to a
   non-terminal one;
+- a time that is absent, unreadable or more than a margin in the future orders
+  nothing: such a scan is still a scan (new if its checkpoint is), its events
+  say so (`time_quality`) and carry the detection time, and a status with such a
+  time replaces the current one if it is a different status (arrival order), so a
+  scan dated 9999 never freezes a shipment;
+- text from Clickpost is clipped to TEXT_LIMIT characters wherever it is kept;
 - every event id is a function of the shipment and the change, so running the
   engine again on the same input yields the same ids (or nothing at all).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypedDict
 
 from trackwatch.logic.catalogue import StatusCatalogue, StatusInfo
@@ -30,17 +37,17 @@ from trackwatch.models.events import (
     StatusChanged,
     StatusFields,
     Stuck,
+    TimeQuality,
     Unstuck,
     event_id,
 )
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.state import (
-    MAX_SEEN,
-    TIMELINE_LIMIT,
-    CurrentStatus,
-    ShipmentState,
-    TimelineEntry,
-)
+from trackwatch.models.state import MAX_SEEN, CurrentStatus, ShipmentState
+
+#: Characters of Clickpost text (remarks, locations, statuses) kept in events and state.
+TEXT_LIMIT = 500
+#: A scan dated further ahead of now than this is not trusted to order anything.
+FUTURE_MARGIN = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,13 @@ class DiffOutcome:
     unknown_status_codes: tuple[int, ...]
     #: Whether the state must be written: an unchanged shipment costs no write.
     changed: bool
+
+
+def seen_key(checkpoint: str) -> str:
+    """How a checkpoint is remembered: 8 characters (48 bits) of its digest. Collisions
+    within one shipment's thousand checkpoints are a 1 in 10^8 event."""
+    digest = hashlib.blake2b(checkpoint.encode(), digest_size=6).digest()
+    return base64.urlsafe_b64encode(digest).decode()
 
 
 def checkpoint_key(scan: Scan) -> str:
@@ -79,21 +93,24 @@ def diff(
     result: AwbResult,
     now: datetime,
     catalogue: StatusCatalogue,
+    *,
+    future_margin: timedelta = FUTURE_MARGIN,
 ) -> DiffOutcome:
     """Compare what we knew with what Clickpost says now."""
     before = state or ShipmentState()
     extra = result.additional
     shipment = _Shipment(
         key=key,
-        order_id=extra.order_id or before.order_id,
-        courier_name=extra.courier_name or before.courier_name,
+        order_id=_clip(extra.order_id) or before.order_id,
+        courier_name=_clip(extra.courier_name) or before.courier_name,
         now=now,
+        trusted_until=now + future_margin,
     )
     if not result.valid:
         return _invalid(before, shipment)
 
-    fresh = _fresh_scans(before, result.scans)
-    source = _status_source(result)
+    fresh = _fresh_scans(before, result.scans, shipment)
+    source = _status_source(result, shipment)
     scans = _scan_step(fresh, extra.ndr, before.ndr_attempts, shipment, catalogue)
     status = _status_step(before, source, shipment, catalogue)
     stuck = _stuck_step(before, extra.is_stuck, status.current, shipment)
@@ -122,6 +139,21 @@ class _Envelope(TypedDict):
     courier_name: str | None
     occurred_at: datetime
     detected_at: datetime
+    time_quality: TimeQuality
+    reported_time: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Time:
+    """A status's time as the engine may use it: trusted, or why not (and what was sent)."""
+
+    trusted: datetime | None
+    quality: TimeQuality
+    reported: str | None = None
+
+
+#: The time of a change that has no carrier time of its own (stuck, EDD, invalid).
+_DETECTED = _Time(trusted=None, quality="detected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +164,21 @@ class _Shipment:
     order_id: str | None
     courier_name: str | None
     now: datetime
+    #: Times after this are in the future beyond the margin: not trusted.
+    trusted_until: datetime
 
-    def envelope(self, event_type: str, change: str, occurred_at: datetime | None) -> _Envelope:
+    def time_of(self, status: StatusObject) -> _Time:
+        """Whether `status`'s time can order statuses; if not, why not."""
+        moment = status.timestamp
+        if moment is None:
+            if status.timestamp_raw is not None:
+                return _Time(trusted=None, quality="unreadable", reported=status.timestamp_raw)
+            return _DETECTED
+        if moment > self.trusted_until:
+            return _Time(trusted=None, quality="future", reported=moment.isoformat())
+        return _Time(trusted=moment, quality="carrier")
+
+    def envelope(self, event_type: str, change: str, time: _Time) -> _Envelope:
         """The envelope of one event; its id is a function of the shipment and `change`."""
         return _Envelope(
             event_id=event_id(self.key.cp_id, self.key.waybill, event_type, change),
@@ -141,8 +186,10 @@ class _Shipment:
             cp_id=self.key.cp_id,
             order_id=self.order_id,
             courier_name=self.courier_name,
-            occurred_at=occurred_at or self.now,
+            occurred_at=time.trusted or self.now,
             detected_at=self.now,
+            time_quality=time.quality,
+            reported_time=time.reported,
         )
 
 
@@ -153,7 +200,7 @@ def _invalid(before: ShipmentState, shipment: _Shipment) -> DiffOutcome:
     """valid: false — reported once, until Clickpost knows the AWB again."""
     if before.invalid_since is not None:
         return DiffOutcome(state=before, events=(), unknown_status_codes=(), changed=False)
-    event = Invalid(**shipment.envelope("shipment.invalid", str(before.invalid_reports), None))
+    event = Invalid(**shipment.envelope("shipment.invalid", str(before.invalid_reports), _DETECTED))
     after = before.model_copy(
         update={
             "order_id": shipment.order_id,
@@ -165,21 +212,25 @@ def _invalid(before: ShipmentState, shipment: _Shipment) -> DiffOutcome:
     return DiffOutcome(state=after, events=(event,), unknown_status_codes=(), changed=True)
 
 
-def _fresh_scans(before: ShipmentState, scans: Sequence[Scan]) -> list[tuple[str, Scan]]:
+def _fresh_scans(
+    before: ShipmentState, scans: Sequence[Scan], shipment: _Shipment
+) -> list[tuple[str, Scan]]:
     """The scans never seen before, once each, oldest first, with their checkpoint keys.
 
-    In time order so attempt numbers do not depend on the order Clickpost listed them in.
+    In time order so attempt numbers do not depend on the order Clickpost listed them in;
+    scans whose time cannot be trusted come first, in the order Clickpost sent them.
     """
     fresh: dict[str, Scan] = {}
     floor = before.seen_floor
     for scan in scans:
         ckey = checkpoint_key(scan)
-        if ckey in before.seen or ckey in fresh:
+        if ckey in fresh or seen_key(ckey) in before.seen:
             continue
-        if floor is not None and scan.timestamp is not None and _epoch(scan.timestamp) <= floor:
+        trusted = shipment.time_of(scan).trusted
+        if floor is not None and trusted is not None and _epoch(trusted) <= floor:
             continue
         fresh[ckey] = scan
-    return sorted(fresh.items(), key=lambda item: _sort_key(item[1], item[0]))
+    return sorted(fresh.items(), key=lambda item: _sort_key(item[1], item[0], shipment))
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +252,11 @@ def _scan_step(
     events: list[ScanAdded | NdrRaised] = []
     for ckey, scan in fresh:
         info = _info(scan, catalogue)
+        time = shipment.time_of(scan)
         checkpoint: int | str = scan.checkpoint_id if scan.checkpoint_id is not None else ckey
         events.append(
             ScanAdded(
-                **shipment.envelope("shipment.scan_added", ckey, scan.timestamp),
+                **shipment.envelope("shipment.scan_added", ckey, time),
                 checkpoint_id=checkpoint,
                 tracking_id=scan.tracking_id,
                 scan=_status_fields(scan),
@@ -215,25 +267,25 @@ def _scan_step(
             ndr_attempts += 1
             events.append(
                 NdrRaised(
-                    **shipment.envelope("shipment.ndr_raised", ckey, scan.timestamp),
+                    **shipment.envelope("shipment.ndr_raised", ckey, time),
                     checkpoint_id=checkpoint,
                     attempt=ndr_attempts,
                     ndr_bucket_code=ndr.ndr_bucket_code if ndr else None,
-                    ndr_description=ndr.ndr_description if ndr else None,
-                    location=scan.location,
-                    remark=scan.remark,
+                    ndr_description=_clip(ndr.ndr_description) if ndr else None,
+                    location=_clip(scan.location),
+                    remark=_clip(scan.remark),
                 )
             )
     return _ScanStep(events=tuple(events), ndr_attempts=ndr_attempts)
 
 
-def _status_source(result: AwbResult) -> StatusObject | None:
+def _status_source(result: AwbResult, shipment: _Shipment) -> StatusObject | None:
     """The current status as Clickpost reports it: latest_status, else the newest scan."""
     if result.latest_status is not None:
         return result.latest_status
     if not result.scans:
         return None
-    return max(result.scans, key=lambda s: _sort_key(s, checkpoint_key(s)))
+    return max(result.scans, key=lambda s: _sort_key(s, checkpoint_key(s), shipment))
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +313,8 @@ def _status_step(
     if source is None:
         return unchanged
     previous = before.current
-    candidate = _current(source, _info(source, catalogue))
+    time = shipment.time_of(source)
+    candidate = _current(source, _info(source, catalogue), time, previous)
     if not _moves_forward(previous, candidate):
         return unchanged
     same_bucket = (
@@ -274,22 +327,22 @@ def _status_step(
     return _StatusStep(
         current=candidate,
         terminal_at=terminal_at,
-        events=() if same_bucket else (_status_changed(previous, candidate, shipment),),
+        events=() if same_bucket else (_status_changed(previous, candidate, time, shipment),),
     )
 
 
 def _status_changed(
-    previous: CurrentStatus | None, candidate: CurrentStatus, shipment: _Shipment
+    previous: CurrentStatus | None, candidate: CurrentStatus, time: _Time, shipment: _Shipment
 ) -> StatusChanged:
     change = "|".join(
         (
             str(candidate.clickpost_status_bucket),
             str(candidate.clickpost_status_code),
-            candidate.timestamp.isoformat() if candidate.timestamp else "",
+            candidate.timestamp.isoformat() if candidate.timestamp else (time.reported or ""),
         )
     )
     return StatusChanged(
-        **shipment.envelope("shipment.status_changed", change, candidate.timestamp),
+        **shipment.envelope("shipment.status_changed", change, time),
         from_bucket=previous.clickpost_status_bucket if previous else None,
         from_bucket_description=(
             previous.clickpost_status_bucket_description if previous else None
@@ -329,7 +382,7 @@ def _stuck_step(
         return _StuckStep(is_stuck=False, stuck_changes=before.stuck_changes, events=())
     event_type, model = ("shipment.stuck", Stuck) if reported else ("shipment.unstuck", Unstuck)
     event = model(
-        **shipment.envelope(event_type, str(before.stuck_changes), None),
+        **shipment.envelope(event_type, str(before.stuck_changes), _DETECTED),
         clickpost_status_code=current.clickpost_status_code if current else None,
         clickpost_status_bucket=current.clickpost_status_bucket if current else None,
         location=current.location if current else None,
@@ -357,7 +410,7 @@ def _edd_step(
         return _EddStep(edd=reported, edd_changes=before.edd_changes, events=())
     digest = hashlib.sha256(reported.model_dump_json().encode()).hexdigest()[:12]
     event = EddChanged(
-        **shipment.envelope("shipment.edd_changed", f"{before.edd_changes}|{digest}", None),
+        **shipment.envelope("shipment.edd_changed", f"{before.edd_changes}|{digest}", _DETECTED),
         previous=before.edd or Edd(),
         current=reported,
     )
@@ -374,7 +427,7 @@ def _next_state(
     edd: _EddStep,
 ) -> ShipmentState:
     """The state to store: the steps' results over what we knew, the AWB valid again."""
-    seen, seen_floor = _remember(before, fresh)
+    seen, seen_floor = _remember(before, fresh, shipment)
     return before.model_copy(
         update={
             "order_id": shipment.order_id,
@@ -384,13 +437,15 @@ def _next_state(
             "seen": seen,
             "seen_floor": seen_floor,
             "scan_count": before.scan_count + len(fresh),
-            "timeline": _timeline(before.timeline, fresh),
             "ndr_attempts": scans.ndr_attempts,
             "is_stuck": stuck.is_stuck,
             "stuck_changes": stuck.stuck_changes,
             "edd": edd.edd,
             "edd_changes": edd.edd_changes,
             "invalid_since": None,
+            "unreadable_since": None,
+            "unreadable_reason": None,
+            "unreadable_fragment": None,
             "terminal_at": status.terminal_at,
         }
     )
@@ -403,34 +458,53 @@ def _epoch(moment: datetime | None) -> int:
     return int(moment.timestamp()) if moment is not None else 0
 
 
-def _sort_key(scan: Scan, key: str) -> tuple[int, str]:
-    return (_epoch(scan.timestamp), key)
+def _sort_key(scan: Scan, key: str, shipment: _Shipment) -> tuple[int, str]:
+    return (_epoch(shipment.time_of(scan).trusted), key)
+
+
+def _clip(text: str | None) -> str | None:
+    """Clickpost's text, at most TEXT_LIMIT characters (a marker says how much was cut)."""
+    if text is None or len(text) <= TEXT_LIMIT:
+        return text
+    return f"{text[:TEXT_LIMIT]}… [{len(text) - TEXT_LIMIT} more characters]"
 
 
 def _status_fields(status: StatusObject) -> StatusFields:
     return StatusFields(
         clickpost_status_code=status.clickpost_status_code,
-        clickpost_status_description=status.clickpost_status_description,
+        clickpost_status_description=_clip(status.clickpost_status_description),
         clickpost_status_bucket=status.clickpost_status_bucket,
-        clickpost_status_bucket_description=status.clickpost_status_bucket_description,
-        status=status.status,
-        location=status.location,
-        remark=status.remark,
+        clickpost_status_bucket_description=_clip(status.clickpost_status_bucket_description),
+        status=_clip(status.status),
+        location=_clip(status.location),
+        remark=_clip(status.remark),
     )
 
 
-def _current(status: StatusObject, info: StatusInfo) -> CurrentStatus:
+def _current(
+    status: StatusObject, info: StatusInfo, time: _Time, previous: CurrentStatus | None
+) -> CurrentStatus:
     return CurrentStatus(
         clickpost_status_code=status.clickpost_status_code,
-        clickpost_status_description=status.clickpost_status_description or info.name,
+        clickpost_status_description=_clip(status.clickpost_status_description) or info.name,
         clickpost_status_bucket=status.clickpost_status_bucket,
-        clickpost_status_bucket_description=status.clickpost_status_bucket_description,
-        status=status.status,
-        location=status.location,
-        remark=status.remark,
-        timestamp=status.timestamp,
+        clickpost_status_bucket_description=_clip(status.clickpost_status_bucket_description),
+        status=_clip(status.status),
+        location=_clip(status.location),
+        remark=_clip(status.remark),
+        # Only a trusted time is kept: a scan dated 9999 must not outrank every later one.
+        timestamp=time.trusted,
         is_terminal=info.terminal,
+        clock=time.trusted or (previous.ordered_until if previous else None),
     )
+
+
+_TIMES: set[str] = {"timestamp", "clock"}
+
+
+def _same_status(a: CurrentStatus, b: CurrentStatus) -> bool:
+    """Whether two statuses say the same thing, whatever their times."""
+    return a.model_dump(exclude=_TIMES) == b.model_dump(exclude=_TIMES)
 
 
 def _moves_forward(current: CurrentStatus | None, candidate: CurrentStatus) -> bool:
@@ -439,10 +513,12 @@ def _moves_forward(current: CurrentStatus | None, candidate: CurrentStatus) -> b
         return True
     if current.is_terminal and not candidate.is_terminal:
         return False
-    if candidate.timestamp is None or current.timestamp is None:
-        # Without times, only a status that is actually different can replace one.
-        return current.timestamp is None and candidate != current
-    return candidate.timestamp > current.timestamp
+    until = current.ordered_until
+    if candidate.timestamp is not None and until is not None:
+        return candidate.timestamp > until
+    # A time that is absent, unreadable or too far ahead cannot order the two: the status
+    # that arrived now replaces the one before it if it says something different.
+    return not _same_status(current, candidate)
 
 
 def _edd_of(result: AwbResult) -> Edd | None:
@@ -476,14 +552,18 @@ def _unknown_codes(statuses: Sequence[StatusObject], catalogue: StatusCatalogue)
 
 
 def _remember(
-    before: ShipmentState, ordered: list[tuple[str, Scan]]
+    before: ShipmentState, ordered: list[tuple[str, Scan]], shipment: _Shipment
 ) -> tuple[dict[str, int], int | None]:
-    """Add the new checkpoints to `seen`, evicting the oldest past MAX_SEEN."""
+    """Add the new checkpoints to `seen`, evicting the oldest past MAX_SEEN.
+
+    A scan is remembered at its trusted time (0 when it has none), so a scan dated in
+    the future can never raise the watermark over scans still to come.
+    """
     if not ordered:
         return before.seen, before.seen_floor
     seen = dict(before.seen)
     for ckey, scan in ordered:
-        seen[ckey] = _epoch(scan.timestamp)
+        seen[seen_key(ckey)] = _epoch(shipment.time_of(scan).trusted)
     floor = before.seen_floor
     if len(seen) > MAX_SEEN:
         by_age = sorted(seen.items(), key=lambda item: (item[1], item[0]))
@@ -492,30 +572,3 @@ def _remember(
         for ckey, _ in evicted:
             del seen[ckey]
     return seen, floor
-
-
-def _timeline(
-    kept: tuple[TimelineEntry, ...], ordered: list[tuple[str, Scan]]
-) -> tuple[TimelineEntry, ...]:
-    """The newest TIMELINE_LIMIT scans, newest first."""
-    if not ordered:
-        return kept
-    added = [
-        TimelineEntry(
-            checkpoint_id=scan.checkpoint_id if scan.checkpoint_id is not None else ckey,
-            timestamp=scan.timestamp,
-            clickpost_status_code=scan.clickpost_status_code,
-            clickpost_status_description=scan.clickpost_status_description,
-            clickpost_status_bucket=scan.clickpost_status_bucket,
-            status=scan.status,
-            location=scan.location,
-            remark=scan.remark,
-        )
-        for ckey, scan in ordered
-    ]
-    merged = sorted(
-        [*kept, *added],
-        key=lambda entry: (_epoch(entry.timestamp), str(entry.checkpoint_id)),
-        reverse=True,
-    )
-    return tuple(merged[:TIMELINE_LIMIT])

@@ -22,7 +22,9 @@ def decide(
     cadence: Cadence,
 ) -> tuple[StateChange | None, tuple[int, ...]]:
     """The change to commit (None: nothing to write) and any unknown status codes."""
-    outcome = diff(record.state, record.key, result, now, catalogue)
+    outcome = diff(
+        record.state, record.key, result, now, catalogue, future_margin=cadence.future_margin
+    )
     reason = stop_reason(outcome.state, now, cadence, catalogue)
     if reason is not None:
         change = stop(record, reason, now, cadence, outcome.state, outcome.events)
@@ -38,6 +40,74 @@ def decide(
         due_key=new_due,
     )
     return change, outcome.unknown_status_codes
+
+
+#: Events one write carries at most. With Clickpost's text clipped (diff.TEXT_LIMIT) an
+#: event is at most ~4 KB and the state ~100 KB, so a write stays far under DynamoDB's
+#: 400 KB item limit however long the history a first sight brings.
+OUTBOX_EVENTS_PER_WRITE = 50
+
+
+def in_parts(
+    change: StateChange, before: ShipmentRecord, per_write: int = OUTBOX_EVENTS_PER_WRITE
+) -> list[StateChange]:
+    """`change` as consecutive writes of at most `per_write` events each.
+
+    Every part but the last keeps the stored state and due key and only carries events
+    (each write is conditional on the version the one before it left); the last writes
+    the new state. If the writer dies between parts, the next poll diffs from the old
+    state again and finds the same events (same ids): some are published twice, none lost.
+    """
+    events = change.events
+    if len(events) <= per_write:
+        return [change]
+    chunks = [events[i : i + per_write] for i in range(0, len(events), per_write)]
+    parts = [
+        StateChange(
+            key=change.key,
+            expected_version=before.version + i,
+            state=before.state,
+            events=chunk,
+            due_key=before.due_key,
+        )
+        for i, chunk in enumerate(chunks[:-1])
+    ]
+    last = change.model_copy(
+        update={"expected_version": before.version + len(parts), "events": chunks[-1]}
+    )
+    return [*parts, last]
+
+
+def unreadable(
+    record: ShipmentRecord,
+    reason: str,
+    fragment: str | None,
+    now: datetime,
+    catalogue: StatusCatalogue,
+    cadence: Cadence,
+) -> StateChange | None:
+    """A waybill whose answer could not be read: remembered from the first time (no event),
+    stopped with its reason once it has been unreadable for the give-up period."""
+    state = record.state
+    if state.unreadable_since is None:
+        state = state.model_copy(
+            update={
+                "unreadable_since": now,
+                "unreadable_reason": reason,
+                "unreadable_fragment": fragment,
+            }
+        )
+    reason_to_stop = stop_reason(state, now, cadence, catalogue)
+    if reason_to_stop is not None:
+        return stop(record, reason_to_stop, now, cadence, state)
+    if state == record.state:
+        return None
+    return StateChange(
+        key=record.key,
+        expected_version=record.version,
+        state=state,
+        due_key=record.due_key,
+    )
 
 
 def stop(

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 SCHEMA_VERSION: Literal[1] = 1
+#: Where an event's occurred_at comes from.
+TimeQuality = Literal["carrier", "detected", "unreadable", "future"]
 # A fixed namespace makes event ids reproducible across deployments and runs.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1f9e-3a5e-4d2b-9a43-2b9c4f4e7d10")
 
@@ -32,8 +34,26 @@ class _Event(BaseModel):
     cp_id: int
     order_id: str | None = Field(description="The merchant's order number, when known.")
     courier_name: str | None
-    occurred_at: AwareDatetime = Field(description="When it happened, per the carrier.")
+    occurred_at: AwareDatetime = Field(
+        description=(
+            "When it happened, per the carrier; when the carrier's time is absent, "
+            "unreadable or in the future, when trackwatch noticed it (see time_quality)."
+        )
+    )
     detected_at: AwareDatetime = Field(description="When trackwatch noticed it.")
+    time_quality: TimeQuality = Field(
+        default="carrier",
+        description=(
+            "Where occurred_at comes from: 'carrier' (the scan's own time), 'detected' (the "
+            "change has no carrier time, or the carrier gave none), 'unreadable' (the carrier "
+            "sent a time that cannot be read) or 'future' (more than the margin ahead of "
+            "trackwatch's clock); for the last two, reported_time holds what was sent."
+        ),
+    )
+    reported_time: str | None = Field(
+        default=None,
+        description="The carrier's time as sent (at most 64 characters), when not usable.",
+    )
 
 
 class StatusFields(BaseModel):

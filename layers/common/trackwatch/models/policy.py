@@ -38,6 +38,17 @@ class Cadence(BaseModel):
     due_shards: int = Field(default=16, ge=1, le=256)
     #: Days a stopped shipment's item is kept before DynamoDB's TTL deletes it.
     stopped_retention_days: int = Field(default=30, ge=1)
+    #: Days a shipment is tracked at most (from its first poll), whatever it says.
+    max_tracking_days: float = Field(default=60, gt=0)
+    #: Hours a waybill whose answer cannot be read is retried before it is stopped.
+    unreadable_give_up_hours: float = Field(default=72, ge=0)
+    #: A scan dated further ahead than this is not trusted to order statuses.
+    future_scan_margin_hours: float = Field(default=24, ge=0)
+
+    @property
+    def future_margin(self) -> timedelta:
+        """The future-scan margin as a duration."""
+        return timedelta(hours=self.future_scan_margin_hours)
 
 
 class NotifyPolicy(BaseModel):

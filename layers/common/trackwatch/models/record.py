@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from trackwatch.models.events import ShipmentEvent
@@ -17,9 +20,9 @@ class Contact(BaseModel):
     phone: str | None = None
     email: str | None = None
     language: str = "en"
-    #: Channels ("sms", "email") the merchant wants this shipment's customer told on.
-    channels: frozenset[str] = frozenset({"sms", "email"})
-    #: Channels ("sms", "email") the customer does not want messages on.
+    #: Channels ("whatsapp", "sms", "email") the customer accepts, in order of preference.
+    channels: tuple[str, ...] = ("whatsapp", "sms", "email")
+    #: Channels the customer does not want messages on.
     opt_out: frozenset[str] = frozenset()
 
 
@@ -92,3 +95,13 @@ class RegistrationWrite(BaseModel):
     def creates(self) -> bool:
         """Whether this write creates the shipment."""
         return self.expected_version is None
+
+
+class StreamChange(BaseModel):
+    """One stream record, as the publisher needs it: its id and its two images."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    record_id: str
+    new_image: Mapping[str, Any] | None
+    old_image: Mapping[str, Any] | None

@@ -6,10 +6,13 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from trackwatch.models.events import Edd, NdrRaised, ShipmentEvent
+from trackwatch.models.events import Edd, NdrRaised, ScanAdded, ShipmentEvent
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.registration import Problem
-from trackwatch.models.state import CurrentStatus, TimelineEntry
+from trackwatch.models.state import CurrentStatus
+
+#: Scans a shipment view shows: the newest ones.
+TIMELINE_LIMIT = 30
 
 
 class _View(BaseModel):
@@ -48,9 +51,19 @@ class ScanView(_View):
     remark: str | None
 
     @classmethod
-    def of(cls, entry: TimelineEntry) -> ScanView:
-        """Map one stored timeline entry."""
-        return cls(**entry.model_dump())
+    def of(cls, event: ScanAdded) -> ScanView:
+        """Map one logged scan_added event (its time: the carrier's, when it could be read)."""
+        scan = event.scan
+        return cls(
+            checkpoint_id=event.checkpoint_id,
+            timestamp=event.occurred_at if event.time_quality == "carrier" else None,
+            clickpost_status_code=scan.clickpost_status_code,
+            clickpost_status_description=scan.clickpost_status_description,
+            clickpost_status_bucket=scan.clickpost_status_bucket,
+            status=scan.status,
+            location=scan.location,
+            remark=scan.remark,
+        )
 
 
 class LastNdrView(_View):
@@ -94,16 +107,20 @@ class ShipmentView(_View):
     timeline: list[ScanView] = Field(description="The newest scans (up to 30), oldest first.")
     stopped: StopView | None = Field(description="Set when tracking stopped, with the reason.")
     language: str
-    channels: list[str] = Field(description="Channels to notify on: sms, email.")
+    channels: list[str] = Field(
+        description="Channels the customer accepts, in order of preference: whatsapp, sms, email."
+    )
     opt_out: list[str] = Field(description="Channels the customer refused.")
     has_phone: bool
     has_email: bool
 
     @classmethod
     def of(cls, record: ShipmentRecord, events: list[ShipmentEvent]) -> ShipmentView:
-        """Map a stored shipment and its logged events (for the last NDR)."""
+        """Map a stored shipment and its logged events (oldest first): the timeline and the
+        last NDR come from the log, the rest from the stored state."""
         state = record.state
         ndrs = [e for e in events if isinstance(e, NdrRaised)]
+        scans = [e for e in events if isinstance(e, ScanAdded)][-TIMELINE_LIMIT:]
         last = ndrs[-1] if ndrs else None
         return cls(
             waybill=record.key.waybill,
@@ -128,12 +145,12 @@ class ShipmentView(_View):
             ),
             expected_delivery=state.edd,
             is_stuck=bool(state.is_stuck),
-            timeline=[ScanView.of(entry) for entry in state.timeline],
+            timeline=[ScanView.of(event) for event in scans],
             stopped=StopView(reason=record.stop_reason, stopped_at=record.stopped_at)
             if record.stop_reason
             else None,
             language=record.contact.language,
-            channels=sorted(record.contact.channels),
+            channels=list(record.contact.channels),
             opt_out=sorted(record.contact.opt_out),
             has_phone=record.contact.phone is not None,
             has_email=record.contact.email is not None,

@@ -1,43 +1,98 @@
-"""Publish the events that ride in shipment writes (the stream outbox)."""
+"""Publish the events that ride in shipment writes (the stream outbox), a batch at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from trackwatch.errors import PoisonEventsError, TrackwatchError
 from trackwatch.models.events import ShipmentEvent
-from trackwatch.ports import EventLog, EventPublisher, OutboxReader
+from trackwatch.models.record import StreamChange
+from trackwatch.ports import EventLog, EventPublisher, OutboxReader, RejectSink
+
+
+@dataclass
+class PublishReport:
+    """What one batch did: the records to retry (in order), events by type, poison set aside."""
+
+    failed: list[str] = field(default_factory=list)
+    published: Counter[str] = field(default_factory=Counter)
+    poisoned: int = 0
+    #: The kind of the error that failed the batch, if one did.
+    error: str | None = None
 
 
 class PublishService:
-    """Logs, then publishes, the events of each stream record."""
+    """Logs, then publishes, the events of a batch of stream records; sets aside what cannot
+    be published at all."""
 
-    def __init__(self, images: OutboxReader, publisher: EventPublisher, log: EventLog) -> None:
+    def __init__(
+        self,
+        images: OutboxReader,
+        publisher: EventPublisher,
+        log: EventLog,
+        poison: RejectSink,
+    ) -> None:
         self._images = images
         self._publisher = publisher
         self._log = log
+        self._poison = poison
 
     def events_of(
         self, new_image: Mapping[str, Any] | None, old_image: Mapping[str, Any] | None
     ) -> list[ShipmentEvent]:
-        """The events a stream record carries: the outbox, if this write put it there."""
+        """The events a stream record carries: the outbox, if this write put it there.
+
+        Raises PoisonEventsError when the new image's outbox does not decode.
+        """
         new = self._images.outbox(new_image)
-        old = self._images.outbox(old_image)
-        if not new.events or new.seq == old.seq:
+        try:
+            old_seq = self._images.outbox(old_image).seq
+        except PoisonEventsError:
+            old_seq = None  # an old outbox that does not decode is not what is published now
+        if not new.events or new.seq == old_seq:
             return []
         return list(new.events)
 
-    def publish_record(
-        self, new_image: Mapping[str, Any] | None, old_image: Mapping[str, Any] | None
-    ) -> list[ShipmentEvent]:
-        """Log, then publish, one stream record's events (all of them, or raise); returns them.
+    def publish(self, records: Sequence[StreamChange]) -> PublishReport:
+        """Log every change of the batch, then publish every event, packed across records.
 
-        The log is written first so that no event reaches a subscriber without being
-        replayable; a retry after a failed publish rewrites the same log items (their
-        key holds the event id), so the log never holds an event twice.
+        The log is written first, in one BatchWriteItem per 25 changes, so that no event
+        reaches a subscriber without being replayable; a retried batch writes the same
+        items again. The events of the whole batch then go out ten to a PublishBatch
+        request, whatever record they came from. Content that can never be published (an
+        outbox that does not decode, events SNS refuses as the sender's fault) goes, whole
+        and with its reason, to the publisher's dead-letter queue and is not retried. Any
+        other failure of ours (TrackwatchError) fails the whole batch: its records are
+        retried in order (subscribers deduplicate on event_id).
         """
-        events = self.events_of(new_image, old_image)
-        if events:
-            self._log.append(events)
-            self._publisher.publish(events)
-        return events
+        report = PublishReport()
+        changes: list[list[ShipmentEvent]] = []
+        for record in records:
+            try:
+                events = self.events_of(record.new_image, record.old_image)
+            except PoisonEventsError as exc:
+                self._poison.reject(exc.content, exc.reason)
+                report.poisoned += 1
+                continue
+            if events:
+                changes.append(events)
+        if not changes:
+            return report
+        everything = [event for change in changes for event in change]
+        try:
+            self._log.append(changes)
+            self._publisher.publish(everything)
+        except PoisonEventsError as exc:
+            self._poison.reject(exc.content, exc.reason)
+            report.poisoned += exc.events
+            refused = set(exc.event_ids)
+            everything = [e for e in everything if e.event_id not in refused]
+        except TrackwatchError as exc:
+            report.failed = [r.record_id for r in records]
+            report.error = exc.kind
+            return report
+        report.published.update(e.event_type for e in everything)
+        return report
