@@ -106,6 +106,9 @@ class MemoryStore:
     def active(self) -> list[ShipmentKey]:
         return [k for k, r in self.records.items() if r.due_key is not None]
 
+    def has_active(self) -> bool:
+        return any(r.due_key is not None for r in self.records.values())
+
 
 class FakeTracker:
     """Clickpost as a dict of results; a carrier can be made to fail, a waybill unreadable."""
