@@ -19,8 +19,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from trackwatch.bootstrap import Container, Handler
 from trackwatch.errors import TrackwatchError
 from trackwatch.models.events import EVENT_ADAPTER
-from trackwatch.models.notification import NOT_BEFORE_ATTRIBUTE, Channel, NotificationRequest
-from trackwatch.observability import count_by, logger, tracer
+from trackwatch.models.notification import (
+    NOT_BEFORE_ATTRIBUTE,
+    Channel,
+    NotificationRequest,
+    Outcome,
+)
+from trackwatch.observability import count_by, logger, record_values, tracer
 from trackwatch.services.notify import Notifier, NotifySummary
 
 # The SDK's debug logs print request parameters, and here those are phone numbers and
@@ -45,16 +50,23 @@ def request_of(record: SQSRecord) -> NotificationRequest:
 
 
 def handle_batch(
-    notifier: Notifier, event: dict[str, Any], context: LambdaContext, processor: BatchProcessor
+    notifier: Notifier,
+    event: dict[str, Any],
+    context: LambdaContext,
+    processor: BatchProcessor,
+    clock: Callable[[], datetime] | None = None,
 ) -> dict[str, Any]:
-    """Notify for every record; a record that raises is reported as a batch item failure."""
+    """Notify for every record; a record that raises is reported as a batch item failure.
+    With a `clock`, each message sent records its lag from Clickpost's record time."""
     channel: Channel = notifier.channel
     notifier.begin(context)
     summary = NotifySummary()
+    lags: dict[str, list[float]] = {}
 
     def notify(record: SQSRecord) -> None:
+        request = request_of(record)
         try:
-            outcome, kind = notifier.handle(request_of(record))
+            outcome, kind = notifier.handle(request)
         except TrackwatchError as exc:
             summary.errors[exc.kind] += 1
             raise
@@ -64,12 +76,16 @@ def handle_batch(
         summary.outcomes[outcome.value] += 1
         if kind is not None:
             summary.kinds[kind] += 1
+        recorded = request.event.recorded_at
+        if clock is not None and kind is not None and outcome is Outcome.SENT and recorded:
+            lags.setdefault(kind, []).append((clock() - recorded).total_seconds())
 
     response = process_partial_response(
         event=event, record_handler=notify, processor=processor, context=context
     )
     count_by(f"{channel.capitalize()}Notifications", "outcome", summary.outcomes)
     count_by(f"{channel.capitalize()}NotifyErrors", "kind", summary.errors)
+    record_values(f"{channel.capitalize()}NotificationLag", "kind", lags)
     logger.info(
         f"{channel} batch",
         extra={
@@ -97,7 +113,7 @@ def notify_handler(channel: Channel) -> Callable[[Container], Handler]:
         @tracer.capture_lambda_handler
         def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             """Send the message each event calls for; report the records that failed."""
-            return handle_batch(notifier, event, context, processor)
+            return handle_batch(notifier, event, context, processor, container.clock)
 
         return lambda_handler
 

@@ -118,7 +118,7 @@ class WebhookKeys(Protocol):
     """The shared keys a Clickpost webhook may present (the current one, and one being
     rotated out)."""
 
-    def keys(self) -> tuple[bytes, ...]:
+    def accepted(self) -> tuple[bytes, ...]:
         """Every key accepted now; raises ConfigurationError if none can be read."""
         ...
 

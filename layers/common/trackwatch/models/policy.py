@@ -93,8 +93,9 @@ class ChangeFeedPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    #: Whether the feed is read at all; off means the full cadence, always.
-    change_feed_enabled: bool = True
+    #: Whether the feed is read at all; off (as when the variable is absent: a deployment
+    #: from before the feed) means the full cadence, always. The template sets it.
+    change_feed_enabled: bool = False
     #: How often the feed poller runs (its schedule's rate).
     change_feed_period_minutes: int = Field(default=5, ge=1, le=60)
     #: The widest window one call asks for (Clickpost allows 30 minutes).

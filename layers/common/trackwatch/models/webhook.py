@@ -14,14 +14,21 @@ and the status code.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from trackwatch.errors import MalformedInputError
 from trackwatch.models.change_feed import status_code
-from trackwatch.models.clickpost import parse_timestamp
 from trackwatch.models.keys import ShipmentKey, check_cp_id, check_waybill
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One request, as the handler reads it from API Gateway's event (headers lower case)."""
+
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +37,9 @@ class StatusWebhook:
 
     key: ShipmentKey
     clickpost_status_code: int | None
-    #: The carrier's time of the scan, when readable.
-    timestamp: datetime | None
 
 
-def read_webhook(body: bytes, tz: ZoneInfo) -> StatusWebhook:
+def read_webhook(body: bytes) -> StatusWebhook:
     """The webhook in `body`; InvalidInputError naming the field (never its value)."""
     try:
         document = json.loads(body.decode("utf-8", errors="replace"))
@@ -51,5 +56,4 @@ def read_webhook(body: bytes, tz: ZoneInfo) -> StatusWebhook:
     return StatusWebhook(
         key=key,
         clickpost_status_code=status_code(document.get("clickpost_status_code")),
-        timestamp=parse_timestamp(document.get("timestamp"), tz),
     )
