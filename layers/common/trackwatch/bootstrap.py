@@ -297,7 +297,7 @@ class Container:
             return given
         from trackwatch.adapters.reject_queue import RejectQueue
 
-        return RejectQueue(self.settings.coalesce.hint_dead_letter_queue_url, self.clients.sqs)
+        return RejectQueue(self.settings.hint_rejects.hint_dead_letter_queue_url, self.clients.sqs)
 
     @cached_property
     def webhook_keys(self) -> WebhookKeys:
@@ -306,7 +306,7 @@ class Container:
             return given
         from trackwatch.adapters.webhook_keys import SecretsManagerWebhookKeys
 
-        settings = self.settings.webhooks
+        settings = self.settings.webhook_secret
         return SecretsManagerWebhookKeys(
             settings.webhook_secret_name, settings.webhook_secret_max_age_s, self.secrets
         )

@@ -249,17 +249,26 @@ class CoalesceSettings(_Section):
     hint_receive_wait_seconds: int = Field(default=1, ge=0, le=20)
     #: Messages one coalescer run takes at most (the rest wait for the next window).
     hint_max_messages_per_run: int = Field(default=5000, ge=10, le=100_000)
-    #: Where hint messages that cannot be read go, with the reason.
-    hint_dead_letter_queue_url: str = Field(min_length=1)
     #: Register an unknown waybill seen on a webhook (with no contact).
     auto_register_from_webhooks: bool = False
 
 
-class WebhookSettings(_Section):
-    """The webhook receiver: where its key is, and how large a body it reads."""
+class HintRejectSettings(_Section):
+    """Where hint messages that cannot be read go, with the reason."""
+
+    hint_dead_letter_queue_url: str = Field(min_length=1)
+
+
+class WebhookSecretSettings(_Section):
+    """Where the webhook's shared key is."""
 
     webhook_secret_name: str = Field(min_length=1)
     webhook_secret_max_age_s: int = Field(default=300, ge=0)
+
+
+class WebhookSettings(_Section):
+    """How large a webhook body the receiver reads."""
+
     webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
 
 
@@ -392,8 +401,18 @@ class Settings:
         return parse(CoalesceSettings, self._environ)
 
     @cached_property
+    def hint_rejects(self) -> HintRejectSettings:
+        """HINT_DEAD_LETTER_QUEUE_URL."""
+        return parse(HintRejectSettings, self._environ)
+
+    @cached_property
+    def webhook_secret(self) -> WebhookSecretSettings:
+        """WEBHOOK_SECRET_NAME, WEBHOOK_SECRET_MAX_AGE_S."""
+        return parse(WebhookSecretSettings, self._environ)
+
+    @cached_property
     def webhooks(self) -> WebhookSettings:
-        """WEBHOOK_SECRET_NAME, WEBHOOK_*."""
+        """WEBHOOK_MAX_BODY_BYTES."""
         return parse(WebhookSettings, self._environ)
 
     @cached_property

@@ -516,9 +516,17 @@ class ClickpostClient:
             if page.next is None:
                 break
             request = self._follow(page.next, request, credentials)
-            if request.url in followed:
+            # The page's identity, without the credentials every request carries.
+            identity = (
+                request.url
+                + "?"
+                + "&".join(
+                    f"{n}={v}" for n, v in sorted(request.params.items()) if n not in _SECRET_FIELDS
+                )
+            )
+            if identity in followed:
                 raise ClickpostMalformedResponseError(f"{FEED} links back to a page it gave")
-            followed.add(request.url)
+            followed.add(identity)
             if pages >= max_pages:
                 raise ClickpostMalformedResponseError(f"{FEED} gave more than {max_pages} pages")
         return FeedRead(
