@@ -43,6 +43,8 @@ class LocalStack:
     runtime: LocalRuntime
     clients: AwsClients
     clock: SimulatedClock
+    #: The key Clickpost's webhooks must present (in the stack's webhook secret).
+    webhook_key: str = ""
 
     def container(self, function: str = "ShipmentsApiFunction") -> Container:
         """A function's container (the shipments API's sees the table, log and queue)."""
@@ -57,6 +59,7 @@ def start_stack(
     stack_name: str = "trackwatch-local",
     parameters: Mapping[str, str] | None = None,
     clickpost_credentials: tuple[str, str] = ("sandbox-key", "sandbox-user"),
+    webhook_key: str = "sandbox-webhook-key-0123456789",
     settings: Mapping[str, str] | None = None,
     overrides: Mapping[str, Overrides] | None = None,
     log: IO[str] | None = None,
@@ -70,13 +73,27 @@ def start_stack(
         Name=poll["CLICKPOST_SECRET_NAME"],
         SecretString=json.dumps({"key": key, "username": username}),
     )
+    receiver = stack.functions.get("ReceiveWebhooksFunction")
+    if receiver is not None:
+        secrets.create_secret(
+            Name=receiver.environment["WEBHOOK_SECRET_NAME"],
+            SecretString=json.dumps({"webhook_key": webhook_key}),
+        )
     smtp_secret = stack.functions["NotifyEmailFunction"].environment.get("SMTP_SECRET_NAME")
     if smtp_secret:
         # The local relay is open: an empty username says so.
         secrets.create_secret(
             Name=smtp_secret, SecretString=json.dumps({"username": "", "password": ""})
         )
+    local_settings = {
+        # moto's queue is one server: a short poll sees every message, and a long poll
+        # would only cost real time on every coalescer run.
+        "HINT_RECEIVE_WAIT_SECONDS": "0",
+        **(settings or {}),
+    }
     runtime = LocalRuntime(
-        stack, clients, clock=clock, settings=settings, overrides=overrides, log=log
+        stack, clients, clock=clock, settings=local_settings, overrides=overrides, log=log
     )
-    return LocalStack(stack=stack, runtime=runtime, clients=clients, clock=clock)
+    return LocalStack(
+        stack=stack, runtime=runtime, clients=clients, clock=clock, webhook_key=webhook_key
+    )

@@ -353,7 +353,7 @@ def test_the_api_samples_register_then_show_a_shipment() -> None:
 # --------------------------------------------------------------------------- change capture
 
 FEED_SETTINGS = {"CHANGE_FEED_ENABLED": "true"}
-SAMPLE_WEBHOOK_KEY = "sample-webhook-key-0123456789"
+SAMPLE_WEBHOOK_KEY = "sandbox-webhook-key-0123456789"
 
 
 def test_feed_sample_reads_its_window_and_hints_what_it_lists() -> None:
