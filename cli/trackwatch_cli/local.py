@@ -53,6 +53,11 @@ from trackwatch_cli.timeline import Timeline, tap
 SIM_START = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
 SETTLE_EVERY_MINUTES = 5
 DONE_CHECK_MINUTES = 30
+#: On the simulated clock the sandbox's journeys run this much faster than the packaged
+#: ones (the longest, 160 hours, then fits in a simulated day), and started this long
+#: before the day: Clickpost already knows every shipment when it is registered.
+JOURNEY_SPEEDUP = 8
+JOURNEY_LEAD = timedelta(minutes=10)
 
 
 class LocalInputError(Exception):
@@ -99,6 +104,10 @@ class LocalOptions:
     hours: float = 24.0
     api_port: int = 8787
     serve: bool = False
+    #: Read the updated-order feed (the sandbox's, or --clickpost-url's).
+    change_feed: bool = True
+    #: Have the sandbox send webhooks to the local API (never to a real account's).
+    webhooks: bool = True
 
 
 class LocalSystem:
@@ -113,6 +122,7 @@ class LocalSystem:
         self._stack = ExitStack()
         self.sandbox: SandboxServer | None = None
         self.rows: list[Registration] = []
+        self._mode = ""
 
     # ------------------------------------------------------------------ start
 
@@ -181,6 +191,9 @@ class LocalSystem:
                         "ClickpostBaseUrl": url,
                         # One shard per slot: a laptop has no hot partitions to avoid.
                         "DueShards": "1",
+                        "ChangeFeed": "enabled" if self._change_feed else "disabled",
+                        # A handful of shipments is rightly quiet for hours.
+                        "ChangeFeedSilenceMinutes": "720",
                         "EmailTransport": "smtp",
                         "SmtpHost": "127.0.0.1",
                         "SmtpPort": str(smtp_port),
@@ -218,13 +231,68 @@ class LocalSystem:
                     "--clickpost-url needs --shipments FILE.csv to know what to poll"
                 )
             return options.clickpost_url.rstrip("/"), key, username
-        self.sandbox = SandboxServer().start()
+        self.sandbox = self._new_sandbox().start()
         self._stack.callback(self.sandbox.stop)
         if self.rows:
             play_in_sandbox(self.sandbox, self.rows)
         else:
             self.rows = demo_registrations(self.sandbox, default_languages())
         return self.sandbox.base_url, "sandbox-key", "sandbox-user"
+
+    @property
+    def _timed(self) -> bool:
+        """Journeys on the simulated clock: the simulated day (`--cycles` moves them a step
+        per poll, ignoring time, so change capture has nothing to add there)."""
+        return self.options.cycles is None
+
+    @property
+    def _change_feed(self) -> bool:
+        return self.options.change_feed and self._timed
+
+    def _new_sandbox(self) -> SandboxServer:
+        if not self._timed:
+            return SandboxServer()
+        from trackwatch_cli.sandbox import load_journeys
+        from trackwatch_cli.sandbox.timed import naive_local, scaled
+
+        return SandboxServer(
+            journeys={n: scaled(j, 1 / JOURNEY_SPEEDUP) for n, j in load_journeys().items()},
+            journey_start=naive_local(SIM_START - JOURNEY_LEAD),
+            journey_clock=self.clock,
+        )
+
+    def _start_webhooks(self) -> str:
+        """Point the sandbox's webhooks at the local API; the timeline line that says so."""
+        if self.sandbox is None or not self._timed:
+            return ""
+        if not self.options.webhooks:
+            return "webhooks off (--no-webhooks)"
+        url = f"{self.api.base_url}/webhooks/clickpost"
+        self.sandbox.send_webhooks_to(url, self.local.webhook_key)
+        self._stack.callback(
+            lambda: (
+                self.sandbox.webhooks.close() if self.sandbox and self.sandbox.webhooks else None
+            )
+        )
+        return f"the sandbox's webhooks to {url}"
+
+    def _change_capture_line(self, webhooks: str) -> str:
+        if not self._timed:
+            return "change capture: off (--cycles polls every shipment each cycle)"
+        if not self._change_feed:
+            feed = (
+                "the updated-order feed off (--no-change-feed): every shipment at its full cadence"
+            )
+        else:
+            source = "the sandbox's" if self.sandbox else "Clickpost's"
+            feed = (
+                f"{source} updated-order feed every 5 min, the full cadence relaxed to the sweep "
+                "while it is healthy"
+            )
+        parts = [feed] + ([webhooks] if webhooks else [])
+        if self.sandbox is None:
+            parts.append("no webhooks (Clickpost cannot reach this machine)")
+        return "change capture: " + "; ".join(parts)
 
     def _probe(self, url: str, key: str, username: str) -> None:
         """One real call before anything starts, so a bad URL or key is a clear error."""
@@ -265,6 +333,7 @@ class LocalSystem:
             f"Clickpost at {clickpost}; shipments API at {self.api.base_url}; "
             f"function logs in {self.log_path}"
         )
+        self.console.print(self._change_capture_line(self._start_webhooks()), highlight=False)
 
     # ------------------------------------------------------------------ run
 
@@ -311,7 +380,10 @@ class LocalSystem:
             runtime.tick(self.clock(), scope="all")
             for minute in range(minutes):
                 started = time.monotonic()
+                if self.sandbox is not None:
+                    self.sandbox.deliver_webhooks()
                 runtime.tick(self.clock())
+                self._say_mode()
                 # The dispatcher runs every minute; what it sends is worked off every few
                 # simulated minutes, which keeps a simulated day near one real minute.
                 if minute % SETTLE_EVERY_MINUTES == 0:
@@ -322,6 +394,24 @@ class LocalSystem:
                     break
                 time.sleep(max(0.0, seconds_per_minute - (time.monotonic() - started)))
             self._settle()
+
+    def _say_mode(self) -> None:
+        """A timeline line when the dispatcher changes between the sweep and the full cadence."""
+        runtime = self.local.runtime
+        last = next(
+            (i for i in reversed(runtime.invocations) if i.function == "DispatchPollsFunction"),
+            None,
+        )
+        if last is None or not isinstance(last.result, dict):
+            return
+        mode, reason = str(last.result.get("mode", "")), str(last.result.get("reason", ""))
+        if mode in ("full", "sweep") and mode != self._mode:
+            self._mode = mode
+            label = "sweep (reconciliation)" if mode == "sweep" else "full cadence"
+            self.console.print(
+                f"[dim]{self.timeline.local_time()}[/] [yellow]cadence[/] {label}: {reason}",
+                highlight=False,
+            )
 
     def _records(self) -> dict[ShipmentKey, ShipmentRecord]:
         return self.local.container().shipments.get_many([r.key for r in self.rows])
@@ -370,6 +460,27 @@ class LocalSystem:
             dead_letters(self.emulator.clients, self.local.stack),
         )
         print_summary(self.console, [r.key for r in self.rows], self._records(), totals)
+        self._change_capture_totals()
+
+    def _change_capture_totals(self) -> None:
+        """One line: what the feed and webhooks did, and the polls they asked for."""
+        if not self._timed:
+            return
+        results = [
+            i.result
+            for i in self.local.runtime.invocations
+            if i.function == "CoalesceHintsFunction" and isinstance(i.result, dict)
+        ]
+        hinted = sum(int(r.get("polled", 0)) for r in results)
+        seen = sum(int(r.get("already_seen", 0)) for r in results)
+        parts = [f"{hinted} waybills polled on a hint ({seen} hints already seen)"]
+        if self.sandbox is not None:
+            parts.append(f"{self.sandbox.feed_requests} feed requests")
+            if self.sandbox.webhooks is not None:
+                sent = self.sandbox.webhooks.sent
+                accepted = sum(1 for w in sent if w.status == 200)
+                parts.append(f"{len(sent)} webhooks ({accepted} accepted)")
+        self.console.print("change capture: " + ", ".join(parts), highlight=False)
 
 
 @contextmanager
@@ -437,6 +548,20 @@ def local_command(
     serve: Annotated[
         bool, typer.Option(help="Keep running after the journeys, serving the API, until Ctrl-C.")
     ] = False,
+    change_feed: Annotated[
+        bool,
+        typer.Option(
+            "--change-feed/--no-change-feed",
+            help="Read the updated-order feed and relax the cadence while it is healthy.",
+        ),
+    ] = True,
+    webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--webhooks/--no-webhooks",
+            help="Have the sandbox send status webhooks to the local API.",
+        ),
+    ] = True,
 ) -> None:
     """Run the whole system on this machine: AWS emulated, the Clickpost sandbox, local SMTP."""
     options = LocalOptions(
@@ -452,6 +577,8 @@ def local_command(
         hours=hours,
         api_port=api_port,
         serve=serve,
+        change_feed=change_feed,
+        webhooks=webhooks,
     )
     # Soft wrap: timeline lines stay whole when piped to a file or another program.
     console = Console(soft_wrap=True)
