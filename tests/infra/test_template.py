@@ -437,9 +437,9 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "CHANGE_FEED_ENABLED": "true",
         "CHANGE_FEED_STALE_MINUTES": "20",
         "CHANGE_FEED_SILENCE_MINUTES": "60",
-        "SWEEP_OUT_FOR_DELIVERY_MINUTES": "240",
+        "SWEEP_OUT_FOR_DELIVERY_MINUTES": "480",
         "SWEEP_TRANSIT_MINUTES": "1440",
-        "SWEEP_NEW_MINUTES": "1440",
+        "SWEEP_NEW_MINUTES": "240",
         "SWEEP_GRACE_MINUTES": "1440",
         "SWEEP_INVALID_MINUTES": "1440",
     }

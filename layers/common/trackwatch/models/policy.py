@@ -81,9 +81,11 @@ class Sweep(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sweep_out_for_delivery_minutes: int = Field(default=240, ge=1, le=10080)
+    sweep_out_for_delivery_minutes: int = Field(default=480, ge=1, le=10080)
     sweep_transit_minutes: int = Field(default=1440, ge=1, le=10080)
-    sweep_new_minutes: int = Field(default=1440, ge=1, le=10080)
+    #: As often as the full cadence: a new shipment's first sight must not wait a day for
+    #: the sweep (the feed may have listed it before it was registered).
+    sweep_new_minutes: int = Field(default=240, ge=1, le=10080)
     sweep_grace_minutes: int = Field(default=1440, ge=1, le=10080)
     sweep_invalid_minutes: int = Field(default=1440, ge=1, le=10080)
 
