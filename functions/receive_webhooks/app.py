@@ -3,6 +3,7 @@ the shared key) become change hints on HintQueue."""
 
 from __future__ import annotations
 
+import base64
 import json
 from http import HTTPStatus
 from typing import Any
@@ -26,12 +27,14 @@ def handler(container: Container) -> Handler:
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         """Check the key, enqueue the hint, answer; log the waybill and status code only."""
         request = APIGatewayProxyEventV2(event)
-        body = request.decoded_body or ""
+        raw = request.body or ""
+        # As sent: a base64 body is decoded to bytes, never read as text first.
+        body = base64.b64decode(raw) if request.is_base64_encoded else raw.encode()
         reply = service.receive(
             WebhookRequest(
                 headers={k.lower(): v for k, v in (request.headers or {}).items()},
                 query=dict(request.query_string_parameters or {}),
-                body=body.encode("utf-8", errors="surrogateescape"),
+                body=body,
             )
         )
         count_by("Webhooks", "outcome", {reply.outcome.value: 1})

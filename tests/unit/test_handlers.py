@@ -7,6 +7,7 @@ batch failures are reported per record, as the SQS and stream event sources expe
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib
 import json
@@ -447,10 +448,16 @@ def test_webhook_sample_is_accepted_and_a_wrong_key_is_401_with_no_detail() -> N
     wrong = copy.deepcopy(event)
     wrong["headers"]["webhook_key"] = "not-the-key-at-all-00000"
 
+    encoded = copy.deepcopy(event)
+    encoded["body"] = base64.b64encode(event["body"].encode()).decode()
+    encoded["isBase64Encoded"] = True
+
     accepted = handle(event, CONTEXT)
     refused = handle(wrong, CONTEXT)
+    accepted_encoded = handle(encoded, CONTEXT)
 
     assert accepted["statusCode"] == 200
     assert refused["statusCode"] == 401
     assert json.loads(refused["body"]) == {"message": "Unauthorized"}
-    assert len(hints.messages) == 1
+    assert accepted_encoded["statusCode"] == 200
+    assert len(hints.messages) == 2
