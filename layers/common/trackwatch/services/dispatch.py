@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from trackwatch.logic.batching import plan_calls
-from trackwatch.logic.cadence import CadenceClass, epoch_minute, period_minutes
+from trackwatch.logic.cadence import CadenceClass, class_due_keys_at, epoch_minute
 from trackwatch.logic.change_capture import (
     CadenceMode,
     FeedHealth,
@@ -149,10 +149,7 @@ class DispatchService:
         """The shipments of every class due at `minute`; in the sweep, its share of them."""
         keys: list[ShipmentKey] = []
         for klass in CadenceClass:
-            slot = minute % period_minutes(klass, self._cadence)
-            found = self._store.due(
-                [f"{klass.value}#{slot}#{shard}" for shard in range(self._cadence.due_shards)]
-            )
+            found = self._store.due(class_due_keys_at(klass, minute, self._cadence))
             if mode is CadenceMode.SWEEP:
                 kept = [
                     k for k in found if in_sweep(k.pk, klass, minute, self._cadence, self._sweep)
