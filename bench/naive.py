@@ -19,7 +19,7 @@ import httpx
 
 from trackwatch.adapters.clickpost import TRACK_ORDER_PATH
 from trackwatch.adapters.events_topic import message_attributes, message_body
-from trackwatch.adapters.shipments_table import from_item, to_item
+from trackwatch.adapters.shipments_table import decode_state, from_item, to_item
 from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.logic.diff import diff
 from trackwatch.models.clickpost import parse_track_order
@@ -96,14 +96,15 @@ class NaivePoller:
             return
         plain = from_item(stored["Item"])
         now = self._clock()
-        outcome = diff(
-            ShipmentState.model_validate_json(plain.get("state") or "{}"),
-            key,
-            result,
-            now,
-            self._catalogue,
+        # Seeded in our layout; the naive design then keeps its state as plain JSON.
+        stored_state = (
+            ShipmentState.model_validate_json(plain["naive_state"])
+            if "naive_state" in plain
+            else decode_state(plain)
         )
-        plain["state"] = outcome.state.model_dump_json(exclude_defaults=True)
+        outcome = diff(stored_state, key, result, now, self._catalogue)
+        plain = {k: v for k, v in plain.items() if k not in ("state", "seen")}
+        plain["naive_state"] = outcome.state.model_dump_json(exclude_defaults=True)
         plain["last_polled_at"] = now.isoformat()
         self._dynamodb.put_item(TableName=self._table, Item=to_item(plain))
         summary.written += 1

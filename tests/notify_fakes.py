@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from trackwatch.errors import NotificationProviderError, StaleStateError
+from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.notification import (
     Channel,
     ChannelLog,
     ContactFailure,
     Deferral,
+    Delivery,
+    Fallback,
     Message,
     NotificationRequest,
     Recipient,
 )
-from trackwatch.ports import Deferrer, OnceGuard, RecipientStore, Sender
+from trackwatch.ports import (
+    Deferrer,
+    DeliveryLedger,
+    Handover,
+    OnceGuard,
+    RecipientStore,
+    Sender,
+)
 
 
 class MemoryRecipients:
@@ -57,10 +68,62 @@ class MemorySender:
         self.sent: list[Message] = []
         self.fail: NotificationProviderError | None = None
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message) -> str | None:
         if self.fail is not None:
             raise self.fail
         self.sent.append(message)
+        return f"{message.channel}-{len(self.sent)}"
+
+
+class MemoryLedger:
+    """The notification records and opt-outs in dicts, with the version condition."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], Delivery] = {}
+        self.opt_outs: dict[tuple[str, str], datetime] = {}
+
+    def begin(self, delivery: Delivery) -> Delivery:
+        return self.records.setdefault((delivery.event_id, delivery.channel), delivery)
+
+    def delivery(self, event_id: str, channel: Channel) -> Delivery | None:
+        return self.records.get((event_id, channel))
+
+    def update(self, delivery: Delivery) -> None:
+        key = (delivery.event_id, delivery.channel)
+        current = self.records.get(key)
+        if current is None or current.version != delivery.version - 1:
+            raise StaleStateError("changed meanwhile")
+        self.records[key] = delivery
+
+    def opt_out(self, channel: Channel, phone: str, at: datetime) -> None:
+        self.opt_outs[(channel, phone)] = at
+
+    def opted_out(self, channel: Channel, phone: str) -> bool:
+        return (channel, phone) in self.opt_outs
+
+
+class MemoryHandover:
+    """Keeps the fallback requests it was given."""
+
+    def __init__(self) -> None:
+        self.handed: list[tuple[ShipmentEvent, Channel, Fallback, datetime | None]] = []
+
+    def hand_over(
+        self,
+        event: ShipmentEvent,
+        to_channel: Channel,
+        fallback: Fallback,
+        not_before: datetime | None = None,
+    ) -> None:
+        self.handed.append((event, to_channel, fallback, not_before))
+
+    def requests(self, to_channel: Channel) -> list[NotificationRequest]:
+        """What was handed to `to_channel`, as its notifier receives it."""
+        return [
+            NotificationRequest(event=event, fallback=fallback, not_before=not_before)
+            for event, channel, fallback, not_before in self.handed
+            if channel == to_channel
+        ]
 
 
 class MemoryDeferrer:
@@ -96,3 +159,5 @@ def _conforms() -> None:
     _sender: Sender = MemorySender()
     _deferrer: Deferrer = MemoryDeferrer()
     _guard: OnceGuard = MemoryGuard()
+    _ledger: DeliveryLedger = MemoryLedger()
+    _handover: Handover = MemoryHandover()

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from trackwatch.models.registration import Registration, parse_entry
+from trackwatch_cli.local_senders import WhatsAppOutcome
 from trackwatch_cli.sandbox import SandboxServer
+
+#: What becomes of some demo customers' WhatsApp messages, by their place in the demo: one
+#: fails, one number is not on WhatsApp, one never reports delivery. SMS takes over for each.
+_DEMO_WHATSAPP: dict[int, WhatsAppOutcome] = {1: "failed", 3: "undeliverable", 4: "silent"}
 
 
 def demo_registrations(sandbox: SandboxServer, languages: frozenset[str]) -> list[Registration]:
@@ -25,6 +30,15 @@ def demo_registrations(sandbox: SandboxServer, languages: frozenset[str]) -> lis
     if len(rows) != len(demo):  # the demo's own data broke a rule: a bug here
         raise RuntimeError(f"demo shipments rejected: {demo}")
     return rows
+
+
+def demo_whatsapp_outcomes(rows: list[Registration]) -> dict[str, WhatsAppOutcome]:
+    """The demo's WhatsApp outcomes, by phone number."""
+    return {
+        row.phone: _DEMO_WHATSAPP[i]
+        for i, row in enumerate(rows)
+        if i in _DEMO_WHATSAPP and row.phone is not None
+    }
 
 
 def play_in_sandbox(sandbox: SandboxServer, rows: list[Registration]) -> None:

@@ -11,38 +11,42 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import tempfile
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from trackwatch.adapters.clickpost import ClickpostClient, StaticCredentials
-from trackwatch.bootstrap import Overrides
 from trackwatch.config import Settings
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostError,
     ClickpostInvalidCarrierError,
+    InvalidInputError,
 )
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import ShipmentRecord
-from trackwatch.models.registration import Registration, Rejected
+from trackwatch.models.registration import Registration, Rejected, check_phone
 from trackwatch.models.tracking import TrackCall
 from trackwatch_cli.api_gateway import ApiGateway
-from trackwatch_cli.demo import demo_registrations, play_in_sandbox
+from trackwatch_cli.demo import demo_registrations, demo_whatsapp_outcomes, play_in_sandbox
 from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
+from trackwatch_cli.display import message, redact, redact_url, text
 from trackwatch_cli.environment import Emulator, SmtpServer
-from trackwatch_cli.local_senders import RecordingSender
+from trackwatch_cli.local_senders import WHATSAPP_OUTCOMES, WhatsAppOutcome
 from trackwatch_cli.sandbox import SandboxServer
 from trackwatch_cli.shipments_cli import CsvError, read_rows
 from trackwatch_cli.stack import StackError
@@ -108,6 +112,8 @@ class LocalOptions:
     change_feed: bool = True
     #: Have the sandbox send webhooks to the local API (never to a real account's).
     webhooks: bool = True
+    #: What the local WhatsApp does with each number's messages (default: read).
+    whatsapp_outcomes: dict[str, WhatsAppOutcome] = field(default_factory=dict)
 
 
 class LocalSystem:
@@ -117,8 +123,8 @@ class LocalSystem:
         self.options = options
         self.console = console
         self.clock = SimulatedClock(SIM_START)
-        self.sms = RecordingSender("sms")
         self.polls = 0
+        self.whatsapp_outcomes: dict[str, WhatsAppOutcome] = dict(options.whatsapp_outcomes)
         self._stack = ExitStack()
         self.sandbox: SandboxServer | None = None
         self.rows: list[Registration] = []
@@ -156,12 +162,14 @@ class LocalSystem:
         log = self.log_path.open("w", encoding="utf-8")
         self._stack.callback(log.close)
         self.local = self._deploy(url, (key, username), smtp.port, log)
+        for phone, outcome in self.whatsapp_outcomes.items():
+            self.local.senders.whatsapp.outcome(phone, outcome)
         self.timeline = Timeline(
             self.console,
             self.emulator.clients,
             tap(self.emulator.clients, self.local.stack.outputs["ShipmentEventsTopicArn"]),
             self.clock,
-            sms=self.sms,
+            senders=self.local.senders,
             mailbox=smtp.mailbox,
             events_out=events_out,
             notifications_out=notifications_out,
@@ -200,7 +208,6 @@ class LocalSystem:
                         "SmtpStartTls": "false",
                     },
                     clickpost_credentials=credentials,
-                    overrides={"NotifySmsFunction": Overrides(senders={"sms": self.sms})},
                     log=log,
                 )
             except StackError as exc:
@@ -237,6 +244,8 @@ class LocalSystem:
             play_in_sandbox(self.sandbox, self.rows)
         else:
             self.rows = demo_registrations(self.sandbox, default_languages())
+            # Some demo customers' WhatsApp messages fail or go unanswered: SMS takes over.
+            self.whatsapp_outcomes = {**demo_whatsapp_outcomes(self.rows), **self.whatsapp_outcomes}
         return self.sandbox.base_url, "sandbox-key", "sandbox-user"
 
     @property
@@ -314,12 +323,12 @@ class LocalSystem:
             asyncio.run(call())
         except ClickpostAuthError as exc:
             raise LocalInputError(
-                f"Clickpost at {url} rejected the key or username: {exc}"
+                f"Clickpost at {redact_url(url)} rejected the key or username: {exc}"
             ) from exc
         except ClickpostInvalidCarrierError:
             return  # the URL and credentials work; that carrier is the user's business
         except ClickpostError as exc:
-            raise LocalInputError(f"cannot poll Clickpost at {url}: {exc}") from exc
+            raise LocalInputError(f"cannot poll Clickpost at {redact_url(url)}: {exc}") from exc
 
     def _register(self) -> None:
         results = self.local.container().registration_service.register(self.rows)
@@ -328,12 +337,17 @@ class LocalSystem:
             raise LocalInputError(f"{len(failed)} shipments could not be registered: {failed[0]}")
         clickpost = self.sandbox.base_url if self.sandbox else self.options.clickpost_url
         self.console.print(
-            f"[bold]trackwatch local[/]: {len(self.rows)} shipments, stack "
-            f"[cyan]{self.local.stack.name}[/] in moto at {self.emulator.endpoint_url}, "
-            f"Clickpost at {clickpost}; shipments API at {self.api.base_url}; "
-            f"function logs in {self.log_path}"
+            Text.assemble(
+                ("trackwatch local", "bold"),
+                f": {len(self.rows)} shipments, stack ",
+                text(self.local.stack.name, style="cyan"),
+                f" in moto at {self.emulator.endpoint_url}, Clickpost at ",
+                text(redact_url(clickpost or "")),
+                f"; shipments API at {self.api.base_url}; function logs in ",
+                text(self.log_path),
+            )
         )
-        self.console.print(self._change_capture_line(self._start_webhooks()), highlight=False)
+        self.console.print(text(self._change_capture_line(self._start_webhooks())), highlight=False)
 
     # ------------------------------------------------------------------ run
 
@@ -425,6 +439,8 @@ class LocalSystem:
     def _settle(self) -> None:
         runtime = self.local.runtime
         before = len(runtime.invocations)
+        # Delays (quiet hours, WhatsApp's delivery window) run on the simulated clock.
+        self.local.release_delayed()
         runtime.settle()
         self.polls += sum(
             i.records for i in runtime.invocations[before:] if i.function == "PollShipmentsFunction"
@@ -497,13 +513,61 @@ def quiet_libraries() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
+def check_options(options: LocalOptions) -> None:
+    """Every number in range and the Clickpost URL usable, before anything starts."""
+    if options.cycles is not None and options.cycles < 1:
+        raise LocalInputError(f"--cycles must be at least 1, got {options.cycles}")
+    for name, value in (("--speed", options.speed), ("--hours", options.hours)):
+        if not math.isfinite(value) or value <= 0:
+            raise LocalInputError(f"{name} must be a positive number, got {value}")
+    if not 0 <= options.api_port <= 65535:
+        raise LocalInputError(f"--api-port must be 0 to 65535, got {options.api_port}")
+    if options.clickpost_url is not None:
+        check_url("--clickpost-url", options.clickpost_url)
+
+
+def check_url(option: str, url: str) -> None:
+    """An http(s) URL with a host and a port in range; the error shows it redacted."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        reason = redact(str(exc), url)
+        raise LocalInputError(f"{option} is not a URL ({reason}): {shown}") from None
+    if parts.scheme not in ("http", "https"):
+        raise LocalInputError(f"{option} must be an http or https URL, got {shown}")
+    if not parts.hostname:
+        raise LocalInputError(f"{option} has no host: {shown}")
+    out_of_range = LocalInputError(f"{option} has a port out of range 1-65535: {shown}")
+    try:
+        port = parts.port
+    except ValueError:  # urllib's word for a port past 65535
+        raise out_of_range from None
+    if port == 0:
+        raise out_of_range
+
+
+def whatsapp_outcomes(pairs: list[str]) -> dict[str, WhatsAppOutcome]:
+    """`--whatsapp NUMBER=OUTCOME` options as a map; a LocalInputError names a bad one."""
+    outcomes: dict[str, WhatsAppOutcome] = {}
+    for pair in pairs:
+        number, _, outcome = pair.partition("=")
+        try:
+            phone = check_phone(number.strip())
+        except InvalidInputError as exc:
+            raise LocalInputError(f"--whatsapp {pair!r}: {exc}") from None
+        if outcome not in WHATSAPP_OUTCOMES:
+            raise LocalInputError(
+                f"--whatsapp {pair!r}: the outcome must be one of {', '.join(WHATSAPP_OUTCOMES)}"
+            )
+        outcomes[phone] = outcome
+    return outcomes
+
+
 def run_local(options: LocalOptions, console: Console | None = None) -> LocalSystem:
     """Start everything, run, print the summary, stop everything; returns what happened."""
     console = console or Console()
-    if options.cycles is not None and options.cycles < 1:
-        raise LocalInputError("--cycles must be at least 1")
-    if options.speed <= 0:
-        raise LocalInputError("--speed must be positive")
+    check_options(options)
     with quiet_libraries(), warnings.catch_warnings(), LocalSystem(options, console) as system:
         # powertools warns when an invocation had no metric to publish: expected here.
         warnings.simplefilter("ignore", UserWarning)
@@ -533,7 +597,8 @@ def local_command(
         Path | None, typer.Option(help="Write every published event here, one JSON per line.")
     ] = None,
     notifications_out: Annotated[
-        Path | None, typer.Option(help="Write every SMS and e-mail sent, one JSON per line.")
+        Path | None,
+        typer.Option(help="Write every WhatsApp message, SMS and e-mail sent, one JSON per line."),
     ] = None,
     speed: Annotated[
         float, typer.Option(help="Simulated minutes per real second (24: a day a minute).")
@@ -562,6 +627,14 @@ def local_command(
             help="Have the sandbox send status webhooks to the local API.",
         ),
     ] = True,
+    whatsapp: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NUMBER=OUTCOME: the local WhatsApp's messages to NUMBER are read (default), "
+            "delivered, failed, undeliverable or silent (no report: SMS takes over after the "
+            "window). Repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole system on this machine: AWS emulated, the Clickpost sandbox, local SMTP."""
     options = LocalOptions(
@@ -583,7 +656,12 @@ def local_command(
     # Soft wrap: timeline lines stay whole when piped to a file or another program.
     console = Console(soft_wrap=True)
     try:
+        options.whatsapp_outcomes = whatsapp_outcomes(whatsapp or [])
         run_local(options, console)
     except LocalInputError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        # The message quotes CSV cells and paths: text, not markup; the URL redacted.
+        reason = redact(str(exc), clickpost_url) if clickpost_url else str(exc)
+        Console(stderr=True, soft_wrap=True).print(
+            Text.assemble(("error:", "bold red"), " ", message(reason)), highlight=False
+        )
         raise typer.Exit(2) from None

@@ -13,27 +13,39 @@ from __future__ import annotations
 import csv
 import os
 import re
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.bootstrap import bootstrap
 from trackwatch.config import Settings
-from trackwatch.errors import TrackwatchError
+from trackwatch.errors import InvalidInputError, TrackwatchError
+from trackwatch.models.inputs import check_since
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.registration import Registration, Rejected, parse_entry
 from trackwatch.services.registration import EntryResult
 from trackwatch.services.shipments import ShipmentsService
+from trackwatch_cli.display import message, redact, redact_url, text
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -146,32 +158,47 @@ def _target(stack: str | None, local: bool, region: str | None) -> Target:
     else:
         clients = AwsClients(region=region, endpoint_url=endpoint)
     if not stack:
-        errors.print("[red]say which stack: --stack NAME, or --local[/red]")
-        raise typer.Exit(2)
+        fail("say which stack: --stack NAME, or --local", 2)
     try:
         return connect(stack, clients)
     except TargetError as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+        fail(redact(str(exc), endpoint) if endpoint else exc, 2)
+    except ValueError as exc:  # boto3's word for an endpoint it cannot use
+        shown = redact_url(endpoint or LOCAL_ENDPOINT)
+        fail(f"AWS_ENDPOINT_URL {shown} cannot be used: {redact(str(exc), endpoint or '')}", 2)
+
+
+def fail(problem: object, code: int) -> NoReturn:
+    """Print `problem` on stderr as text (it may quote a waybill or a cell) and exit."""
+    errors.print(message(problem, style="red"))
+    raise typer.Exit(code)
 
 
 def _key(cp_id: str, waybill: str) -> ShipmentKey:
+    # The registration's rules: the waybill normalised as registering it did.
     try:
-        return ShipmentKey.of(cp_id, waybill)
-    except ValueError as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+        return ShipmentKey.parse(cp_id, waybill)
+    except InvalidInputError as exc:
+        fail(exc, 2)
 
 
 def _run[**P, T](action: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     try:
         return action(*args, **kwargs)
     except TrackwatchError as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+        fail(exc, 1)
 
 
 # --------------------------------------------------------------------- import
+
+#: Rows each worker registers between two looks at Ctrl-C: few enough that what is in
+#: flight when it comes finishes well within two seconds (eight writes each), enough
+#: that each worker still reads its rows in one BatchGetItem.
+ROWS_PER_WORKER = 8
+#: Without a terminal to draw a bar on, a progress line this often (seconds).
+PROGRESS_EVERY_S = 10.0
+#: The exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -186,8 +213,9 @@ class CsvError(ValueError):
     """The file cannot be read as a shipments CSV; the message says why."""
 
 
-def read_rows(path: Path, languages: frozenset[str]) -> list[Row]:
-    """Every data row of the CSV, validated; empty cells count as not given."""
+@contextmanager
+def _records(path: Path) -> Iterator[tuple[csv.DictReader[str], Iterator[dict[str | Any, Any]]]]:
+    """The file's reader, its header checked, and its data records; read errors are CsvError."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -200,12 +228,28 @@ def read_rows(path: Path, languages: frozenset[str]) -> list[Row]:
                     f"{','.join(REQUIRED_COLUMNS)} and optionally {','.join(OPTIONAL_COLUMNS)}"
                 )
             reader.fieldnames = header
-            rows: list[Row] = []
-            for record in reader:
-                rows.append(Row(reader.line_num, parse_entry(_row_entry(record), languages)))
+            yield reader, iter(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CsvError(f"{path}: cannot read: {exc}") from exc
-    return rows
+
+
+def count_rows(path: Path) -> int:
+    """The number of data rows; reading the whole file once, so that a file that cannot
+    be read is refused before any row of it is registered."""
+    with _records(path) as (_reader, records):
+        return sum(1 for _ in records)
+
+
+def iter_rows(path: Path, languages: frozenset[str]) -> Iterator[Row]:
+    """Each data row of the CSV as it is read, validated; empty cells count as not given."""
+    with _records(path) as (reader, records):
+        for record in records:
+            yield Row(reader.line_num, parse_entry(_row_entry(record), languages))
+
+
+def read_rows(path: Path, languages: frozenset[str]) -> list[Row]:
+    """Every data row of the CSV, validated; empty cells count as not given."""
+    return list(iter_rows(path, languages))
 
 
 def _row_entry(record: dict[str | Any, Any]) -> dict[str, object]:
@@ -217,33 +261,83 @@ def _row_entry(record: dict[str | Any, Any]) -> dict[str, object]:
             continue
         if value is None or value.strip() == "":
             continue
-        text = value.strip()
+        cell = value.strip()
         entry[name] = (
-            [c for c in _LIST_SEPARATORS.split(text) if c]
-            if name
-            in (
-                "channels",
-                "opt_out",
-            )
-            else text
+            [c for c in _LIST_SEPARATORS.split(cell) if c]
+            if name in ("channels", "opt_out")
+            else cell
         )
     return entry
 
 
-def summarise(rows: list[Row], results: list[EntryResult]) -> tuple[Counter[str], list[Any]]:
-    """Counts by outcome, and one (line, field, rule) per broken rule or failure."""
-    counts: Counter[str] = Counter()
-    problems: list[tuple[int, str, str]] = []
-    for row, result in zip(rows, results, strict=True):
-        if result.rejected is not None:
-            counts["rejected"] += 1
-            problems.extend((row.line, p.field, p.rule) for p in result.rejected.problems)
-        elif result.error is not None:
-            counts["failed"] += 1
-            problems.append((row.line, "-", f"failed, retry: {result.error}"))
-        elif result.outcome is not None:
-            counts[result.outcome.value] += 1
-    return counts, problems
+class Tally:
+    """Counts by outcome and one (line, field, rule) per broken rule or failure, as rows
+    finish (from the workers' threads)."""
+
+    def __init__(self, on_row: Callable[[], None]) -> None:
+        self.counts: Counter[str] = Counter()
+        self.problems: list[tuple[int, str, str]] = []
+        self._on_row = on_row
+        self._lock = threading.Lock()
+
+    @property
+    def done(self) -> int:
+        """Rows finished, whatever became of them."""
+        return self.counts.total()
+
+    def add(self, row: Row, result: EntryResult) -> None:
+        """One row's result."""
+        with self._lock:
+            if result.rejected is not None:
+                self.counts["rejected"] += 1
+                self.problems.extend((row.line, p.field, p.rule) for p in result.rejected.problems)
+            elif result.error is not None:
+                self.counts["failed"] += 1
+                self.problems.append((row.line, "-", f"failed, retry: {result.error}"))
+            elif result.outcome is not None:
+                self.counts[result.outcome.value] += 1
+        self._on_row()
+
+
+def register_rows(target: Target, rows: Iterator[Row], tally: Tally, workers: int) -> None:
+    """Register `rows` a few per worker at a time, so that Ctrl-C takes effect in between.
+
+    Each row is one write, whole or not at all; KeyboardInterrupt stops the import
+    once the rows already in flight are done, and propagates.
+    """
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == workers * ROWS_PER_WORKER:
+            _register_chunk(target, chunk, tally, workers)
+            chunk = []
+    if chunk:
+        _register_chunk(target, chunk, tally, workers)
+
+
+def _register_chunk(target: Target, chunk: list[Row], tally: Tally, workers: int) -> None:
+    target.service.register(
+        [row.entry for row in chunk],
+        workers=workers,
+        on_done=lambda result: tally.add(chunk[result.index], result),
+    )
+
+
+def _progress_reporter(progress: Progress, task: TaskID, total: int) -> Callable[[], None]:
+    """Advance the bar; without a terminal to draw it on, print a line now and then."""
+    last = [time.monotonic()]
+
+    def advance() -> None:
+        progress.advance(task)
+        if progress.console.is_terminal:
+            return
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            done = int(progress.tasks[0].completed)
+            progress.console.print(f"imported {done} of {total} rows")
+
+    return advance
 
 
 @app.command("import")
@@ -254,13 +348,16 @@ def import_csv(
     region: RegionOption = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Rows registered at once.")] = 16,
 ) -> None:
-    """Register every row of a CSV; safe to run again (unchanged rows are not written)."""
+    """Register every row of a CSV; safe to run again (unchanged rows are not written).
+
+    Ctrl-C stops it within a moment, with every row registered whole or not at all.
+    """
     target = _target(stack, local, region)
     try:
-        rows = read_rows(file, target.languages)
+        total = count_rows(file)
     except CsvError as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+        fail(exc, 2)
+    interrupted = False
     with Progress(
         TextColumn("[bold]importing"),
         BarColumn(),
@@ -269,29 +366,39 @@ def import_csv(
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task("import", total=len(rows))
-        results = target.service.register(
-            [row.entry for row in rows],
-            workers=workers,
-            on_done=lambda _: progress.advance(task),
+        tally = Tally(_progress_reporter(progress, progress.add_task("import", total=total), total))
+        try:
+            register_rows(target, iter_rows(file, target.languages), tally, workers)
+        except KeyboardInterrupt:
+            interrupted = True
+        except CsvError as exc:  # the file changed since it was counted
+            fail(exc, 2)
+    _print_summary(file, total, tally)
+    if interrupted:
+        fail(
+            f"interrupted: {tally.done} of {total} rows done, each registered whole; "
+            "importing the file again is safe (unchanged rows are not written)",
+            INTERRUPTED,
         )
-    counts, problems = summarise(rows, results)
-    summary = Table(title=f"{file.name}: {len(rows)} rows")
+    if tally.counts["failed"]:
+        raise typer.Exit(1)
+
+
+def _print_summary(file: Path, total: int, tally: Tally) -> None:
+    summary = Table(title=text(f"{file.name}: {total} rows"))
     summary.add_column("outcome")
     summary.add_column("rows", justify="right")
     for outcome in ("created", "updated", "unchanged", "rejected", "failed"):
-        summary.add_row(outcome, str(counts[outcome]))
+        summary.add_row(outcome, str(tally.counts[outcome]))
     console.print(summary)
-    if problems:
+    if tally.problems:
         rejected = Table(title="rows not imported")
         rejected.add_column("line", justify="right")
         rejected.add_column("field")
         rejected.add_column("rule")
-        for line, field, rule in problems:
-            rejected.add_row(str(line), field, rule)
+        for line, field, rule in sorted(tally.problems):
+            rejected.add_row(str(line), text(field), text(rule))
         console.print(rejected)
-    if counts["failed"]:
-        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------- one shipment
@@ -316,24 +423,27 @@ def show(
     if as_json:
         console.print_json(view.model_dump_json())
         return
+    # Everything below but our own labels is Clickpost's or a caller's text: shown as text.
     status = view.status
-    facts = Table(show_header=False, title=str(key))
+    facts = Table(show_header=False, title=text(key))
     facts.add_row("tracked", "yes" if view.tracked else "no")
     if view.stopped:
-        facts.add_row("stopped", f"{view.stopped.reason} ({view.stopped.stopped_at})")
+        facts.add_row("stopped", text(f"{view.stopped.reason} ({view.stopped.stopped_at})"))
     facts.add_row(
         "status",
-        f"{status.clickpost_status_description} (bucket {status.clickpost_status_bucket}: "
-        f"{status.clickpost_status_bucket_description})"
-        if status
-        else "not reported yet",
+        text(
+            f"{status.clickpost_status_description} (bucket {status.clickpost_status_bucket}: "
+            f"{status.clickpost_status_bucket_description})"
+            if status
+            else "not reported yet"
+        ),
     )
-    facts.add_row("order", view.order_id or "-")
-    facts.add_row("courier", view.courier_name or "-")
+    facts.add_row("order", text(view.order_id or "-"))
+    facts.add_row("courier", text(view.courier_name or "-"))
     facts.add_row("NDR attempts", str(view.ndr.attempts))
     facts.add_row("stuck", "yes" if view.is_stuck else "no")
     edd = view.expected_delivery
-    facts.add_row("expected delivery", (edd.courier_partner_edd or "-") if edd else "-")
+    facts.add_row("expected delivery", text((edd.courier_partner_edd or "-") if edd else "-"))
     console.print(facts)
     if view.timeline:
         timeline = Table(title="timeline")
@@ -342,9 +452,9 @@ def show(
         for scan in view.timeline:
             timeline.add_row(
                 scan.timestamp.isoformat() if scan.timestamp else "-",
-                scan.clickpost_status_description or scan.status or "-",
-                scan.location or "-",
-                scan.remark or "-",
+                text(scan.clickpost_status_description or scan.status or "-"),
+                text(scan.location or "-"),
+                text(scan.remark or "-"),
             )
         console.print(timeline)
 
@@ -358,8 +468,25 @@ def refresh(
     region: RegionOption = None,
 ) -> None:
     """Poll a shipment now, through the dispatcher's own path."""
-    view = _run(_target(stack, local, region).service.refresh, _key(cp_id, waybill))
-    console.print(f"queued a poll of {view.waybill} (cp_id {view.cp_id})")
+    key = _key(cp_id, waybill)
+    view = _run(_target(stack, local, region).service.refresh, key)
+    console.print(text(f"queued a poll of {view.waybill} (cp_id {view.cp_id})"))
+
+
+def _since(value: str | None) -> datetime | None:
+    """ISO 8601; UTC if it names no zone; refused if it is outside years 1-9999 in UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--since must be an ISO 8601 date and time, got {value!r}", 2)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return check_since("since", moment)
+    except InvalidInputError as exc:
+        fail(exc, 2)
 
 
 @app.command()
@@ -370,14 +497,16 @@ def replay(
     local: LocalOption = False,
     region: RegionOption = None,
     since: Annotated[
-        datetime | None, typer.Option(help="Only events from then on (ISO 8601; UTC if no zone).")
+        str | None,
+        typer.Option(
+            help="Only events from then on (ISO 8601, e.g. 2026-11-27T09:00+05:30; UTC if no zone)."
+        ),
     ] = None,
 ) -> None:
     """Publish a shipment's events again, with their original event ids."""
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    view = _run(_target(stack, local, region).service.replay, _key(cp_id, waybill), since)
-    console.print(f"replayed {view.replayed} events of {view.waybill} (cp_id {view.cp_id})")
+    key, moment = _key(cp_id, waybill), _since(since)
+    view = _run(_target(stack, local, region).service.replay, key, moment)
+    console.print(text(f"replayed {view.replayed} events of {view.waybill} (cp_id {view.cp_id})"))
 
 
 @app.command()
@@ -389,9 +518,10 @@ def stop(
     region: RegionOption = None,
 ) -> None:
     """Stop tracking a shipment."""
-    view = _run(_target(stack, local, region).service.stop, _key(cp_id, waybill))
+    key = _key(cp_id, waybill)
+    view = _run(_target(stack, local, region).service.stop, key)
     reason = view.stopped.reason if view.stopped else "?"
-    console.print(f"{view.waybill} (cp_id {view.cp_id}) is not tracked: {reason}")
+    console.print(text(f"{view.waybill} (cp_id {view.cp_id}) is not tracked: {reason}"))
 
 
 OPENAPI_PATH = Path("docs/openapi.json")
@@ -406,12 +536,11 @@ def openapi(
     """Write the shipments API's OpenAPI document (docs/openapi.json)."""
     from trackwatch.api.shipments import render_openapi
 
-    text = render_openapi()
+    document = render_openapi()
     if check:
-        if not out.exists() or out.read_text(encoding="utf-8") != text:
-            errors.print(f"[red]{out} is out of date: run `trackwatch openapi`[/red]")
-            raise typer.Exit(1)
-        console.print(f"{out} is up to date")
+        if not out.exists() or out.read_text(encoding="utf-8") != document:
+            fail(f"{out} is out of date: run `trackwatch openapi`", 1)
+        console.print(text(f"{out} is up to date"))
         return
-    out.write_text(text, encoding="utf-8")
-    console.print(f"wrote {out}")
+    out.write_text(document, encoding="utf-8")
+    console.print(text(f"wrote {out}"))

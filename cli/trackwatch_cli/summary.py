@@ -12,6 +12,7 @@ from rich.table import Table
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import ShipmentRecord
+from trackwatch_cli.display import text
 from trackwatch_cli.sandbox import SandboxServer
 from trackwatch_cli.stack import DeployedStack
 
@@ -26,13 +27,14 @@ def shipments_table(
     for key in keys:
         record = records.get(key)
         current = record.state.current if record else None
+        # Waybills and Clickpost's text are shown as text, never read as markup.
         table.add_row(
-            key.waybill,
+            text(key.waybill),
             str(key.cp_id),
-            (current.clickpost_status_description or "") if current else "-",
-            (current.clickpost_status_bucket_description or "") if current else "-",
+            text((current.clickpost_status_description or "") if current else "-"),
+            text((current.clickpost_status_bucket_description or "") if current else "-"),
             str(record.state.scan_count) if record else "-",
-            (record.stop_reason or "active") if record else "unknown",
+            text((record.stop_reason or "active") if record else "unknown"),
         )
     return table
 

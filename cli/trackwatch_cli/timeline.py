@@ -14,10 +14,13 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.text import Text
 
 from trackwatch.adapters.aws import AwsClients
+from trackwatch.models.notification import Message
+from trackwatch_cli.deployment import LocalSenders
+from trackwatch_cli.display import text
 from trackwatch_cli.environment import Mailbox
-from trackwatch_cli.local_senders import RecordingSender
 
 DISPLAY_ZONE = ZoneInfo("Asia/Kolkata")
 
@@ -49,21 +52,86 @@ def tap(clients: AwsClients, topic_arn: str, name: str = "trackwatch-local-timel
     return url
 
 
-def _detail(kind: str, event: dict[str, Any]) -> str:
+def _detail(kind: str, event: dict[str, Any]) -> Text:
+    # Every value here is Clickpost's text: shown as text (see display.py), never markup.
     if kind == "status_changed":
-        return (
-            f"{event.get('from_bucket_description') or '-'} → "
-            f"[bold]{event.get('to_bucket_description')}[/]"
-            + (" (final)" if event.get("is_terminal") else "")
+        return Text.assemble(
+            text(event.get("from_bucket_description") or "-"),
+            " → ",
+            text(event.get("to_bucket_description"), style="bold"),
+            " (final)" if event.get("is_terminal") else "",
         )
     if kind == "ndr_raised":
-        return f"attempt {event['attempt']}: {event.get('ndr_description')}"
+        return Text.assemble(f"attempt {event['attempt']}: ", text(event.get("ndr_description")))
     if kind == "edd_changed":
-        return (
-            f"{event['previous'].get('courier_partner_edd')} → "
-            f"{event['current'].get('courier_partner_edd')}"
+        return Text.assemble(
+            text(event["previous"].get("courier_partner_edd")),
+            " → ",
+            text(event["current"].get("courier_partner_edd")),
         )
-    return ""
+    return Text()
+
+
+def event_line(event: dict[str, Any], when: str) -> Text | None:
+    """The timeline's line for an event (None for scans, which are not shown)."""
+    kind = event["event_type"].removeprefix("shipment.")
+    if kind == "scan_added":
+        return None
+    return Text.assemble(
+        (when, "dim"),
+        " ",
+        ("event", "green"),
+        f" {kind:<15} ",
+        text(event["waybill"]),
+        " ",
+        _detail(kind, event),
+    )
+
+
+def notification_line(
+    channel: str, to: str, body: str, when: str, instead_of: str | None = None
+) -> Text:
+    """The timeline's line for a WhatsApp message or an SMS (its first 90 characters; an SMS
+    standing in for WhatsApp says why) or an e-mail (its subject)."""
+    if channel in ("sms", "whatsapp"):
+        first = body.splitlines()[0] if body else ""
+        return Text.assemble(
+            (when, "dim"),
+            " ",
+            (channel, "magenta" if channel == "sms" else "green"),
+            " " * (9 - len(channel)),
+            "to ",
+            text(masked_phone(to)),
+            (f" (for whatsapp: {instead_of})", "yellow") if instead_of else "",
+            ": ",
+            text(first[:90]),
+        )
+    return Text.assemble(
+        (when, "dim"), " ", ("email", "blue"), " to ", text(masked_email(to)), ": ", text(body)
+    )
+
+
+def message_record(message: Message) -> dict[str, Any]:
+    """A WhatsApp message or an SMS as a `--notifications-out` line."""
+    record: dict[str, Any] = {
+        "channel": message.channel,
+        "to": message.to,
+        "kind": message.kind,
+        "language": message.language,
+        "body": message.body,
+    }
+    if message.whatsapp is not None:
+        record["template"] = message.whatsapp.name
+        record["template_language"] = message.whatsapp.language_code
+        record["parameters"] = list(message.whatsapp.parameters)
+    if message.dlt_template_id is not None:
+        record["dlt_template_id"] = message.dlt_template_id
+        record["encoding"] = message.encoding
+        record["segments"] = message.segments
+    if message.fallback is not None:
+        record["fallback_of"] = message.fallback.from_channel
+        record["fallback_reason"] = message.fallback.reason
+    return record
 
 
 class Timeline:
@@ -76,7 +144,7 @@ class Timeline:
         tap_queue: str,
         clock: Callable[[], datetime],
         *,
-        sms: RecordingSender,
+        senders: LocalSenders,
         mailbox: Mailbox,
         events_out: IO[str] | None = None,
         notifications_out: IO[str] | None = None,
@@ -85,13 +153,15 @@ class Timeline:
         self._sqs = clients.sqs
         self._tap = tap_queue
         self._clock = clock
-        self._sms = sms
+        self._senders = senders
         self._mailbox = mailbox
         self._events_out = events_out
         self._notifications_out = notifications_out
         self.events: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
         self._sms_seen = 0
+        self._whatsapp_seen = 0
+        self._reports_seen = 0
         self._mail_seen = 0
 
     def collect(self) -> None:
@@ -121,21 +191,41 @@ class Timeline:
         if self._events_out is not None:
             self._events_out.write(raw + "\n")
             self._events_out.flush()
-        kind = event["event_type"].removeprefix("shipment.")
-        if kind != "scan_added":
-            self.console.print(
-                f"[dim]{self.local_time()}[/] [green]event[/] {kind:<15} "
-                f"{event['waybill']} {_detail(kind, event)}"
-            )
+        line = event_line(event, self.local_time())
+        if line is not None:
+            self.console.print(line)
 
     def _collect_notifications(self) -> None:
-        sms = self._sms.since(self._sms_seen)
+        whatsapp = self._senders.whatsapp.since(self._whatsapp_seen)
+        self._whatsapp_seen += len(whatsapp)
+        for message in whatsapp:
+            self._notification(message_record(message))
+            self.console.print(
+                notification_line("whatsapp", message.to, message.body, self.local_time())
+            )
+        reports = self._senders.whatsapp.reports_since(self._reports_seen)
+        self._reports_seen += len(reports)
+        for report in reports:
+            if report.status == "failed":
+                self.console.print(
+                    Text.assemble(
+                        (self.local_time(), "dim"),
+                        " ",
+                        ("whatsapp failed", "red"),
+                        " (",
+                        text(report.error_code),
+                        ") for ",
+                        text(masked_phone(report.to)),
+                        ": SMS takes over",
+                    )
+                )
+        sms = self._senders.sms.since(self._sms_seen)
         self._sms_seen += len(sms)
         for message in sms:
-            self._notification({"channel": "sms", "to": message.to, "body": message.body})
+            self._notification(message_record(message))
+            reason = message.fallback.reason if message.fallback is not None else None
             self.console.print(
-                f"[dim]{self.local_time()}[/] [magenta]sms[/]   to {masked_phone(message.to)}: "
-                f"{message.body[:90]}"
+                notification_line("sms", message.to, message.body, self.local_time(), reason)
             )
         mails = self._mailbox.since(self._mail_seen)
         self._mail_seen += len(mails)
@@ -152,8 +242,7 @@ class Timeline:
                 }
             )
             self.console.print(
-                f"[dim]{self.local_time()}[/] [blue]email[/] to "
-                f"{masked_email(str(mail['To']))}: {mail['Subject']}"
+                notification_line("email", str(mail["To"]), str(mail["Subject"]), self.local_time())
             )
 
     def _notification(self, record: dict[str, Any]) -> None:

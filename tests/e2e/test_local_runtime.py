@@ -32,14 +32,16 @@ def trackwatch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[
 
 @pytest.mark.slow
 def test_cycles_against_the_sandbox_write_events_and_notifications(tmp_path: Path) -> None:
-    # Given shipments in a CSV, with contacts
+    # Given shipments in a CSV, with contacts: two on WhatsApp first (the default), one who
+    # prefers SMS, and one whose WhatsApp messages fail (SMS takes over)
     shipments = tmp_path / "shipments.csv"
     shipments.write_text(
-        "waybill,cp_id,order_id,phone,email,language\n"
-        "LOC0001,4,ORD-1,+919876543210,asha@example.com,en\n"
-        "LOC0002,4,ORD-2,+919876543211,ravi@example.com,hi\n"
-        "LOC0003,5,ORD-3,+919876543212,meera@example.com,en\n"
-        "LOC0004,6,ORD-4,,kiran@example.com,en\n"
+        "waybill,cp_id,order_id,phone,email,language,channels\n"
+        "LOC0001,4,ORD-1,+919876543210,asha@example.com,en,\n"
+        "LOC0002,4,ORD-2,+919876543211,ravi@example.com,hi,\n"
+        "LOC0003,5,ORD-3,+919876543212,meera@example.com,en,sms;email\n"
+        "LOC0004,6,ORD-4,,kiran@example.com,en,\n"
+        "LOC0005,5,ORD-5,+919876543213,,en,\n"
     )
     events_out, notifications_out = tmp_path / "events.jsonl", tmp_path / "notifications.jsonl"
 
@@ -54,26 +56,36 @@ def test_cycles_against_the_sandbox_write_events_and_notifications(tmp_path: Pat
         str(events_out),
         "--notifications-out",
         str(notifications_out),
+        "--whatsapp",
+        "+919876543213=failed",
     )
 
     # Then it exits 0, and every event is in the file exactly as subscribers receive it
     assert done.returncode == 0, done.stderr + done.stdout
     events = [EVENT_ADAPTER.validate_json(line) for line in events_out.read_text().splitlines()]
-    assert {e.waybill for e in events} == {"LOC0001", "LOC0002", "LOC0003", "LOC0004"}
+    assert {e.waybill for e in events} == {"LOC0001", "LOC0002", "LOC0003", "LOC0004", "LOC0005"}
     assert len({e.event_id for e in events}) == len(events)
     types = Counter(e.event_type for e in events)
     assert types["shipment.scan_added"] >= 4
     assert types["shipment.status_changed"] >= 4
-    # and the customers heard about it, by SMS (those with phones) and by e-mail
+    # and the customers heard about it: on WhatsApp, by SMS (the one who prefers it, and in
+    # place of the failed WhatsApp messages) and by e-mail
     notes = [json.loads(line) for line in notifications_out.read_text().splitlines()]
     channels = Counter(n["channel"] for n in notes)
-    assert channels["sms"] >= 3
+    assert channels["whatsapp"] >= 3
+    assert channels["sms"] >= 2
     assert channels["email"] >= 4
-    assert {n["to"] for n in notes if n["channel"] == "sms"} <= {
-        "+919876543210",
-        "+919876543211",
-        "+919876543212",
-    }
+    whatsapp = {n["to"] for n in notes if n["channel"] == "whatsapp"}
+    assert whatsapp == {"+919876543210", "+919876543211", "+919876543213"}
+    sms = [n for n in notes if n["channel"] == "sms"]
+    assert {n["to"] for n in sms} == {"+919876543212", "+919876543213"}
+    assert all(
+        n.get("fallback_of") == "whatsapp" and n["fallback_reason"] == "failed"
+        for n in sms
+        if n["to"] == "+919876543213"
+    )
+    assert all(n["dlt_template_id"] and n["segments"] >= 1 for n in sms)
+    assert all(n["template"].startswith("trackwatch_") for n in notes if n["channel"] == "whatsapp")
     assert any("ORD-1" in n["body"] for n in notes)
     # the terminal shows the journey and a summary
     assert "Shipments" in done.stdout

@@ -150,6 +150,9 @@ SHIPMENTS_TABLE_GRANTS = {
     # Change capture's other functions never touch shipments.
     "PollChangeFeedFunction": {},
     "ReceiveWebhooksFunction": {},
+    "NotifyWhatsAppFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
+    # NotifyTable.record_failure(): a number not on WhatsApp.
+    "RecordWhatsAppEventsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:UpdateItem"}},
 }
 
 #: A value each parameter that ends up in an IAM resource may take (its default, if any).
@@ -158,6 +161,8 @@ PARAMETER_EXAMPLES = {
     "SmtpSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:smtp-AbC123",
     "SesIdentityArn": "arn:aws:ses:us-east-1:123456789012:identity/example.com",
     "WebhookSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbC123",
+    "SmsOriginationIdentityArn": "arn:aws:sms-voice:ap-south-1:123456789012:pool/pool-abc123",
+    "WhatsAppPhoneNumberId": "0123456789abcdef0123456789abcdef",
 }
 
 
@@ -369,7 +374,15 @@ def test_parameters_that_name_resources_in_grants_cannot_carry_wildcards(
     }
 
     # Then
-    assert named >= {"ClickpostSecretName", "ClickpostSecretArn", "SenderEmail", "SesIdentityArn"}
+    assert named >= {
+        "ClickpostSecretName",
+        "ClickpostSecretArn",
+        "SenderEmail",
+        "SesIdentityArn",
+        "SmsSenderId",
+        "SmsOriginationIdentityArn",
+        "WhatsAppPhoneNumberId",
+    }
     assert accepts_wildcards == {}
 
 

@@ -1,4 +1,9 @@
-"""template.yaml, the notifiers' part: their functions, queues, idempotency table and grants."""
+"""template.yaml, the notifiers' part: their functions, queues, tables and grants.
+
+moto deploys the queues, topics, tables and functions; what it cannot check (End User
+Messaging SMS and Social have no moto backend, IAM is not enforced) is asserted from the
+translated template.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,13 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Tried to parse .* but it's not supported by moto:UserWarning"
 )
 
-NOTIFIERS = {"NotifySmsFunction": "SmsQueue", "NotifyEmailFunction": "EmailQueue"}
+NOTIFIERS = {
+    "NotifySmsFunction": "SmsQueue",
+    "NotifyWhatsAppFunction": "WhatsAppQueue",
+    "NotifyEmailFunction": "EmailQueue",
+}
+#: Every SQS consumer of the notifications part, with its queue.
+CONSUMERS = {**NOTIFIERS, "RecordWhatsAppEventsFunction": "WhatsAppEventsQueue"}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +63,7 @@ def _actions(statement: Template) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
-@pytest.mark.parametrize(("function", "queue"), NOTIFIERS.items())
+@pytest.mark.parametrize(("function", "queue"), CONSUMERS.items())
 def test_each_notifier_consumes_its_queue_reporting_partial_failures(
     stack: Stack, function: str, queue: str
 ) -> None:
@@ -101,12 +112,27 @@ def test_notifiers_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "QUIET_HOURS_START": "21:00",
         "QUIET_HOURS_END": "09:00",
         "CUSTOMER_TIMEZONE": "Asia/Kolkata",
+        "SUPPORTED_LANGUAGES": "en,hi",
+        # Deployed without a WhatsApp number: WhatsApp is off, SMS comes first.
+        "NOTIFY_CHANNELS": "sms,email",
     }
     sms, email = environment["NotifySmsFunction"], environment["NotifyEmailFunction"]
-    assert shared.items() <= sms.items()
-    assert shared.items() <= email.items()
+    whatsapp = environment["NotifyWhatsAppFunction"]
+    for notifier in (sms, whatsapp, email):
+        assert shared.items() <= notifier.items()
     assert sms["NOTIFY_QUEUE_URL"].endswith(ids["SmsQueue"].rsplit("/", 1)[1])
+    assert whatsapp["NOTIFY_QUEUE_URL"].endswith(ids["WhatsAppQueue"].rsplit("/", 1)[1])
     assert email["NOTIFY_QUEUE_URL"].endswith(ids["EmailQueue"].rsplit("/", 1)[1])
+    # each hands fallbacks to the other phone channel, and both keep notification records
+    assert sms["WHATSAPP_QUEUE_URL"].endswith(ids["WhatsAppQueue"].rsplit("/", 1)[1])
+    assert whatsapp["SMS_QUEUE_URL"].endswith(ids["SmsQueue"].rsplit("/", 1)[1])
+    assert sms["NOTIFICATIONS_TABLE_NAME"] == whatsapp["NOTIFICATIONS_TABLE_NAME"]
+    assert sms["NOTIFICATIONS_TABLE_NAME"] == ids["NotificationsTable"]
+    assert {k: sms[k] for k in ("SMS_TRANSPORT", "SMS_SENDER_ID", "SMS_MAX_SEGMENTS")} == {
+        "SMS_TRANSPORT": "end-user-messaging",
+        "SMS_SENDER_ID": "TRKWCH",
+        "SMS_MAX_SEGMENTS": "3",
+    }
     assert {k: email[k] for k in ("EMAIL_TRANSPORT", "EMAIL_FROM", "SMTP_SECRET_NAME")} == {
         "EMAIL_TRANSPORT": "ses",
         "EMAIL_FROM": "trackwatch@example.com",
@@ -128,6 +154,98 @@ def test_idempotency_table_expires_its_records_and_survives_accidents(
     assert properties["SSESpecification"] == {"SSEEnabled": True}
 
 
+def test_notification_records_expire_and_survive_accidents(cfn_template: Template) -> None:
+    properties = cfn_template["Resources"]["NotificationsTable"]["Properties"]
+    assert properties["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_sms_leave_from_the_registered_sender_id_only(cfn_template: Template) -> None:
+    # When
+    (statement,) = [
+        s
+        for s in _role_statements(cfn_template, "NotifySmsFunction")
+        if "sms-voice:SendTextMessage" in _actions(s)
+    ]
+
+    # Then: a pool or number if one is given, else the sender id registered for India
+    assert _actions(statement) == ["sms-voice:SendTextMessage"]
+    condition, given, default = statement["Resource"]["Fn::If"]
+    assert condition == "HasSmsOriginationIdentityArn"
+    assert given == {"Ref": "SmsOriginationIdentityArn"}
+    assert default["Fn::Sub"].endswith(":sender-id/${SmsSenderId}/IN")
+
+
+def test_whatsapp_leaves_from_the_stacks_number_only(cfn_template: Template) -> None:
+    # When
+    (statement,) = [
+        s
+        for s in _role_statements(cfn_template, "NotifyWhatsAppFunction")
+        if any(a.startswith("social-messaging:") for a in _actions(s))
+    ]
+
+    # Then
+    assert _actions(statement) == ["social-messaging:SendWhatsAppMessage"]
+    assert statement["Resource"]["Fn::Sub"].endswith(":phone-number-id/${WhatsAppPhoneNumberId}")
+    for function in ("NotifySmsFunction", "NotifyEmailFunction", "RecordWhatsAppEventsFunction"):
+        assert not any(
+            a.startswith("social-messaging:")
+            for s in _role_statements(cfn_template, function)
+            for a in _actions(s)
+        ), function
+
+
+def test_only_end_user_messaging_social_of_this_account_publishes_whatsapp_events(
+    cfn_template: Template,
+) -> None:
+    # Given
+    resources = cfn_template["Resources"]
+    (policy,) = [
+        r["Properties"]
+        for r in _resources(cfn_template, "AWS::SNS::TopicPolicy").values()
+        if r["Properties"]["Topics"] == [{"Ref": "WhatsAppEventsTopic"}]
+    ]
+
+    # When
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    key_services = [
+        s["Principal"]["Service"]
+        for s in resources["EventsKey"]["Properties"]["KeyPolicy"]["Statement"]
+        if s["Principal"].get("Service")
+    ]
+
+    # Then the service may publish (encrypted under EventsKey), and only for this account
+    assert statement["Principal"] == {"Service": "social-messaging.amazonaws.com"}
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Resource"] == {"Ref": "WhatsAppEventsTopic"}
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+    assert any("social-messaging.amazonaws.com" in services for services in key_services)
+    assert resources["WhatsAppEventsTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "EventsKey"}
+
+
+def test_the_stack_deploys_the_whatsapp_resources(stack: Stack) -> None:
+    # moto deploys the queues, the events topic and the table; the WhatsApp number and the
+    # DLT registration live outside the stack (parameters).
+    for name in (
+        "WhatsAppQueue",
+        "WhatsAppDeadLetterQueue",
+        "WhatsAppEventsTopic",
+        "WhatsAppEventsQueue",
+        "NotificationsTable",
+        "NotifyWhatsAppFunction",
+        "RecordWhatsAppEventsFunction",
+    ):
+        assert stack.physical_ids.get(name), name
+    assert (
+        stack.outputs["WhatsAppEventsTopicArn"]["value"]
+        == stack.physical_ids["WhatsAppEventsTopic"]
+    )
+
+
 def test_sms_publishing_reaches_phone_numbers_and_no_topic(cfn_template: Template) -> None:
     # Given
     statements = [
@@ -145,6 +263,7 @@ def test_sms_publishing_reaches_phone_numbers_and_no_topic(cfn_template: Templat
 
     # Then: an SMS goes to a phone number, which has no ARN, so IAM only authorises it on
     # "*"; NotResource takes every SNS ARN (topics, endpoints) out of that "*".
+    # (Only when SmsTransport is sns.)
     ((owner, statement),) = unscoped_publish
     assert owner == "NotifySmsFunctionRole"
     assert _actions(statement) == ["sns:Publish"]

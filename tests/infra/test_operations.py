@@ -228,7 +228,13 @@ def test_every_queue_subscription_redrives_to_an_alarmed_queue_sns_may_write(
     }
 
     # Then: one each, never the subscriber queue itself, alarmed, and open to the topic only
-    assert set(subscriptions) == {"SmsSubscription", "EmailSubscription", "AllEventsSubscription"}
+    assert set(subscriptions) == {
+        "SmsSubscription",
+        "WhatsAppSubscription",
+        "EmailSubscription",
+        "AllEventsSubscription",
+        "WhatsAppEventsSubscription",
+    }
     assert None not in dead_letter_queues.values()
     assert len(set(dead_letter_queues.values())) == len(subscriptions)
     assert set(dead_letter_queues.values()) <= _alarmed_queues(cfn_template)

@@ -482,6 +482,8 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
             "PollShipmentsLogGroup",
             "PublishEventsLogGroup",
             "NotifySmsLogGroup",
+            "NotifyWhatsAppLogGroup",
+            "RecordWhatsAppEventsLogGroup",
             "NotifyEmailLogGroup",
             "ShipmentsApiLogGroup",
             "IngestShipmentsLogGroup",
@@ -592,9 +594,18 @@ def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
         "HintDeadLetterQueueUrl",
         "ChangeCaptureDeadLetterQueueUrl",
         "ChangeFeedTableName",
+        "WhatsAppQueueUrl",
+        "WhatsAppDeadLetterQueueUrl",
+        "WhatsAppSubscriptionDeadLetterQueueUrl",
+        "WhatsAppEventsTopicArn",
+        "WhatsAppEventsQueueUrl",
+        "WhatsAppEventsDeadLetterQueueUrl",
+        "WhatsAppEventsSubscriptionDeadLetterQueueUrl",
+        "NotificationsTableName",
     }
-    # Deployed with the default (empty) AlarmEmail: a warning, not an export.
-    warnings = {"AlarmEmailMissing"}
+    # Deployed with the defaults (empty AlarmEmail, WhatsAppPhoneNumberId, DltEntityId):
+    # warnings, not exports.
+    warnings = {"AlarmEmailMissing", "WhatsAppOff", "DltEntityIdMissing"}
 
     # When
     outputs = stack.outputs
@@ -635,6 +646,10 @@ def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) ->
         "PublishDeadLetterQueue",
         "SmsSubscriptionDeadLetterQueue",
         "EmailSubscriptionDeadLetterQueue",
+        "WhatsAppDeadLetterQueue",
+        "WhatsAppEventsDeadLetterQueue",
+        "WhatsAppSubscriptionDeadLetterQueue",
+        "WhatsAppEventsSubscriptionDeadLetterQueue",
         "AllEventsSubscriptionDeadLetterQueue",
         "HintDeadLetterQueue",
         "ChangeCaptureDeadLetterQueue",
@@ -747,7 +762,7 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
     assert others == []
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert len(functions) == 10
+    assert len(functions) == 12
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
@@ -772,6 +787,8 @@ def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> N
         "PollShipmentsFunction": "functions/poll_shipments",
         "PublishEventsFunction": "functions/publish_events",
         "NotifySmsFunction": "functions/notify_sms",
+        "NotifyWhatsAppFunction": "functions/notify_whatsapp",
+        "RecordWhatsAppEventsFunction": "functions/record_whatsapp_events",
         "NotifyEmailFunction": "functions/notify_email",
         "ShipmentsApiFunction": "functions/shipments_api",
         "IngestShipmentsFunction": "functions/ingest_shipments",

@@ -1,4 +1,6 @@
-"""The SMS and e-mail notifiers over moto: deployed from the template, driven as Lambda would."""
+"""The notifiers over moto: deployed from the template, driven as Lambda would, SMS and
+WhatsApp through the local senders (moto has neither End User Messaging service), whose
+WhatsApp plays Meta's reports back onto the stack's WhatsApp events topic."""
 
 from __future__ import annotations
 
@@ -18,27 +20,29 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from botocore.awsrequest import AWSResponse
 from moto.ses.models import ses_backends
-from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
 from tests.integration.conftest import emulated_aws
 from tests.notify_samples import EMAIL, KEY, PHONE, ndr_raised, status_changed, stuck
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.adapters.events_topic import EventsTopic
+from trackwatch.adapters.notifications_table import NotificationsTable
 from trackwatch.adapters.shipments_table import to_item
+from trackwatch.errors import ProviderUnavailableError
 from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
+from trackwatch.models.notification import Delivery
 from trackwatch.observability import logger
-from trackwatch_cli.deployment import SimulatedClock
+from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack, with_local_senders
 from trackwatch_cli.runtime import LocalRuntime
-from trackwatch_cli.stack import DeployedStack, deploy
+from trackwatch_cli.stack import DeployedStack
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 DAYTIME = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)  # 11:30 in Kolkata
 NIGHT = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)  # 22:30 in Kolkata
+SMS_FIRST = ["sms", "email"]
 
 
 class Inbox:
@@ -54,17 +58,37 @@ class Inbox:
 
 @dataclass
 class Notify:
-    stack: DeployedStack
-    runtime: LocalRuntime
-    clock: SimulatedClock
-    clients: AwsClients
+    local: LocalStack
+
+    @property
+    def stack(self) -> DeployedStack:
+        return self.local.stack
+
+    @property
+    def runtime(self) -> LocalRuntime:
+        return self.local.runtime
+
+    @property
+    def clock(self) -> SimulatedClock:
+        return self.local.clock
+
+    @property
+    def clients(self) -> AwsClients:
+        return self.local.clients
 
     def reconfigure(self, **variables: str) -> None:
         """The same stack, with its functions started again with some settings changed."""
-        self.runtime = LocalRuntime(self.stack, self.clients, clock=self.clock, settings=variables)
+        self.local.runtime = LocalRuntime(
+            self.stack,
+            self.clients,
+            clock=self.clock,
+            settings=variables,
+            overrides=with_local_senders(self.local.senders, {}),
+        )
 
     def shipment(self, **contact: Any) -> None:
-        """Store the sample shipment with a contact (defaults: both addresses, English)."""
+        """Store the sample shipment with a contact (defaults: both addresses, English, every
+        channel, WhatsApp first)."""
         value = {"phone": PHONE, "email": EMAIL, "language": "en", **contact}
         self.clients.dynamodb.put_item(
             TableName=self.stack.physical_ids["ShipmentsTable"],
@@ -85,6 +109,13 @@ class Notify:
             ),
         )
 
+    def item(self) -> dict[str, Any]:
+        answer = self.clients.dynamodb.get_item(
+            TableName=self.stack.physical_ids["ShipmentsTable"], Key={"pk": {"S": KEY.pk}}
+        )
+        item: dict[str, Any] = answer["Item"]
+        return item
+
     def publish(self, *events: ShipmentEvent) -> None:
         """Publish as the pipeline does: SNS, message attributes, filtered raw delivery."""
         topic = EventsTopic(self.stack.outputs["ShipmentEventsTopicArn"], self.clients.sns)
@@ -94,8 +125,28 @@ class Notify:
         (source,) = self.stack.sources_of(function)
         return self.runtime.drain_queue(source)
 
+    def settle(self) -> None:
+        """Every notifier and the WhatsApp events consumer, until nothing moves."""
+        self.runtime.settle(
+            only={
+                "NotifySmsFunction",
+                "NotifyWhatsAppFunction",
+                "NotifyEmailFunction",
+                "RecordWhatsAppEventsFunction",
+            }
+        )
+
+    def later(self, delta: timedelta) -> None:
+        """Let simulated time pass, and the queue delays with it."""
+        self.clock.advance(delta)
+        self.local.release_delayed()
+        self.settle()
+
     def sms(self) -> list[tuple[str, str]]:
-        return list(sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages.values())
+        return [(m.to, m.body) for m in self.local.senders.sms.messages]
+
+    def whatsapp(self) -> list[tuple[str, str]]:
+        return [(m.to, m.body) for m in self.local.senders.whatsapp.messages]
 
     def emails(self) -> list[Any]:
         return list(ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages)
@@ -104,21 +155,31 @@ class Notify:
         name = self.stack.physical_ids[logical_id].rsplit("/", 1)[1]
         return sqs_backends[DEFAULT_ACCOUNT_ID][REGION].queues[name]
 
+    def record(self, event: ShipmentEvent, channel: str) -> Delivery | None:
+        table = NotificationsTable(
+            self.stack.physical_ids["NotificationsTable"], self.clients.dynamodb, 3600
+        )
+        return table.delivery(event.event_id, channel)  # type: ignore[arg-type]
+
 
 @pytest.fixture
 def notify() -> Iterator[Notify]:
     with emulated_aws() as clients:
-        stack = deploy(ROOT / "template.yaml", clients, stack_name="trackwatch-notify")
-        email_from = stack.functions["NotifyEmailFunction"].environment["EMAIL_FROM"]
+        local = start_stack(
+            ROOT / "template.yaml",
+            clients,
+            SimulatedClock(DAYTIME),
+            stack_name="trackwatch-notify",
+        )
+        email_from = local.stack.functions["NotifyEmailFunction"].environment["EMAIL_FROM"]
         clients.ses.verify_email_identity(EmailAddress=email_from)
-        clock = SimulatedClock(DAYTIME)
-        runtime = LocalRuntime(stack, clients, clock=clock)
-        yield Notify(stack=stack, runtime=runtime, clock=clock, clients=clients)
+        yield Notify(local=local)
 
 
 def test_a_redelivered_event_sends_one_sms_and_one_email(notify: Notify) -> None:
-    # Given a shipment, and its out-for-delivery event delivered twice by SNS
-    notify.shipment()
+    # Given a shipment whose customer prefers SMS, and its out-for-delivery event delivered
+    # twice by SNS
+    notify.shipment(channels=SMS_FIRST)
     event = status_changed(6)
     notify.publish(event)
     notify.publish(event)
@@ -138,7 +199,7 @@ def test_a_redelivered_event_sends_one_sms_and_one_email(notify: Notify) -> None
 
 def test_a_poison_record_fails_alone_and_ends_in_the_dead_letter_queue(notify: Notify) -> None:
     # Given a batch with a good event and a body that is no event at all
-    notify.shipment()
+    notify.shipment(channels=SMS_FIRST)
     sqs = notify.clients.sqs
     url = notify.stack.outputs["SmsQueueUrl"]
     poison = sqs.send_message(QueueUrl=url, MessageBody='{"event_type": "nonsense"}')
@@ -159,30 +220,23 @@ def test_a_poison_record_fails_alone_and_ends_in_the_dead_letter_queue(notify: N
 
 
 def test_provider_throttling_is_retried_then_dead_lettered(notify: Notify) -> None:
-    # Given SNS throttles every SMS
-    notify.shipment()
-    calls: list[str] = []
-
-    def throttle(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        calls.append("publish")
-        error = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}
-        return AWSResponse("https://sns", 400, {}, None), {**error, "ResponseMetadata": {}}  # type: ignore[arg-type]
-
-    notify.clients.sns.meta.events.register("before-call.sns.Publish", throttle)  # type: ignore[arg-type]
+    # Given End User Messaging throttles every SMS
+    notify.shipment(channels=SMS_FIRST)
+    notify.local.senders.sms.failure = ProviderUnavailableError("Throttling")
     notify.publish(status_changed(8))
 
     # When
     notify.drain("NotifySmsFunction")
 
     # Then it was tried on each of the queue's 5 receives, then moved to the DLQ
-    assert len(calls) == 5
+    assert [i.failed for i in notify.runtime.invocations] == [1] * 5
     assert notify.sms() == []
     sqs = notify.clients.sqs
     dead = sqs.receive_message(QueueUrl=notify.stack.outputs["SmsDeadLetterQueueUrl"])
     assert len(dead["Messages"]) == 1
 
-    # And once SNS recovers, a redrive of that message is sent (the failure was not recorded)
-    notify.clients.sns.meta.events.unregister("before-call.sns.Publish", throttle)  # type: ignore[arg-type]
+    # And once it recovers, a redrive of that message is sent (the failure was not recorded)
+    notify.local.senders.sms.failure = None
     sqs.send_message(
         QueueUrl=notify.stack.outputs["SmsQueueUrl"], MessageBody=dead["Messages"][0]["Body"]
     )
@@ -192,7 +246,7 @@ def test_provider_throttling_is_retried_then_dead_lettered(notify: Notify) -> No
 
 def test_quiet_hours_delay_the_message_until_0900_in_kolkata(notify: Notify) -> None:
     # Given it is 22:30 in Kolkata
-    notify.shipment()
+    notify.shipment(channels=SMS_FIRST)
     notify.clock.now = NIGHT
     notify.publish(status_changed(6))
 
@@ -221,7 +275,7 @@ def test_quiet_hours_delay_the_message_until_0900_in_kolkata(notify: Notify) -> 
 
 def test_a_flapping_out_for_delivery_sends_one_message(notify: Notify) -> None:
     # Given out for delivery, a failed attempt and out for delivery again within the hour
-    notify.shipment()
+    notify.shipment(channels=SMS_FIRST)
     for minutes, event in (
         (0, status_changed(6, "a")),
         (20, ndr_raised()),
@@ -239,7 +293,7 @@ def test_a_flapping_out_for_delivery_sends_one_message(notify: Notify) -> None:
 
 
 def test_an_sms_opt_out_is_honoured_and_email_still_goes(notify: Notify) -> None:
-    notify.shipment(opt_out=["sms"])
+    notify.shipment(channels=SMS_FIRST, opt_out=["sms"])
     notify.publish(status_changed(8))
     notify.drain("NotifySmsFunction")
     notify.drain("NotifyEmailFunction")
@@ -249,7 +303,7 @@ def test_an_sms_opt_out_is_honoured_and_email_still_goes(notify: Notify) -> None
 
 def test_an_invalid_number_is_recorded_on_the_shipment_and_not_retried(notify: Notify) -> None:
     # Given a number that cannot be a phone number
-    notify.shipment(phone="12345")
+    notify.shipment(phone="12345", channels=SMS_FIRST)
     notify.publish(status_changed(6))
 
     # When
@@ -257,9 +311,7 @@ def test_an_invalid_number_is_recorded_on_the_shipment_and_not_retried(notify: N
 
     # Then the message succeeded (no retries, nothing in the DLQ) and the failure is stored
     assert [i.failed for i in notify.runtime.invocations] == [0]
-    item = notify.clients.dynamodb.get_item(
-        TableName=notify.stack.physical_ids["ShipmentsTable"], Key={"pk": {"S": KEY.pk}}
-    )["Item"]
+    item = notify.item()
     assert item["contact_failure_sms"]["M"]["reason"] == {"S": "invalid_number"}
     assert item["version"] == {"N": "1"}  # the notifier never moves the poller's version
 
@@ -277,10 +329,7 @@ def test_emails_reach_a_real_smtp_server_in_hindi(notify: Notify) -> None:
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        secret = notify.stack.functions["NotifyEmailFunction"].environment["SMTP_SECRET_NAME"]
-        notify.clients.secretsmanager.create_secret(
-            Name=secret, SecretString='{"username": "", "password": ""}'
-        )
+        # (start_stack made the relay's secret: an open relay, an empty username.)
         notify.reconfigure(
             EMAIL_TRANSPORT="smtp",
             SMTP_HOST="127.0.0.1",
@@ -319,22 +368,24 @@ def test_no_phone_number_or_email_address_reaches_the_logs(
     assert isinstance(handler, logging.StreamHandler)
     previous = handler.setStream(structured)
     try:
+        # WhatsApp fails for this number: every message goes by SMS too
+        notify.local.senders.whatsapp.outcome(PHONE, "failed")
         notify.shipment()
-        notify.publish(status_changed(6, "a"), status_changed(6, "a"), ndr_raised())  # sent, dup
+        notify.publish(status_changed(6, "a"), status_changed(6, "a"), ndr_raised())  # dup
         notify.publish(status_changed(6, "b"))  # a repeat
-        for function in ("NotifySmsFunction", "NotifyEmailFunction"):
-            notify.drain(function)
+        notify.settle()
+        notify.later(timedelta(minutes=31))  # the delivery checks
         notify.clock.now = NIGHT
         notify.publish(stuck())  # held for quiet hours
-        for function in ("NotifySmsFunction", "NotifyEmailFunction"):
-            notify.drain(function)
+        notify.settle()
         notify.clock.now = DAYTIME
+        notify.local.senders.whatsapp.reply(PHONE, "STOP")  # an opt-out by number
+        notify.settle()
         notify.shipment(phone="+91 12", email="not-an-address")
         notify.publish(status_changed(8))  # rejected addresses
         sqs = notify.clients.sqs
         sqs.send_message(QueueUrl=notify.stack.outputs["SmsQueueUrl"], MessageBody="poison")
-        for function in ("NotifySmsFunction", "NotifyEmailFunction"):
-            notify.drain(function)
+        notify.settle()
     finally:
         logger.setLevel("INFO")
         if previous is not None:
@@ -344,9 +395,155 @@ def test_no_phone_number_or_email_address_reaches_the_logs(
     captured = capfd.readouterr()
     logs = structured.getvalue() + captured.out + captured.err + caplog.text
 
-    # Then the summaries are there, and no address in any form
+    # Then the summaries are there, and no address in any form (WhatsApp's reports carry the
+    # number without its "+")
     assert '"outcomes"' in logs
-    assert len(notify.sms()) == 2
-    for secret in (PHONE, PHONE[3:], EMAIL, "+91 12", "not-an-address"):
+    assert "whatsapp events batch" in logs
+    assert notify.whatsapp()
+    assert notify.sms()
+    for secret in (PHONE, PHONE[1:], PHONE[3:], EMAIL, "+91 12", "not-an-address"):
         assert secret not in logs, secret
     assert not re.search(r"[\w.+-]+@example\.in", logs)
+
+
+# --------------------------------------------------------------------------- WhatsApp
+
+
+def test_whatsapp_goes_first_and_a_delivered_message_needs_no_sms(notify: Notify) -> None:
+    # Given a customer who named no channels, whose WhatsApp messages are read
+    notify.shipment()
+    event = status_changed(6)
+    notify.publish(event)
+
+    # When every queue is worked off, and the delivery window passes
+    notify.settle()
+    notify.later(timedelta(minutes=31))
+
+    # Then one WhatsApp message (the approved template), an e-mail, and no SMS
+    ((to, body),) = notify.whatsapp()
+    assert to == PHONE
+    assert body.startswith("Your order ORD-1042 is out for delivery today with Delhivery.")
+    (message,) = notify.local.senders.whatsapp.messages
+    assert message.whatsapp is not None
+    assert message.whatsapp.name == "trackwatch_out_for_delivery"
+    assert len(notify.emails()) == 1
+    assert notify.sms() == []
+    record = notify.record(event, "whatsapp")
+    assert record is not None and record.state.value == "read"
+    assert record.provider_message_id == "wamid.local-1"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason", "wait"),
+    [
+        ("failed", "failed", timedelta(0)),
+        ("undeliverable", "undeliverable", timedelta(0)),
+        ("silent", "timeout", timedelta(minutes=31)),
+    ],
+)
+def test_an_undelivered_whatsapp_message_goes_by_sms_once_and_the_record_says_why(
+    notify: Notify, outcome: Any, reason: str, wait: timedelta
+) -> None:
+    # Given WhatsApp messages to this number fail, cannot be delivered, or are never reported
+    notify.local.senders.whatsapp.outcome(PHONE, outcome)
+    notify.shipment()
+    event = status_changed(6)
+    notify.publish(event)
+
+    # When everything settles (and for silence, the delivery window passes)
+    notify.settle()
+    notify.later(wait)
+    notify.later(timedelta(minutes=31))
+
+    # Then one SMS in its place, and both notification records say why
+    ((to, body),) = notify.sms()
+    assert to == PHONE
+    assert "out for delivery" in body
+    (sms,) = notify.local.senders.sms.messages
+    assert sms.fallback is not None and sms.fallback.reason == reason
+    whatsapp = notify.record(event, "whatsapp")
+    sms_record = notify.record(event, "sms")
+    assert whatsapp is not None and whatsapp.fallback is not None
+    assert (whatsapp.fallback.to_channel, whatsapp.fallback.reason) == ("sms", reason)
+    assert sms_record is not None and sms_record.fallback_of is not None
+    assert sms_record.fallback_of.reason == reason
+    assert notify.runtime.crashes == []
+    dead = [
+        n
+        for n, url in notify.stack.outputs.items()
+        if n.endswith("DeadLetterQueueUrl")
+        and notify.clients.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        != "0"
+    ]
+    assert dead == []
+
+
+def test_a_number_not_on_whatsapp_gets_sms_first_from_then_on(notify: Notify) -> None:
+    # Given a number WhatsApp reports undeliverable (Meta's 131026)
+    notify.local.senders.whatsapp.outcome(PHONE, "undeliverable")
+    notify.shipment()
+    notify.publish(status_changed(6))
+    notify.settle()
+
+    # When the next event comes
+    notify.publish(ndr_raised())
+    notify.settle()
+
+    # Then the shipment remembers, and the next message went by SMS alone
+    assert notify.item()["contact_failure_whatsapp"]["M"]["reason"] == {"S": "whatsapp_131026"}
+    assert len(notify.whatsapp()) == 1
+    assert len(notify.sms()) == 2
+    assert notify.local.senders.sms.messages[1].fallback is None
+
+
+def test_a_stop_reply_opts_the_number_out_of_whatsapp(notify: Notify) -> None:
+    # Given a customer who replied STOP on WhatsApp
+    notify.shipment()
+    notify.local.senders.whatsapp.reply(PHONE, "Stop")
+    notify.settle()
+
+    # When an event comes
+    notify.publish(status_changed(6))
+    notify.settle()
+    notify.later(timedelta(minutes=31))
+
+    # Then no WhatsApp message, and SMS (now first) and e-mail went
+    assert notify.whatsapp() == []
+    assert len(notify.sms()) == 1
+    assert len(notify.emails()) == 1
+
+
+def test_quiet_hours_hold_a_fallback_too(notify: Notify) -> None:
+    # Given a WhatsApp message at 20:50 in Kolkata that is never reported delivered
+    notify.local.senders.whatsapp.outcome(PHONE, "silent")
+    notify.shipment()
+    notify.clock.now = datetime(2026, 11, 27, 15, 20, tzinfo=UTC)
+    notify.publish(status_changed(6))
+    notify.settle()
+
+    # When its delivery check comes at 21:20, and then through the night in 15-minute hops
+    notify.later(timedelta(minutes=31))
+    held_overnight = notify.sms()
+    while notify.clock.now < datetime(2026, 11, 28, 3, 35, tzinfo=UTC):
+        notify.later(timedelta(minutes=15))
+
+    # Then the SMS waited for 09:00
+    assert held_overnight == []
+    assert len(notify.sms()) == 1
+
+
+def test_the_customers_order_of_channels_is_kept(notify: Notify) -> None:
+    # Given a customer who prefers SMS to WhatsApp, and no e-mail
+    notify.shipment(channels=["sms", "whatsapp"])
+    notify.publish(status_changed(6))
+
+    # When
+    notify.settle()
+    notify.later(timedelta(minutes=31))
+
+    # Then SMS only: WhatsApp stands by (and no delivery check: SMS reports nothing)
+    assert len(notify.sms()) == 1
+    assert notify.whatsapp() == []
+    assert notify.emails() == []

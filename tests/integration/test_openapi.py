@@ -36,6 +36,129 @@ CHECKS = [
     response_schema_conformance,
 ]
 
+#: Text that is not plain text: control characters, terminal escape codes, invisible and
+#: look-alike characters, markup; each goes into a body, a path or a query.
+HOSTILE_TEXT = (
+    "AB\x00CD",
+    "AB\x1b[31mCD",
+    "\x1b]0;title\x07",
+    "AB\rCD",
+    "AB\x7f",
+    "\x85",
+    "AB\u200bCD",
+    "\ufeffAB12",
+    "AB\u202eDC",
+    "\u0410B12",
+    "\uff21\uff22\uff11\uff12",
+    "\uff0c",
+    " AB12 ",
+    "\u3000",
+    "AB[/]12",
+    "[bold]Shipped [/]",
+    "A" * 99 + "\u3392",
+    "%00",
+)
+#: Lone surrogates: JSON can carry them (as \\ud800 escapes), UTF-8 cannot.
+SURROGATES = ("\ud800", "AB\udc00CD", "\udfff", "\ud83d")
+#: Valid ISO 8601 at the ends of the calendar, and some that are not valid at all.
+EXTREME_DATES = (
+    "0001-01-01T00:00:00+05:30",
+    "0001-01-01T00:00:00+23:59",
+    "0001-01-01T00:00:00Z",
+    "0999-06-01T00:00:00+00:00",
+    "9999-12-31T23:59:59-05:00",
+    "9999-12-31T23:59:59.999999+14:00",
+    "9999-12-31T23:59:59.999999-00:01",
+    "1970-01-01T00:00:00-23:59",
+    "2026-02-30T00:00:00Z",
+    "2026-11-27T12:00:00+99:00",
+    "+12026-01-01T00:00:00Z",
+    "2026-11-27T12:00:00\x00Z",
+)
+_TEXT = st.sampled_from(HOSTILE_TEXT) | st.text(
+    st.characters(categories=["Cc", "Cf", "Co", "Zl", "Zp", "Zs"]), min_size=1, max_size=4
+).map(lambda odd: f"AB{odd}12")
+_ANY_TEXT = _TEXT | st.sampled_from(SURROGATES)
+
+
+def _poisoned(value: Any, draw: st.DrawFn) -> Any:
+    """`value` (a JSON body) with one string, key or entry replaced by hostile text."""
+    if isinstance(value, list) and value:
+        index = draw(st.integers(0, len(value) - 1))
+        return [_poisoned(v, draw) if i == index else v for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        fields = [*sorted(value), "waybill", "order_id", "metadata", "(key)"]
+        field = draw(st.sampled_from(fields))
+        poisoned = dict(value)
+        if field == "(key)":
+            poisoned[draw(_ANY_TEXT)] = "x"
+        elif field == "metadata":
+            poisoned["metadata"] = {draw(_ANY_TEXT): draw(_ANY_TEXT)}
+        else:
+            poisoned[field] = draw(_ANY_TEXT)
+        return poisoned
+    return [{"waybill": draw(_ANY_TEXT), "cp_id": 4}, {"waybill": "OK-1", "cp_id": 4}]
+
+
+@st.composite
+def hostile(draw: st.DrawFn, cases: st.SearchStrategy[Any]) -> Any:
+    """A case from `cases` with one of its inputs replaced by hostile text or an extreme date."""
+    case = draw(cases)
+    targets = ["body"] if case.method.upper() == "POST" and case.path == "/shipments" else []
+    if "waybill" in (case.path_parameters or {}):
+        targets.append("waybill")
+    if case.path.endswith("/replay"):
+        targets.append("since")
+    if not targets:
+        return case
+    target = draw(st.sampled_from(targets))
+    body, path_parameters, query = case.body, dict(case.path_parameters or {}), case.query
+    if target == "body":
+        body = _poisoned(case.body, draw)
+    elif target == "waybill":
+        # A path is sent as UTF-8: no surrogates (the gateway could not have decoded them).
+        path_parameters["waybill"] = draw(_TEXT)
+    else:
+        query = {**(case.query or {}), "since": draw(st.sampled_from(EXTREME_DATES))}
+    # A new case, not the generated one edited: schemathesis would check the edited one
+    # against the schema again, and its validator cannot read a lone surrogate.
+    return case.operation.Case(
+        method=case.method,
+        path_parameters=path_parameters,
+        headers=dict(case.headers or {}),
+        query=query,
+        body=body,
+        media_type=case.media_type or "application/json",
+    )
+
+
+def corpus(operations: list[Any]) -> list[Any]:
+    """Each hostile text in a body, an entry of a batch, a path; each extreme date in `since`."""
+    cases = []
+    for operation in operations:
+        if operation.path == "/shipments":
+            for text in (*HOSTILE_TEXT, *SURROGATES):
+                for body in (
+                    {"waybill": text, "cp_id": 4},
+                    [
+                        {"waybill": "OK-1", "cp_id": 4},
+                        {"waybill": "OK-2", "cp_id": 4, "order_id": text},
+                    ],
+                    [{"waybill": "OK-3", "cp_id": 4, "metadata": {text: text}, text: 1}],
+                ):
+                    cases.append(operation.Case(body=body, media_type="application/json"))
+            continue
+        for text in HOSTILE_TEXT:
+            cases.append(operation.Case(path_parameters={"cp_id": 1, "waybill": text}))
+        if operation.path.endswith("/replay"):
+            for since in EXTREME_DATES:
+                cases.append(
+                    operation.Case(
+                        path_parameters={"cp_id": 1, "waybill": "A"}, query={"since": since}
+                    )
+                )
+    return cases
+
 
 def test_the_committed_openapi_document_matches_the_code() -> None:
     # Given the document generated from the routes and models
@@ -73,6 +196,9 @@ class _Gateway(BaseHTTPRequestHandler):
                 event["body"] = base64.b64encode(raw).decode()
                 event["isBase64Encoded"] = True
         answer = self.stack.runtime.invoke("ShipmentsApiFunction", event)
+        if "statusCode" not in answer:
+            # The function raised: API Gateway answers 500, as here.
+            answer = {"statusCode": 500, "body": '{"message": "Internal Server Error"}'}
         body = (answer.get("body") or "").encode()
         self.send_response(int(answer["statusCode"]))
         for name, value in (answer.get("headers") or {}).items():
@@ -115,10 +241,12 @@ def test_no_request_the_document_allows_or_forbids_gets_a_5xx(base_url: str) -> 
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
     ]
     assert len(strategies) == 10
+    # and the same with hostile text or an extreme date in a body, a path or a query
+    strategies += [hostile(strategy) for strategy in strategies]
 
     # When each case is sent through the gateway to the function
     @settings(
-        max_examples=400,
+        max_examples=600,
         deadline=None,
         derandomize=True,
         suppress_health_check=list(HealthCheck),
@@ -129,4 +257,7 @@ def test_no_request_the_document_allows_or_forbids_gets_a_5xx(base_url: str) -> 
         # Then no answer is a 5xx, and each is documented and matches its schema
         case.call_and_validate(base_url=base_url, checks=CHECKS)
 
+    # (every hostile shape once, in each place it can go, before the generated ones)
+    for case in corpus(operations):
+        case.call_and_validate(base_url=base_url, checks=CHECKS)
     call()

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import ROOT, Pipeline
 from trackwatch.logic.cadence import epoch_minute
 from trackwatch.models.events import EVENT_ADAPTER
@@ -69,27 +71,42 @@ def test_every_function_has_a_sample_event(pipeline: Pipeline) -> None:
         assert any(s.startswith(folder + "_") for s in samples), f"no sample event for {folder}"
 
 
-def test_the_notifier_samples_message_the_customer(pipeline: Pipeline) -> None:
-    # Given the sample's shipment registered with a phone number and an e-mail address
-    from moto.sns.models import sns_backends
-
+@pytest.mark.parametrize("channel", ["sms", "whatsapp"])
+def test_the_notifier_samples_message_the_customer(pipeline: Pipeline, channel: str) -> None:
+    # Given the sample's shipment registered with a phone number and an e-mail address, the
+    # sample's channel first
     from trackwatch.models.registration import Registration
 
     registration = Registration(
-        waybill="4210610508756", cp_id=4, phone="+919876543210", email="asha@example.com"
+        waybill="4210610508756",
+        cp_id=4,
+        phone="+919876543210",
+        email="asha@example.com",
+        channels=(channel, "email"),  # type: ignore[arg-type]
     )
     pipeline.container().registration_service.register([registration])
     # (The pipeline's clock reads 11:30 in India: not quiet hours.)
 
-    # When the SMS notifier gets the sample batch
-    result = pipeline.runtime.invoke("NotifySmsFunction", sample("notify_sms_sqs.json"))
+    # When the notifier gets the sample batch
+    function = "NotifySmsFunction" if channel == "sms" else "NotifyWhatsAppFunction"
+    result = pipeline.runtime.invoke(function, sample(f"notify_{channel}_sqs.json"))
 
-    # Then the customer got one out-for-delivery SMS
+    # Then the customer got one out-for-delivery message (through the local sender)
     assert result == {"batchItemFailures": []}
-    sent = list(sns_backends["123456789012"]["us-east-1"].sms_messages.values())
-    assert len(sent) == 1
-    assert sent[0][0] == "+919876543210"
-    assert "out for delivery" in sent[0][1].lower()
+    sender = getattr(pipeline.local.senders, channel)
+    (message,) = sender.messages
+    assert message.to == "+919876543210"
+    assert "out for delivery" in message.body.lower()
+
+
+def test_the_whatsapp_events_sample_is_recorded(pipeline: Pipeline) -> None:
+    # When the consumer gets the sample (a report on a message we never sent, and a STOP)
+    result = pipeline.runtime.invoke(
+        "RecordWhatsAppEventsFunction", sample("record_whatsapp_events_sqs.json")
+    )
+
+    # Then nothing failed
+    assert result == {"batchItemFailures": []}
 
 
 def test_the_change_capture_samples_hint_then_poll(pipeline: Pipeline) -> None:

@@ -28,7 +28,7 @@ BAD_ROWS = [
     ({"phone": "12345"}, "phone", "not a valid phone number"),
     ({"email": "nobody@"}, "email", "not a valid e-mail address"),
     ({"language": "xx"}, "language", "must be one of en, hi"),
-    ({"channels": "sms;fax"}, "channels[1]", "must be one of sms or email"),
+    ({"channels": "sms;fax"}, "channels[1]", "must be one of whatsapp, sms or email"),
 ]
 BAD_EVERY = 100  # one bad row in each hundred
 

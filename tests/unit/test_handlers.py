@@ -31,17 +31,25 @@ from tests.fakes import (
     MemoryStore,
     StaticWebhookKeys,
 )
-from tests.notify_fakes import MemoryDeferrer, MemoryGuard, MemoryRecipients, MemorySender
-from tests.notify_samples import PHONE, recipient
+from tests.notify_fakes import (
+    MemoryDeferrer,
+    MemoryGuard,
+    MemoryHandover,
+    MemoryLedger,
+    MemoryRecipients,
+    MemorySender,
+)
+from tests.notify_samples import KEY, PHONE, recipient
 from trackwatch.bootstrap import Container, Handler, bootstrap
 from trackwatch.config import Settings
 from trackwatch.errors import ClickpostUnavailableError, StorageError
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
 from trackwatch.models.change_feed import UpdatedOrder
 from trackwatch.models.hints import ChangeHint, HintBatch
+from trackwatch.models.events import EVENT_ADAPTER
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
-from trackwatch.models.notification import Channel
+from trackwatch.models.notification import Channel, Delivery, DeliveryState
 from trackwatch_cli.runtime import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,9 +297,16 @@ def test_ingest_retries_a_message_that_hit_a_storage_failure() -> None:
 # --------------------------------------------------------------------------- notify
 
 
-@pytest.mark.parametrize(("channel", "address"), [("sms", PHONE), ("email", None)])
+@pytest.mark.parametrize(
+    ("channel", "channels", "address"),
+    [
+        ("whatsapp", ("whatsapp", "sms", "email"), PHONE),
+        ("sms", ("sms", "email"), PHONE),
+        ("email", ("whatsapp", "sms", "email"), None),
+    ],
+)
 def test_notify_samples_send_one_message_and_fail_a_poison_record_alone(
-    channel: Channel, address: str | None
+    channel: Channel, channels: tuple[Channel, ...], address: str | None
 ) -> None:
     # Given the sample (an out-for-delivery event) and a record that is no event
     event = sample(f"notify_{channel}_sqs.json")
@@ -303,10 +318,12 @@ def test_notify_samples_send_one_message_and_fail_a_poison_record_alone(
     container = bootstrap(
         Settings({}),
         clock=lambda: NOW,
-        recipients=MemoryRecipients(recipient()),
+        recipients=MemoryRecipients(recipient(channels=channels)),
         senders={channel: sender},
         deferrer=MemoryDeferrer(),
         guard=guard,
+        ledger=MemoryLedger(),
+        handover=MemoryHandover(),
     )
 
     # When
@@ -318,6 +335,76 @@ def test_notify_samples_send_one_message_and_fail_a_poison_record_alone(
     assert message.channel == channel
     assert address is None or message.to == address
     assert guard.contexts == [CONTEXT]
+
+
+def test_a_fallback_request_is_read_from_its_message_attributes() -> None:
+    # Given the SMS sample, marked as WhatsApp's delivery check
+    event = sample("notify_sms_sqs.json")
+    event["Records"][0]["messageAttributes"].update(
+        {
+            "fallback_from": {"stringValue": "whatsapp", "dataType": "String"},
+            "fallback_reason": {"stringValue": "timeout", "dataType": "String"},
+        }
+    )
+    sender = MemorySender()
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        recipients=MemoryRecipients(recipient()),
+        senders={"sms": sender},
+        deferrer=MemoryDeferrer(),
+        guard=MemoryGuard(),
+        ledger=MemoryLedger(),
+        handover=MemoryHandover(),
+    )
+
+    # When
+    answer = handler_of("notify_sms", container)(event, CONTEXT)
+
+    # Then WhatsApp's customer got the SMS in its place
+    assert failures(answer) == []
+    (message,) = sender.sent
+    assert message.fallback is not None
+    assert (message.fallback.from_channel, message.fallback.reason) == ("whatsapp", "timeout")
+
+
+def test_whatsapp_events_sample_records_a_delivery_and_a_stop() -> None:
+    # Given the sample (a "delivered" report and a "STOP" reply) and the message it reports on
+    notify = sample("notify_whatsapp_sqs.json")
+    shipment_event = EVENT_ADAPTER.validate_json(notify["Records"][0]["body"])
+    ledger = MemoryLedger()
+    ledger.begin(
+        Delivery(
+            event_id=shipment_event.event_id,
+            channel="whatsapp",
+            key=KEY,
+            kind="out_for_delivery",
+            language="en",
+            event=shipment_event,
+            state_at=NOW,
+        )
+    )
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        recipients=MemoryRecipients(recipient()),
+        ledger=ledger,
+        handover=MemoryHandover(),
+    )
+    event = sample("record_whatsapp_events_sqs.json")
+    poison = copy.deepcopy(event["Records"][0])
+    poison["messageId"] = "poison"
+    poison["body"] = '{"whatsAppWebhookEntry": "not json"}'
+    event["Records"].append(poison)
+
+    # When
+    answer = handler_of("record_whatsapp_events", container)(event, CONTEXT)
+
+    # Then
+    assert failures(answer) == ["poison"]
+    record = ledger.delivery(shipment_event.event_id, "whatsapp")
+    assert record is not None and record.state is DeliveryState.DELIVERED
+    assert ledger.opted_out("whatsapp", PHONE)
 
 
 # --------------------------------------------------------------------------- shipments API

@@ -1,4 +1,5 @@
-"""The notifier use case over in-memory fakes."""
+"""The notifier use case over in-memory fakes: each channel alone, and WhatsApp, SMS and e-mail
+together (preference, fallback on failure, undeliverable numbers and silence)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.notify_fakes import MemoryDeferrer, MemoryGuard, MemoryRecipients, MemorySender
+from tests.notify_fakes import (
+    MemoryDeferrer,
+    MemoryGuard,
+    MemoryHandover,
+    MemoryLedger,
+    MemoryRecipients,
+    MemorySender,
+)
 from tests.notify_samples import (
     KEY,
+    OCCURRED,
     PHONE,
     RENDERER,
     RULES,
@@ -17,57 +26,122 @@ from tests.notify_samples import (
     status_changed,
     stuck,
 )
-from trackwatch.errors import ProviderUnavailableError, RecipientRejectedError
+from trackwatch.errors import (
+    ProviderRejectedError,
+    ProviderUnavailableError,
+    RecipientRejectedError,
+)
 from trackwatch.models.events import ShipmentEvent
-from trackwatch.models.notification import Channel, NotificationRequest, Outcome, Recipient
+from trackwatch.models.notification import (
+    CHANNELS,
+    Channel,
+    DeliveryState,
+    Fallback,
+    NotificationRequest,
+    Outcome,
+    Recipient,
+)
 from trackwatch.models.policy import NotifyPolicy
-from trackwatch.services.notify import Notifier
+from trackwatch.services.notify import Chain, Notifier
 
 DAYTIME = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)  # 11:30 in Kolkata
+NIGHT = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)  # 22:30 in Kolkata
+WINDOW = timedelta(minutes=30)
+SMS_FIRST: tuple[Channel, ...] = ("sms", "email")
 
 
 class World:
-    def __init__(self, who: Recipient | None = None, channel: Channel = "sms") -> None:
+    """Three notifiers over one set of fakes, as three functions over one stack."""
+
+    def __init__(
+        self, who: Recipient | None = None, enabled: frozenset[str] = frozenset(CHANNELS)
+    ) -> None:
         self.recipients = MemoryRecipients(who or recipient())
-        self.sender = MemorySender()
+        self.senders = {channel: MemorySender() for channel in CHANNELS}
         self.deferrer = MemoryDeferrer()
         self.guard = MemoryGuard()
+        self.ledger = MemoryLedger()
+        self.handover = MemoryHandover()
         self.now = DAYTIME
-        self.notifier = Notifier(
-            channel,
-            rules=RULES,
-            policy=NotifyPolicy(),
-            recipients=self.recipients,
-            sender=self.sender,
-            deferrer=self.deferrer,
-            guard=self.guard,
-            renderer=RENDERER,
-            clock=lambda: self.now,
+        phone = {"sms", "whatsapp"}
+        self.notifiers = {
+            channel: Notifier(
+                channel,
+                rules=RULES,
+                policy=NotifyPolicy(),
+                recipients=self.recipients,
+                sender=self.senders[channel],
+                deferrer=self.deferrer,
+                guard=self.guard,
+                renderer=RENDERER,
+                clock=lambda: self.now,
+                chain=Chain(
+                    enabled=enabled,
+                    delivery_window=WINDOW,
+                    ledger=self.ledger if channel in phone else None,
+                    handover=self.handover if channel in phone else None,
+                ),
+            )
+            for channel in CHANNELS
+        }
+
+    def handle(self, event: ShipmentEvent, channel: Channel = "sms", **extra: object) -> Outcome:
+        request = NotificationRequest(event=event, **extra)  # type: ignore[arg-type]
+        return self.notifiers[channel].handle(request)[0]
+
+    def everywhere(self, event: ShipmentEvent) -> dict[Channel, Outcome]:
+        """The event as the topic delivers it: to every channel's queue."""
+        return {channel: self.handle(event, channel) for channel in CHANNELS}
+
+    def fallbacks(self, channel: Channel = "sms") -> list[Outcome]:
+        """Deliver what was handed to `channel`, as its queue would (after any delay)."""
+        outcomes = []
+        due = sorted(self.handover.requests(channel), key=lambda r: r.not_before or self.now)
+        for request in due:
+            if request.not_before is not None:
+                self.now = max(self.now, request.not_before)
+            outcomes.append(self.notifiers[channel].handle(request)[0])
+        self.handover.handed.clear()
+        return outcomes
+
+    def sent(self, channel: Channel) -> int:
+        return len(self.senders[channel].sent)
+
+    def report(self, event: ShipmentEvent, state: DeliveryState) -> None:
+        """What the WhatsApp events consumer does with a report (services/whatsapp_events)."""
+        record = self.ledger.delivery(event.event_id, "whatsapp")
+        assert record is not None
+        self.ledger.update(
+            record.model_copy(update={"state": state, "version": record.version + 1})
         )
 
-    def handle(self, event: ShipmentEvent, **extra: object) -> Outcome:
-        return self.notifier.handle(NotificationRequest(event=event, **extra))[0]  # type: ignore[arg-type]
+
+# --------------------------------------------------------------------------- one channel
 
 
 def test_an_event_redelivered_is_sent_once() -> None:
-    world = World()
+    world = World(recipient(channels=SMS_FIRST))
     event = status_changed(6)
     assert world.handle(event) is Outcome.SENT
     assert world.handle(event) is Outcome.DUPLICATE
-    assert len(world.sender.sent) == 1
-    assert world.sender.sent[0].to == PHONE
-    assert "out for delivery" in world.sender.sent[0].body
+    (message,) = world.senders["sms"].sent
+    assert message.to == PHONE
+    assert "out for delivery" in message.body
+    assert message.dlt_template_id == "1107161234501000002"
+    assert (message.encoding, message.segments) == ("gsm7", 1)
 
 
 def test_a_hindi_customer_gets_hindi() -> None:
-    world = World(recipient("hi"))
+    world = World(recipient("hi", channels=SMS_FIRST))
     world.handle(status_changed(8))
-    assert "डिलीवर हो गया है" in world.sender.sent[0].body
+    (message,) = world.senders["sms"].sent
+    assert "डिलीवर हो गया है" in message.body
+    assert message.encoding == "ucs2"
 
 
 def test_a_flapping_out_for_delivery_sends_one_message() -> None:
     # Given out for delivery, a failed attempt, out for delivery again within the hour
-    world = World()
+    world = World(recipient(channels=SMS_FIRST))
     outcomes = []
     for i, event in enumerate([status_changed(6, "a"), ndr_raised(), status_changed(6, "b")]):
         world.now = DAYTIME + timedelta(minutes=20 * i)
@@ -75,61 +149,74 @@ def test_a_flapping_out_for_delivery_sends_one_message() -> None:
 
     # Then the customer hears of the failure and of one delivery run
     assert outcomes == [Outcome.SENT, Outcome.SENT, Outcome.REPEAT]
-    assert len(world.sender.sent) == 2
+    assert world.sent("sms") == 2
 
 
 def test_opt_outs_missing_addresses_and_failed_addresses_are_honoured() -> None:
-    assert World(recipient(opt_out=frozenset({"sms"}))).handle(stuck()) is Outcome.OPTED_OUT
-    assert World(recipient(phone=None)).handle(stuck()) is Outcome.NO_ADDRESS
-    assert World(recipient(), channel="email").handle(stuck()) is Outcome.SENT
-    assert World(recipient(opt_out=frozenset({"sms"})), "email").handle(stuck()) is Outcome.SENT
+    sms_first = recipient(channels=SMS_FIRST)
+    opted = sms_first.model_copy(update={"opt_out": frozenset({"sms"})})
+    assert World(opted).handle(stuck()) is Outcome.OPTED_OUT
+    assert World(recipient(channels=SMS_FIRST, phone=None)).handle(stuck()) is Outcome.NO_ADDRESS
+    assert World(sms_first).handle(stuck(), "email") is Outcome.SENT
+    assert World(opted).handle(stuck(), "email") is Outcome.SENT
 
 
 def test_a_rejected_number_is_recorded_and_not_tried_again() -> None:
-    # Given a number SNS refuses
-    world = World()
-    world.sender.fail = RecipientRejectedError("sns_InvalidParameter")
+    # Given a number the provider refuses for the recipient's own reason
+    world = World(recipient(channels=SMS_FIRST))
+    world.senders["sms"].fail = RecipientRejectedError("sms_ConflictException")
 
     # When two events come
     first = world.handle(status_changed(6))
-    world.sender.fail = None
+    world.senders["sms"].fail = None
     second = world.handle(stuck())
 
     # Then the first records the failure and succeeds; the second is not attempted
     assert first is Outcome.REJECTED
     assert second is Outcome.ADDRESS_FAILED
-    failure = world.recipients.recipients[KEY].failures["sms"]
-    assert failure.reason == "sns_InvalidParameter"
-    assert world.sender.sent == []
+    assert world.recipients.recipients[KEY].failures["sms"].reason == "sms_ConflictException"
+    assert world.senders["sms"].sent == []
+
+
+def test_a_request_the_provider_refuses_as_ours_fails_without_blaming_the_number() -> None:
+    # Given SMS refused for a reason of ours (say, an unregistered sender id)
+    world = World(recipient(channels=SMS_FIRST))
+    world.senders["sms"].fail = ProviderRejectedError("sms_ValidationException")
+
+    # When / Then: the message fails (to its DLQ, which alarms); the number stays usable
+    with pytest.raises(ProviderRejectedError):
+        world.handle(status_changed(6))
+    assert world.recipients.recipients[KEY].failures == {}
+    assert world.recipients.recipients[KEY].log("sms").day_count == 0
 
 
 def test_an_invalid_number_is_rejected_before_any_provider() -> None:
-    world = World(recipient(phone="12345"))
+    world = World(recipient(phone="12345", channels=SMS_FIRST))
     assert world.handle(stuck()) is Outcome.REJECTED
     assert world.recipients.recipients[KEY].failures["sms"].reason == "invalid_number"
 
 
 def test_a_throttled_send_is_retried_and_then_sent_without_counting_twice() -> None:
     # Given the provider throttles once
-    world = World()
-    world.sender.fail = ProviderUnavailableError("Throttling")
+    world = World(recipient(channels=SMS_FIRST))
+    world.senders["sms"].fail = ProviderUnavailableError("Throttling")
 
     # When the event fails, then comes back
     with pytest.raises(ProviderUnavailableError):
         world.handle(status_changed(6))
-    world.sender.fail = None
+    world.senders["sms"].fail = None
     retried = world.handle(status_changed(6))
 
     # Then it was released, not recorded as sent, and the retry goes out once
     assert retried is Outcome.SENT
-    assert len(world.sender.sent) == 1
+    assert world.sent("sms") == 1
     assert world.recipients.recipients[KEY].log("sms").day_count == 1
 
 
 def test_quiet_hours_hold_the_message_without_recording_it_sent() -> None:
     # Given 22:30 in Kolkata
-    world = World()
-    world.now = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
+    world = World(recipient(channels=SMS_FIRST))
+    world.now = NIGHT
 
     # When
     outcome = world.handle(status_changed(6))
@@ -147,7 +234,7 @@ def test_quiet_hours_hold_the_message_without_recording_it_sent() -> None:
 
 
 def test_a_customer_in_another_zone_gets_their_own_quiet_hours() -> None:
-    world = World(recipient(timezone="Europe/London"))
+    world = World(recipient(timezone="Europe/London", channels=SMS_FIRST))
     world.now = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)  # 17:00 in London
     assert world.handle(status_changed(6)) is Outcome.SENT
 
@@ -157,3 +244,205 @@ def test_unknown_shipments_and_non_customer_events_are_skipped() -> None:
     world.recipients.recipients.clear()
     assert world.handle(status_changed(6)) is Outcome.NO_SHIPMENT
     assert world.handle(status_changed(1004)) is Outcome.NOT_NOTIFIED
+
+
+# --------------------------------------------------------------------------- preference
+
+
+def test_by_default_whatsapp_goes_first_sms_waits_and_email_goes_besides() -> None:
+    # Given a customer who named no channels
+    world = World()
+
+    # When an event reaches every channel's queue
+    outcomes = world.everywhere(status_changed(6))
+
+    # Then WhatsApp and e-mail send, SMS stands by, and SMS has a delivery check queued
+    assert outcomes == {
+        "whatsapp": Outcome.SENT,
+        "sms": Outcome.STANDBY,
+        "email": Outcome.SENT,
+    }
+    (message,) = world.senders["whatsapp"].sent
+    assert message.whatsapp is not None
+    assert message.whatsapp.name == "trackwatch_out_for_delivery"
+    assert message.whatsapp.parameters == ("ORD-1042", "Delhivery")
+    ((_, to, fallback, not_before),) = world.handover.handed
+    assert (to, fallback) == ("sms", Fallback(from_channel="whatsapp", reason="timeout"))
+    assert not_before == DAYTIME + WINDOW
+    record = world.ledger.delivery(status_changed(6).event_id, "whatsapp")
+    assert record is not None
+    assert (record.state, record.provider_message_id) == (DeliveryState.SENT, "whatsapp-1")
+
+
+def test_the_customers_order_decides_and_sms_first_has_no_check() -> None:
+    world = World(recipient(channels=("sms", "whatsapp")))
+    outcomes = world.everywhere(status_changed(6))
+    assert outcomes == {
+        "whatsapp": Outcome.STANDBY,
+        "sms": Outcome.SENT,
+        "email": Outcome.OPTED_OUT,
+    }
+    assert world.handover.handed == []
+
+
+def test_whatsapp_off_in_this_deployment_makes_sms_first() -> None:
+    world = World(enabled=frozenset({"sms", "email"}))
+    outcomes = world.everywhere(status_changed(6))
+    assert outcomes["sms"] is Outcome.SENT
+    assert outcomes["whatsapp"] is Outcome.OPTED_OUT
+
+
+def test_a_whatsapp_stop_makes_sms_first() -> None:
+    world = World()
+    world.ledger.opt_out("whatsapp", PHONE, DAYTIME)
+    outcomes = world.everywhere(status_changed(6))
+    assert outcomes["whatsapp"] is Outcome.OPTED_OUT
+    assert outcomes["sms"] is Outcome.SENT
+
+
+# --------------------------------------------------------------------------- fallback
+
+
+def test_a_failed_whatsapp_message_goes_by_sms_once_and_the_records_say_why() -> None:
+    # Given WhatsApp sent, then Meta reported it failed (the consumer hands it to SMS)
+    world = World()
+    event = status_changed(6)
+    world.everywhere(event)
+    world.handover.handed.clear()
+    world.report(event, DeliveryState.FAILED)
+    failed = Fallback(from_channel="whatsapp", reason="failed")
+    world.handover.hand_over(event, "sms", failed)
+    world.handover.hand_over(event, "sms", failed)  # the report delivered twice
+
+    # When SMS gets the requests, and later the delivery check
+    outcomes = world.fallbacks()
+    check = world.handle(
+        event, fallback=Fallback(from_channel="whatsapp", reason="timeout"), not_before=world.now
+    )
+
+    # Then one SMS, marked as the fallback, and both records say so
+    assert outcomes == [Outcome.FALLBACK_SENT, Outcome.DUPLICATE]
+    assert check is Outcome.DUPLICATE
+    (sms,) = world.senders["sms"].sent
+    assert sms.fallback == failed
+    sms_record = world.ledger.delivery(event.event_id, "sms")
+    whatsapp_record = world.ledger.delivery(event.event_id, "whatsapp")
+    assert sms_record is not None and sms_record.fallback_of == failed
+    assert whatsapp_record is not None and whatsapp_record.fallback is not None
+    assert (whatsapp_record.fallback.to_channel, whatsapp_record.fallback.reason) == (
+        "sms",
+        "failed",
+    )
+
+
+def test_no_report_of_delivery_within_the_window_sends_the_sms() -> None:
+    world = World()
+    event = status_changed(6)
+    world.everywhere(event)
+
+    # When the delivery check comes with WhatsApp still only "sent"
+    assert world.fallbacks() == [Outcome.FALLBACK_SENT]
+    (sms,) = world.senders["sms"].sent
+    assert sms.fallback == Fallback(from_channel="whatsapp", reason="timeout")
+    record = world.ledger.delivery(event.event_id, "whatsapp")
+    assert record is not None and record.fallback is not None
+    assert record.fallback.reason == "timeout"
+
+
+def test_a_delivered_whatsapp_message_needs_no_sms() -> None:
+    world = World()
+    event = status_changed(6)
+    world.everywhere(event)
+    world.report(event, DeliveryState.DELIVERED)
+    assert world.fallbacks() == [Outcome.DELIVERED_ELSEWHERE]
+    assert world.sent("sms") == 0
+
+
+def test_a_number_whatsapp_cannot_reach_goes_by_sms_at_once_and_stays_there() -> None:
+    # Given a number End User Messaging refuses as the recipient's
+    world = World()
+    world.senders["whatsapp"].fail = RecipientRejectedError("whatsapp_undeliverable")
+    event = status_changed(6)
+
+    # When WhatsApp tries, SMS gets the hand-over, then SMS's own copy of the event comes
+    tried = world.handle(event, "whatsapp")
+    handed = world.fallbacks()
+    own_copy = world.handle(event, "sms")
+
+    # Then SMS took over at once, once, saying why
+    assert tried is Outcome.REJECTED
+    assert handed[0] is Outcome.FALLBACK_SENT
+    assert set(handed[1:]) <= {Outcome.DUPLICATE}
+    assert own_copy is Outcome.DUPLICATE
+    (sms,) = world.senders["sms"].sent
+    assert sms.fallback == Fallback(from_channel="whatsapp", reason="undeliverable")
+
+    # And from then on SMS comes first for this customer
+    later = world.everywhere(stuck())
+    assert later["whatsapp"] is Outcome.ADDRESS_FAILED
+    assert later["sms"] is Outcome.SENT
+
+
+def test_one_sms_per_event_whichever_way_it_comes_first() -> None:
+    # Given WhatsApp found unreachable, and SMS's own copy of the event handled before the
+    # hand-over (queues are not ordered with each other)
+    world = World()
+    world.senders["whatsapp"].fail = RecipientRejectedError("whatsapp_undeliverable")
+    event = status_changed(6)
+    world.handle(event, "whatsapp")
+
+    # When
+    own_copy = world.handle(event, "sms")
+    handed = world.fallbacks()
+
+    # Then the first way sends, the other finds it sent
+    assert own_copy is Outcome.SENT
+    assert set(handed) == {Outcome.DUPLICATE}
+    assert world.sent("sms") == 1
+
+
+def test_a_fallback_waits_for_quiet_hours_to_end() -> None:
+    world = World()
+    event = status_changed(6)
+    world.now = DAYTIME.replace(hour=15, minute=20)  # 20:50 in Kolkata
+    world.everywhere(event)
+
+    # When the check comes at 21:20 in Kolkata
+    assert world.fallbacks() == [Outcome.DEFERRED]
+    ((held, deferral),) = world.deferrer.deferred
+    assert held.fallback == Fallback(from_channel="whatsapp", reason="timeout")
+    assert deferral.not_before == datetime(2026, 11, 28, 3, 30, tzinfo=UTC)
+    assert world.sent("sms") == 0
+
+
+def test_a_fallback_counts_against_the_sms_daily_cap() -> None:
+    # Given a customer whose SMS cap for today is reached
+    world = World()
+    world.notifiers["sms"]._policy = NotifyPolicy(daily_cap=1)
+    world.everywhere(status_changed(6))
+    assert world.fallbacks() == [Outcome.FALLBACK_SENT]
+
+    # When a second WhatsApp message is not delivered either
+    world.now += timedelta(minutes=5)
+    world.everywhere(ndr_raised())
+
+    # Then its fallback is refused by the cap: each channel keeps its own
+    assert world.fallbacks() == [Outcome.DAILY_CAP]
+    assert world.sent("sms") == 1
+    assert world.sent("whatsapp") == 2
+
+
+def test_a_fallback_for_news_whatsapp_has_since_overtaken_is_not_sent() -> None:
+    # Given out for delivery on WhatsApp, unreported, then delivered on WhatsApp
+    world = World()
+    world.everywhere(status_changed(6, occurred=OCCURRED))
+    world.now += timedelta(minutes=10)
+    world.everywhere(status_changed(8, occurred=OCCURRED + timedelta(hours=1)))
+
+    # When both delivery checks come
+    outcomes = world.fallbacks()
+
+    # Then only the newest news goes by SMS
+    assert outcomes == [Outcome.SUPERSEDED, Outcome.FALLBACK_SENT]
+    (sms,) = world.senders["sms"].sent
+    assert sms.kind == "delivered"

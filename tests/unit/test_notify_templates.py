@@ -1,4 +1,6 @@
-"""Every template renders for every kind, channel and language, exactly as its golden file.
+"""Every template renders for every kind, channel and language, exactly as its golden file
+(an SMS as sent, a WhatsApp message as the customer reads it with its template's name and
+parameters, an e-mail with its subject).
 
 Regenerate the golden files after a deliberate wording change with
 `UPDATE_GOLDEN=1 uv run pytest tests/unit/test_notify_templates.py`, and review the diff.
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.notify_samples import RENDERER, RULES, recipient, sample_event
+from trackwatch.data import load_registry
 from trackwatch.errors import ConfigurationError
 from trackwatch.logic.render import MessageContext, Renderer, context_for, language_of
 from trackwatch.models.notification import CHANNELS, Channel
@@ -27,7 +30,17 @@ def _as_text(channel: Channel, language: str, kind: str) -> str:
         channel, language, context_for(sample_event(kind), kind, recipient(language), language)
     )
     if channel == "sms":
-        return rendered.body + "\n"
+        return (
+            f"DLT template: {rendered.dlt_template_id} ({rendered.encoding}, "
+            f"{rendered.segments} segments)\n\n{rendered.body}\n"
+        )
+    if channel == "whatsapp":
+        assert rendered.whatsapp is not None
+        template = rendered.whatsapp
+        return (
+            f"Template: {template.name} ({template.language_code}) "
+            f"{list(template.parameters)}\n\n{rendered.body}\n"
+        )
     return f"Subject: {rendered.subject}\n\n{rendered.body}"
 
 
@@ -37,7 +50,7 @@ def test_every_channel_has_templates_in_english_and_hindi() -> None:
 
     # Then
     for channel in CHANNELS:
-        assert {"en", "hi"} <= renderer.languages(channel)
+        assert {"en", "hi"} <= renderer.languages(channel), channel
 
 
 @pytest.mark.parametrize(("channel", "language", "kind"), CASES)
@@ -78,30 +91,37 @@ def test_template_renders_with_every_optional_value_missing(
     # When
     rendered = RENDERER.render(channel, language, context)
 
-    # Then
+    # Then: the placeholders of the registry stand in (registered text cannot bend)
     assert "AWB1" in rendered.body
     assert "None" not in rendered.body + (rendered.subject or "")
     if channel == "email":
         assert rendered.subject
+    if channel == "whatsapp":
+        assert rendered.whatsapp is not None
+        assert all(rendered.whatsapp.parameters)
 
 
 def test_a_template_naming_an_unknown_variable_fails_loudly() -> None:
-    # Given a template with a typo in a variable name
-    templates = {"sms/en/shipped.j2": "Order {{ order_refx }} shipped"}
+    # Given an e-mail template with a typo in a variable name
+    templates = {
+        "en/email/shipped.j2": "{% block subject %}x{% endblock %}"
+        "{% block body %}Order {{ order_refx }} shipped{% endblock %}"
+    }
     context = context_for(sample_event("shipped"), "shipped", recipient(), "en")
 
     # When / Then
     with pytest.raises(ConfigurationError, match="order_refx"):
-        Renderer(templates).render("sms", "en", context)
+        Renderer(templates, load_registry()).render("email", "en", context)
 
 
-def test_a_missing_template_is_a_configuration_error() -> None:
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_a_missing_template_is_a_configuration_error(channel: Channel) -> None:
     # Given
     context = context_for(sample_event("shipped"), "no_such_kind", recipient(), "en")
 
     # When / Then
     with pytest.raises(ConfigurationError, match="no template"):
-        RENDERER.render("sms", "en", context)
+        RENDERER.render(channel, "en", context)
 
 
 @pytest.mark.parametrize(

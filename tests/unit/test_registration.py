@@ -73,9 +73,9 @@ def problems(raw: object) -> list[str]:
         ({"email": "nobody"}, "email: not a valid e-mail address"),
         ({"email": "a@b@c.com"}, "email: not a valid e-mail address"),
         ({"language": "fr"}, "language: must be one of en, hi"),
-        ({"channels": ["fax"]}, "channels[0]: must be one of sms or email"),
+        ({"channels": ["fax"]}, "channels[0]: must be one of whatsapp, sms or email"),
         ({"channels": ["sms", "sms"]}, "channels: must not repeat a channel"),
-        ({"opt_out": ["pigeon"]}, "opt_out[0]: must be one of sms or email"),
+        ({"opt_out": ["pigeon"]}, "opt_out[0]: must be one of whatsapp, sms or email"),
         ({"metadata": {"k": 1}}, "metadata: value of 'k' must be a string"),
         ({"metadata": {f"k{i}": "v" for i in range(21)}}, "metadata: must have at most 20 entries"),
         ({"metadata": {"k": "v" * 257}}, "metadata: value of 'k' must be at most 256 characters"),
@@ -144,7 +144,13 @@ def test_a_new_shipment_starts_in_the_new_cadence_class() -> None:
     assert write is not None and write.creates
     assert write.due_key == due_key("4#AWB1", CadenceClass.NEW, CADENCE)
     assert write.state is not None and write.state.order_id == "ORD-9"
-    assert write.contact.channels == frozenset({"sms", "email"})
+    # Every channel, WhatsApp first: the order is the customer's preference
+    assert write.contact.channels == ("whatsapp", "sms", "email")
+
+
+def test_the_channels_keep_the_order_they_were_given_in() -> None:
+    write = plan_registration(None, entry(channels=["sms", "whatsapp"]), NOW, CADENCE)
+    assert write is not None and write.contact.channels == ("sms", "whatsapp")
 
 
 def test_registering_again_merges_what_was_sent_and_keeps_the_rest() -> None:

@@ -15,20 +15,23 @@ Adapters are imported inside the properties that build them, for the same reason
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from trackwatch.config import Settings
-from trackwatch.models.notification import Channel
+from trackwatch.errors import ConfigurationError
+from trackwatch.models.notification import PHONE_CHANNELS, Channel
 from trackwatch.ports import (
     ChangeFeedFactory,
     Deferrer,
+    DeliveryLedger,
     EventLog,
     EventPublisher,
     FeedStateStore,
     HintSink,
     HintSource,
+    Handover,
     OnceGuard,
     OutboxReader,
     PollQueueWriter,
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
     from trackwatch.adapters.senders import SmtpCredentials
     from trackwatch.logic.catalogue import StatusCatalogue
     from trackwatch.logic.notify_rules import NotifyRules
+    from trackwatch.logic.registry import MessageRegistry
     from trackwatch.logic.render import Renderer
     from trackwatch.models.policy import Cadence
     from trackwatch.services.change_feed import FeedService
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
     from trackwatch.services.registration import RegistrationService
     from trackwatch.services.shipments import ShipmentsService
     from trackwatch.services.webhooks import WebhookService
+    from trackwatch.services.whatsapp_events import WhatsAppEvents
 
 Clock = Callable[[], datetime]
 #: A Lambda handler: (event, context) -> response.
@@ -95,6 +100,8 @@ class Overrides(TypedDict, total=False):
     senders: Mapping[Channel, Sender]
     deferrer: Deferrer
     guard: OnceGuard
+    ledger: DeliveryLedger
+    handover: Handover
 
 
 class Container:
@@ -432,11 +439,28 @@ class Container:
         return load_rules(self.catalogue, self.settings.data_files.notify_rules)
 
     @cached_property
-    def renderer(self) -> Renderer:
-        """The message templates, read once."""
-        from trackwatch.data import load_renderer
+    def message_registry(self) -> MessageRegistry:
+        """What each message kind says, per language and channel, and where it is registered."""
+        from trackwatch.data import load_registry
 
-        return load_renderer()
+        return load_registry(self.settings.data_files.message_registry)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        """The message templates, read once, checked against the registry, the rules and the
+        supported languages: a kind without its template somewhere refuses to start."""
+        from trackwatch.data import load_templates
+        from trackwatch.logic.registry import problems
+        from trackwatch.logic.render import Renderer
+
+        templates = load_templates()
+        max_segments = self.settings.messages.sms_max_segments
+        found = problems(
+            self.message_registry, templates, self.notify_rules, self.languages, max_segments
+        )
+        if found:
+            raise ConfigurationError("message templates: " + "; ".join(found))
+        return Renderer(templates, self.message_registry, max_segments)
 
     @cached_property
     def recipients(self) -> RecipientStore:
@@ -462,6 +486,35 @@ class Container:
         )
 
     @cached_property
+    def ledger(self) -> DeliveryLedger:
+        """The notification records and opt-outs (NotificationsTable)."""
+        if (given := self._overrides.get("ledger")) is not None:
+            return given
+        from trackwatch.adapters.notifications_table import NotificationsTable
+
+        channels = self.settings.channels
+        name = channels.notifications_table_name
+        if name is None:
+            raise ConfigurationError("NOTIFICATIONS_TABLE_NAME is required by this function")
+        ttl_s = channels.notify_idempotency_ttl_hours * 3600
+        return NotificationsTable(name, self.clients.dynamodb, ttl_s)
+
+    @cached_property
+    def handover(self) -> Handover:
+        """Where a message goes when the next channel takes over: that channel's queue."""
+        if (given := self._overrides.get("handover")) is not None:
+            return given
+        from trackwatch.adapters.notify_queue import ChannelQueues
+
+        settings = self.settings.channels
+        urls: dict[Channel, str] = {}
+        if settings.sms_queue_url:
+            urls["sms"] = settings.sms_queue_url
+        if settings.whatsapp_queue_url:
+            urls["whatsapp"] = settings.whatsapp_queue_url
+        return ChannelQueues(urls, self.clients.sqs, self.clock)
+
+    @cached_property
     def deferrer(self) -> Deferrer:
         """Where a message inside quiet hours waits: the notifier's own queue."""
         if (given := self._overrides.get("deferrer")) is not None:
@@ -471,17 +524,45 @@ class Container:
         return NotifyQueue(self.settings.notify.notify_queue_url, self.clients.sqs)
 
     def sender(self, channel: Channel) -> Sender:
-        """SNS for SMS; SES or the SMTP relay for e-mail, as EMAIL_TRANSPORT says."""
+        """End User Messaging SMS (or SNS) for SMS, End User Messaging Social for WhatsApp, SES
+        or the SMTP relay for e-mail, as the settings say."""
         given = self._overrides.get("senders", {}).get(channel)
         if given is not None:
             return given
-        from trackwatch.adapters.senders import SesEmailSender, SmtpEmailSender, SnsSmsSender
-
         if channel == "sms":
-            sms = self.settings.sms
-            return SnsSmsSender(
-                sms_type=sms.sms_type, sender_id=sms.sms_sender_id, client=self.clients.sns
+            return self._sms_sender()
+        if channel == "whatsapp":
+            from trackwatch.adapters.senders import WhatsAppSender
+
+            whatsapp = self.settings.whatsapp
+            return WhatsAppSender(
+                phone_number_id=whatsapp.whatsapp_phone_number_id,
+                meta_api_version=whatsapp.meta_api_version,
+                client=self.clients.socialmessaging,
             )
+        return self._email_sender()
+
+    def _sms_sender(self) -> Sender:
+        from trackwatch.adapters.senders import EndUserMessagingSmsSender, SnsSmsSender
+
+        sms = self.settings.sms
+        if sms.sms_transport == "sns":
+            return SnsSmsSender(
+                sms_type=sms.sms_type,
+                sender_id=sms.sms_sender_id,
+                entity_id=sms.dlt_entity_id,
+                client=self.clients.sns,
+            )
+        return EndUserMessagingSmsSender(
+            origination_identity=sms.origination_identity,
+            entity_id=sms.dlt_entity_id,
+            configuration_set=sms.sms_configuration_set,
+            client=self.clients.sms_voice,
+        )
+
+    def _email_sender(self) -> Sender:
+        from trackwatch.adapters.senders import SesEmailSender, SmtpEmailSender
+
         email = self.settings.email
         if email.email_transport == "ses":
             return SesEmailSender(
@@ -510,8 +591,16 @@ class Container:
         """The notifier of one channel."""
         built = self._notifiers.get(channel)
         if built is None:
-            from trackwatch.services.notify import Notifier
+            from trackwatch.services.notify import Chain, Notifier
 
+            channels = self.settings.channels
+            phone = channel in PHONE_CHANNELS
+            chain = Chain(
+                enabled=channels.enabled,
+                delivery_window=timedelta(minutes=channels.whatsapp_delivery_window_minutes),
+                ledger=self.ledger if phone else None,
+                handover=self.handover if phone else None,
+            )
             built = Notifier(
                 channel,
                 rules=self.notify_rules,
@@ -522,9 +611,23 @@ class Container:
                 guard=self.guard,
                 renderer=self.renderer,
                 clock=self.clock,
+                chain=chain,
             )
             self._notifiers[channel] = built
         return built
+
+    @cached_property
+    def whatsapp_events(self) -> WhatsAppEvents:
+        """The WhatsApp events consumer: reports on our messages, customers' replies."""
+        from trackwatch.services.whatsapp_events import WhatsAppEvents
+
+        return WhatsAppEvents(
+            ledger=self.ledger,
+            handover=self.handover,
+            recipients=self.recipients,
+            opt_out_keywords=self.message_registry.opt_out_keywords(),
+            clock=self.clock,
+        )
 
 
 def bootstrap(

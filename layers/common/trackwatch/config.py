@@ -31,6 +31,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class _OptionalSection(_Section):
+    """A section whose empty variables mean "not set" (CloudFormation cannot leave a
+    variable out, so an empty parameter stands for none)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_values(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: _empty_is_none(v) for k, v in data.items()}
+        return data
+
+
 def parse[M: BaseModel](model: type[M], environ: Mapping[str, str], prefix: str = "") -> M:
     """`model` from the variables named PREFIX + FIELD (upper case); a ConfigurationError
     naming each variable that is missing or breaks a rule."""
@@ -185,19 +197,65 @@ def _empty_is_none(value: object) -> object:
     return value or None
 
 
-class SmsSettings(_Section):
-    """How SMS are sent through SNS."""
+class SmsSettings(_OptionalSection):
+    """How SMS are sent: End User Messaging SMS (the default) or SNS, with India's DLT ids."""
 
-    #: Transactional messages are delivered even to numbers on DND lists where allowed.
-    sms_type: Literal["Transactional", "Promotional"] = "Transactional"
+    #: end-user-messaging: pinpoint-sms-voice-v2 SendTextMessage; sns: SNS Publish.
+    sms_transport: Literal["end-user-messaging", "sns"] = "end-user-messaging"
+    #: The registered sender id (DLT header), the origination identity of every SMS.
     sms_sender_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,11}$")
+    #: An origination identity to use instead (a pool or phone number, id or ARN).
+    sms_origination_identity: str | None = Field(default=None, min_length=1, max_length=256)
+    #: The DLT principal entity id every SMS to an Indian number carries.
+    dlt_entity_id: str | None = Field(default=None, pattern=r"^[0-9]{1,30}$")
+    sms_configuration_set: str | None = Field(default=None, min_length=1, max_length=256)
+    #: SNS only: transactional messages are delivered even to numbers on DND lists.
+    sms_type: Literal["Transactional", "Promotional"] = "Transactional"
 
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: _empty_is_none(v) for k, v in data.items()}
-        return data
+    @property
+    def origination_identity(self) -> str | None:
+        """What SendTextMessage sends from: the identity given, else the sender id."""
+        return self.sms_origination_identity or self.sms_sender_id
+
+
+class MessageSettings(_Section):
+    """How long a message may be."""
+
+    #: Most SMS segments one message may take; Clickpost's text is shortened to fit.
+    sms_max_segments: int = Field(default=3, ge=1, le=10)
+
+
+class WhatsAppSettings(_Section):
+    """How WhatsApp messages are sent: End User Messaging Social."""
+
+    #: The End User Messaging Social id of the WABA phone number messages come from.
+    whatsapp_phone_number_id: str = Field(pattern=r"^phone-number-id-[0-9a-zA-Z]{1,64}$")
+    #: The Meta Graph API version of the messages (v{number}).
+    meta_api_version: str = Field(default="v20.0", pattern=r"^v[0-9]+(\.[0-9]+)?$")
+
+
+class ChannelSettings(_OptionalSection):
+    """Which channels this deployment sends on, and how WhatsApp and SMS stand in for each
+    other (variables NOTIFY_CHANNELS, WHATSAPP_DELIVERY_WINDOW_MINUTES, ...)."""
+
+    #: Comma-separated: the channels sent on (WhatsApp is left out when not configured).
+    notify_channels: str = Field(
+        default="whatsapp,sms,email", pattern=r"^(whatsapp|sms|email)(,(whatsapp|sms|email))*$"
+    )
+    #: How long a WhatsApp message may go unreported as delivered before SMS takes over.
+    whatsapp_delivery_window_minutes: int = Field(default=30, ge=1, le=1440)
+    #: The notification records and opt-outs (NotificationsTable).
+    notifications_table_name: str | None = Field(default=None, min_length=3)
+    #: How long a notification record is kept: as long as the idempotency records.
+    notify_idempotency_ttl_hours: int = Field(default=456, ge=24, le=8760)
+    #: The queues a fallback is handed to.
+    sms_queue_url: str | None = Field(default=None, min_length=1)
+    whatsapp_queue_url: str | None = Field(default=None, min_length=1)
+
+    @property
+    def enabled(self) -> frozenset[str]:
+        """The channels sent on, as a set."""
+        return frozenset(self.notify_channels.split(","))
 
 
 class EmailSettings(_Section):
@@ -272,18 +330,12 @@ class WebhookSettings(_Section):
     webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
 
 
-class DataFiles(_Section):
+class DataFiles(_OptionalSection):
     """Data files a deployment may replace (variables TRACKWATCH_*); None: the packaged one."""
 
     status_catalogue: Path | None = None
     notify_rules: Path | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: _empty_is_none(v) for k, v in data.items()}
-        return data
+    message_registry: Path | None = None
 
 
 class Settings:
@@ -367,8 +419,23 @@ class Settings:
 
     @cached_property
     def sms(self) -> SmsSettings:
-        """SMS_TYPE, SMS_SENDER_ID."""
+        """SMS_TRANSPORT, SMS_SENDER_ID, SMS_ORIGINATION_IDENTITY, DLT_ENTITY_ID, ..."""
         return parse(SmsSettings, self._environ)
+
+    @cached_property
+    def messages(self) -> MessageSettings:
+        """SMS_MAX_SEGMENTS."""
+        return parse(MessageSettings, self._environ)
+
+    @cached_property
+    def whatsapp(self) -> WhatsAppSettings:
+        """WHATSAPP_PHONE_NUMBER_ID, META_API_VERSION."""
+        return parse(WhatsAppSettings, self._environ)
+
+    @cached_property
+    def channels(self) -> ChannelSettings:
+        """NOTIFY_CHANNELS, WHATSAPP_DELIVERY_WINDOW_MINUTES, NOTIFICATIONS_TABLE_NAME, ..."""
+        return parse(ChannelSettings, self._environ)
 
     @cached_property
     def email(self) -> EmailSettings:
@@ -417,5 +484,5 @@ class Settings:
 
     @cached_property
     def data_files(self) -> DataFiles:
-        """TRACKWATCH_STATUS_CATALOGUE, TRACKWATCH_NOTIFY_RULES."""
+        """TRACKWATCH_STATUS_CATALOGUE, TRACKWATCH_NOTIFY_RULES, TRACKWATCH_MESSAGE_REGISTRY."""
         return parse(DataFiles, self._environ, "TRACKWATCH_")

@@ -165,17 +165,35 @@ class PublishError(TrackwatchError):
 
 
 class NotificationProviderError(TrackwatchError):
-    """An SMS or e-mail provider did not take a message; subclasses say whether to retry."""
+    """An SMS, WhatsApp or e-mail provider did not take a message; subclasses say whose fault
+    it is: transient (ProviderUnavailableError), ours (ProviderRejectedError) or the
+    recipient's (RecipientRejectedError)."""
 
     retryable = True
     kind = "provider"
 
 
 class ProviderUnavailableError(NotificationProviderError):
-    """Throttling, a timeout, a 4xx SMTP reply or an outage: the message goes back to its queue."""
+    """Transient: throttling, a timeout, a 4xx SMTP reply or an outage. The message goes back
+    to its queue and is tried again."""
 
     retryable = True
     kind = "provider_unavailable"
+
+
+class ProviderRejectedError(NotificationProviderError):
+    """Ours: the provider refused the request itself (an unregistered sender id or template,
+    a spending limit, missing permission, a malformed message). Retrying cannot help and the
+    recipient is not to blame: the message fails to its dead-letter queue (which alarms) and
+    the channel stays open for this customer. `code` is the provider's error code.
+    """
+
+    retryable = False
+    kind = "provider_rejected"
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"the provider refused the request: {code}")
+        self.code = code
 
 
 class RecipientRejectedError(NotificationProviderError):

@@ -1,5 +1,5 @@
-"""The SMS and e-mail handlers, which differ only in their channel: an SQS batch in,
-partial failures out."""
+"""The notifiers' handlers (SMS, WhatsApp, e-mail: they differ only in their channel) and the
+WhatsApp events consumer's: an SQS batch in, partial failures out."""
 
 from __future__ import annotations
 
@@ -20,13 +20,18 @@ from trackwatch.bootstrap import Container, Handler
 from trackwatch.errors import TrackwatchError
 from trackwatch.models.events import EVENT_ADAPTER
 from trackwatch.models.notification import (
+    FALLBACK_FROM_ATTRIBUTE,
+    FALLBACK_REASON_ATTRIBUTE,
     NOT_BEFORE_ATTRIBUTE,
     Channel,
+    Fallback,
     NotificationRequest,
     Outcome,
 )
+from trackwatch.models.whatsapp import WhatsAppEvent
 from trackwatch.observability import count_by, logger, record_values, tracer
 from trackwatch.services.notify import Notifier, NotifySummary
+from trackwatch.services.whatsapp_events import EventsSummary, WhatsAppEvents
 
 # The SDK's debug logs print request parameters, and here those are phone numbers and
 # e-mail addresses: whatever level the function runs at, they stay out.
@@ -34,17 +39,33 @@ for _name in ("botocore", "boto3", "urllib3"):
     logging.getLogger(_name).setLevel(max(logging.INFO, logging.getLogger(_name).level))
 
 
+#: The outcomes that put a message in front of the customer (their lag is recorded).
+_SENT = frozenset({Outcome.SENT, Outcome.FALLBACK_SENT})
+
+#: The channel's part of its metrics' names (PascalCase): SmsNotifications, ...
+METRIC_PREFIX: dict[Channel, str] = {"sms": "Sms", "email": "Email", "whatsapp": "WhatsApp"}
+
+
 def request_of(record: SQSRecord) -> NotificationRequest:
-    """The event in a queue message (raw SNS delivery), with its not_before marker if held."""
+    """The event in a queue message (raw SNS delivery), with its not_before marker if held,
+    and the channel it stands in for if it is a fallback."""
     attributes = {
         name: (value.data_type, value.string_value)
         for name, value in record.message_attributes.items()
         if value.string_value is not None
     }
     not_before = attributes.get(NOT_BEFORE_ATTRIBUTE)
+    from_channel = attributes.get(FALLBACK_FROM_ATTRIBUTE)
+    reason = attributes.get(FALLBACK_REASON_ATTRIBUTE)
+    fallback = (
+        Fallback.model_validate({"from_channel": from_channel[1], "reason": reason[1]})
+        if from_channel and reason
+        else None
+    )
     return NotificationRequest(
         event=EVENT_ADAPTER.validate_json(record.body),
         not_before=datetime.fromisoformat(not_before[1]) if not_before else None,
+        fallback=fallback,
         attributes=attributes,
     )
 
@@ -77,15 +98,16 @@ def handle_batch(
         if kind is not None:
             summary.kinds[kind] += 1
         recorded = request.event.recorded_at
-        if clock is not None and kind is not None and outcome is Outcome.SENT and recorded:
+        if clock is not None and kind is not None and outcome in _SENT and recorded:
             lags.setdefault(kind, []).append((clock() - recorded).total_seconds())
 
     response = process_partial_response(
         event=event, record_handler=notify, processor=processor, context=context
     )
-    count_by(f"{channel.capitalize()}Notifications", "outcome", summary.outcomes)
-    count_by(f"{channel.capitalize()}NotifyErrors", "kind", summary.errors)
-    record_values(f"{channel.capitalize()}NotificationLag", "kind", lags)
+    prefix = METRIC_PREFIX[channel]
+    count_by(f"{prefix}Notifications", "outcome", summary.outcomes)
+    count_by(f"{prefix}NotifyErrors", "kind", summary.errors)
+    record_values(f"{prefix}NotificationLag", "kind", lags)
     logger.info(
         f"{channel} batch",
         extra={
@@ -118,3 +140,52 @@ def notify_handler(channel: Channel) -> Callable[[Container], Handler]:
         return lambda_handler
 
     return handler
+
+
+def handle_whatsapp_events(
+    service: WhatsAppEvents,
+    event: dict[str, Any],
+    context: LambdaContext,
+    processor: BatchProcessor,
+) -> dict[str, Any]:
+    """Apply every WhatsApp event; a record that raises is reported as a batch item failure."""
+    summary = EventsSummary()
+
+    def apply(record: SQSRecord) -> None:
+        try:
+            summary.outcomes.update(service.handle(WhatsAppEvent.from_sns_message(record.body)))
+        except TrackwatchError as exc:
+            summary.errors[exc.kind] += 1
+            raise
+        except Exception as exc:
+            summary.errors[type(exc).__name__] += 1
+            raise
+
+    response = process_partial_response(
+        event=event, record_handler=apply, processor=processor, context=context
+    )
+    count_by("WhatsAppEvents", "outcome", summary.outcomes)
+    count_by("WhatsAppEventErrors", "kind", summary.errors)
+    logger.info(
+        "whatsapp events batch",
+        extra={
+            "records": len(event.get("Records", [])),
+            "failed": len(response.get("batchItemFailures", [])),
+            **summary.as_log(),
+        },
+    )
+    return dict(response)
+
+
+def whatsapp_events_handler(container: Container) -> Handler:
+    """The handler of the WhatsApp events consumer (WhatsAppEventsQueue)."""
+    service = container.whatsapp_events
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Record what Meta reports and what customers reply; report the records that failed."""
+        return handle_whatsapp_events(service, event, context, processor)
+
+    return lambda_handler

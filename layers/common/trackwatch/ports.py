@@ -17,6 +17,8 @@ from trackwatch.models.notification import (
     ChannelLog,
     ContactFailure,
     Deferral,
+    Delivery,
+    Fallback,
     Message,
     NotificationRequest,
     Recipient,
@@ -198,10 +200,11 @@ class RejectSink(Protocol):
 
 
 class Sender(Protocol):
-    """An SMS or e-mail provider."""
+    """An SMS, WhatsApp or e-mail provider."""
 
-    def send(self, message: Message) -> None:
-        """Deliver `message`, or raise ProviderUnavailableError / RecipientRejectedError."""
+    def send(self, message: Message) -> str | None:
+        """Hand `message` to the provider; its id for the message (None if it gives none).
+        Raises RecipientRejectedError, ProviderRejectedError or ProviderUnavailableError."""
         ...
 
 
@@ -232,6 +235,46 @@ class Deferrer(Protocol):
 
     def defer(self, request: NotificationRequest, deferral: Deferral) -> None:
         """Bring `request` back after `deferral.delay_s`, marked with its not_before; or raise."""
+        ...
+
+
+class Handover(Protocol):
+    """Where a message goes when the next channel must take over: that channel's queue."""
+
+    def hand_over(
+        self,
+        event: ShipmentEvent,
+        to_channel: Channel,
+        fallback: Fallback,
+        not_before: datetime | None = None,
+    ) -> None:
+        """Ask `to_channel`'s notifier to send `event` in place of `fallback.from_channel`'s
+        message, now or (a delivery check) at `not_before`; or raise."""
+        ...
+
+
+class DeliveryLedger(Protocol):
+    """The notification records (one per event and channel) and the opt-outs by number."""
+
+    def begin(self, delivery: Delivery) -> Delivery:
+        """Record a message about to go; the record already there if one is (a retry)."""
+        ...
+
+    def delivery(self, event_id: str, channel: Channel) -> Delivery | None:
+        """The record of `event_id` on `channel`, read consistently; None if there is none."""
+        ...
+
+    def update(self, delivery: Delivery) -> None:
+        """Store `delivery` if the stored one is still at `delivery.version - 1`; else
+        StaleStateError."""
+        ...
+
+    def opt_out(self, channel: Channel, phone: str, at: datetime) -> None:
+        """Remember that the holder of `phone` wants no more messages on `channel`."""
+        ...
+
+    def opted_out(self, channel: Channel, phone: str) -> bool:
+        """Whether the holder of `phone` opted out of `channel`."""
         ...
 
 

@@ -15,9 +15,11 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_pinpoint_sms_voice_v2 import PinpointSMSVoiceV2Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_ses import SESClient
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_socialmessaging import EndUserMessagingSocialClient
     from mypy_boto3_sqs import SQSClient
 
 # Standard retry mode backs off on throttling; a few attempts keep a Lambda
@@ -83,6 +85,18 @@ class AwsClients:
     def ses(self) -> SESClient:
         """The SES client."""
         client: SESClient = self.client("ses")
+        return client
+
+    @cached_property
+    def sms_voice(self) -> PinpointSMSVoiceV2Client:
+        """The End User Messaging SMS client (pinpoint-sms-voice-v2)."""
+        client: PinpointSMSVoiceV2Client = self.client("pinpoint-sms-voice-v2")
+        return client
+
+    @cached_property
+    def socialmessaging(self) -> EndUserMessagingSocialClient:
+        """The End User Messaging Social client (WhatsApp)."""
+        client: EndUserMessagingSocialClient = self.client("socialmessaging")
         return client
 
     @cached_property

@@ -3,10 +3,10 @@
 The notifiers write only their own attributes, never `version` (the poller's and
 registration's conditional writes depend on it, and a notification must not make
 them conflict):
-- ``notified_sms`` / ``notified_email`` (M): the channel's ChannelLog; every claim
-  is conditional on its ``seq``
-- ``contact_failure_sms`` / ``contact_failure_email`` (M): {reason, at} of a
-  permanent delivery failure; the channel is skipped from then on
+- ``notified_<channel>`` (M; whatsapp, sms, email): the channel's ChannelLog; every
+  claim is conditional on its ``seq``
+- ``contact_failure_<channel>`` (M): {reason, at} of a permanent delivery failure
+  (a rejected number, a number not on WhatsApp); the channel is skipped from then on
 """
 
 from __future__ import annotations
@@ -53,15 +53,16 @@ def recipient_from_item(item: dict[str, Any]) -> Recipient:
     plain = from_item(item)
     edd = record.state.edd.courier_partner_edd if record.state.edd else None
     opted_out = set(record.contact.opt_out)
-    # A merchant may name the channels a customer is told on; the others count as opted out.
-    wanted = (plain.get("contact") or {}).get("channels")
-    if wanted is not None:
-        opted_out |= {c for c in CHANNELS if c not in wanted}
+    # The channels the customer accepts, in their order of preference; the others count as
+    # opted out.
+    wanted = tuple(c for c in record.contact.channels if c in CHANNELS)
+    opted_out |= {c for c in CHANNELS if c not in wanted}
     return Recipient(
         key=record.key,
         phone=record.contact.phone,
         email=record.contact.email,
         language=record.contact.language,
+        channels=wanted,
         timezone=record.metadata.get(TIMEZONE_METADATA_KEY),
         opt_out=frozenset(opted_out),
         order_id=record.state.order_id,

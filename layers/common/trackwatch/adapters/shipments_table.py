@@ -127,9 +127,7 @@ def record_from_item(item: dict[str, Any]) -> ShipmentRecord:
             phone=contact.get("phone"),
             email=contact.get("email"),
             language=contact.get("language") or "en",
-            channels=(
-                frozenset(contact["channels"]) if "channels" in contact else Contact().channels
-            ),
+            channels=(tuple(contact["channels"]) if "channels" in contact else Contact().channels),
             opt_out=frozenset(contact.get("opt_out") or ()),
         ),
         metadata={str(k): str(v) for k, v in (plain.get("metadata") or {}).items()},
@@ -146,7 +144,8 @@ def contact_value(contact: Contact) -> dict[str, Any]:
         "phone": contact.phone,
         "email": contact.email,
         "language": contact.language,
-        "channels": sorted(contact.channels),
+        # A list in the customer's order of preference (WhatsApp, then SMS, ...).
+        "channels": list(contact.channels),
         "opt_out": sorted(contact.opt_out),
     }
     # An empty channel list is meaningful ("tell them nothing"); an empty opt-out is not.

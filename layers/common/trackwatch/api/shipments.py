@@ -33,10 +33,10 @@ from trackwatch.errors import (
     NotFoundError,
     TrackwatchError,
 )
-from trackwatch.models.keys import MAX_WAYBILL_LENGTH, ShipmentKey
+from trackwatch.models.inputs import check_since
+from trackwatch.models.keys import MAX_CP_ID, MAX_WAYBILL_LENGTH, WAYBILL_CHARACTERS, ShipmentKey
 from trackwatch.models.registration import (
     MAX_BATCH,
-    MAX_CP_ID,
     Outcome,
     Problem,
     Registration,
@@ -90,7 +90,10 @@ WaybillPath = Annotated[
     Path(
         min_length=1,
         max_length=3 * MAX_WAYBILL_LENGTH,  # percent-encoded; checked again once decoded
-        description="The AWB, percent-encoded: 1-100 characters, no comma or whitespace.",
+        description=(
+            f"The AWB, percent-encoded: once decoded, NFKC-normalised and trimmed, 1-100 "
+            f"{WAYBILL_CHARACTERS} other than a comma."
+        ),
     ),
 ]
 
@@ -142,14 +145,15 @@ def _raw_body() -> bytes | str | None:
 
 
 def _key(cp_id: int, waybill: str) -> ShipmentKey:
-    # The path arrives percent-encoded; the rules apply to the decoded waybill.
-    return ShipmentKey.of(cp_id, unquote(waybill))
+    # The path arrives percent-encoded; the registration's rules apply to the decoded
+    # waybill (bytes that are not UTF-8 decode to U+FFFD, which the rules refuse).
+    return ShipmentKey.parse(cp_id, unquote(waybill))
 
 
 #: The rule of a path or query parameter, in the same words as the registration's.
 _PARAMETER_RULES = {
     "cp_id": "must be a positive integer",
-    "waybill": f"must be 1 to {MAX_WAYBILL_LENGTH} characters",
+    "waybill": f"must be 1 to {3 * MAX_WAYBILL_LENGTH} characters, percent-encoded",
     "since": "must be an ISO 8601 date-time with an offset",
 }
 
@@ -333,9 +337,8 @@ def replay_shipment(
     ] = None,
 ) -> Response[Any]:
     """POST /shipments/{cp_id}/{waybill}/replay."""
-    if since is not None and since.tzinfo is None:
-        raise InvalidInputError("since", "must carry a time zone offset")
-    view = _context().service.replay(_key(cp_id, waybill), since)
+    key = _key(cp_id, waybill)
+    view = _context().service.replay(key, None if since is None else check_since("since", since))
     logger.info("replayed", extra={"cp_id": view.cp_id, "events": view.replayed})
     return _json(HTTPStatus.OK, view)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from trackwatch.errors import ConfigurationError
 from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.logic.notify_rules import NotifyRules
+from trackwatch.logic.registry import MessageRegistry
 from trackwatch.logic.render import Renderer
 
 
@@ -38,23 +39,29 @@ def load_rules(catalogue: StatusCatalogue, path: Path | None = None) -> NotifyRu
     return NotifyRules.from_json(text, source, catalogue)
 
 
+def load_registry(path: Path | None = None) -> MessageRegistry:
+    """The message registry: the packaged one, or the file at `path`."""
+    text, source = _read("messages.json", path, "message registry")
+    return MessageRegistry.from_json(text, source)
+
+
 def load_templates() -> dict[str, str]:
-    """Every packaged message template, by "<channel>/<language>/<kind>.j2"."""
+    """Every packaged message template, by "<language>/<channel>/<kind>.<ext>"."""
     root = resources.files("trackwatch").joinpath("templates")
     sources: dict[str, str] = {}
-    for channel in root.iterdir():
-        if not channel.is_dir():
+    for language in root.iterdir():
+        if not language.is_dir():
             continue
-        for language in channel.iterdir():
-            if not language.is_dir():
+        for channel in language.iterdir():
+            if not channel.is_dir():
                 continue
-            for template in language.iterdir():
-                if template.name.endswith(".j2"):
-                    name = f"{channel.name}/{language.name}/{template.name}"
+            for template in channel.iterdir():
+                if template.name.endswith((".j2", ".txt")):
+                    name = f"{language.name}/{channel.name}/{template.name}"
                     sources[name] = template.read_text("utf-8")
     return sources
 
 
-def load_renderer() -> Renderer:
-    """A renderer over the packaged templates."""
-    return Renderer(load_templates())
+def load_renderer(registry: MessageRegistry | None = None, sms_max_segments: int = 3) -> Renderer:
+    """A renderer over the packaged templates and the registry (the packaged one by default)."""
+    return Renderer(load_templates(), registry or load_registry(), sms_max_segments)

@@ -19,10 +19,9 @@ def merged_contact(current: Contact | None, registration: Registration) -> Conta
         phone=registration.phone if sent("phone") else base.phone,
         email=registration.email if sent("email") else base.email,
         language=(registration.language or DEFAULT_LANGUAGE) if sent("language") else base.language,
+        # In the order given: it is the customer's preference.
         channels=(
-            frozenset(
-                registration.channels if registration.channels is not None else Contact().channels
-            )
+            (registration.channels if registration.channels is not None else Contact().channels)
             if sent("channels")
             else base.channels
         ),

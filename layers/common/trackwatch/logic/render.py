@@ -1,14 +1,17 @@
-"""Messages from templates: one per channel, language and kind (trackwatch/templates).
+"""Messages from templates: one per language, channel and kind (trackwatch/templates).
 
-`sms/<lang>/<kind>.j2` is the text of an SMS; `email/<lang>/<kind>.j2` defines the
-blocks `subject` and `body`. The renderer is given the templates' sources (the
-container reads the files), so rendering never touches the disk. Undefined variables
-raise (StrictUndefined), so a template that names a variable the context lacks fails
-its golden test, not a customer.
+`<language>/sms/<kind>.txt` is the text registered on DLT, `{#var#}` where a value goes;
+`<language>/whatsapp/<kind>.txt` the body of the Meta-approved template, `{{1}}`, `{{2}}`...
+where its parameters go; `<language>/email/<kind>.j2` defines the jinja2 blocks `subject`
+and `body`. What fills the placeholders, and the external identities, come from the message
+registry (logic/registry.py). The renderer is given the templates' sources (the container
+reads the files), so rendering never touches the disk. E-mail templates raise on an undefined
+variable (StrictUndefined), so a typo fails its golden test, not a customer.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 
@@ -16,10 +19,23 @@ from jinja2 import DictLoader, Environment, StrictUndefined, TemplateError, Temp
 from pydantic import BaseModel, ConfigDict
 
 from trackwatch.errors import ConfigurationError
+from trackwatch.logic import sms
+from trackwatch.logic.registry import (
+    CLICKPOST_TEXT,
+    DLT_PLACEHOLDER,
+    MIN_CLICKPOST_LENGTH,
+    WHATSAPP_BODY_LIMIT,
+    WHATSAPP_PARAMETER_LIMIT,
+    MessageRegistry,
+    SmsEntry,
+    template_name,
+)
 from trackwatch.models.events import NdrRaised, ShipmentEvent, StatusChanged, Stuck
-from trackwatch.models.notification import Channel, Recipient
+from trackwatch.models.notification import Channel, Recipient, WhatsAppTemplate
 
 DEFAULT_LANGUAGE = "en"
+_WHATSAPP_PARAMETER = re.compile(r"\{\{(\d+)\}\}")
+_SPACES = re.compile(r"\s+")
 
 _MONTHS = {
     "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
@@ -57,6 +73,11 @@ class MessageContext(BaseModel):
     ndr_reason: str | None
     attempt: int | None
 
+    def value(self, variable: str) -> str | None:
+        """One variable as text; None when unknown."""
+        raw = getattr(self, variable)
+        return None if raw is None else str(raw)
+
 
 class RenderedText(BaseModel):
     """A rendered message, before it is addressed."""
@@ -65,6 +86,14 @@ class RenderedText(BaseModel):
 
     subject: str | None
     body: str
+    #: SMS: the DLT template the body follows, its encoding and segments.
+    dlt_template_id: str | None = None
+    encoding: sms.Encoding | None = None
+    segments: int | None = None
+    #: WhatsApp: the approved template and the values of its parameters.
+    whatsapp: WhatsAppTemplate | None = None
+    #: The variables shortened to fit (Clickpost's text, over-long order numbers).
+    shortened: tuple[str, ...] = ()
 
 
 def language_of(requested: str | None, available: frozenset[str]) -> str:
@@ -110,15 +139,113 @@ def context_for(
     )
 
 
-class Renderer:
-    """Renders message templates, given as {"<channel>/<language>/<kind>.j2": source}."""
+# --------------------------------------------------------------------------- SMS
 
-    def __init__(self, templates: Mapping[str, str]) -> None:
-        self._names = frozenset(templates)
+
+def fill_sms(
+    entry: SmsEntry, text: str, values: Mapping[str, str], max_segments: int
+) -> RenderedText:
+    """The registered DLT text with each `{#var#}` filled: values cleaned for the registered
+    encoding and cut to their registered length, then Clickpost's text shortened (longest
+    first) until the message fits `max_segments`. The fixed text is never touched."""
+    encoding = entry.encoding
+    fixed = text.split(DLT_PLACEHOLDER)
+    if len(fixed) - 1 != len(entry.variables):
+        raise ConfigurationError(f"DLT template {entry.dlt_template_id}: placeholders mismatch")
+    filled: list[str] = []
+    shortened: set[str] = set()
+    for variable in entry.variables:
+        value = sms.clean(values[variable.name], encoding)
+        cut = (sms.cut_end if variable.name in CLICKPOST_TEXT else sms.cut_start)(
+            value, variable.max_length, encoding
+        )
+        if cut != value:
+            shortened.add(variable.name)
+        filled.append(cut)
+    body = _compose(fixed, filled)
+    room = sms.capacity(max_segments, encoding)
+    while sms.segments(body, encoding) > max_segments:
+        index = _longest_clickpost(entry, filled)
+        if index is None:
+            raise ConfigurationError(
+                f"DLT template {entry.dlt_template_id} cannot fit {max_segments} segments"
+            )
+        over = sms.length(body, encoding) - room
+        current = filled[index]
+        limit = max(MIN_CLICKPOST_LENGTH, len(current) - max(over, 1))
+        filled[index] = sms.cut_end(current, limit, encoding)
+        shortened.add(entry.variables[index].name)
+        body = _compose(fixed, filled)
+    return RenderedText(
+        subject=None,
+        body=body,
+        dlt_template_id=entry.dlt_template_id,
+        encoding=encoding,
+        segments=sms.segments(body, encoding),
+        shortened=tuple(sorted(shortened)),
+    )
+
+
+def _compose(fixed: list[str], values: list[str]) -> str:
+    parts = [fixed[0]]
+    for value, after in zip(values, fixed[1:], strict=True):
+        parts.extend((value, after))
+    return "".join(parts)
+
+
+def _longest_clickpost(entry: SmsEntry, filled: list[str]) -> int | None:
+    """The Clickpost value that can still give most room, or None."""
+    candidates = [
+        (len(value), i)
+        for i, (variable, value) in enumerate(zip(entry.variables, filled, strict=True))
+        if variable.name in CLICKPOST_TEXT and len(value) > MIN_CLICKPOST_LENGTH
+    ]
+    return max(candidates)[1] if candidates else None
+
+
+# --------------------------------------------------------------------------- WhatsApp
+
+
+def whatsapp_parameter(value: str, variable: str) -> str:
+    """A value Meta accepts as a template parameter: no new line or tab, no run of more than
+    four spaces; Clickpost's text shortened to a few words."""
+    text = _SPACES.sub(" ", "".join(" " if not c.isprintable() else c for c in value)).strip()
+    if variable in CLICKPOST_TEXT:
+        text = sms.cut_end(text, WHATSAPP_PARAMETER_LIMIT, "ucs2")
+    return text or "-"
+
+
+def fill_whatsapp(
+    name: str, language_code: str, parameters: tuple[str, ...], text: str
+) -> RenderedText:
+    """The approved body with its parameters in, and the template message to send."""
+    body = _WHATSAPP_PARAMETER.sub(lambda m: parameters[int(m[1]) - 1], text).strip()
+    if len(body) > WHATSAPP_BODY_LIMIT:
+        raise ConfigurationError(f"WhatsApp template {name}: body over {WHATSAPP_BODY_LIMIT}")
+    return RenderedText(
+        subject=None,
+        body=body,
+        whatsapp=WhatsAppTemplate(name=name, language_code=language_code, parameters=parameters),
+    )
+
+
+# --------------------------------------------------------------------------- the renderer
+
+
+class Renderer:
+    """Renders messages from templates {"<language>/<channel>/<kind>.<ext>": source} and the
+    message registry."""
+
+    def __init__(
+        self, templates: Mapping[str, str], registry: MessageRegistry, sms_max_segments: int = 3
+    ) -> None:
+        self.templates = dict(templates)
+        self.registry = registry
+        self.sms_max_segments = sms_max_segments
         self._env = Environment(
-            loader=DictLoader(dict(templates)),
+            loader=DictLoader(self.templates),
             undefined=StrictUndefined,
-            # Plain text (SMS, text/plain e-mail): HTML escaping would corrupt it.
+            # Plain text (text/plain e-mail): HTML escaping would corrupt it.
             autoescape=False,  # noqa: S701
             trim_blocks=True,
             lstrip_blocks=True,
@@ -128,22 +255,43 @@ class Renderer:
     def languages(self, channel: Channel) -> frozenset[str]:
         """The languages with templates for `channel`."""
         return frozenset(
-            parts[1]
-            for name in self._names
-            if len(parts := name.split("/")) == 3 and parts[0] == channel
+            parts[0]
+            for name in self.templates
+            if len(parts := name.split("/")) == 3 and parts[1] == channel
         )
 
     def render(self, channel: Channel, language: str, context: MessageContext) -> RenderedText:
-        """Render `context.kind` for `channel` in `language`; a broken template is a
-        ConfigurationError naming it."""
-        name = f"{channel}/{language}/{context.kind}.j2"
+        """Render `context.kind` for `channel` in `language`; a missing or broken template or
+        registration is a ConfigurationError naming it."""
+        name = template_name(language, channel, context.kind)
+        if channel == "email":
+            return self._email(name, context)
+        text = self.templates.get(name)
+        if text is None:
+            raise ConfigurationError(f"no template {name}")
+        text = text.strip()
+        if channel == "sms":
+            entry = self.registry.sms(language, context.kind)
+            values: dict[str, str] = {
+                v.name: self._value(context, v.name, language) for v in entry.variables
+            }
+            return fill_sms(entry, text, values, self.sms_max_segments)
+        wa = self.registry.whatsapp(language, context.kind)
+        parameters = tuple(
+            whatsapp_parameter(self._value(context, variable, language), variable)
+            for variable in wa.parameters
+        )
+        return fill_whatsapp(wa.template_name, wa.language_code, parameters, text)
+
+    def _value(self, context: MessageContext, variable: str, language: str) -> str:
+        value = context.value(variable)
+        return value if value else self.registry.placeholder(language, variable)
+
+    def _email(self, name: str, context: MessageContext) -> RenderedText:
         try:
             template = self._env.get_template(name)
             variables = context.model_dump()
-            if channel == "sms":
-                return RenderedText(subject=None, body=_tidy(template.render(variables)))
-            blocks = template.new_context(variables)
-            subject = "".join(template.blocks["subject"](blocks))
+            subject = "".join(template.blocks["subject"](template.new_context(variables)))
             body = "".join(template.blocks["body"](template.new_context(variables)))
         except TemplateNotFound as exc:
             raise ConfigurationError(f"no template {name}") from exc

@@ -20,9 +20,9 @@ class Contact(BaseModel):
     phone: str | None = None
     email: str | None = None
     language: str = "en"
-    #: Channels ("sms", "email") the merchant wants this shipment's customer told on.
-    channels: frozenset[str] = frozenset({"sms", "email"})
-    #: Channels ("sms", "email") the customer does not want messages on.
+    #: Channels ("whatsapp", "sms", "email") the customer accepts, in order of preference.
+    channels: tuple[str, ...] = ("whatsapp", "sms", "email")
+    #: Channels the customer does not want messages on.
     opt_out: frozenset[str] = frozenset()
 
 

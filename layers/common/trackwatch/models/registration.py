@@ -28,11 +28,16 @@ from pydantic import (
 )
 
 from trackwatch.errors import InvalidInputError, MalformedInputError
-from trackwatch.models.keys import CpId, ShipmentKey, Waybill
+from trackwatch.models.inputs import (
+    check_printable,
+    describe,
+    is_surrogate,
+    lone_surrogates,
+    visible,
+)
+from trackwatch.models.keys import MAX_CP_ID, MAX_WAYBILL_LENGTH, CpId, ShipmentKey, Waybill
 
 MAX_BATCH = 100
-#: DynamoDB numbers and Clickpost's carrier ids are both far below this.
-MAX_CP_ID = 2**31 - 1
 DEFAULT_PHONE_REGION = "IN"
 DEFAULT_LANGUAGE = "en"
 MAX_ORDER_ID_LENGTH = 100
@@ -40,8 +45,8 @@ MAX_METADATA_ENTRIES = 20
 MAX_METADATA_KEY_LENGTH = 64
 MAX_METADATA_VALUE_LENGTH = 256
 
-Channel = Literal["sms", "email"]
-CHANNELS: frozenset[str] = frozenset({"sms", "email"})
+Channel = Literal["whatsapp", "sms", "email"]
+CHANNELS: frozenset[str] = frozenset({"whatsapp", "sms", "email"})
 
 
 def check_phone(value: object) -> str:
@@ -79,14 +84,22 @@ def check_metadata(value: object) -> dict[str, str]:
             raise InvalidInputError(
                 "metadata", f"keys must be 1 to {MAX_METADATA_KEY_LENGTH} characters"
             )
+        check_printable("metadata", key)
         if not isinstance(item, str):
             raise InvalidInputError("metadata", f"value of {key!r} must be a string")
+        if any(is_surrogate(c) for c in item):
+            raise InvalidInputError("metadata", f"value of {key!r} must be valid Unicode text")
         if len(item) > MAX_METADATA_VALUE_LENGTH:
             raise InvalidInputError(
                 "metadata",
                 f"value of {key!r} must be at most {MAX_METADATA_VALUE_LENGTH} characters",
             )
     return dict(value)
+
+
+def check_order_id(value: object) -> object:
+    """An order id is printable text (its length is the field's own rule)."""
+    return check_printable("order_id", value) if isinstance(value, str) else value
 
 
 Phone = Annotated[
@@ -129,21 +142,44 @@ class Registration(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    waybill: Waybill = Field(description="The carrier's AWB: 1-100 characters, no comma or space.")
+    waybill: Waybill = Field(
+        description=(
+            f"The carrier's AWB: 1-{MAX_WAYBILL_LENGTH} visible ASCII characters (U+0021 to "
+            "U+007E) other than a comma, after Unicode NFKC normalisation and trimming; "
+            "stored and answered normalised."
+        )
+    )
     cp_id: CpId = Field(description="Clickpost's carrier id: a positive integer.", le=MAX_CP_ID)
-    order_id: str | None = Field(default=None, min_length=1, max_length=MAX_ORDER_ID_LENGTH)
+    order_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ORDER_ID_LENGTH,
+        description="Printable text: no control or invisible formatting characters.",
+    )
     phone: Phone | None = None
     email: Email | None = None
     language: str | None = Field(
         default=None, description="A supported language code (en, hi, ...); default en."
     )
     channels: tuple[Channel, ...] | None = Field(
-        default=None, description="Channels to notify on; default both.", max_length=2
+        default=None,
+        description=(
+            "Channels the customer accepts, in order of preference; default whatsapp, sms, "
+            "email. WhatsApp and SMS stand in for each other in this order (a message goes by "
+            "the first that can reach the customer, and by the next if it is not delivered); "
+            "e-mail is sent besides."
+        ),
+        max_length=3,
     )
     opt_out: tuple[Channel, ...] | None = Field(
-        default=None, description="Channels the customer refused; never used.", max_length=2
+        default=None, description="Channels the customer refused; never used.", max_length=3
     )
     metadata: Metadata | None = None
+
+    @field_validator("order_id", mode="before")
+    @classmethod
+    def _printable_order_id(cls, value: object) -> object:
+        return check_order_id(value)
 
     @field_validator("language")
     @classmethod
@@ -206,7 +242,12 @@ def _languages(context: object) -> frozenset[str]:
 def _field_name(location: Sequence[int | str]) -> str:
     name = ""
     for part in location:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else part)
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            # An unknown field is named as sent: escape what cannot be shown or stored.
+            shown = visible(part)
+            name += f".{shown}" if name else shown
     return name or "body"
 
 
@@ -236,13 +277,26 @@ def problems_of(exc: ValidationError) -> tuple[Problem, ...]:
     """pydantic's errors as field + rule, in the field order of the model."""
     seen: dict[str, Problem] = {}
     for error in exc.errors():
-        problem = Problem(field=_field_name(error["loc"]), rule=_rule(error))
+        # A rule may quote the input (an e-mail validator names the character it refused).
+        problem = Problem(field=_field_name(error["loc"]), rule=visible(_rule(error)))
         seen.setdefault(problem.field, problem)
     return tuple(seen.values())
 
 
 def parse_entry(raw: object, languages: Iterable[str]) -> Registration | Rejected:
     """One entry: a Registration, or every problem with it (nothing is stored for it)."""
+    # JSON's \ud800 escapes make strings that are not text: no store, queue or answer
+    # can carry them, so such an entry is refused before anything reads it.
+    broken = [
+        Problem(field=where, rule=f"must be valid Unicode text: {describe(char)} is not")
+        for where, char in lone_surrogates(raw)
+    ]
+    if broken:
+        cp_id = raw.get("cp_id") if isinstance(raw, dict) else None
+        return Rejected(
+            problems=tuple(broken),
+            cp_id=cp_id if isinstance(cp_id, int) and not isinstance(cp_id, bool) else None,
+        )
     try:
         return Registration.model_validate(raw, context={"languages": frozenset(languages)})
     except ValidationError as exc:
@@ -251,7 +305,9 @@ def parse_entry(raw: object, languages: Iterable[str]) -> Registration | Rejecte
         cp_id = identity.get("cp_id")
         return Rejected(
             problems=problems_of(exc),
-            waybill=waybill if isinstance(waybill, str) and len(waybill) <= 100 else None,
+            waybill=waybill
+            if isinstance(waybill, str) and len(waybill) <= MAX_WAYBILL_LENGTH
+            else None,
             cp_id=cp_id if isinstance(cp_id, int) and not isinstance(cp_id, bool) else None,
         )
 

@@ -9,7 +9,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trackwatch.models.clickpost import AwbResult, Meta, TrackOrderRead, TrackOrderResponse
-from trackwatch.models.keys import CpId, ShipmentKey, Waybill
+from trackwatch.models.keys import CpId, KeyWaybill, ShipmentKey
 
 #: Clickpost accepts at most this many comma-separated waybills in one request.
 MAX_WAYBILLS_PER_CALL = 5
@@ -21,7 +21,7 @@ class TrackCall(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cp_id: CpId
-    waybills: tuple[Waybill, ...] = Field(min_length=1, max_length=MAX_WAYBILLS_PER_CALL)
+    waybills: tuple[KeyWaybill, ...] = Field(min_length=1, max_length=MAX_WAYBILLS_PER_CALL)
 
     @field_validator("waybills")
     @classmethod

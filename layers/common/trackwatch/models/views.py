@@ -107,7 +107,9 @@ class ShipmentView(_View):
     timeline: list[ScanView] = Field(description="The newest scans (up to 30), oldest first.")
     stopped: StopView | None = Field(description="Set when tracking stopped, with the reason.")
     language: str
-    channels: list[str] = Field(description="Channels to notify on: sms, email.")
+    channels: list[str] = Field(
+        description="Channels the customer accepts, in order of preference: whatsapp, sms, email."
+    )
     opt_out: list[str] = Field(description="Channels the customer refused.")
     has_phone: bool
     has_email: bool
@@ -148,7 +150,7 @@ class ShipmentView(_View):
             if record.stop_reason
             else None,
             language=record.contact.language,
-            channels=sorted(record.contact.channels),
+            channels=list(record.contact.channels),
             opt_out=sorted(record.contact.opt_out),
             has_phone=record.contact.phone is not None,
             has_email=record.contact.email is not None,

@@ -1,13 +1,21 @@
-"""Tell a customer about one event on one channel: once, in their language, at a decent hour.
+"""Tell a customer about one event on one channel: once, in their language, at a decent hour,
+by the channel they prefer, and by the next one if it does not deliver.
 
-For each queue message: is this event news for the customer on this channel
-(the rules); can we reach them (shipment, opt-out, a failed address); is it quiet
-hours where they are (then a delayed copy goes back to the queue, and nothing is
-recorded as sent); then, at most once per event and channel (the idempotency
-guard): pacing (once-only kinds, older news, repeats, daily cap), a conditional
-claim on the shipment's channel log, render, send. A retryable provider error
-undoes the claim and fails the message (the queue retries it, then its DLQ); a
-rejected address is recorded on the shipment and the message succeeds.
+For each queue message: is this event news for the customer on this channel (the rules);
+can this channel reach them (shipment, channels accepted, opt-outs including a WhatsApp
+STOP, a failed address); does another channel come first (then this one waits to be asked
+to take over); for a delivery check, did the first channel's message arrive; is it quiet
+hours where they are (then a delayed copy goes back to the queue, and nothing is recorded
+as sent); then, at most once per event and channel (the idempotency guard; a fallback has
+its own key): pacing (once-only kinds, older news, repeats, daily cap), a conditional claim
+on the shipment's channel log, render, the notification record, for WhatsApp a delivery
+check queued for the next channel, send.
+
+A retryable provider error undoes the claim and fails the message (the queue retries it,
+then its DLQ); a rejected address is recorded on the shipment, the next channel takes over,
+and the message succeeds. The only step between the provider accepting a message and the
+idempotency record saying so is that record's own write: see docs/architecture.md, "The
+delivery promise".
 """
 
 from __future__ import annotations
@@ -15,26 +23,46 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from trackwatch.errors import RecipientRejectedError
+from trackwatch.errors import RecipientRejectedError, StaleStateError
 from trackwatch.logic.addresses import e164, mailbox
+from trackwatch.logic.channels import next_after, unreachable, waits_for_fallback
+from trackwatch.logic.delivery import advance, with_fallback
 from trackwatch.logic.notify_rules import NotifyRules
 from trackwatch.logic.pacing import Admission, admit, hold, quiet_until
 from trackwatch.logic.render import Renderer, context_for, language_of
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.notification import (
+    ARRIVED,
+    PHONE_CHANNELS,
     Channel,
     ContactFailure,
+    Delivery,
+    DeliveryState,
+    Fallback,
+    FallbackReason,
     Message,
     NotificationRequest,
     Outcome,
     Recipient,
 )
 from trackwatch.models.policy import NotifyPolicy, zone
-from trackwatch.ports import Deferrer, OnceGuard, RecipientStore, Sender
+from trackwatch.ports import Deferrer, DeliveryLedger, Handover, OnceGuard, RecipientStore, Sender
+from trackwatch.services.conflicts import retry_on_conflict
+
+#: Channels whose provider reports delivery: a message on them gets a delivery check.
+REPORTING_CHANNELS: frozenset[Channel] = frozenset({"whatsapp"})
+#: Channels a customer can opt out of by replying STOP (the opt-out is kept by number).
+STOP_CHANNELS: tuple[Channel, ...] = ("whatsapp",)
+
+
+def guard_key(request: NotificationRequest) -> str:
+    """The idempotency key of a request: the event, and for a fallback its own key."""
+    event_id = request.event.event_id
+    return f"{event_id}#fallback" if request.fallback is not None else event_id
 
 
 @dataclass
@@ -54,6 +82,27 @@ class NotifySummary:
         }
 
 
+@dataclass(frozen=True)
+class Chain:
+    """How the phone channels stand in for each other in this deployment."""
+
+    #: The channels this deployment sends on.
+    enabled: frozenset[str]
+    #: How long a WhatsApp message may go unreported as delivered before SMS takes over.
+    delivery_window: timedelta
+    ledger: DeliveryLedger | None = None
+    handover: Handover | None = None
+
+
+@dataclass
+class _Attempt:
+    """What one guarded delivery did, for after the guard."""
+
+    ran: bool = False
+    provider_message_id: str | None = None
+    recorded: bool = False
+
+
 class Notifier:
     """One channel's notifier, over its ports."""
 
@@ -69,6 +118,7 @@ class Notifier:
         guard: OnceGuard,
         renderer: Renderer,
         clock: Callable[[], datetime],
+        chain: Chain,
     ) -> None:
         self.channel = channel
         self._rules = rules
@@ -79,7 +129,10 @@ class Notifier:
         self._guard = guard
         self._renderer = renderer
         self._clock = clock
+        self._chain = chain
         self._languages = renderer.languages(channel)
+        if channel in PHONE_CHANNELS and (chain.ledger is None or chain.handover is None):
+            raise ValueError(f"the {channel} notifier needs the notification records and queues")
 
     def begin(self, context: Any) -> None:
         """An invocation starts (Lambda's context: what is in progress expires with it)."""
@@ -91,46 +144,91 @@ class Notifier:
         kind = self._rules.kind_of(event, self.channel)
         if kind is None:
             return Outcome.NOT_NOTIFIED, None
-        recipient = self._recipients.recipient(ShipmentKey.of(event.cp_id, event.waybill))
+        recipient = self._recipient(ShipmentKey.of(event.cp_id, event.waybill))
         if recipient is None:
             return Outcome.NO_SHIPMENT, kind
-        unreachable = self._unreachable(recipient)
-        if unreachable is not None:
-            return unreachable, kind
+        skipped = self._skipped(recipient, request)
+        if skipped is not None:
+            return skipped, kind
         now = self._clock()
         customer_zone = zone(recipient.timezone or self._policy.customer_timezone)
         # Checked before holding a message for quiet hours too: a repeat is not worth the wait.
         refused = self._admission(recipient, kind, request, now, customer_zone).refused
         if refused is not None:
             return refused, kind
-        if not self._rules.bypasses_quiet_hours(kind, self.channel):
-            quiet_end = quiet_until(
-                now, customer_zone, self._policy.quiet_hours_start, self._policy.quiet_hours_end
-            )
-            deferral = hold(now, quiet_end, request.not_before)
-            if deferral is not None:
-                # Outside the guard: a held message is not "sent", so its return is not a repeat.
-                self._deferrer.defer(request, deferral)
-                return Outcome.DEFERRED, kind
+        if self._held(request, kind, now, customer_zone):
+            return Outcome.DEFERRED, kind
 
-        ran = False
+        attempt = _Attempt()
 
         def deliver() -> str:
-            nonlocal ran
-            ran = True
-            return self._deliver(recipient, kind, request, now, customer_zone).value
+            attempt.ran = True
+            return self._deliver(recipient, kind, request, now, customer_zone, attempt).value
 
-        result = self._guard.once(event.event_id, self.channel, deliver)
-        return (Outcome(result) if ran else Outcome.DUPLICATE), kind
+        result = self._guard.once(guard_key(request), self.channel, deliver)
+        if not attempt.ran:
+            return Outcome.DUPLICATE, kind
+        if attempt.recorded:
+            # After the guard: a crash here loses a provider id, never sends twice.
+            self._note_sent(event.event_id, attempt.provider_message_id)
+        return Outcome(result), kind
 
-    def _unreachable(self, recipient: Recipient) -> Outcome | None:
-        if self.channel in recipient.opt_out:
-            return Outcome.OPTED_OUT
-        if self.channel in recipient.failures:
-            return Outcome.ADDRESS_FAILED
-        if not recipient.address(self.channel):
-            return Outcome.NO_ADDRESS
+    # ------------------------------------------------------------------ deciding
+
+    def _recipient(self, key: ShipmentKey) -> Recipient | None:
+        """The shipment's customer, with their STOP replies counted as opt-outs."""
+        recipient = self._recipients.recipient(key)
+        ledger = self._chain.ledger
+        if recipient is None or ledger is None or not recipient.phone:
+            return recipient
+        stopped = {
+            channel
+            for channel in STOP_CHANNELS
+            if channel in self._chain.enabled and ledger.opted_out(channel, recipient.phone)
+        }
+        if not stopped:
+            return recipient
+        return recipient.model_copy(update={"opt_out": recipient.opt_out | stopped})
+
+    def _skipped(self, recipient: Recipient, request: NotificationRequest) -> Outcome | None:
+        """Why this channel does not send this event (now), or None."""
+        enabled = self._chain.enabled
+        why = unreachable(recipient, self.channel, enabled)
+        if why is not None:
+            return why
+        fallback = request.fallback
+        if fallback is None:
+            if waits_for_fallback(recipient, self.channel, enabled):
+                return Outcome.STANDBY
+            return None
+        # Older news than the first channel has told since is not worth a fallback.
+        told = recipient.log(fallback.from_channel).last_occurred_at
+        if told is not None and request.event.occurred_at < told:
+            return Outcome.SUPERSEDED
+        if fallback.reason == "timeout" and self._chain.ledger is not None:
+            first = self._chain.ledger.delivery(request.event.event_id, fallback.from_channel)
+            if first is not None and first.state in ARRIVED:
+                return Outcome.DELIVERED_ELSEWHERE
         return None
+
+    def _held(
+        self, request: NotificationRequest, kind: str, now: datetime, customer_zone: ZoneInfo
+    ) -> bool:
+        """Hold the message back for quiet hours (or a delivery check's time); whether it was."""
+        bypass = self._rules.bypasses_quiet_hours(kind, self.channel)
+        quiet_end = (
+            None
+            if bypass
+            else quiet_until(
+                now, customer_zone, self._policy.quiet_hours_start, self._policy.quiet_hours_end
+            )
+        )
+        deferral = hold(now, quiet_end, request.not_before)
+        if deferral is None:
+            return False
+        # Outside the guard: a held message is not "sent", so its return is not a repeat.
+        self._deferrer.defer(request, deferral)
+        return True
 
     def _admission(
         self,
@@ -152,6 +250,8 @@ class Notifier:
             daily_cap=self._policy.daily_cap,
         )
 
+    # ------------------------------------------------------------------ sending
+
     def _deliver(
         self,
         recipient: Recipient,
@@ -159,6 +259,7 @@ class Notifier:
         request: NotificationRequest,
         now: datetime,
         customer_zone: ZoneInfo,
+        attempt: _Attempt,
     ) -> Outcome:
         admission = self._admission(recipient, kind, request, now, customer_zone)
         if admission.refused is not None:
@@ -167,9 +268,7 @@ class Notifier:
         try:
             message = self._message(recipient, kind, request)
         except RecipientRejectedError as exc:
-            self._recipients.record_failure(
-                key, self.channel, ContactFailure(reason=exc.reason, at=now)
-            )
+            self._reject(recipient, request, exc, now)
             return Outcome.REJECTED
         seen = recipient.log(self.channel)
         claimed = admission.log
@@ -177,24 +276,131 @@ class Notifier:
             # Conditional: of two messages racing for one shipment, one retries and re-decides.
             self._recipients.claim(key, self.channel, seen, claimed)
         try:
-            self._sender.send(message)
+            if not self._prepare(recipient, message, request, now):
+                self._recipients.release(key, self.channel, claimed, seen)
+                return Outcome.DUPLICATE
+            attempt.recorded = self._chain.ledger is not None
+            attempt.provider_message_id = self._sender.send(message)
         except RecipientRejectedError as exc:
             self._recipients.release(key, self.channel, claimed, seen)
-            self._recipients.record_failure(
-                key, self.channel, ContactFailure(reason=exc.reason, at=now)
-            )
+            self._reject(recipient, request, exc, now)
             return Outcome.REJECTED
         except Exception:
             self._recipients.release(key, self.channel, claimed, seen)
             raise
-        return Outcome.SENT
+        return Outcome.SENT if request.fallback is None else Outcome.FALLBACK_SENT
+
+    def _prepare(
+        self, recipient: Recipient, message: Message, request: NotificationRequest, now: datetime
+    ) -> bool:
+        """Before the provider is called: the notification record, the note on the channel
+        this one takes over from, and for a reporting channel the next channel's delivery
+        check. False if this event already went on this channel the other way (as first
+        choice, or as a fallback): one message per event and channel, whichever way it came."""
+        ledger, handover = self._chain.ledger, self._chain.handover
+        if ledger is None or handover is None:
+            return True
+        event = request.event
+        recorded = ledger.begin(
+            Delivery(
+                event_id=event.event_id,
+                channel=self.channel,
+                key=recipient.key,
+                kind=message.kind,
+                language=message.language,
+                event=event,
+                state_at=now,
+                fallback_of=request.fallback,
+            )
+        )
+        if (recorded.fallback_of is None) != (request.fallback is None):
+            return False
+        if request.fallback is not None:
+            self._note_fallback(event.event_id, request.fallback, now)
+        successor = next_after(recipient, self.channel, self._chain.enabled)
+        if self.channel in REPORTING_CHANNELS and successor is not None:
+            # Queued before sending: if this message never arrives (or never goes), the
+            # next channel still asks after the window.
+            handover.hand_over(
+                event,
+                successor,
+                Fallback(from_channel=self.channel, reason="timeout"),
+                not_before=now + self._chain.delivery_window,
+            )
+        return True
+
+    def _reject(
+        self,
+        recipient: Recipient,
+        request: NotificationRequest,
+        exc: RecipientRejectedError,
+        now: datetime,
+    ) -> None:
+        """The address cannot be reached on this channel: remember it, and hand the message
+        to the next channel if there is one."""
+        self._recipients.record_failure(
+            recipient.key, self.channel, ContactFailure(reason=exc.reason, at=now)
+        )
+        handover = self._chain.handover
+        if handover is None:
+            return
+        successor = next_after(recipient, self.channel, self._chain.enabled)
+        if successor is not None:
+            reason: FallbackReason = "undeliverable"
+            handover.hand_over(
+                request.event, successor, Fallback(from_channel=self.channel, reason=reason)
+            )
+
+    def _note_fallback(self, event_id: str, fallback: Fallback, now: datetime) -> None:
+        """Note on the first channel's record that this one took over, and why."""
+        ledger = self._chain.ledger
+        assert ledger is not None
+
+        def attempt(_: int) -> None:
+            first = ledger.delivery(event_id, fallback.from_channel)
+            if first is None or first.fallback is not None:
+                return
+            noted = with_fallback(first, self.channel, fallback.reason, now)
+            ledger.update(noted.model_copy(update={"version": first.version + 1}))
+
+        retry_on_conflict(attempt, event_id)
+
+    def _note_sent(self, event_id: str, provider_message_id: str | None) -> None:
+        """The provider took the message: its id and at least `sent` on the record."""
+        ledger = self._chain.ledger
+        if ledger is None:
+            return
+
+        def attempt(_: int) -> None:
+            record = ledger.delivery(event_id, self.channel)
+            if record is None:
+                return
+            state = advance(record.state, DeliveryState.SENT)
+            if state == record.state and record.provider_message_id:
+                return
+            ledger.update(
+                record.model_copy(
+                    update={
+                        "state": state,
+                        "state_at": self._clock() if state != record.state else record.state_at,
+                        "provider_message_id": record.provider_message_id or provider_message_id,
+                        "version": record.version + 1,
+                    }
+                )
+            )
+
+        try:
+            retry_on_conflict(attempt, event_id)
+        except StaleStateError:
+            # The record is advisory: reports keep moving it; the message went.
+            return
 
     def _message(self, recipient: Recipient, kind: str, request: NotificationRequest) -> Message:
         address = recipient.address(self.channel) or ""
         to = (
-            e164(address, self._policy.default_phone_region)
-            if self.channel == "sms"
-            else mailbox(address)
+            mailbox(address)
+            if self.channel == "email"
+            else e164(address, self._policy.default_phone_region)
         )
         language = language_of(recipient.language, self._languages)
         text = self._renderer.render(
@@ -206,4 +412,11 @@ class Notifier:
             subject=text.subject,
             body=text.body,
             event_id=request.event.event_id,
+            kind=kind,
+            language=language,
+            dlt_template_id=text.dlt_template_id,
+            encoding=text.encoding,
+            segments=text.segments,
+            whatsapp=text.whatsapp,
+            fallback=request.fallback,
         )

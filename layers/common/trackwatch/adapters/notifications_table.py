@@ -1,0 +1,143 @@
+"""The notification records and the opt-outs, on NotificationsTable (one item each).
+
+- ``pk = "delivery#<event_id>#<channel>"``: the notification record of one event on one
+  channel (trackwatch.models.notification.Delivery, stored as JSON in ``record``, with
+  ``state`` and ``version`` beside it for conditions and reading), written before the
+  provider is called and moved on by the provider's reports; no personal data.
+- ``pk = "optout#<channel>#<sha256 of the E.164 number>"``: that number's holder asked for no
+  more messages on that channel. The hash keeps phone numbers out of the key (the table is
+  not a list of numbers); it is a lookup key, not protection (the space of numbers is small).
+
+Every item expires (``expires_at``, DynamoDB TTL): records after the idempotency window,
+opt-outs after a year, so a number that changes hands is not silenced for ever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from trackwatch.errors import StaleStateError, StorageError
+from trackwatch.models.notification import Channel, Delivery
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+#: How long an opt-out holds: a year, then the number may be told again.
+OPT_OUT_DAYS = 365
+
+
+def delivery_pk(event_id: str, channel: Channel) -> str:
+    """The key of a notification record."""
+    return f"delivery#{event_id}#{channel}"
+
+
+def opt_out_pk(channel: Channel, phone: str) -> str:
+    """The key of an opt-out: the channel and a hash of the number."""
+    digest = hashlib.sha256(phone.encode("utf-8")).hexdigest()
+    return f"optout#{channel}#{digest}"
+
+
+def _error(action: str, exc: Exception) -> StorageError:
+    code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+    return StorageError(f"DynamoDB {action} on the notifications table failed: {code}")
+
+
+class NotificationsTable:
+    """Implements trackwatch.ports.DeliveryLedger on DynamoDB."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient, record_ttl_s: int) -> None:
+        self._table = table_name
+        self._client = client
+        self._record_ttl_s = record_ttl_s
+
+    def _delivery_item(self, delivery: Delivery) -> dict[str, Any]:
+        expires = delivery.state_at + timedelta(seconds=self._record_ttl_s)
+        return {
+            "pk": {"S": delivery_pk(delivery.event_id, delivery.channel)},
+            "record": {"S": delivery.model_dump_json()},
+            "state": {"S": delivery.state.value},
+            "version": {"N": str(delivery.version)},
+            "expires_at": {"N": str(int(expires.timestamp()))},
+        }
+
+    def begin(self, delivery: Delivery) -> Delivery:
+        """Record a message about to go; the record already there if one is (a retry)."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=self._delivery_item(delivery),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise _error("PutItem", exc) from exc
+            existing = self.delivery(delivery.event_id, delivery.channel)
+            return existing or delivery
+        except BotoCoreError as exc:
+            raise _error("PutItem", exc) from exc
+        return delivery
+
+    def delivery(self, event_id: str, channel: Channel) -> Delivery | None:
+        """The record of `event_id` on `channel`, read consistently; None if there is none."""
+        try:
+            answer = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": delivery_pk(event_id, channel)}},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("GetItem", exc) from exc
+        item = answer.get("Item")
+        if not item:
+            return None
+        return Delivery.model_validate_json(item["record"]["S"])
+
+    def update(self, delivery: Delivery) -> None:
+        """Store `delivery` if the stored one is still at `delivery.version - 1`."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=self._delivery_item(delivery),
+                ConditionExpression="#version = :seen",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":seen": {"N": str(delivery.version - 1)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise StaleStateError(
+                    f"notification {delivery.event_id} on {delivery.channel} changed meanwhile"
+                ) from exc
+            raise _error("PutItem", exc) from exc
+        except BotoCoreError as exc:
+            raise _error("PutItem", exc) from exc
+
+    def opt_out(self, channel: Channel, phone: str, at: datetime) -> None:
+        """Remember that the holder of `phone` wants no more messages on `channel`."""
+        expires = at + timedelta(days=OPT_OUT_DAYS)
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": opt_out_pk(channel, phone)},
+                    "at": {"S": at.isoformat()},
+                    "expires_at": {"N": str(int(expires.timestamp()))},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("PutItem", exc) from exc
+
+    def opted_out(self, channel: Channel, phone: str) -> bool:
+        """Whether the holder of `phone` opted out of `channel`."""
+        try:
+            answer = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": opt_out_pk(channel, phone)}},
+                ProjectionExpression="pk",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("GetItem", exc) from exc
+        return bool(answer.get("Item"))
