@@ -45,8 +45,8 @@ from trackwatch.config import Settings
 from trackwatch.errors import ClickpostUnavailableError, StorageError
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
 from trackwatch.models.change_feed import UpdatedOrder
-from trackwatch.models.hints import ChangeHint, HintBatch
 from trackwatch.models.events import EVENT_ADAPTER
+from trackwatch.models.hints import ChangeHint, HintBatch
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
 from trackwatch.models.notification import Channel, Delivery, DeliveryState
