@@ -42,7 +42,7 @@ from trackwatch.models.notification import Channel, Message
 from trackwatch.models.policy import Cadence, Sweep
 from trackwatch.models.registration import Registration
 from trackwatch_cli.api_gateway import ApiGateway
-from trackwatch_cli.deployment import SimulatedClock, start_stack
+from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
 from trackwatch_cli.sandbox import SandboxServer, load_journeys
 from trackwatch_cli.sandbox.timed import scaled
 
@@ -194,27 +194,8 @@ def run_mode(
     clients = AwsClients.emulator(server.endpoint, REGION)
     phase = f"freshness.{mode}"
     try:
-        with server.log.during(f"setup.{mode}"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            local = start_stack(
-                TEMPLATE,
-                clients,
-                clock,
-                stack_name="trackwatch-freshness",
-                parameters={
-                    "DueShards": "1",
-                    "ChangeFeed": "enabled" if feed else "disabled",
-                    # The pipeline's own lag: no message waits for the morning.
-                    "QuietHoursStart": "00:00",
-                    "QuietHoursEnd": "00:00",
-                },
-                settings={"CLICKPOST_BASE_URL": sandbox.base_url},
-                overrides={
-                    "NotifySmsFunction": Overrides(senders={"sms": senders["sms"]}),
-                    "NotifyEmailFunction": Overrides(senders={"email": senders["email"]}),
-                },
-                log=log,
-            )
+        with server.log.during(f"setup.{mode}"):
+            local = _stack(clients, clock, sandbox, senders, feed=feed, log=log)
         runtime = local.runtime
         gateway = ApiGateway(runtime, local.stack.routes).start() if webhooks else None
         if gateway is not None:
@@ -224,31 +205,22 @@ def run_mode(
         registration = local.container().registration_service
         result.minutes = _minutes_to_play(config, shipments)
         started = time.perf_counter()
+        # The event sources run throughout; each minute waits for the stack to be quiet.
+        runtime.start()
         with server.log.during(phase):
             for minute in range(result.minutes):
                 now = clock()
                 due = [s for s in pending if s.start <= now]
                 if due:
                     pending = pending[len(due) :]
-                    for s in due:
-                        sandbox.add_shipment_at(s.key.waybill, s.key.cp_id, s.journey, s.start)
-                    registration.register(
-                        [
-                            Registration(
-                                waybill=s.key.waybill,
-                                cp_id=s.key.cp_id,
-                                phone=f"+91987{(i + minute) % 100000:05d}{i % 10:02d}"[:13],
-                                email=f"c{s.key.waybill.lower()}@example.com",
-                            )
-                            for i, s in enumerate(due)
-                        ]
-                    )
+                    _start_journeys(sandbox, registration, due, minute)
                 sandbox.deliver_webhooks()
                 for answer in runtime.tick(now):
                     if isinstance(answer, dict) and answer.get("mode") in ("full", "sweep"):
                         result.modes[str(answer["mode"])] += 1
                 runtime.settle()
                 clock.advance(timedelta(minutes=1))
+        runtime.stop()
         result.seconds = time.perf_counter() - started
         if gateway is not None:
             gateway.stop()
@@ -262,6 +234,61 @@ def run_mode(
         if sandbox.webhooks is not None:
             sandbox.webhooks.close()
         sandbox.stop()
+
+
+def _stack(
+    clients: AwsClients,
+    clock: SimulatedClock,
+    sandbox: SandboxServer,
+    senders: dict[str, TimedSender],
+    *,
+    feed: bool,
+    log: IO[str],
+) -> LocalStack:
+    """template.yaml deployed for one mode, its notifiers sending through `senders`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return start_stack(
+            TEMPLATE,
+            clients,
+            clock,
+            stack_name="trackwatch-freshness",
+            parameters={
+                "DueShards": "1",
+                "ChangeFeed": "enabled" if feed else "disabled",
+                # The pipeline's own lag: no message waits for the morning.
+                "QuietHoursStart": "00:00",
+                "QuietHoursEnd": "00:00",
+            },
+            settings={"CLICKPOST_BASE_URL": sandbox.base_url},
+            overrides={
+                "NotifySmsFunction": Overrides(senders={"sms": senders["sms"]}),
+                "NotifyEmailFunction": Overrides(senders={"email": senders["email"]}),
+            },
+            log=log,
+        )
+
+
+def _start_journeys(
+    sandbox: SandboxServer, registration: Any, due: list[_Planned], minute: int
+) -> None:
+    """The journeys that start now: on the sandbox's clock, and registered with us."""
+    for s in due:
+        sandbox.add_shipment_at(s.key.waybill, s.key.cp_id, s.journey, s.start)
+    registration.register(
+        [
+            Registration(
+                waybill=s.key.waybill,
+                cp_id=s.key.cp_id,
+                phone=f"+91987{(i + minute) % 100000:05d}{i % 10:02d}"[:13],
+                email=f"c{s.key.waybill.lower()}@example.com",
+                # SMS and e-mail, as measured before WhatsApp came first: the lag to a
+                # message is the pipeline's, not a WhatsApp delivery window's.
+                channels=("sms", "email"),
+            )
+            for i, s in enumerate(due)
+        ]
+    )
 
 
 def _collect(

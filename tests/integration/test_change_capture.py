@@ -73,7 +73,7 @@ class World:
                     self.modes.append(str(result["mode"]))
                 if isinstance(result, dict) and "already_seen" in result:
                     self.windows[self.now] = result
-            runtime.settle(only=CHANGE_CAPTURE)
+            runtime.settle()
             self.pipeline.clock = self.now + timedelta(minutes=1)
         self.events.extend(self.pipeline.events())
 
@@ -123,6 +123,9 @@ def world(
                 )
             pipeline.register(*keys)
             gateway = ApiGateway(pipeline.runtime, pipeline.stack.routes).start()
+            # The event sources run throughout (each minute then waits for quiet): starting
+            # and stopping them every simulated minute would cost real seconds each.
+            pipeline.runtime.start(only=CHANGE_CAPTURE)
             try:
                 if webhooks:
                     sandbox.send_webhooks_to(
@@ -130,6 +133,7 @@ def world(
                     )
                 yield World(pipeline, sandbox, keys)
             finally:
+                pipeline.runtime.stop()
                 gateway.stop()
                 if sandbox.webhooks is not None:
                     sandbox.webhooks.close()

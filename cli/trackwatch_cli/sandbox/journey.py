@@ -146,7 +146,8 @@ class ShipmentIdentity(BaseModel):
     waybill: str
     cp_id: int
     courier_name: str
-    order_id: str
+    #: None when the sandbox was not told the order (Clickpost then sends null).
+    order_id: str | None
     start: datetime
 
     @property
@@ -177,11 +178,15 @@ def render_awb(
     *,
     injected: Sequence[InjectedScan] = (),
     touch: ScanTouch | None = None,
+    step_times: Sequence[datetime] | None = None,
 ) -> dict[str, Any]:
     """The `result[<AWB>]` object for `shipment` once `journey` has reached `step`.
 
     `injected` scans join the history where they arrived; `touch` rewrites the scan that
     arrived last (a data fault), and `latest_status` mirrors it when it shows that scan.
+    Scans are dated `start + at_hours`; with `step_times` (one per step shown), a step's
+    scans are dated at its own time instead, a late scan as many hours before it as the
+    journey puts it before its step.
     """
     step = min(step, journey.last_step)
     additional = _additional(journey, step, shipment)
@@ -196,12 +201,17 @@ def render_awb(
 
     arrive(-1)
     for number, journey_step in enumerate(journey.steps[: step + 1]):
+        if step_times is None:
+            base = shipment.start + timedelta(hours=journey_step.at_hours)
+        else:
+            base = step_times[number]
         for index, scan in enumerate(journey_step.scans):
             # Scans of one step are a few minutes apart, in file order; a late scan (its own
             # at_hours) is dated earlier but recorded by Clickpost when its step arrives.
-            hours = scan.at_hours if scan.at_hours is not None else journey_step.at_hours
-            when = shipment.start + timedelta(hours=hours, minutes=index)
-            recorded = step_recorded_at(journey_step, shipment.start, index)
+            early = journey_step.at_hours - scan.at_hours if scan.at_hours is not None else 0
+            offset = timedelta(minutes=index)
+            when = base - timedelta(hours=early) + offset
+            recorded = base + offset + CREATED_AT_LAG
             arrived.append(
                 (when, len(arrived), render_scan(scan, when, shipment, recorded=recorded))
             )

@@ -11,6 +11,7 @@ that is not UTF-8).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -18,12 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 from trackwatch_cli.sandbox import hostile
 from trackwatch_cli.sandbox.body import Piece, Splicer, body_chunks, body_length
@@ -71,10 +73,17 @@ TRACK_ORDER_PATH = "/api/v2/track-order/"
 MAX_WAYBILLS = 5
 DEFAULT_KEY = "sandbox-key"
 DEFAULT_USERNAME = "sandbox-user"
-#: A Monday morning, India time: every journey's scans count from here.
+#: A Monday morning, India time: every journey's scans count from here (without a clock).
 DEFAULT_JOURNEY_START = datetime(2025, 1, 6, 9, 0, 0)
 #: A poll never moves a shipment on when a journey clock does.
 _NEVER = 10**12
+#: With `any_waybill`, a waybill starting with this (any case) is one Clickpost does not
+#: know: it is answered `valid: false`.
+INVALID_PREFIX = "INVALID"
+#: With a clock, a step's scans are dated this long before the poll that first shows them.
+SCAN_LEAD = timedelta(minutes=10)
+#: Clickpost's naive timestamps are India time.
+_CLICKPOST_ZONE = ZoneInfo("Asia/Kolkata")
 _MALFORMED_BODY = b'{"meta": {"status": 200, "success": tr'
 _REQUIRED_PARAMS = ("key", "username", "waybill", "cp_id")
 
@@ -133,6 +142,8 @@ class _Shipment:
     journey: Journey
     step: int = 0
     polls: int = 0
+    #: With a clock: when each step shown so far was first shown (naive India time).
+    step_times: list[datetime] = field(default_factory=list)
     #: Scans data faults added; they stay in the history.
     injected: list[InjectedScan] = field(default_factory=list)
     has_long_history: bool = False
@@ -165,11 +176,19 @@ class SandboxServer:
         journey_start: datetime = DEFAULT_JOURNEY_START,
         advance_every: int = 1,
         latency_s: float = 0.0,
+        clock: Callable[[], datetime] | None = None,
+        any_waybill: bool = False,
         journey_clock: Callable[[], datetime] | None = None,
     ) -> None:
-        """`journey_clock` (zone-aware): journeys move with it, a step appearing when Clickpost
-        records it whoever polls, and the updated-order feed and webhooks tell of it
-        (`trackwatch_cli.sandbox.timed`); without it, a shipment moves a step per poll."""
+        """`clock` (zone-aware): journeys start when first polled and each step's scans
+        are dated when a poll first shows it, so dates and EDDs follow that clock (else
+        every journey starts at `journey_start`). `any_waybill`: answer every waybill of
+        every cp_id, on a journey picked from the waybill (`journey_for`).
+
+        `journey_clock` (zone-aware) instead: journeys move with it, a step appearing when
+        Clickpost records it whoever polls, and the updated-order feed and webhooks tell of
+        it (`trackwatch_cli.sandbox.timed`); without it, a shipment moves a step per poll.
+        It takes precedence over `clock` for dating: a step is dated when it is due."""
         if advance_every < 1:
             raise ValueError("advance_every must be at least 1")
         self._address = (host, port)
@@ -188,6 +207,10 @@ class SandboxServer:
         self.webhooks: WebhookPoster | None = None
         self._webhooks_until: datetime | None = None
         self._feed_requests = 0
+        self.clock = clock
+        self.any_waybill = any_waybill
+        #: Order ids of shipments met only when first polled (`expect`).
+        self._orders: dict[tuple[int, str], str] = {}
         #: Seconds every request waits before it is answered (benchmarks).
         self.latency_s = latency_s
         self.faults = FaultBoard()
@@ -255,9 +278,22 @@ class SandboxServer:
     # ------------------------------------------------------------------ shipments
 
     def add_shipment(
-        self, waybill: str, cp_id: int, journey_name: str, order_id: str | None = None
+        self, waybill: str, cp_id: int, journey_name: str | None = None, order_id: str | None = None
     ) -> None:
-        """Register an AWB to be answered along `journey_name`, from its first step."""
+        """Register an AWB to be answered along `journey_name` (default: `journey_for`),
+        from its first step."""
+        shipment = self._new_shipment(
+            waybill,
+            cp_id,
+            self.journey_for(waybill) if journey_name is None else journey_name,
+            order_id or f"ORD{cp_id:03d}{waybill[-6:]}",
+        )
+        with self._lock:
+            self._shipments[(cp_id, waybill)] = shipment
+
+    def _new_shipment(
+        self, waybill: str, cp_id: int, journey_name: str, order_id: str | None
+    ) -> _Shipment:
         journey = self.journeys.get(journey_name)
         if journey is None:
             raise KeyError(f"unknown journey {journey_name!r}; known: {sorted(self.journeys)}")
@@ -267,11 +303,37 @@ class SandboxServer:
             waybill=waybill,
             cp_id=cp_id,
             courier_name=self.carriers.get(cp_id, f"Carrier {cp_id}"),
-            order_id=order_id or f"ORD{cp_id:03d}{waybill[-6:]}",
-            start=self.journey_start,
+            order_id=order_id,
+            # On a journey clock every journey is on its schedule from `journey_start`.
+            start=(
+                self.journey_start
+                if self.clock is None or self.journey_clock is not None
+                else self._now()
+            ),
         )
-        with self._lock:
-            self._shipments[(cp_id, waybill)] = _Shipment(identity, journey)
+        return _Shipment(identity, journey)
+
+    def journey_for(self, waybill: str) -> str:
+        """The journey an AWB follows when nobody chose one: `invalid` for a waybill
+        starting with INVALID_PREFIX, else one of the others picked by a hash of the
+        waybill (the same one every time, on every machine)."""
+        if waybill.upper().startswith(INVALID_PREFIX) and "invalid" in self.journeys:
+            return "invalid"
+        names = sorted(name for name, j in self.journeys.items() if j.valid)
+        digest = hashlib.sha256(waybill.encode()).digest()
+        return names[int.from_bytes(digest[:8]) % len(names)]
+
+    def expect(self, waybill: str, cp_id: int, order_id: str | None) -> None:
+        """With `any_waybill`: the order id to answer for an AWB when it is first polled
+        (the journey is still `journey_for`'s). Keeps nothing else until then."""
+        if order_id:
+            with self._lock:
+                self._orders[(cp_id, waybill)] = order_id
+
+    def _now(self) -> datetime:
+        """The clock's time as Clickpost writes it: naive India time."""
+        assert self.clock is not None
+        return self.clock().astimezone(_CLICKPOST_ZONE).replace(tzinfo=None)
 
     def add_shipment_at(
         self,
@@ -444,7 +506,7 @@ class SandboxServer:
                     self._stopping.wait(plan.delay_s)
                 if plan.answer is not None:
                     answer = _fault_answer(plan.answer)
-                elif cp_id not in self.carriers:
+                elif cp_id not in self.carriers and not self.any_waybill:
                     answer = _error(200, 302, "Invalid cp_id")
                 else:
                     splicer = Splicer()
@@ -498,9 +560,7 @@ class SandboxServer:
         result: dict[str, Any] = {}
         with self._lock:
             for waybill in dict.fromkeys(waybills):
-                shipment = self._shipments.get((cp_id, waybill))
-                if shipment is not None and not self._on_clock(shipment):
-                    continue  # Clickpost has recorded nothing of it yet
+                shipment = self._answerable(cp_id, waybill)
                 faults = [f for f in plan.awb_faults if f.applies_to(waybill)]
                 kinds = {f.kind for f in faults}
                 if shipment is None or FaultKind.MISSING_AWB in kinds:
@@ -515,6 +575,7 @@ class SandboxServer:
                     shipment.identity,
                     injected=shipment.injected,
                     touch=hostile.scan_touch(faults, splicer),
+                    step_times=self._step_times(shipment),
                 )
                 hostile.corrupt_additional(awb["additional"], faults, splicer)
                 result[waybill] = awb
@@ -667,6 +728,36 @@ class SandboxServer:
         self._webhooks_until = now
         return self.webhooks.deliver(payloads)
 
+    def _answerable(self, cp_id: int, waybill: str) -> _Shipment | None:
+        """The shipment to answer for an AWB, met now if `any_waybill`; None when unknown or,
+        on a journey clock, when Clickpost has recorded nothing of it yet (lock held)."""
+        shipment = self._shipments.get((cp_id, waybill))
+        if shipment is None and self.any_waybill:
+            shipment = self._first_sight(cp_id, waybill)
+        if shipment is not None and not self._on_clock(shipment):
+            return None
+        return shipment
+
+    def _first_sight(self, cp_id: int, waybill: str) -> _Shipment:
+        """An AWB nobody registered here, answered along `journey_for` (lock held)."""
+        order_id = self._orders.pop((cp_id, waybill), None)
+        shipment = self._new_shipment(waybill, cp_id, self.journey_for(waybill), order_id)
+        if self.journey_clock is not None:
+            # On a journey clock, its journey starts now (its first step a moment later).
+            start = naive_local(self.journey_clock())
+            shipment.identity = shipment.identity.model_copy(update={"start": start})
+        self._shipments[(cp_id, waybill)] = shipment
+        return shipment
+
+    def _step_times(self, shipment: _Shipment) -> list[datetime] | None:
+        """With a clock, each step shown is dated when first shown (lock held)."""
+        if self.clock is None or self.journey_clock is not None:
+            return None
+        shown = min(shipment.step, shipment.journey.last_step)
+        while len(shipment.step_times) <= shown:
+            shipment.step_times.append(self._now() - SCAN_LEAD)
+        return shipment.step_times
+
     @staticmethod
     def _inject(shipment: _Shipment, faults: list[Fault]) -> None:
         """Add the scans FUTURE_SCAN and LONG_HISTORY put into a shipment's history."""
@@ -694,13 +785,21 @@ def _stale(shipment: _Shipment) -> dict[str, Any]:
         return render_invalid(shipment.journey, shipment.identity)
     before = shipment.step - 1
     injected = [scan for scan in shipment.injected if scan.after_step <= before]
-    return render_awb(shipment.journey, before, shipment.identity, injected=injected)
+    return render_awb(
+        shipment.journey,
+        before,
+        shipment.identity,
+        injected=injected,
+        step_times=shipment.step_times or None,
+    )
 
 
 def _child_piece(shipment: _Shipment, waybill: str) -> dict[str, Any]:
     """Another piece of `shipment`'s order, on its journey and step."""
     identity = shipment.identity.model_copy(update={"waybill": waybill})
-    return render_awb(shipment.journey, shipment.step, identity)
+    return render_awb(
+        shipment.journey, shipment.step, identity, step_times=shipment.step_times or None
+    )
 
 
 def _deliver(answer: Answer, delivery: Fault | None) -> Answer:
