@@ -481,6 +481,74 @@ def _lag_of(kind: str) -> Callable[[ModeRun], str]:
     return cell
 
 
+def _range(values: list[float], digits: int = 0) -> str:
+    """`low to high` (or the one value when they agree)."""
+    low, high = min(values), max(values)
+    if round(low, digits) == round(high, digits):
+        return f"{low:,.{digits}f}"
+    return f"{low:,.{digits}f} to {high:,.{digits}f}"
+
+
+def _total_aws(r: ModeRun) -> float:
+    return sum(r.aws.get(f"{s}:requests", 0) for s in ("dynamodb", "sqs", "dynamodbstreams", "sns"))
+
+
+def freshness_spread(fresh: FreshnessResults) -> list[str]:
+    """Every repetition's figures per mode, as ranges (low to high over the repetitions)."""
+    from bench.freshness import calls_per_day, percentile
+
+    if len(fresh.repeats) < 2:
+        return []
+    modes = [r.mode for r in fresh.repeats[0]]
+    by_mode = {m: [runs[i] for runs in fresh.repeats] for i, m in enumerate(modes)}
+    base = [calls_per_day(r)[1] for r in by_mode.get("cadence only", [])]
+
+    def minutes(runs: list[ModeRun], pick: str, q: float) -> str:
+        values = [
+            percentile(getattr(r, pick) if pick != "all" else r.all_event_lags, q) / 60
+            for r in runs
+        ]
+        return _range(values, 1)
+
+    def row(label: str, cell: Callable[[list[ModeRun]], str]) -> str:
+        return f"| {label} | " + " | ".join(cell(by_mode[m]) for m in modes) + " |"
+
+    return [
+        "",
+        f"**Spread over {len(fresh.repeats)} repetitions** (low to high; each repetition has "
+        "other waybills, so other cadence slots and sweep cycles, and starts "
+        "17 simulated minutes after the one before, so other feed windows; the tables "
+        "above are the first repetition's):",
+        "",
+        "| | " + " | ".join(modes) + " |",
+        "|---|" + "---:|" * len(modes),
+        row("missed", lambda rs: _range([r.missed for r in rs])),
+        row("events published twice", lambda rs: _range([r.duplicates for r in rs])),
+        row("track-order calls", lambda rs: _range([r.track_calls for r in rs])),
+        row("updated-order feed requests", lambda rs: _range([r.feed_calls for r in rs])),
+        row(
+            "AWS requests (DynamoDB + SQS + streams + SNS)",
+            lambda rs: _range([_total_aws(r) for r in rs]),
+        ),
+        row("lag to the event p50, min", lambda rs: minutes(rs, "all", 0.5)),
+        row("lag to the event p95, min", lambda rs: minutes(rs, "all", 0.95)),
+        row(
+            "lag to the event max, min",
+            lambda rs: _range([max(r.all_event_lags) / 60 for r in rs if r.all_event_lags], 1),
+        ),
+        row("lag to the message p50, min", lambda rs: minutes(rs, "message_lags", 0.5)),
+        row("lag to the message p95, min", lambda rs: minutes(rs, "message_lags", 0.95)),
+        row(
+            "fewer track-order calls a day at 1M",
+            lambda rs: (
+                _range([b / calls_per_day(r)[1] for b, r in zip(base, rs, strict=True)], 1) + X
+                if base
+                else "-"
+            ),
+        ),
+    ]
+
+
 def freshness(fresh: FreshnessResults | None, command: str = "uv run python -m bench") -> list[str]:
     """The change-capture section, between markers (`--freshness` rewrites it in place)."""
     if fresh is None:
@@ -560,6 +628,7 @@ def freshness(fresh: FreshnessResults | None, command: str = "uv run python -m b
             "fewer track-order calls than cadence only",
             lambda r: f"**{base / scale[r.mode][1]:.1f}{X}**" if scale[r.mode][1] else "-",
         ),
+        *freshness_spread(fresh),
         FRESHNESS_END,
         "",
     ]
