@@ -143,6 +143,37 @@ def test_the_simulated_day_uses_change_capture_unless_told_not_to(
     assert ("cadence sweep (reconciliation)" in done.stdout) is feed_used
 
 
+@pytest.mark.slow
+def test_a_users_own_clickpost_gets_the_feed_read_and_no_webhooks(tmp_path: Path) -> None:
+    # Given a Clickpost-compatible server of the user's (the sandbox, in this process)
+    shipments = tmp_path / "s.csv"
+    shipments.write_text("waybill,cp_id\nOWN0001,4\n")
+    with SandboxServer(any_waybill=True) as clickpost:
+        # When a short simulated day runs against it
+        done = trackwatch(
+            "local",
+            "--hours",
+            "1",
+            "--speed",
+            "600",
+            "--shipments",
+            str(shipments),
+            "--clickpost-url",
+            clickpost.base_url,
+            "--clickpost-key",
+            "sandbox-key",
+            "--clickpost-username",
+            "sandbox-user",
+        )
+        feed_requests = clickpost.feed_requests
+
+    # Then its updated-order feed was read, and the timeline says webhooks cannot come
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "Clickpost's updated-order feed every 5 min" in done.stdout
+    assert "no webhooks (Clickpost cannot reach this machine)" in done.stdout
+    assert feed_requests >= 10
+
+
 @pytest.mark.parametrize(
     ("csv_text", "message"),
     [
