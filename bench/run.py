@@ -8,10 +8,10 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench import coldstart, hostile, items, parse_diff, throughput
+from bench import coldstart, freshness, hostile, items, parse_diff, throughput
 from bench.calls import lower_bound
 from bench.cost import Measured
 from bench.emulator import CountingMotoServer, tally
@@ -102,6 +102,8 @@ class Results:
     #: Each function's environment as the template sets it (by folder name).
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
     hostile: list[hostile.PeakMemory] = field(default_factory=list)
+    #: Change capture, three ways (None when not run).
+    freshness: freshness.FreshnessResults | None = None
     elapsed_s: float = 0.0
 
     def measured(self) -> Measured:
@@ -265,5 +267,9 @@ def run(config: Config) -> Results:
     )
     _say("peak memory on a 50 MB answer")
     results.hostile = hostile.run(3)
+    with open(os.devnull, "w") as quiet:
+        # One repetition here: `python -m bench --freshness` runs three, with their spread.
+        fresh = freshness.FULL if config.name == "full" else freshness.QUICK
+        results.freshness = freshness.run(replace(fresh, repeats=1), quiet, say=_say)
     results.elapsed_s = time.perf_counter() - started
     return results

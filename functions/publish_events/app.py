@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from trackwatch.batches import failures_response, records
 from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.models.record import StreamChange
-from trackwatch.observability import count_by, logger, tracer
+from trackwatch.observability import count_by, logger, record_values, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -42,6 +42,8 @@ def handler(container: Container) -> Handler:
         report = service.publish(changes)
         count_by("EventsPublished", "event_type", report.published)
         count_by("EventsSetAside", "reason", {"poison": report.poisoned})
+        # Freshness: from Clickpost's record of the scan to our publish, per event type.
+        record_values("EventLag", "event_type", report.lags)
         logger.info(
             "publish batch",
             extra={
