@@ -163,7 +163,7 @@ def test_a_new_scan_after_a_stuck_event_gives_exactly_one_unstuck() -> None:
     # then cleared)
     moved = [*scans, scan(2, 1004, 3 * 24 + 5)]
     for hour, flag in ((15, True), (16, True), (18, False), (20, False), (22, None)):
-        extra = {} if flag is None else {"is_stuck": flag}
+        extra: dict[str, Any] = {} if flag is None else {"is_stuck": flag}
         outcomes.append(poll(outcomes[-1].state, moved, at(4, hour), **extra))
 
     # Then one stuck, one unstuck: the shipment moved

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.delay_fakes import MemoryThresholds
 from tests.factories import CADENCE, result, scan
 from tests.fakes import (
     FakeTracker,
@@ -99,7 +100,11 @@ def poll_world() -> tuple[Container, MemoryStore, FakeTracker, list[ShipmentKey]
         store.add(key, due_key(key.pk, CadenceClass.NEW, CADENCE), NOW)
         tracker.results[key] = result([scan(1, 4, 0), scan(2, 5, 3)])
     container = bootstrap(
-        Settings({}), clock=lambda: NOW, shipments=store, trackers=lambda: tracker
+        Settings({}),
+        clock=lambda: NOW,
+        shipments=store,
+        trackers=lambda: tracker,
+        thresholds=MemoryThresholds(),
     )
     return container, store, tracker, keys
 

@@ -287,12 +287,67 @@ class EmailSettings(_Section):
         return self
 
 
+class DelaySettings(_Section):
+    """Our own stuck and late checks, as a poller makes them (variables DELAY_*)."""
+
+    #: Off only where a shipment's times mean nothing to the clock: a harness whose sandbox
+    #: journeys advance a step per poll, not per hour (tests/integration, bench).
+    delay_checks: bool = True
+    #: The learned thresholds' table; required while the checks are on.
+    delay_thresholds_table_name: str | None = Field(default=None, min_length=3)
+    #: How long a process keeps the learned thresholds before reading them again.
+    delay_thresholds_refresh_minutes: int = Field(default=60, ge=1, le=1440)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_values(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: _empty_is_none(v) for k, v in data.items()}
+        return data
+
+
+class LearningSettings(_Section):
+    """The daily threshold job: its window and quantile (variables DELAY_*)."""
+
+    delay_thresholds_table_name: str = Field(min_length=3)
+    #: The quantile of the gaps between scans that becomes a status's threshold.
+    delay_threshold_quantile: float = Field(default=0.9, gt=0, lt=1)
+    #: Fewer samples than this for a carrier and status: the rules' threshold stands.
+    delay_min_samples: int = Field(default=30, ge=1, le=100_000)
+    #: Days of the event log each run learns from.
+    delay_window_days: int = Field(default=30, ge=1, le=365)
+
+
+class DigestSettings(_Section):
+    """The daily operations digest (variables OPS_DIGEST_*)."""
+
+    ops_digest_queue_url: str = Field(min_length=1)
+    #: Where the digest goes; None (empty): it is written to the log only.
+    ops_digest_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    #: The zone the digest's times are written in.
+    ops_digest_timezone: str = DEFAULT_SOURCE_TIMEZONE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_values(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: _empty_is_none(v) for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> Self:
+        zone(self.ops_digest_timezone)
+        return self
+
+
 class DataFiles(_Section):
     """Data files a deployment may replace (variables TRACKWATCH_*); None: the packaged one."""
 
     status_catalogue: Path | None = None
     notify_rules: Path | None = None
     message_registry: Path | None = None
+    holiday_calendar: Path | None = None
+    delay_rules: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -408,5 +463,21 @@ class Settings:
 
     @cached_property
     def data_files(self) -> DataFiles:
-        """TRACKWATCH_STATUS_CATALOGUE, TRACKWATCH_NOTIFY_RULES, TRACKWATCH_MESSAGE_REGISTRY."""
+        """TRACKWATCH_STATUS_CATALOGUE, TRACKWATCH_NOTIFY_RULES, TRACKWATCH_MESSAGE_REGISTRY,
+        TRACKWATCH_HOLIDAY_CALENDAR, TRACKWATCH_DELAY_RULES."""
         return parse(DataFiles, self._environ, "TRACKWATCH_")
+
+    @cached_property
+    def delays(self) -> DelaySettings:
+        """DELAY_CHECKS, DELAY_THRESHOLDS_TABLE_NAME, DELAY_THRESHOLDS_REFRESH_MINUTES."""
+        return parse(DelaySettings, self._environ)
+
+    @cached_property
+    def learning(self) -> LearningSettings:
+        """DELAY_THRESHOLDS_TABLE_NAME, DELAY_THRESHOLD_QUANTILE, DELAY_MIN_SAMPLES, ..."""
+        return parse(LearningSettings, self._environ)
+
+    @cached_property
+    def digest(self) -> DigestSettings:
+        """OPS_DIGEST_QUEUE_URL, OPS_DIGEST_EMAIL, OPS_DIGEST_TIMEZONE."""
+        return parse(DigestSettings, self._environ)
