@@ -196,9 +196,12 @@ class LocalRuntime:
         return result
 
     def tick(self, scheduled_time: datetime, **extra: Any) -> Any:
-        """Invoke every scheduled function as its schedule would at `scheduled_time`."""
+        """Invoke every function whose schedule fires in the minute of `scheduled_time`, as
+        the schedule would (the dispatcher's fires every minute, a daily one once a day)."""
         results = []
         for schedule in self.stack.schedules:
+            if not schedule.due_at(scheduled_time):
+                continue
             event = {**schedule.input, "scheduled_time": scheduled_time.isoformat(), **extra}
             results.append(self.invoke(schedule.function, event))
         return results

@@ -58,7 +58,15 @@ errors = Console(stderr=True, soft_wrap=True)
 LOCAL_STACK = "trackwatch-local"
 LOCAL_ENDPOINT = "http://127.0.0.1:5000"
 REQUIRED_COLUMNS = ("waybill", "cp_id")
-OPTIONAL_COLUMNS = ("order_id", "phone", "email", "language", "channels", "opt_out")
+OPTIONAL_COLUMNS = (
+    "order_id",
+    "phone",
+    "email",
+    "language",
+    "channels",
+    "opt_out",
+    "promised_delivery_date",
+)
 #: A list cell ("sms;email", "sms email", "sms|email").
 _LIST_SEPARATORS = re.compile(r"[;| ]+")
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import zipfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,65 @@ class Schedule:
     function: str
     expression: str
     input: dict[str, Any] = field(default_factory=dict)
+
+    def due_at(self, moment: datetime) -> bool:
+        """Whether the schedule fires in the minute of `moment` (UTC): `rate(N unit)` every N
+        minutes of the epoch, `cron(...)` as EventBridge Scheduler reads its six fields."""
+        return schedule_due(self.expression, moment)
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_MINUTES = {"minute": 1, "hour": 60, "day": 1440}
+_WEEKDAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+
+
+def schedule_due(expression: str, moment: datetime) -> bool:
+    """Whether a Scheduler expression fires in the minute of `moment`; an expression this
+    reader does not know never fires (and says so when the stack is read)."""
+    utc = moment.astimezone(UTC)
+    rate = _RATE.match(expression)
+    if rate:
+        every = int(rate[1]) * _UNIT_MINUTES[rate[2].rstrip("s")]
+        return (int(utc.timestamp()) // 60) % every == 0
+    if not (expression.startswith("cron(") and expression.endswith(")")):
+        return False
+    fields = expression[5:-1].split()
+    if len(fields) != 6:
+        return False
+    minute, hour, day, month, weekday, year = fields
+    # AWS numbers weekdays 1 (Sunday) to 7 (Saturday).
+    sunday_first = utc.isoweekday() % 7 + 1
+    return (
+        _matches(minute, utc.minute)
+        and _matches(hour, utc.hour)
+        and _matches(day, utc.day)
+        and _matches(month, utc.month)
+        and _matches(weekday, sunday_first, _WEEKDAYS)
+        and _matches(year, utc.year)
+    )
+
+
+def _matches(field_: str, value: int, names: dict[str, int] | None = None) -> bool:
+    """One cron field: `*`, `?`, numbers, lists, ranges and `/` steps."""
+    for part in field_.split(","):
+        if part in ("*", "?"):
+            return True
+        base, _, step = part.partition("/")
+        if base == "*":
+            low, high = 0, 10_000
+        else:
+            first, _, last = base.partition("-")
+            low = _number(first, names)
+            high = _number(last, names) if last else (10_000 if step else low)
+        if low <= value <= high and (value - low) % int(step or 1) == 0:
+            return True
+    return False
+
+
+def _number(text: str, names: dict[str, int] | None) -> int:
+    if names and text.upper() in names:
+        return names[text.upper()]
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -170,7 +231,7 @@ def deploy(
         outputs=outputs,
         functions=functions,
         event_sources=event_sources,
-        schedules=_schedules(resources),
+        schedules=_schedules(resources, {**_defaults(cfn), **(parameters or {})}),
         template=cfn,
         routes=_routes(sam),
     )
@@ -250,7 +311,16 @@ def _routes(sam: dict[str, Any]) -> list[Route]:
     return routes
 
 
-def _schedules(resources: dict[str, Any]) -> list[Schedule]:
+def _defaults(template: dict[str, Any]) -> dict[str, str]:
+    """The template's parameters at their defaults."""
+    return {
+        name: str(spec["Default"])
+        for name, spec in template.get("Parameters", {}).items()
+        if "Default" in spec
+    }
+
+
+def _schedules(resources: dict[str, Any], parameters: dict[str, str]) -> list[Schedule]:
     schedules: list[Schedule] = []
     for resource in resources.values():
         if resource.get("Type") != "AWS::Scheduler::Schedule":
@@ -260,10 +330,13 @@ def _schedules(resources: dict[str, Any]) -> list[Schedule]:
         arn = target["Arn"]
         function = arn["Fn::GetAtt"][0] if isinstance(arn, dict) else str(arn)
         raw_input = target.get("Input")
+        expression = props["ScheduleExpression"]
+        if isinstance(expression, dict) and "Ref" in expression:
+            expression = parameters[expression["Ref"]]
         schedules.append(
             Schedule(
                 function=function,
-                expression=props["ScheduleExpression"],
+                expression=str(expression),
                 input=json.loads(raw_input) if isinstance(raw_input, str) else {},
             )
         )

@@ -129,10 +129,16 @@ def test_every_async_invoked_function_sends_failures_to_an_alarmed_queue(
         for function in invoked
     }
 
-    # Then: the dispatcher (EventBridge Scheduler); a run that raises is not dropped
-    assert invoked == {"DispatchPollsFunction"}
-    assert destinations == {"DispatchPollsFunction": "DispatchDeadLetterQueue"}
-    assert configs["DispatchPollsFunction"]["Qualifier"] == "$LATEST"
+    # Then: the dispatcher and the daily delay jobs (EventBridge Scheduler); a run that
+    # raises is not dropped
+    assert invoked == {"DispatchPollsFunction", "LearnThresholdsFunction", "SendOpsDigestFunction"}
+    assert destinations == {
+        "DispatchPollsFunction": "DispatchDeadLetterQueue",
+        "LearnThresholdsFunction": "DelayJobsDeadLetterQueue",
+        "SendOpsDigestFunction": "DelayJobsDeadLetterQueue",
+    }
+    for function in invoked:
+        assert configs[function]["Qualifier"] == "$LATEST", function
     assert set(destinations.values()) <= _alarmed_queues(cfn_template)
 
 
@@ -204,6 +210,7 @@ def test_every_queue_subscription_redrives_to_an_alarmed_queue_sns_may_write(
         "EmailSubscription",
         "AllEventsSubscription",
         "WhatsAppEventsSubscription",
+        "OpsDigestSubscription",
     }
     assert None not in dead_letter_queues.values()
     assert len(set(dead_letter_queues.values())) == len(subscriptions)

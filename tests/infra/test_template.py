@@ -33,7 +33,12 @@ ACCOUNT = "123456789012"  # moto's default account
 STACK_NAME = "trackwatch-test"
 
 SUBSCRIBER_QUEUES = ["SmsQueue", "EmailQueue", "AllEventsQueue"]
-NOTIFYING_EVENT_TYPES = ["shipment.status_changed", "shipment.ndr_raised", "shipment.stuck"]
+NOTIFYING_EVENT_TYPES = [
+    "shipment.status_changed",
+    "shipment.ndr_raised",
+    "shipment.stuck",
+    "shipment.delay_predicted",
+]
 
 pytestmark = pytest.mark.filterwarnings(
     # moto warns for each resource type its CloudFormation does not create; see the docstring.
@@ -354,7 +359,11 @@ def test_dispatcher_runs_every_minute_with_retries_and_a_dead_letter_queue(
     schedules = _resources(cfn_template, "AWS::Scheduler::Schedule")
 
     # When
-    (schedule,) = schedules.values()
+    (schedule,) = [
+        s
+        for s in schedules.values()
+        if _target(s["Properties"]["Target"]["Arn"]) == "DispatchPollsFunction"
+    ]
     properties = schedule["Properties"]
     role = cfn_template["Resources"][_target(properties["Target"]["RoleArn"])]
 
@@ -436,6 +445,7 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "CLICKPOST_SECRET_NAME": "trackwatch/clickpost",
         "CLICKPOST_MAX_IN_FLIGHT": "10",
         "CLICKPOST_MAX_RESPONSE_BYTES": "5242880",
+        "DELAY_THRESHOLDS_TABLE_NAME": ids["DelayThresholdsTable"],
     }
     assert environment["PublishEventsFunction"] == {
         **common,
@@ -473,6 +483,8 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
             "ShipmentsApiLogGroup",
             "IngestShipmentsLogGroup",
             "ShipmentsHttpApiAccessLogGroup",
+            "LearnThresholdsLogGroup",
+            "SendOpsDigestLogGroup",
         ],
         30,
     )
@@ -578,10 +590,15 @@ def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
         "WhatsAppEventsDeadLetterQueueUrl",
         "WhatsAppEventsSubscriptionDeadLetterQueueUrl",
         "NotificationsTableName",
+        "DelayThresholdsTableName",
+        "OpsDigestQueueUrl",
+        "OpsDigestDeadLetterQueueUrl",
+        "OpsDigestSubscriptionDeadLetterQueueUrl",
+        "DelayJobsDeadLetterQueueUrl",
     }
-    # Deployed with the defaults (empty AlarmEmail, WhatsAppPhoneNumberId, DltEntityId):
-    # warnings, not exports.
-    warnings = {"AlarmEmailMissing", "WhatsAppOff", "DltEntityIdMissing"}
+    # Deployed with the defaults (empty AlarmEmail, WhatsAppPhoneNumberId, DltEntityId,
+    # OpsDigestEmail): warnings, not exports.
+    warnings = {"AlarmEmailMissing", "WhatsAppOff", "DltEntityIdMissing", "OpsDigestOff"}
 
     # When
     outputs = stack.outputs
@@ -627,6 +644,9 @@ def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) ->
         "WhatsAppSubscriptionDeadLetterQueue",
         "WhatsAppEventsSubscriptionDeadLetterQueue",
         "AllEventsSubscriptionDeadLetterQueue",
+        "DelayJobsDeadLetterQueue",
+        "OpsDigestDeadLetterQueue",
+        "OpsDigestSubscriptionDeadLetterQueue",
     }
 
 
@@ -736,7 +756,7 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
     assert others == []
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert len(functions) == 9
+    assert len(functions) == 11
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
@@ -766,6 +786,8 @@ def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> N
         "NotifyEmailFunction": "functions/notify_email",
         "ShipmentsApiFunction": "functions/shipments_api",
         "IngestShipmentsFunction": "functions/ingest_shipments",
+        "LearnThresholdsFunction": "functions/learn_thresholds",
+        "SendOpsDigestFunction": "functions/send_ops_digest",
     }
     assert {location["S3Bucket"] for location in code.values()} == {LOCAL_CODE_BUCKET}
 
@@ -867,3 +889,72 @@ def test_ingest_queue_feeds_ingest_shipments_reporting_item_failures(stack: Stac
     (mapping,) = mappings
     assert mapping["EventSourceArn"] == queue_arn
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+# --- delays ------------------------------------------------------------------------
+
+
+def test_the_daily_delay_jobs_run_once_a_day_with_retries_and_a_dead_letter_queue(
+    cfn_template: Template,
+) -> None:
+    # Given
+    schedules = {
+        _target(s["Properties"]["Target"]["Arn"]): s["Properties"]
+        for s in _resources(cfn_template, "AWS::Scheduler::Schedule").values()
+    }
+
+    # When
+    learn = schedules["LearnThresholdsFunction"]
+    digest = schedules["SendOpsDigestFunction"]
+
+    # Then: at a fixed hour (02:00 in India) and at the deployment's chosen one
+    assert learn["ScheduleExpression"] == "cron(30 20 * * ? *)"
+    assert digest["ScheduleExpression"] == {"Ref": "OpsDigestSchedule"}
+    assert cfn_template["Parameters"]["OpsDigestSchedule"]["Default"] == "cron(30 12 * * ? *)"
+    for properties in (learn, digest):
+        target = properties["Target"]
+        assert _target(target["DeadLetterConfig"]["Arn"]) == "DelayJobsDeadLetterQueue"
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+        assert _target(target["RoleArn"]) == "DelayJobsScheduleRole"
+
+
+def test_the_event_log_indexes_only_changes_with_scans_and_projects_only_them(
+    cfn_template: Template,
+) -> None:
+    # Given
+    properties = cfn_template["Resources"]["EventLogTable"]["Properties"]
+
+    # When
+    (index,) = properties["GlobalSecondaryIndexes"]
+
+    # Then: a sparse index (learn_key is only on changes with carrier-timed scans)
+    assert index["IndexName"] == "LearnIndex"
+    assert index["KeySchema"] == [
+        {"AttributeName": "learn_key", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["scans"]}
+
+
+def test_the_ops_digest_queue_collects_delay_events_for_a_day_and_more(
+    cfn_template: Template,
+) -> None:
+    # Given
+    resources = cfn_template["Resources"]
+
+    # When
+    queue = resources["OpsDigestQueue"]["Properties"]
+    subscription = resources["OpsDigestSubscription"]["Properties"]
+    consumer = resources["SendOpsDigestFunction"]["Properties"]
+
+    # Then: a digest that failed a day still has its cases; a run's messages stay hidden
+    assert queue["MessageRetentionPeriod"] >= 2 * 24 * 3600
+    assert queue["VisibilityTimeout"] >= 6 * consumer["Timeout"]
+    assert subscription["FilterPolicy"] == {
+        "event_type": [
+            "shipment.stuck",
+            "shipment.unstuck",
+            "shipment.sla_breached",
+            "shipment.delay_predicted",
+        ]
+    }
