@@ -51,7 +51,7 @@ from trackwatch_cli.sandbox import SandboxServer
 from trackwatch_cli.shipments_cli import CsvError, read_rows
 from trackwatch_cli.stack import StackError
 from trackwatch_cli.summary import dead_letters, print_summary, totals_table
-from trackwatch_cli.timeline import Timeline, tap
+from trackwatch_cli.timeline import DISPLAY_ZONE, Timeline, tap
 
 #: The simulated day starts at 09:00 in India, when customers may be messaged.
 SIM_START = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
@@ -193,6 +193,8 @@ class LocalSystem:
                         "SmtpHost": "127.0.0.1",
                         "SmtpPort": str(smtp_port),
                         "SmtpStartTls": "false",
+                        # The daily delay digest goes to the local SMTP server too.
+                        "OpsDigestEmail": "ops@example.com",
                     },
                     clickpost_credentials=credentials,
                     log=log,
@@ -225,12 +227,14 @@ class LocalSystem:
                     "--clickpost-url needs --shipments FILE.csv to know what to poll"
                 )
             return options.clickpost_url.rstrip("/"), key, username
-        self.sandbox = SandboxServer().start()
+        # Its journeys' times follow the simulated clock, so the delay checks see real hours.
+        self.sandbox = SandboxServer(clock=self.clock).start()
         self._stack.callback(self.sandbox.stop)
         if self.rows:
             play_in_sandbox(self.sandbox, self.rows)
         else:
-            self.rows = demo_registrations(self.sandbox, default_languages())
+            today = self.clock().astimezone(DISPLAY_ZONE).date()
+            self.rows = demo_registrations(self.sandbox, default_languages(), today)
             # Some demo customers' WhatsApp messages fail or go unanswered: SMS takes over.
             self.whatsapp_outcomes = {**demo_whatsapp_outcomes(self.rows), **self.whatsapp_outcomes}
         return self.sandbox.base_url, "sandbox-key", "sandbox-user"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,6 +23,10 @@ EXPECTED_CODES = {
     "stuck": [1, 4, 5, 5, 1004, 6, 8],
     "edd_change": [1, 4, 5, 18, 1004, 6, 8],
     "late_scan_after_delivery": [1, 4, 5, 6, 8, 1004],
+    # The delay demos: a step per poll without a clock (their holds need one).
+    "stuck_in_transit": [5, 5, 1004, 6, 8],
+    "lost_in_transit": [5, 5, 1004, 6, 8],
+    "missed_promise": [4, 5, 5, 1004, 6, 8],
 }
 
 
@@ -209,3 +213,45 @@ def test_request_checks(
     assert parsed.meta.success is False
     assert fragment in (parsed.meta.message or "")
     assert sandbox.requests[-1].status_code == status
+
+
+def test_with_a_clock_a_step_waits_for_its_hold_and_is_dated_when_shown() -> None:
+    # Given a sandbox on a clock, with a shipment that sat 40 hours before it was registered
+    now = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)  # 09:00 in India
+
+    def clock() -> datetime:
+        return now
+
+    sandbox = SandboxServer(clock=clock)
+    sandbox.add_shipment("AWB1", 4, "stuck_in_transit")
+
+    # When it is polled at once, 5 hours later, and at 6 hours (the next step's hold)
+    first = _awb(sandbox, 4, "AWB1")
+    now += timedelta(hours=5)
+    held = _awb(sandbox, 4, "AWB1")
+    now += timedelta(hours=1)
+    moved = _awb(sandbox, 4, "AWB1")
+
+    # Then the history it came with is dated back from the first poll, the shipment sits
+    # until the hold has passed, and the new scan is dated when it was shown
+    assert first.latest_status is not None and first.latest_status.timestamp is not None
+    registered = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
+    assert first.latest_status.timestamp == registered - timedelta(hours=40, minutes=-2)
+    assert held.scans == first.scans
+    assert moved.latest_status is not None and moved.latest_status.timestamp is not None
+    assert moved.latest_status.clickpost_status_code == 5
+    assert moved.latest_status.location == "Nagpur_Wadi_H (Maharashtra)"
+    assert moved.latest_status.timestamp.astimezone(UTC) == now
+
+
+def test_with_a_clock_a_carrier_date_in_the_past_is_dated_from_registration() -> None:
+    # Given a sandbox on a clock
+    now = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
+    sandbox = SandboxServer(clock=lambda: now)
+    sandbox.add_shipment("AWB1", 5, "lost_in_transit")
+
+    # When
+    result = _awb(sandbox, 5, "AWB1")
+
+    # Then its carrier's date is the day before it was registered
+    assert result.additional.courier_partner_edd == "2026-11-26"

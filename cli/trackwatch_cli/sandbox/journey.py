@@ -5,6 +5,13 @@ scans and may override fields of ``additional`` (the overrides persist until a
 later step changes them). Scan times are offsets in hours from a journey start,
 so every response is reproducible.
 
+A sandbox given a clock (the local runtime's) dates each step's scans from the moment
+the step was first shown instead, so a shipment's times mean something to that clock:
+the delay checks measure real (simulated) hours. Scans written earlier than their step
+(``at_hours`` before the step's) are that much older than the step: the history a
+shipment already had when it was registered. There, too, a step may wait (``hold_hours``)
+before a poll can show it: a shipment that sits.
+
 Status codes follow Clickpost's published table. Bucket ids 1 (Order Placed),
 2 (Shipped), 3 (In transit), 6 (Delivered) and 8 (returns) come from Clickpost
 samples; every other bucket id used here (4 "Out for delivery", 5 "Failed
@@ -73,7 +80,8 @@ class AdditionalOverride(_Spec):
 
     is_stuck: bool | None = None
     ndr: NdrSpec | None = None
-    #: The carrier's EDD as days after the journey start (rendered YYYY-MM-DD).
+    #: The carrier's EDD as days after the journey start (rendered YYYY-MM-DD); negative:
+    #: a date already past.
     courier_partner_edd_days: int | None = None
     edd: EddSpec | None = None
 
@@ -96,6 +104,8 @@ class JourneyStep(_Spec):
     """What one poll reveals: new scans and changes to `additional`."""
 
     at_hours: float = Field(ge=0)
+    #: With a clock: shown no sooner than this many hours after the step before it was.
+    hold_hours: float = Field(default=0, ge=0)
     scans: tuple[ScanSpec, ...] = ()
     additional: AdditionalOverride = AdditionalOverride()
 
@@ -174,11 +184,14 @@ def render_awb(
     *,
     injected: Sequence[InjectedScan] = (),
     touch: ScanTouch | None = None,
+    shown_at: Sequence[datetime] | None = None,
 ) -> dict[str, Any]:
     """The `result[<AWB>]` object for `shipment` once `journey` has reached `step`.
 
     `injected` scans join the history where they arrived; `touch` rewrites the scan that
     arrived last (a data fault), and `latest_status` mirrors it when it shows that scan.
+    `shown_at` (a sandbox with a clock): when each step was first shown, in India time;
+    each step's scans are dated from it.
     """
     step = min(step, journey.last_step)
     additional = _additional(journey, step, shipment)
@@ -196,7 +209,12 @@ def render_awb(
         for index, scan in enumerate(journey_step.scans):
             # Scans of one step are a few minutes apart, in file order.
             hours = scan.at_hours if scan.at_hours is not None else journey_step.at_hours
-            when = shipment.start + timedelta(hours=hours, minutes=index)
+            if shown_at is not None and number < len(shown_at):
+                # Dated from when the step was shown; an earlier scan that much before it.
+                offset = timedelta(hours=hours - journey_step.at_hours, minutes=index)
+                when = shown_at[number] + offset
+            else:
+                when = shipment.start + timedelta(hours=hours, minutes=index)
             arrived.append((when, len(arrived), render_scan(scan, when, shipment)))
         arrive(number)
     if touch is not None and arrived:

@@ -15,14 +15,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 from trackwatch_cli.sandbox import hostile
 from trackwatch_cli.sandbox.body import Piece, Splicer, body_chunks, body_length
@@ -54,6 +55,8 @@ DEFAULT_KEY = "sandbox-key"
 DEFAULT_USERNAME = "sandbox-user"
 #: A Monday morning, India time: every journey's scans count from here.
 DEFAULT_JOURNEY_START = datetime(2025, 1, 6, 9, 0, 0)
+#: Clickpost's naive timestamps are India time.
+INDIA = ZoneInfo("Asia/Kolkata")
 _MALFORMED_BODY = b'{"meta": {"status": 200, "success": tr'
 _REQUIRED_PARAMS = ("key", "username", "waybill", "cp_id")
 
@@ -115,6 +118,8 @@ class _Shipment:
     #: Scans data faults added; they stay in the history.
     injected: list[InjectedScan] = field(default_factory=list)
     has_long_history: bool = False
+    #: With a clock: when each step was first shown (naive India time).
+    shown_at: list[datetime] = field(default_factory=list)
 
 
 def _document(status: int, success: bool, message: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +149,12 @@ class SandboxServer:
         journey_start: datetime = DEFAULT_JOURNEY_START,
         advance_every: int = 1,
         latency_s: float = 0.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """`clock` (zone-aware): date each step from when it is first shown, and show the
+        next step at the first poll after its hold (a shipment that sits) has passed;
+        `advance_every` is then unused. None dates everything from `journey_start` and shows
+        a step per `advance_every` polls."""
         if advance_every < 1:
             raise ValueError("advance_every must be at least 1")
         self._address = (host, port)
@@ -154,6 +164,7 @@ class SandboxServer:
         self.journeys = dict(load_journeys() if journeys is None else journeys)
         self.journey_start = journey_start
         self.advance_every = advance_every
+        self.clock = clock
         #: Seconds every request waits before it is answered (benchmarks).
         self.latency_s = latency_s
         self.faults = FaultBoard()
@@ -234,7 +245,7 @@ class SandboxServer:
             cp_id=cp_id,
             courier_name=self.carriers.get(cp_id, f"Carrier {cp_id}"),
             order_id=order_id or f"ORD{cp_id:03d}{waybill[-6:]}",
-            start=self.journey_start,
+            start=self._now() or self.journey_start,
         )
         with self._lock:
             self._shipments[(cp_id, waybill)] = _Shipment(identity, journey)
@@ -258,6 +269,34 @@ class SandboxServer:
         with self._lock:
             for shipment in self._shipments.values():
                 shipment.step = min(shipment.step + steps, shipment.journey.last_step)
+
+    def _now(self) -> datetime | None:
+        """The clock in India time (naive, as Clickpost writes it); None without a clock."""
+        if self.clock is None:
+            return None
+        return self.clock().astimezone(INDIA).replace(tzinfo=None)
+
+    def _on_the_clock(self, shipment: _Shipment) -> datetime | None:
+        """With a clock, before a poll is answered: the next step if its hold has passed,
+        and when each step was first shown. Returns the clock's time (None: no clock)."""
+        now = self._now()
+        if now is None:
+            return None
+        if self._may_advance(shipment):
+            shipment.step = min(shipment.step + 1, shipment.journey.last_step)
+        while len(shipment.shown_at) <= shipment.step:
+            shipment.shown_at.append(now)
+        return now
+
+    def _may_advance(self, shipment: _Shipment) -> bool:
+        """With a clock: whether the step shown last has been shown and the next step's hold
+        has passed since (a step with no hold shows at the poll after its predecessor's)."""
+        now = self._now()
+        step = shipment.step
+        if now is None or step >= shipment.journey.last_step or len(shipment.shown_at) <= step:
+            return False
+        hold = shipment.journey.steps[step + 1].hold_hours
+        return now >= shipment.shown_at[step] + timedelta(hours=hold)
 
     def step_of(self, waybill: str, cp_id: int) -> int:
         """The step a shipment will show at its next poll."""
@@ -459,12 +498,14 @@ class SandboxServer:
                     result[waybill] = render_invalid(shipment.journey, shipment.identity)
                     continue
                 self._inject(shipment, faults)
+                now = self._on_the_clock(shipment)
                 awb = render_awb(
                     shipment.journey,
                     shipment.step,
                     shipment.identity,
                     injected=shipment.injected,
                     touch=hostile.scan_touch(faults, splicer),
+                    shown_at=shipment.shown_at if now is not None else None,
                 )
                 hostile.corrupt_additional(awb["additional"], faults, splicer)
                 result[waybill] = awb
@@ -478,7 +519,7 @@ class SandboxServer:
                         if extra not in waybills:
                             result[extra] = _child_piece(shipment, extra)
                 shipment.polls += 1
-                if shipment.polls % self.advance_every == 0:
+                if now is None and shipment.polls % self.advance_every == 0:
                     shipment.step = min(shipment.step + 1, shipment.journey.last_step)
         return result
 
