@@ -173,14 +173,23 @@ def emulated_aws() -> Iterator[AwsClients]:
 
 
 @contextmanager
-def open_pipeline(template: Path, sandbox: SandboxServer) -> Iterator[Pipeline]:
-    """Deploy `template` into in-process moto and drive it with the local runtime."""
+def open_pipeline(
+    template: Path,
+    sandbox: SandboxServer,
+    *,
+    clock: SimulatedClock | None = None,
+    parameters: dict[str, str] | None = None,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Pipeline]:
+    """Deploy `template` into in-process moto and drive it with the local runtime (on
+    `clock`, `parameters` and `settings` given over the defaults)."""
     with emulated_aws() as clients:
         local = start_stack(
             template,
             clients,
-            SimulatedClock(START),
+            clock or SimulatedClock(START),
             stack_name="trackwatch-it",
+            parameters=parameters,
             settings={
                 "CLICKPOST_BASE_URL": sandbox.base_url,
                 # Fail fast in tests: a short budget and small back-offs.
@@ -192,6 +201,7 @@ def open_pipeline(template: Path, sandbox: SandboxServer) -> Iterator[Pipeline]:
                 # to this clock every shipment would look a year overdue. The delay checks
                 # are tested with a sandbox whose times follow the clock (test_delays.py).
                 "DELAY_CHECKS": "false",
+                **(settings or {}),
             },
         )
         atomic_conditional_writes(clients)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -127,6 +128,40 @@ def test_too_few_samples_learn_nothing_and_the_rules_stand() -> None:
     row = next(r for r in table.rows if r.cp_id == 4 and r.clickpost_status_code == 5)
     assert (row.dwell_samples, row.dwell_hours) == (2, None)
     assert policy(table).threshold(4, 5).source == "rule"
+
+
+def test_a_run_out_of_time_learns_from_the_shards_it_read_and_says_so() -> None:
+    # Given shipments spread over the LearnIndex shards
+    log = MemoryEventLog()
+    for n in range(64):
+        key = ShipmentKey.of(4, f"SH{n}")
+        log.append([first_sight(key, [scan(1, 5, 24), scan(2, 6, 26)], at(5))])
+
+    def job(store: MemoryThresholds) -> LearnThresholds:
+        return LearnThresholds(
+            log,
+            store,
+            CALENDAR,
+            RULES,
+            lambda: at(6),
+            quantile=0.9,
+            min_samples=1,
+            window_days=7,
+            terminal_codes=CATALOGUE.terminal_codes,
+        )
+
+    # When one run has all the time it needs and another's deadline has already passed
+    whole, whole_summary = job(MemoryThresholds()).run(time.monotonic() + 600)
+    store = MemoryThresholds()
+    sample, summary = job(store).run(time.monotonic() - 1)
+
+    # Then the first reads every shard; the second one shard (a run always learns
+    # something), writes what it learned, and says it is a sample
+    assert (whole.shards_read, whole.complete, whole_summary.items_read) == (LEARN_SHARDS, True, 64)
+    assert (sample.shards_read, sample.complete, summary.complete) == (1, False, False)
+    assert 0 < summary.items_read < 64
+    assert store.table == sample
+    assert sample.dwell_hours(4, 5) == whole.dwell_hours(4, 5) == 2.0
 
 
 def test_gaps_are_counted_in_business_hours() -> None:

@@ -30,6 +30,8 @@ class BusinessCalendar:
         self._day_s = (self._close - self._open).total_seconds()
         self._yearly = frozenset(h.date for h in spec.holidays if h.recurring)
         self._once = frozenset(date.fromisoformat(h.date) for h in spec.holidays if not h.recurring)
+        #: year → its holidays that fall on a day not off anyway (filled as years are met).
+        self._by_year: dict[int, frozenset[date]] = {}
 
     def zone_for(self, name: str | None) -> tzinfo:
         """The zone called `name` (a shipment's metadata), else the calendar's own."""
@@ -46,7 +48,7 @@ class BusinessCalendar:
 
     def is_working_day(self, day: date) -> bool:
         """Whether business hours run on `day`."""
-        return day.weekday() not in self._off and not self.is_holiday(day)
+        return day.weekday() not in self._off and day not in self._holidays_of(day.year)
 
     def hours_between(self, start: datetime, end: datetime, zone: tzinfo | None = None) -> float:
         """Business hours from `start` to `end` (0 when `end` is not after `start`)."""
@@ -110,13 +112,24 @@ class BusinessCalendar:
 
     def _holidays_on_working_weekdays(self, first: date, stop: date) -> int:
         """Holidays from `first` up to `stop` that fall on a day that is not off anyway."""
-        found: set[date] = {day for day in self._once if first <= day < stop}
-        for year in range(first.year, stop.year + 1):
+        return sum(
+            1
+            for year in range(first.year, stop.year + 1)
+            for day in self._holidays_of(year)
+            if first <= day < stop
+        )
+
+    def _holidays_of(self, year: int) -> frozenset[date]:
+        """The holidays of `year` that fall on a day not off anyway; worked out once a year
+        (the threshold job measures millions of gaps: no date parsing per gap)."""
+        found = self._by_year.get(year)
+        if found is None:
+            days = {day for day in self._once if day.year == year}
             for month_day in self._yearly:
                 try:
-                    day = date.fromisoformat(f"{year:04d}-{month_day}")
+                    days.add(date.fromisoformat(f"{year:04d}-{month_day}"))
                 except ValueError:  # 02-29 in a year without one
                     continue
-                if first <= day < stop:
-                    found.add(day)
-        return sum(1 for day in found if day.weekday() not in self._off)
+            found = frozenset(day for day in days if day.weekday() not in self._off)
+            self._by_year[year] = found
+        return found

@@ -86,7 +86,14 @@ class Learner:
         for code, at in entered.items():
             self._count(self.remaining, cp_id, code, self._minutes(at, delivered))
 
-    def table(self, computed_at: datetime, window_days: int, items_read: int) -> ThresholdTable:
+    def table(
+        self,
+        computed_at: datetime,
+        window_days: int,
+        items_read: int,
+        shards_read: int | None = None,
+        complete: bool = True,
+    ) -> ThresholdTable:
         """The learned thresholds: a row per carrier (and for all carriers) and status seen."""
         keys = sorted({*self.gaps, *self.remaining}, key=lambda k: (k[0] is None, k[0] or 0, k[1]))
         rows = tuple(
@@ -106,6 +113,8 @@ class Learner:
             quantile=self.quantile,
             min_samples=self.min_samples,
             items_read=items_read,
+            shards_read=shards_read,
+            complete=complete,
             rows=rows,
         )
 

@@ -153,6 +153,11 @@ class ThresholdTable(_Frozen):
     min_samples: int = Field(ge=1)
     #: Event-log items the job read (one per change with carrier-timed scans).
     items_read: int = Field(ge=0)
+    #: LearnIndex shards read: fewer than all when the run's time ran out first. Shards are
+    #: a hash of the shipment, so those read are a uniform sample of the window's shipments.
+    shards_read: int | None = Field(default=None, ge=0)
+    #: Whether every shard of the window was read.
+    complete: bool = True
     rows: tuple[ThresholdRow, ...] = ()
     _by_key: dict[tuple[int | None, int], ThresholdRow] | None = PrivateAttr(default=None)
 

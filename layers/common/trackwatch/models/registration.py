@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -191,6 +191,8 @@ class Registration(BaseModel):
     @classmethod
     def _plain_date(cls, value: object) -> object:
         # A date only: pydantic would also take a timestamp, or a datetime at midnight.
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
         if value is not None and not (isinstance(value, str) and _DATE.fullmatch(value)):
             raise InvalidInputError("promised_delivery_date", "must be a date, YYYY-MM-DD")
         return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -68,12 +69,16 @@ class LearnSummary:
     rows: int
     learned_dwell: int
     learned_remaining: int
+    shards_read: int = 0
+    complete: bool = True
 
     def as_log(self) -> dict[str, object]:
         """The summary as structured log fields."""
         return {
             "days": self.days,
             "items_read": self.items_read,
+            "shards_read": self.shards_read,
+            "complete": self.complete,
             "shipments": self.shipments,
             "rows": self.rows,
             "learned_dwell": self.learned_dwell,
@@ -112,8 +117,12 @@ class LearnThresholds:
         today = now.date()
         return [today - timedelta(days=n) for n in range(self._window_days)]
 
-    def run(self) -> tuple[ThresholdTable, LearnSummary]:
-        """Learn from the window and replace the stored table; one pass over its entries."""
+    def run(self, deadline: float | None = None) -> tuple[ThresholdTable, LearnSummary]:
+        """Learn from the window and replace the stored table; one pass over its entries.
+
+        With a `deadline` (time.monotonic()), no shard is started that would likely end
+        after it (one and a half times the slowest so far): the table is then learned from
+        the shards read, a uniform sample of the window's shipments, and says so."""
         now = self._clock()
         learner = Learner(
             calendar=self._calendar,
@@ -122,15 +131,33 @@ class LearnThresholds:
             quantile=self._quantile,
             min_samples=self._min_samples,
         )
-        items = 0
-        for batch in self._log.scan_sequences(self.window(now)):
+        items = shards = 0
+        complete = True
+        slowest = 0.0
+        batches = self._log.scan_sequences(self.window(now))
+        while True:
+            started = time.monotonic()
+            if deadline is not None and shards and started + 1.5 * slowest > deadline:
+                complete = False
+                break
+            batch = next(batches, None)
+            if batch is None:
+                break
             items += len(batch)
             by_shipment: dict[ShipmentKey, ScanPoints] = {}
             for key, points in batch:
                 by_shipment.setdefault(key, []).extend(points)
             for key, points in by_shipment.items():
                 learner.add(key.cp_id, points)
-        table = learner.table(computed_at=now, window_days=self._window_days, items_read=items)
+            shards += 1
+            slowest = max(slowest, time.monotonic() - started)
+        table = learner.table(
+            computed_at=now,
+            window_days=self._window_days,
+            items_read=items,
+            shards_read=shards,
+            complete=complete,
+        )
         self._store.save(table)
         summary = LearnSummary(
             days=self._window_days,
@@ -139,6 +166,8 @@ class LearnThresholds:
             rows=len(table.rows),
             learned_dwell=sum(1 for r in table.rows if r.dwell_hours is not None),
             learned_remaining=sum(1 for r in table.rows if r.remaining_hours is not None),
+            shards_read=shards,
+            complete=complete,
         )
         return table, summary
 
