@@ -154,7 +154,7 @@ def render_thresholds(view: Thresholds, carrier: int | None = None) -> tuple[str
             f"Learned {learned.computed_at:%Y-%m-%d %H:%M %Z} from {learned.window_days} days "
             f"of the event log ({learned.items_read} entries, {coverage}): p"
             f"{learned.quantile * 100:g} of the business hours between scans where a carrier "
-            f"and status had at least {learned.min_samples} samples, else the rule."
+            f"and status had {learned.min_samples} samples or more, else the rule."
         )
     table = Table(title="Delay thresholds (business hours)")
     for column in ("carrier", "status", "samples", "learned", "rule", "in effect"):

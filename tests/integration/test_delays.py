@@ -10,6 +10,7 @@ delays thresholds` reads its table back.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from typer.testing import CliRunner
 
@@ -34,6 +34,7 @@ INDIA = ZoneInfo("Asia/Kolkata")
 #: Friday 27 November 2026, 11:30 in India: no Sunday or holiday in the next two days.
 START = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 OPS = "ops@example.com"
+DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
 STUCK = ShipmentKey.of(4, "DLSTUCK01")  # stuck_in_transit
 LOST = ShipmentKey.of(5, "DLLOST01")  # lost_in_transit
 PROMISE = ShipmentKey.of(6, "DLPROMISE01")  # missed_promise
@@ -133,9 +134,8 @@ def test_shipments_that_sit_or_miss_their_promise_are_reported_once_each(
     assert missed.promised_delivery_date == START.astimezone(INDIA).date()
     midnight = datetime(2026, 11, 28, tzinfo=INDIA)
     assert midnight <= missed.detected_at < midnight + timedelta(hours=1)
-    records = delays.records()
-    assert records[PROMISE].state.current is not None
-    assert records[PROMISE].state.current.clickpost_status_code == 8
+    delivered = delays.records()[PROMISE].state.current
+    assert delivered is not None and delivered.clickpost_status_code == 8
     counts = Counter(e.event_type for e in {e.event_id: e for e in events}.values())
     assert counts["shipment.sla_breached"] == 2
     assert not [e for e in events if isinstance(e, DelayPredicted)]  # nothing learned yet
@@ -195,16 +195,18 @@ def test_the_daily_digest_and_thresholds_come_from_what_happened(delays: Pipelin
     assert table.dwell_hours(6, 6) == 4.0
     assert table.remaining_hours(4, 1004) == 6.0
 
-    # and `trackwatch delays thresholds` shows it
+    # and `trackwatch delays thresholds` shows it, and which threshold a poller uses
     runner = CliRunner()
-    answer = runner.invoke(
-        app,
-        ["delays", "thresholds", "--stack", delays.stack.name, "--region", REGION],
-        terminal_width=200,
-    )
+    command = ["delays", "thresholds", "--stack", delays.stack.name, "--region", REGION]
+    shown = runner.invoke(app, command)
+    assert shown.exit_code == 0, shown.output
+    assert "p90 of the business hours between scans" in shown.output
+    assert "Delay thresholds (business hours)" in shown.output
+    answer = runner.invoke(app, [*command, "--carrier", "4", "--json"])
     assert answer.exit_code == 0, answer.output
-    print(answer.output)
-    assert "p90 of the business hours between scans" in answer.output
-    assert re.search(
-        r"│\s*4\s*│\s*1004 \w+\s*│\s*1\s*│\s*3\s*│\s*24\s*│\s*3 \(learned\)", answer.output
-    )
+    # (stdout alone: the emulator's warnings go to stderr)
+    lines = json.loads(answer.stdout)["lines"]
+    hub = next(x for x in lines if (x["cp_id"], x["clickpost_status_code"]) == (4, 1004))
+    assert (hub["learned_hours"], hub["rule_hours"]) == (3.0, 24)
+    assert (hub["in_effect_hours"], hub["source"]) == (3.0, "learned")
+    assert {x["cp_id"] for x in lines} == {4, None}
