@@ -6,13 +6,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.delay_support import CALENDAR, checks, learned
 from tests.factories import CATALOGUE, IST, result, scan
 from trackwatch.logic.business_hours import BusinessCalendar
 from trackwatch.logic.delays import ShipmentDelays
 from trackwatch.logic.diff import DiffOutcome, diff, recheck
-from trackwatch.models.delays import CalendarSpec, Holiday
+from trackwatch.models.delays import WEEKDAYS, CalendarSpec, Holiday
 from trackwatch.models.events import (
     DelayPredicted,
     SlaBreached,
@@ -98,6 +100,58 @@ def test_business_hours_are_measured_in_the_destination_s_zone() -> None:
     assert in_india == 6.0
     assert in_london == 11.5
     assert CALENDAR.zone_for("Not/AZone") == CALENDAR.zone
+
+
+_PROPERTY_CALENDAR = BusinessCalendar(
+    CalendarSpec(
+        timezone="Asia/Kolkata",
+        weekly_off=frozenset({"saturday", "sunday"}),
+        working_hours=(9.5, 18),
+        holidays=(
+            Holiday(date="01-26", name="Republic Day"),
+            Holiday(date="02-29", name="Leap day"),
+            Holiday(date="2027-03-22", name="Holi"),
+        ),
+    )
+)
+
+
+def _walked_hours(calendar: BusinessCalendar, start: datetime, end: datetime) -> float:
+    """Business hours the slow way: every day of the span, one by one."""
+    zone = calendar.zone
+    first, last = start.astimezone(zone), end.astimezone(zone)
+    total = 0.0
+    day = first.date()
+    while day <= last.date():
+        holiday = calendar.is_holiday(day)
+        if calendar.is_working_day(day) != (
+            not holiday and WEEKDAYS[day.weekday()] not in calendar.spec.weekly_off
+        ):
+            raise AssertionError(f"is_working_day disagrees on {day}")
+        if not holiday and WEEKDAYS[day.weekday()] not in calendar.spec.weekly_off:
+            midnight = datetime.combine(day, datetime.min.time(), tzinfo=zone)
+            opens = midnight + timedelta(hours=calendar.spec.working_hours[0])
+            closes = midnight + timedelta(hours=calendar.spec.working_hours[1])
+            low, high = max(opens, first), min(closes, last)
+            total += max(0.0, (high - low).total_seconds())
+        day += timedelta(days=1)
+    return total / 3600
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=st.datetimes(min_value=datetime(2025, 12, 1), max_value=datetime(2028, 12, 31)),
+    span=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=400)),
+)
+def test_business_hours_match_a_day_by_day_walk(start: datetime, span: timedelta) -> None:
+    # Given any span of up to 400 days across leap years, yearly and one-off holidays
+    begin = start.replace(tzinfo=IST)
+
+    # When / Then the arithmetic agrees with walking the days (and the Indian default too)
+    for calendar in (_PROPERTY_CALENDAR, CALENDAR):
+        assert calendar.hours_between(begin, begin + span) == pytest.approx(
+            _walked_hours(calendar, begin, begin + span)
+        )
 
 
 # --- stuck: no scan for too long ---------------------------------------------------------
