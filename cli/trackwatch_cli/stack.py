@@ -56,6 +56,8 @@ class EventSource:
     report_batch_item_failures: bool
     maximum_concurrency: int | None = None
     queue_url: str | None = None
+    #: MaximumBatchingWindowInSeconds: how long a batch may wait to fill.
+    batching_window_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -113,14 +115,15 @@ def _matches(field_: str, value: int, names: dict[str, int] | None = None) -> bo
             low, high = 0, 10_000
         else:
             first, _, last = base.partition("-")
-            low = _number(first, names)
-            high = _number(last, names) if last else (10_000 if step else low)
+            low = _cron_number(first, names)
+            high = _cron_number(last, names) if last else (10_000 if step else low)
         if low <= value <= high and (value - low) % int(step or 1) == 0:
             return True
     return False
 
 
-def _number(text: str, names: dict[str, int] | None) -> int:
+def _cron_number(text: str, names: dict[str, int] | None) -> int:
+    """A cron field's number, or a name for one (MON)."""
     if names and text.upper() in names:
         return names[text.upper()]
     return int(text)
@@ -223,7 +226,12 @@ def deploy(
 
     base = template_path.resolve().parent
     functions = _functions(resources, physical_ids, base, clients)
-    event_sources = _event_sources(mappings, physical_ids, clients)
+    values = {
+        name: str(declared.get("Default", ""))
+        for name, declared in cfn.get("Parameters", {}).items()
+    }
+    values.update({k: str(v) for k, v in (parameters or {}).items()})
+    event_sources = _event_sources(mappings, physical_ids, clients, values)
     stack = DeployedStack(
         name=stack_name,
         region=region,
@@ -264,8 +272,18 @@ def _functions(
     return functions
 
 
+def _number(value: Any, parameters: dict[str, str]) -> int | None:
+    """A number in a mapping's properties: literal, or a Ref to a parameter."""
+    if isinstance(value, dict) and "Ref" in value:
+        value = parameters.get(value["Ref"])
+    return None if value in (None, "") else int(value)
+
+
 def _event_sources(
-    mappings: dict[str, Any], physical_ids: dict[str, str], clients: AwsClients
+    mappings: dict[str, Any],
+    physical_ids: dict[str, str],
+    clients: AwsClients,
+    parameters: dict[str, str],
 ) -> list[EventSource]:
     sources: list[EventSource] = []
     for props in mappings.values():
@@ -289,8 +307,13 @@ def _event_sources(
                 batch_size=int(props.get("BatchSize", 10 if kind == "sqs" else 100)),
                 report_batch_item_failures="ReportBatchItemFailures"
                 in props.get("FunctionResponseTypes", []),
-                maximum_concurrency=props.get("ScalingConfig", {}).get("MaximumConcurrency"),
+                maximum_concurrency=_number(
+                    props.get("ScalingConfig", {}).get("MaximumConcurrency"), parameters
+                ),
                 queue_url=queue_url,
+                batching_window_s=float(
+                    _number(props.get("MaximumBatchingWindowInSeconds"), parameters) or 0
+                ),
             )
         )
     return sources

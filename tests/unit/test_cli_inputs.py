@@ -15,6 +15,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.state import CurrentStatus, ShipmentState
 from trackwatch_cli.display import redact, redact_url, text
@@ -211,7 +212,7 @@ def test_the_summary_prints_waybills_and_statuses_as_text() -> None:
     )
 
     # When the summary table is printed
-    shown = rendered(shipments_table([key], {key: record}))
+    shown = rendered(shipments_table([key], {key: record}, Cadence()))
 
     # Then every value is shown as written, escape codes escaped
     assert "AB[/]12" in shown and HOSTILE_STATUS in shown and "[red]stopped" in shown

@@ -10,7 +10,7 @@ the step was first shown instead, so a shipment's times mean something to that c
 the delay checks measure real (simulated) hours. Scans written earlier than their step
 (``at_hours`` before the step's) are that much older than the step: the history a
 shipment already had when it was registered. There, too, a step may wait (``hold_hours``)
-before a poll can show it: a shipment that sits.
+before a poll can show it: a shipment that sits (the delay demos).
 
 Status codes follow Clickpost's published table. Bucket ids 1 (Order Placed),
 2 (Shipped), 3 (In transit), 6 (Delivered) and 8 (returns) come from Clickpost
@@ -144,6 +144,11 @@ class Journey(_Spec):
         """Index of the final step."""
         return len(self.steps) - 1
 
+    @property
+    def holds(self) -> bool:
+        """Whether a step waits for the clock (a delay demo)."""
+        return any(step.hold_hours for step in self.steps)
+
 
 class ShipmentIdentity(BaseModel):
     """Who a rendered AWB is: enough to build its `additional` object."""
@@ -153,7 +158,8 @@ class ShipmentIdentity(BaseModel):
     waybill: str
     cp_id: int
     courier_name: str
-    order_id: str
+    #: None when the sandbox was not told the order (Clickpost then sends null).
+    order_id: str | None
     start: datetime
 
     @property
@@ -184,14 +190,15 @@ def render_awb(
     *,
     injected: Sequence[InjectedScan] = (),
     touch: ScanTouch | None = None,
-    shown_at: Sequence[datetime] | None = None,
+    step_times: Sequence[datetime] | None = None,
 ) -> dict[str, Any]:
     """The `result[<AWB>]` object for `shipment` once `journey` has reached `step`.
 
     `injected` scans join the history where they arrived; `touch` rewrites the scan that
     arrived last (a data fault), and `latest_status` mirrors it when it shows that scan.
-    `shown_at` (a sandbox with a clock): when each step was first shown, in India time;
-    each step's scans are dated from it.
+    Scans are dated `start + at_hours`; with `step_times` (one per step shown), a step's
+    scans are dated at its own time instead, a late scan as many hours before it as the
+    journey puts it before its step.
     """
     step = min(step, journey.last_step)
     additional = _additional(journey, step, shipment)
@@ -206,15 +213,14 @@ def render_awb(
 
     arrive(-1)
     for number, journey_step in enumerate(journey.steps[: step + 1]):
+        if step_times is None:
+            base = shipment.start + timedelta(hours=journey_step.at_hours)
+        else:
+            base = step_times[number]
         for index, scan in enumerate(journey_step.scans):
             # Scans of one step are a few minutes apart, in file order.
-            hours = scan.at_hours if scan.at_hours is not None else journey_step.at_hours
-            if shown_at is not None and number < len(shown_at):
-                # Dated from when the step was shown; an earlier scan that much before it.
-                offset = timedelta(hours=hours - journey_step.at_hours, minutes=index)
-                when = shown_at[number] + offset
-            else:
-                when = shipment.start + timedelta(hours=hours, minutes=index)
+            early = journey_step.at_hours - scan.at_hours if scan.at_hours is not None else 0
+            when = base - timedelta(hours=early) + timedelta(minutes=index)
             arrived.append((when, len(arrived), render_scan(scan, when, shipment)))
         arrive(number)
     if touch is not None and arrived:

@@ -31,6 +31,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class _OptionalSection(_Section):
+    """A section whose empty variables mean "not set" (CloudFormation cannot leave a
+    variable out, so an empty parameter stands for none)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_values(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: _empty_is_none(v) for k, v in data.items()}
+        return data
+
+
 def parse[M: BaseModel](model: type[M], environ: Mapping[str, str], prefix: str = "") -> M:
     """`model` from the variables named PREFIX + FIELD (upper case); a ConfigurationError
     naming each variable that is missing or breaks a rule."""
@@ -182,7 +194,7 @@ def _empty_is_none(value: object) -> object:
     return value or None
 
 
-class SmsSettings(_Section):
+class SmsSettings(_OptionalSection):
     """How SMS are sent: End User Messaging SMS (the default) or SNS, with India's DLT ids."""
 
     #: end-user-messaging: pinpoint-sms-voice-v2 SendTextMessage; sns: SNS Publish.
@@ -196,13 +208,6 @@ class SmsSettings(_Section):
     sms_configuration_set: str | None = Field(default=None, min_length=1, max_length=256)
     #: SNS only: transactional messages are delivered even to numbers on DND lists.
     sms_type: Literal["Transactional", "Promotional"] = "Transactional"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: _empty_is_none(v) for k, v in data.items()}
-        return data
 
     @property
     def origination_identity(self) -> str | None:
@@ -226,7 +231,7 @@ class WhatsAppSettings(_Section):
     meta_api_version: str = Field(default="v20.0", pattern=r"^v[0-9]+(\.[0-9]+)?$")
 
 
-class ChannelSettings(_Section):
+class ChannelSettings(_OptionalSection):
     """Which channels this deployment sends on, and how WhatsApp and SMS stand in for each
     other (variables NOTIFY_CHANNELS, WHATSAPP_DELIVERY_WINDOW_MINUTES, ...)."""
 
@@ -243,13 +248,6 @@ class ChannelSettings(_Section):
     #: The queues a fallback is handed to.
     sms_queue_url: str | None = Field(default=None, min_length=1)
     whatsapp_queue_url: str | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: _empty_is_none(v) for k, v in data.items()}
-        return data
 
     @property
     def enabled(self) -> frozenset[str]:
@@ -287,7 +285,7 @@ class EmailSettings(_Section):
         return self
 
 
-class DelaySettings(_Section):
+class DelaySettings(_OptionalSection):
     """Our own stuck and late checks, as a poller makes them (variables DELAY_*)."""
 
     #: Off only where a shipment's times mean nothing to the clock: a harness whose sandbox
@@ -297,13 +295,6 @@ class DelaySettings(_Section):
     delay_thresholds_table_name: str | None = Field(default=None, min_length=3)
     #: How long a process keeps the learned thresholds before reading them again.
     delay_thresholds_refresh_minutes: int = Field(default=60, ge=1, le=1440)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: _empty_is_none(v) for k, v in data.items()}
-        return data
 
 
 class LearningSettings(_Section):
@@ -318,7 +309,7 @@ class LearningSettings(_Section):
     delay_window_days: int = Field(default=30, ge=1, le=365)
 
 
-class DigestSettings(_Section):
+class DigestSettings(_OptionalSection):
     """The daily operations digest (variables OPS_DIGEST_*)."""
 
     ops_digest_queue_url: str = Field(min_length=1)
@@ -327,20 +318,13 @@ class DigestSettings(_Section):
     #: The zone the digest's times are written in.
     ops_digest_timezone: str = DEFAULT_SOURCE_TIMEZONE
 
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: _empty_is_none(v) for k, v in data.items()}
-        return data
-
     @model_validator(mode="after")
     def _known_zone(self) -> Self:
         zone(self.ops_digest_timezone)
         return self
 
 
-class DataFiles(_Section):
+class DataFiles(_OptionalSection):
     """Data files a deployment may replace (variables TRACKWATCH_*); None: the packaged one."""
 
     status_catalogue: Path | None = None
@@ -348,13 +332,6 @@ class DataFiles(_Section):
     message_registry: Path | None = None
     holiday_calendar: Path | None = None
     delay_rules: Path | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: _empty_is_none(v) for k, v in data.items()}
-        return data
 
 
 class Settings:
