@@ -210,3 +210,22 @@ def test_the_daily_digest_and_thresholds_come_from_what_happened(delays: Pipelin
     assert (hub["learned_hours"], hub["rule_hours"]) == (3.0, 24)
     assert (hub["in_effect_hours"], hub["source"]) == (3.0, "learned")
     assert {x["cp_id"] for x in lines} == {4, None}
+
+    # When a shipment is registered at 02:00 on a Sunday with a promise for that day, at a
+    # status (picked up) from which this carrier took a day and more to deliver
+    late = ShipmentKey.of(6, "DLPREDICT01")
+    delays.sandbox.add_shipment(late.waybill, late.cp_id, "missed_promise")
+    sunday = delays.clock.astimezone(INDIA).date()
+    results = delays.container().registration_service.register(
+        [Registration(waybill=late.waybill, cp_id=late.cp_id, promised_delivery_date=sunday)]
+    )
+    assert all(r.error is None and r.rejected is None for r in results), results
+    delays.cycle()
+
+    # Then the poller, reading the learned table, predicts the delay at once, and once
+    (predicted,) = [e for e in of(delays.events(), late) if isinstance(e, DelayPredicted)]
+    assert predicted.promised_delivery_date == sunday
+    # (the event carries it to a tenth of an hour)
+    assert predicted.expected_remaining_hours == round(table.remaining_hours(6, 4) or 0, 1)
+    # Sunday does not count: the business hours start on Monday
+    assert predicted.predicted_delivery_date > sunday + timedelta(days=1)
