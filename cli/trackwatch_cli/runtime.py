@@ -337,8 +337,9 @@ class LocalRuntime:
         return result
 
     def tick(self, scheduled_time: datetime, **extra: Any) -> Any:
-        """Invoke every function whose schedule fires in the minute of `scheduled_time`, as
-        the schedule would (the dispatcher's fires every minute, a daily one once a day)."""
+        """Invoke every scheduled function as its schedule would at `scheduled_time` (a
+        schedule that is disabled, or whose rate or cron skips this minute, is not invoked:
+        the dispatcher's fires every minute, a daily one once a day)."""
         results = []
         for schedule in self.stack.schedules:
             if not schedule.due_at(scheduled_time):

@@ -67,11 +67,22 @@ class Schedule:
     function: str
     expression: str
     input: dict[str, Any] = field(default_factory=dict)
+    #: False for a schedule created DISABLED (its State, as the parameters decide it).
+    enabled: bool = True
+
+    @property
+    def every_minutes(self) -> int:
+        """The period of a `rate(N minute[s]|hour[s])` expression, in minutes (else 1)."""
+        match = re.fullmatch(r"rate\((\d+) (minute|hour)s?\)", self.expression.strip())
+        if match is None:
+            return 1
+        return int(match[1]) * (60 if match[2] == "hour" else 1)
 
     def due_at(self, moment: datetime) -> bool:
-        """Whether the schedule fires in the minute of `moment` (UTC): `rate(N unit)` every N
-        minutes of the epoch, `cron(...)` as EventBridge Scheduler reads its six fields."""
-        return schedule_due(self.expression, moment)
+        """Whether the schedule fires in the minute of `moment` (UTC): never when disabled;
+        `rate(N unit)` every N minutes of the epoch, `cron(...)` as EventBridge Scheduler
+        reads its six fields."""
+        return self.enabled and schedule_due(self.expression, moment)
 
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
@@ -239,7 +250,7 @@ def deploy(
         outputs=outputs,
         functions=functions,
         event_sources=event_sources,
-        schedules=_schedules(resources, {**_defaults(cfn), **(parameters or {})}),
+        schedules=_schedules(resources, _parameter_values(cfn, parameters), cfn),
         template=cfn,
         routes=_routes(sam),
     )
@@ -334,16 +345,50 @@ def _routes(sam: dict[str, Any]) -> list[Route]:
     return routes
 
 
-def _defaults(template: dict[str, Any]) -> dict[str, str]:
-    """The template's parameters at their defaults."""
-    return {
-        name: str(spec["Default"])
-        for name, spec in template.get("Parameters", {}).items()
-        if "Default" in spec
+def _parameter_values(cfn: dict[str, Any], given: dict[str, str] | None) -> dict[str, str]:
+    """Every parameter's value: as given, else its default."""
+    values = {
+        name: str(declared.get("Default", ""))
+        for name, declared in cfn.get("Parameters", {}).items()
     }
+    values.update({k: str(v) for k, v in (given or {}).items()})
+    return values
 
 
-def _schedules(resources: dict[str, Any], parameters: dict[str, str]) -> list[Schedule]:
+def _evaluate(value: Any, parameters: dict[str, str], conditions: dict[str, Any]) -> Any:
+    """The few intrinsics a schedule's properties use, given the parameters: Ref to a
+    parameter, Fn::Sub of parameters, Fn::If on a condition (Fn::Equals, Fn::Not)."""
+    if not isinstance(value, dict):
+        return value
+    if "Ref" in value and value["Ref"] in parameters:
+        return parameters[value["Ref"]]
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{([^}]+)\}", lambda m: parameters.get(m[1], m[0]), value["Fn::Sub"])
+    if "Fn::If" in value:
+        name, then, otherwise = value["Fn::If"]
+        return _evaluate(
+            then if _holds(conditions[name], parameters, conditions) else otherwise,
+            parameters,
+            conditions,
+        )
+    return value
+
+
+def _holds(condition: Any, parameters: dict[str, str], conditions: dict[str, Any]) -> bool:
+    if "Fn::Equals" in condition:
+        left, right = (_evaluate(v, parameters, conditions) for v in condition["Fn::Equals"])
+        return str(left) == str(right)
+    if "Fn::Not" in condition:
+        return not _holds(condition["Fn::Not"][0], parameters, conditions)
+    if "Condition" in condition:
+        return _holds(conditions[condition["Condition"]], parameters, conditions)
+    raise StackError(f"cannot evaluate the condition {condition!r}")
+
+
+def _schedules(
+    resources: dict[str, Any], parameters: dict[str, str], cfn: dict[str, Any]
+) -> list[Schedule]:
+    conditions = cfn.get("Conditions", {})
     schedules: list[Schedule] = []
     for resource in resources.values():
         if resource.get("Type") != "AWS::Scheduler::Schedule":
@@ -353,14 +398,13 @@ def _schedules(resources: dict[str, Any], parameters: dict[str, str]) -> list[Sc
         arn = target["Arn"]
         function = arn["Fn::GetAtt"][0] if isinstance(arn, dict) else str(arn)
         raw_input = target.get("Input")
-        expression = props["ScheduleExpression"]
-        if isinstance(expression, dict) and "Ref" in expression:
-            expression = parameters[expression["Ref"]]
+        state = _evaluate(props.get("State", "ENABLED"), parameters, conditions)
         schedules.append(
             Schedule(
                 function=function,
-                expression=str(expression),
+                expression=str(_evaluate(props["ScheduleExpression"], parameters, conditions)),
                 input=json.loads(raw_input) if isinstance(raw_input, str) else {},
+                enabled=state != "DISABLED",
             )
         )
     return schedules

@@ -90,6 +90,9 @@ class ShipmentState(BaseModel):
     #: each is reported once per promise.
     breached_promise: date | None = None
     predicted_promise: date | None = None
+    #: The newest time at which Clickpost recorded a scan of this shipment that has been
+    #: seen (scans' created_at): a change hint recorded no later than this brings nothing new.
+    recorded_until: AwareDatetime | None = None
 
     @property
     def is_terminal(self) -> bool:
