@@ -169,6 +169,8 @@ def test_every_schedule_retries_and_sends_what_it_cannot_deliver_to_an_alarmed_q
         "DispatchPollsFunction",
         "PollChangeFeedFunction",
         "CoalesceHintsFunction",
+        "LearnThresholdsFunction",
+        "SendOpsDigestFunction",
     }
     assert set(dead_letters.values()) <= _alarmed_queues(cfn_template)
     for schedule in schedules.values():
