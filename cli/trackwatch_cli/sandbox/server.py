@@ -315,6 +315,11 @@ class SandboxServer:
                 else self._now()
             ),
         )
+        if self.journey_clock is not None and journey.holds:
+            # A delay demo keeps its hours: its first step is due at the start, and the
+            # history it arrives with is that much older (its hours are its holds).
+            start = identity.start - timedelta(hours=journey.steps[0].at_hours)
+            identity = identity.model_copy(update={"start": start})
         return _Shipment(identity, journey)
 
     def journey_for(self, waybill: str) -> str:
