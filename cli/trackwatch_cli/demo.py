@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from trackwatch.models.registration import Registration, parse_entry
 from trackwatch_cli.local_senders import WhatsAppOutcome
 from trackwatch_cli.sandbox import SandboxServer
@@ -11,8 +13,15 @@ from trackwatch_cli.sandbox import SandboxServer
 _DEMO_WHATSAPP: dict[int, WhatsAppOutcome] = {1: "failed", 3: "undeliverable", 4: "silent"}
 
 
-def demo_registrations(sandbox: SandboxServer, languages: frozenset[str]) -> list[Registration]:
-    """The sandbox's demo shipments, registered with a customer each (some in Hindi)."""
+#: The demo journey whose merchant promised delivery on the day it is registered.
+PROMISED_TODAY = "missed_promise"
+
+
+def demo_registrations(
+    sandbox: SandboxServer, languages: frozenset[str], today: date | None = None
+) -> list[Registration]:
+    """The sandbox's demo shipments, registered with a customer each (some in Hindi); the
+    missed-promise one with a promise for `today` (its registration day)."""
     demo = [
         parse_entry(
             {
@@ -21,6 +30,11 @@ def demo_registrations(sandbox: SandboxServer, languages: frozenset[str]) -> lis
                 "phone": f"+9198765{43210 + i:05d}",
                 "email": f"customer{i + 1}@example.com",
                 "language": "hi" if i % 3 == 2 and "hi" in languages else "en",
+                **(
+                    {"promised_delivery_date": today.isoformat()}
+                    if today is not None and s.journey == PROMISED_TODAY
+                    else {}
+                ),
             },
             languages,
         )

@@ -338,11 +338,11 @@ class LocalRuntime:
 
     def tick(self, scheduled_time: datetime, **extra: Any) -> Any:
         """Invoke every scheduled function as its schedule would at `scheduled_time` (a
-        schedule that is disabled, or whose rate skips this minute, is not invoked)."""
+        schedule that is disabled, or whose rate or cron skips this minute, is not invoked:
+        the dispatcher's fires every minute, a daily one once a day)."""
         results = []
-        minute = int(scheduled_time.timestamp()) // 60
         for schedule in self.stack.schedules:
-            if not schedule.due_at(minute):
+            if not schedule.due_at(scheduled_time):
                 continue
             event = {**schedule.input, "scheduled_time": scheduled_time.isoformat(), **extra}
             results.append(self.invoke(schedule.function, event))

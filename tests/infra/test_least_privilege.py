@@ -548,6 +548,35 @@ def test_queue_consumers_may_use_only_their_own_queue(cfn_template: Template) ->
     }
 
 
+#: What the delay functions may do to the tables they use, as their code does it
+#: (adapters/event_log.py scan_sequences, adapters/thresholds_table.py).
+DELAY_GRANTS = {
+    "LearnThresholdsFunction": {
+        "{EventLogTable.Arn}/index/LearnIndex": {"dynamodb:Query"},
+        "{DelayThresholdsTable.Arn}": {"dynamodb:PutItem"},
+    },
+    "PollShipmentsFunction": {"{DelayThresholdsTable.Arn}": {"dynamodb:GetItem"}},
+    "SendOpsDigestFunction": {"{OpsDigestQueue.Arn}": {"sqs:ReceiveMessage", "sqs:DeleteMessage"}},
+}
+
+
+@pytest.mark.parametrize("function", DELAY_GRANTS)
+def test_the_delay_functions_touch_their_tables_and_queue_only_as_their_code_does(
+    cfn_template: Template, function: str
+) -> None:
+    # Given
+    grants = _grants(cfn_template, _role_of(cfn_template, function))
+
+    # When
+    on_delays: dict[str, set[str]] = {}
+    for pattern, actions in grants:
+        if pattern.startswith(("{EventLogTable", "{DelayThresholdsTable", "{OpsDigestQueue")):
+            on_delays.setdefault(pattern, set()).update(actions)
+
+    # Then
+    assert on_delays == DELAY_GRANTS[function]
+
+
 def test_the_coalescer_may_register_shipments_only_when_auto_registration_is_on(
     cfn_template: Template,
 ) -> None:

@@ -33,7 +33,12 @@ ACCOUNT = "123456789012"  # moto's default account
 STACK_NAME = "trackwatch-test"
 
 SUBSCRIBER_QUEUES = ["SmsQueue", "EmailQueue", "AllEventsQueue"]
-NOTIFYING_EVENT_TYPES = ["shipment.status_changed", "shipment.ndr_raised", "shipment.stuck"]
+NOTIFYING_EVENT_TYPES = [
+    "shipment.status_changed",
+    "shipment.ndr_raised",
+    "shipment.stuck",
+    "shipment.delay_predicted",
+]
 
 pytestmark = pytest.mark.filterwarnings(
     # moto warns for each resource type its CloudFormation does not create; see the docstring.
@@ -453,6 +458,7 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "CLICKPOST_SECRET_NAME": "trackwatch/clickpost",
         "CLICKPOST_MAX_IN_FLIGHT": "10",
         "CLICKPOST_MAX_RESPONSE_BYTES": "5242880",
+        "DELAY_THRESHOLDS_TABLE_NAME": ids["DelayThresholdsTable"],
     }
     assert environment["PublishEventsFunction"] == {
         **common,
@@ -490,6 +496,8 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
             "ShipmentsApiLogGroup",
             "IngestShipmentsLogGroup",
             "ShipmentsHttpApiAccessLogGroup",
+            "LearnThresholdsLogGroup",
+            "SendOpsDigestLogGroup",
             "PollChangeFeedLogGroup",
             "CoalesceHintsLogGroup",
             "ReceiveWebhooksLogGroup",
@@ -604,10 +612,15 @@ def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
         "WhatsAppEventsDeadLetterQueueUrl",
         "WhatsAppEventsSubscriptionDeadLetterQueueUrl",
         "NotificationsTableName",
+        "DelayThresholdsTableName",
+        "OpsDigestQueueUrl",
+        "OpsDigestDeadLetterQueueUrl",
+        "OpsDigestSubscriptionDeadLetterQueueUrl",
+        "DelayJobsDeadLetterQueueUrl",
     }
-    # Deployed with the defaults (empty AlarmEmail, WhatsAppPhoneNumberId, DltEntityId):
-    # warnings, not exports.
-    warnings = {"AlarmEmailMissing", "WhatsAppOff", "DltEntityIdMissing"}
+    # Deployed with the defaults (empty AlarmEmail, WhatsAppPhoneNumberId, DltEntityId,
+    # OpsDigestEmail): warnings, not exports.
+    warnings = {"AlarmEmailMissing", "WhatsAppOff", "DltEntityIdMissing", "OpsDigestOff"}
 
     # When
     outputs = stack.outputs
@@ -653,6 +666,9 @@ def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) ->
         "WhatsAppSubscriptionDeadLetterQueue",
         "WhatsAppEventsSubscriptionDeadLetterQueue",
         "AllEventsSubscriptionDeadLetterQueue",
+        "DelayJobsDeadLetterQueue",
+        "OpsDigestDeadLetterQueue",
+        "OpsDigestSubscriptionDeadLetterQueue",
         "HintDeadLetterQueue",
         "ChangeCaptureDeadLetterQueue",
     }
@@ -764,7 +780,7 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
     assert others == []
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert len(functions) == 12
+    assert len(functions) == 14
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
@@ -797,6 +813,8 @@ def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> N
         "NotifyEmailFunction": "functions/notify_email",
         "ShipmentsApiFunction": "functions/shipments_api",
         "IngestShipmentsFunction": "functions/ingest_shipments",
+        "LearnThresholdsFunction": "functions/learn_thresholds",
+        "SendOpsDigestFunction": "functions/send_ops_digest",
         "PollChangeFeedFunction": "functions/poll_change_feed",
         "CoalesceHintsFunction": "functions/coalesce_hints",
         "ReceiveWebhooksFunction": "functions/receive_webhooks",
@@ -974,3 +992,72 @@ def test_every_table_says_whether_it_can_be_recovered_and_why_not(cfn_template: 
         assert tables[name]["Properties"]["PointInTimeRecoverySpecification"] == {
             "PointInTimeRecoveryEnabled": True
         }
+
+
+# --- delays ------------------------------------------------------------------------
+
+
+def test_the_daily_delay_jobs_run_once_a_day_with_retries_and_a_dead_letter_queue(
+    cfn_template: Template,
+) -> None:
+    # Given
+    schedules = {
+        _target(s["Properties"]["Target"]["Arn"]): s["Properties"]
+        for s in _resources(cfn_template, "AWS::Scheduler::Schedule").values()
+    }
+
+    # When
+    learn = schedules["LearnThresholdsFunction"]
+    digest = schedules["SendOpsDigestFunction"]
+
+    # Then: at a fixed hour (02:00 in India) and at the deployment's chosen one
+    assert learn["ScheduleExpression"] == "cron(30 20 * * ? *)"
+    assert digest["ScheduleExpression"] == {"Ref": "OpsDigestSchedule"}
+    assert cfn_template["Parameters"]["OpsDigestSchedule"]["Default"] == "cron(30 12 * * ? *)"
+    for properties in (learn, digest):
+        target = properties["Target"]
+        assert _target(target["DeadLetterConfig"]["Arn"]) == "DelayJobsDeadLetterQueue"
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+        assert _target(target["RoleArn"]) == "DelayJobsScheduleRole"
+
+
+def test_the_event_log_indexes_only_changes_with_scans_and_projects_only_them(
+    cfn_template: Template,
+) -> None:
+    # Given
+    properties = cfn_template["Resources"]["EventLogTable"]["Properties"]
+
+    # When
+    (index,) = properties["GlobalSecondaryIndexes"]
+
+    # Then: a sparse index (learn_key is only on changes with carrier-timed scans)
+    assert index["IndexName"] == "LearnIndex"
+    assert index["KeySchema"] == [
+        {"AttributeName": "learn_key", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["scans"]}
+
+
+def test_the_ops_digest_queue_collects_delay_events_for_a_day_and_more(
+    cfn_template: Template,
+) -> None:
+    # Given
+    resources = cfn_template["Resources"]
+
+    # When
+    queue = resources["OpsDigestQueue"]["Properties"]
+    subscription = resources["OpsDigestSubscription"]["Properties"]
+    consumer = resources["SendOpsDigestFunction"]["Properties"]
+
+    # Then: a digest that failed a day still has its cases; a run's messages stay hidden
+    assert queue["MessageRetentionPeriod"] >= 2 * 24 * 3600
+    assert queue["VisibilityTimeout"] >= 6 * consumer["Timeout"]
+    assert subscription["FilterPolicy"] == {
+        "event_type": [
+            "shipment.stuck",
+            "shipment.unstuck",
+            "shipment.sla_breached",
+            "shipment.delay_predicted",
+        ]
+    }

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.factories import CADENCE, result, scan
+from tests.delay_fakes import MemoryInbox, MemoryThresholds
+from tests.delay_support import checks
+from tests.factories import CADENCE, CATALOGUE, result, scan
 from tests.fakes import (
     FakeFeed,
     FakeTracker,
@@ -44,6 +46,7 @@ from trackwatch.bootstrap import Container, Handler, bootstrap
 from trackwatch.config import Settings
 from trackwatch.errors import ClickpostUnavailableError, StorageError
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
+from trackwatch.logic.diff import diff
 from trackwatch.models.change_feed import UpdatedOrder
 from trackwatch.models.events import EVENT_ADAPTER
 from trackwatch.models.hints import ChangeHint, HintBatch
@@ -106,7 +109,11 @@ def poll_world() -> tuple[Container, MemoryStore, FakeTracker, list[ShipmentKey]
         store.add(key, due_key(key.pk, CadenceClass.NEW, CADENCE), NOW)
         tracker.results[key] = result([scan(1, 4, 0), scan(2, 5, 3)])
     container = bootstrap(
-        Settings({}), clock=lambda: NOW, shipments=store, trackers=lambda: tracker
+        Settings({}),
+        clock=lambda: NOW,
+        shipments=store,
+        trackers=lambda: tracker,
+        thresholds=MemoryThresholds(),
     )
     return container, store, tracker, keys
 
@@ -489,6 +496,55 @@ def test_the_api_router_answers_as_the_resolver_did(
         assert body == {"statusCode": 404, "message": "Not found"}
     else:
         assert [problem["field"] for problem in body["errors"]] == fields
+
+
+# --------------------------------------------------------------------------- delays
+
+
+def test_learn_thresholds_sample_learns_from_the_window_and_writes_the_table() -> None:
+    # Given an event log with three shipments' first polls, logged today
+    log = MemoryEventLog()
+    for n in range(3):
+        key = ShipmentKey.of(4, f"LT{n}")
+        awb = result([scan(1, 4, 0), scan(2, 5, 2), scan(3, 6, 5 + n)])
+        log.append([diff(None, key, awb, NOW, CATALOGUE).events])
+    thresholds = MemoryThresholds()
+    settings = Settings({"DELAY_THRESHOLDS_TABLE_NAME": "thresholds", "DELAY_MIN_SAMPLES": "3"})
+    container = bootstrap(settings, clock=lambda: NOW, scan_log=log, thresholds=thresholds)
+
+    # When
+    answer = handler_of("learn_thresholds", container)(
+        sample("learn_thresholds_schedule.json"), CONTEXT
+    )
+
+    # Then
+    assert answer["items_read"] == 3
+    assert thresholds.table is not None
+    assert thresholds.table.dwell_hours(4, 5) is not None
+
+
+def test_send_ops_digest_sample_e_mails_what_its_queue_collected() -> None:
+    # Given a stuck shipment's event in the digest's queue
+    key = ShipmentKey.of(4, "OPS1")
+    awb = result([scan(1, 5, 0)])
+    events = diff(None, key, awb, NOW, CATALOGUE, delays=checks()).events
+    inbox = MemoryInbox([e for e in events if e.event_type == "shipment.stuck"])
+    sender = MemorySender()
+    settings = Settings(
+        {"OPS_DIGEST_QUEUE_URL": "ops-queue", "OPS_DIGEST_EMAIL": "ops@example.com"}
+    )
+    container = bootstrap(settings, clock=lambda: NOW, ops_inbox=inbox, senders={"email": sender})
+
+    # When
+    answer = handler_of("send_ops_digest", container)(
+        sample("send_ops_digest_schedule.json"), CONTEXT
+    )
+
+    # Then
+    assert answer["sent"] is True and answer["events"] == 1
+    (message,) = sender.sent
+    assert "OPS1" in message.body
+    assert inbox.messages == {}
 
 
 # --------------------------------------------------------------------------- change capture

@@ -28,4 +28,8 @@ def demo_shipments() -> list[DemoShipment]:
         DemoShipment("SBXBD0000002", 5, "late_scan_after_delivery"),
         DemoShipment("SBXEE0000001", 6, "rto"),
         DemoShipment("SBXEE0000002", 6, "stuck"),
+        # The delay checks' demos (they follow the local runtime's clock).
+        DemoShipment("SBXDL0000004", 4, "stuck_in_transit"),
+        DemoShipment("SBXBD0000003", 5, "lost_in_transit"),
+        DemoShipment("SBXEE0000003", 6, "missed_promise"),
     ]

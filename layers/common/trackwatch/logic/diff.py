@@ -13,7 +13,14 @@ Pure: no I/O, no clock. Its rules —
   scan dated 9999 never freezes a shipment;
 - text from Clickpost is clipped to TEXT_LIMIT characters wherever it is kept;
 - every event id is a function of the shipment and the change, so running the
-  engine again on the same input yields the same ids (or nothing at all).
+  engine again on the same input yields the same ids (or nothing at all);
+- given the delay checks of the shipment (logic/delays.py), a shipment that has not
+  moved for longer than its status allows is stuck (`no_scan_for`), as it is when
+  Clickpost flags it (`clickpost_flag`); an open stuck episode ends, once, when it moves
+  again (or Clickpost clears the flag it was raised for); a shipment still on its way
+  when its promised day ends is `sla_breached`, and one whose carrier usually needs
+  longer than it has left is `delay_predicted`, each once per promise. `recheck` asks
+  the same time-based questions of a stored state without a Clickpost answer.
 """
 
 from __future__ import annotations
@@ -21,24 +28,30 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypedDict
 
 from trackwatch.logic.catalogue import StatusCatalogue, StatusInfo
+from trackwatch.logic.delays import Dwell, ShipmentDelays
 from trackwatch.models.clickpost import AwbResult, Ndr, Scan, StatusObject
 from trackwatch.models.events import (
+    DelayPredicted,
     Edd,
     EddChanged,
     Invalid,
     NdrRaised,
     ScanAdded,
     ShipmentEvent,
+    SlaBreached,
     StatusChanged,
     StatusFields,
     Stuck,
+    StuckReason,
+    ThresholdSource,
     TimeQuality,
     Unstuck,
+    UnstuckReason,
     event_id,
 )
 from trackwatch.models.keys import ShipmentKey
@@ -108,8 +121,10 @@ def diff(
     catalogue: StatusCatalogue,
     *,
     future_margin: timedelta = FUTURE_MARGIN,
+    delays: ShipmentDelays | None = None,
 ) -> DiffOutcome:
-    """Compare what we knew with what Clickpost says now."""
+    """Compare what we knew with what Clickpost says now (and, given `delays`, how late the
+    shipment is)."""
     before = state or ShipmentState()
     extra = result.additional
     shipment = _Shipment(
@@ -128,31 +143,33 @@ def diff(
     steady = digest is not None and digest == before.scans_digest
     if steady and _quiet(before, result, shipment):
         source = result.latest_status
-        return DiffOutcome(
-            state=before,
-            events=(),
-            unknown_status_codes=_unknown_codes([source] if source else [], catalogue),
-            changed=False,
-        )
+        unknown = _unknown_codes([source] if source else [], catalogue)
+        if delays is not None:
+            # Nothing Clickpost said moves the shipment; time alone still may (dwell, promise).
+            return replace(recheck(before, key, now, delays), unknown_status_codes=unknown)
+        return DiffOutcome(state=before, events=(), unknown_status_codes=unknown, changed=False)
     fresh = [] if steady else _fresh_scans(before, result.scans, shipment)
     source = _status_source(result, shipment)
     scans = _scan_step(fresh, extra.ndr, before.ndr_attempts, shipment, catalogue)
     status = _status_step(before, source, lambda: _recorded_at(source, result), shipment, catalogue)
-    stuck = _stuck_step(before, extra.is_stuck, status.current, shipment)
+    motion = _motion_step(before, fresh, status, shipment)
+    dwell = _dwell_of(delays, before, motion, status, shipment)
+    stuck = _stuck_step(before, extra.is_stuck, status.current, motion.moved, dwell, shipment)
     edd = _edd_step(before, _edd_of(result, before.edd), status.terminal, shipment)
     recorded = _recorded_until(before, fresh, result, shipment)
-    after = _next_state(before, shipment, fresh, scans, status, stuck, edd, recorded)
+    after = _next_state(before, shipment, fresh, scans, status, stuck, edd, motion, recorded)
     # Reported unknown: the codes of every status this diff looked up in the catalogue.
     looked_up = [scan for _, scan in fresh] + ([source] if source is not None else [])
     changed = after != before
     if changed and digest != before.scans_digest:
         # Remembered only with a write that happens anyway: a new digest alone is no news.
         after = after.model_copy(update={"scans_digest": digest})
+    promise = _promise_step(after, delays, shipment)
     return DiffOutcome(
-        state=after,
-        events=(*scans.events, *status.events, *stuck.events, *edd.events),
+        state=promise.state,
+        events=(*scans.events, *status.events, *stuck.events, *edd.events, *promise.events),
         unknown_status_codes=_unknown_codes(looked_up, catalogue),
-        changed=changed,
+        changed=changed or promise.state is not after,
     )
 
 
@@ -180,6 +197,36 @@ def _quiet(before: ShipmentState, result: AwbResult, shipment: _Shipment) -> boo
         and before.unreadable_since is None
         and before.unreadable_reason is None
         and before.unreadable_fragment is None
+    )
+
+
+def recheck(
+    state: ShipmentState, key: ShipmentKey, now: datetime, delays: ShipmentDelays
+) -> DiffOutcome:
+    """The time-based checks alone, for a visit without a Clickpost answer: has the stored
+    shipment sat too long, or passed (or is it bound to miss) its promise, by now?"""
+    shipment = _Shipment(
+        key=key,
+        order_id=state.order_id,
+        courier_name=state.courier_name,
+        now=now,
+        trusted_until=now,
+    )
+    dwell = delays.dwell(state, now)
+    stuck = _stuck_step(state, None, state.current, False, dwell, shipment)
+    after = state.model_copy(
+        update={
+            "is_stuck": stuck.is_stuck,
+            "stuck_changes": stuck.stuck_changes,
+            "stuck_reason": stuck.reason,
+        }
+    )
+    promise = _promise_step(after, delays, shipment)
+    return DiffOutcome(
+        state=promise.state,
+        events=(*stuck.events, *promise.events),
+        unknown_status_codes=(),
+        changed=promise.state != state,
     )
 
 
@@ -475,11 +522,82 @@ def _status_changed(
 
 
 @dataclass(frozen=True, slots=True)
+class _Motion:
+    """When the shipment last moved, when its status began, its first scan, and whether
+    this diff moved it."""
+
+    moved_at: datetime | None
+    status_since: datetime | None
+    first_scan_at: datetime | None
+    moved: bool
+
+
+def _motion_step(
+    before: ShipmentState, fresh: list[tuple[str, Scan]], status: _StatusStep, shipment: _Shipment
+) -> _Motion:
+    """Movement: a new scan or status newer than the last one (a scan whose time cannot be
+    used moves the shipment when it is noticed). A late scan dated before it does not."""
+    times = [shipment.time_of(scan).trusted or shipment.now for _, scan in fresh]
+    current = status.current
+    new_status = current is not None and current != before.current
+    if new_status and current is not None:
+        times.append(current.timestamp or shipment.now)
+    moved_at = max([t for t in (before.moved_at, *times) if t is not None], default=None)
+    trusted = [t for _, scan in fresh if (t := shipment.time_of(scan).trusted) is not None]
+    first_scan_at = min(
+        [t for t in (before.first_scan_at, *trusted) if t is not None], default=None
+    )
+    status_since = before.status_since
+    code = current.clickpost_status_code if current is not None else None
+    previous = before.current.clickpost_status_code if before.current is not None else None
+    if current is not None and (code != previous or status_since is None):
+        # The status began with its first scan among the new ones, else when it was seen.
+        entered = [
+            t
+            for _, scan in fresh
+            if scan.clickpost_status_code == code
+            and (t := shipment.time_of(scan).trusted) is not None
+        ]
+        status_since = min(entered, default=None) or current.timestamp or shipment.now
+    return _Motion(
+        moved_at=moved_at,
+        status_since=status_since,
+        first_scan_at=first_scan_at,
+        moved=moved_at is not None and moved_at != before.moved_at,
+    )
+
+
+def _dwell_of(
+    delays: ShipmentDelays | None,
+    before: ShipmentState,
+    motion: _Motion,
+    status: _StatusStep,
+    shipment: _Shipment,
+) -> Dwell | None:
+    """How long the shipment has gone without moving, as of this diff (None: not checked)."""
+    if delays is None:
+        return None
+    # States stored before moved_at existed: the newest status time stands in for it.
+    since = motion.moved_at or (status.current.ordered_until if status.current else None)
+    state = before.model_copy(
+        update={
+            "current": status.current,
+            "moved_at": since,
+            "first_polled_at": before.first_polled_at or shipment.now,
+            "invalid_since": None,
+        }
+    )
+    return delays.dwell(state, shipment.now)
+
+
+@dataclass(frozen=True, slots=True)
 class _StuckStep:
-    """Clickpost's stuck flag as remembered, the flips so far, and the news."""
+    """Clickpost's stuck flag as remembered, the episodes so far, and the news."""
 
     is_stuck: bool | None
+    #: Every stuck and unstuck counts one: an episode is open while this is odd.
     stuck_changes: int
+    reason: StuckReason | None
     events: tuple[Stuck | Unstuck, ...]
 
 
@@ -487,23 +605,81 @@ def _stuck_step(
     before: ShipmentState,
     reported: bool | None,
     current: CurrentStatus | None,
+    moved: bool,
+    dwell: Dwell | None,
     shipment: _Shipment,
 ) -> _StuckStep:
-    """Transitions of Clickpost's stuck flag; a finished journey is not stuck."""
+    """Stuck episodes, whatever opened them. One opens when Clickpost's flag turns true or
+    the shipment sits longer than its status allows; it closes, once, when the shipment
+    moves (or its journey ends), or when Clickpost clears the flag it was opened for and
+    the shipment has not sat too long meanwhile. A finished journey is never stuck."""
     terminal = current is not None and current.is_terminal
-    if reported is None or reported == before.is_stuck or (terminal and reported):
-        return _StuckStep(is_stuck=before.is_stuck, stuck_changes=before.stuck_changes, events=())
-    if not reported and before.is_stuck is None:
-        # Unknown → not stuck is no news (every other flip is), but it is remembered.
-        return _StuckStep(is_stuck=False, stuck_changes=before.stuck_changes, events=())
-    event_type, model = ("shipment.stuck", Stuck) if reported else ("shipment.unstuck", Unstuck)
-    event = model(
-        **shipment.envelope(event_type, str(before.stuck_changes), _DETECTED),
-        clickpost_status_code=current.clickpost_status_code if current else None,
-        clickpost_status_bucket=current.clickpost_status_bucket if current else None,
-        location=current.location if current else None,
+    # A finished journey's flag is not worth a write.
+    flag = before.is_stuck if reported is None or (terminal and reported) else reported
+    changes = before.stuck_changes
+    code = current.clickpost_status_code if current else None
+    bucket = current.clickpost_status_bucket if current else None
+    location = current.location if current else None
+
+    def open_(reason: StuckReason) -> _StuckStep:
+        stuck = Stuck(
+            **shipment.envelope("shipment.stuck", str(changes), _DETECTED),
+            clickpost_status_code=code,
+            clickpost_status_bucket=bucket,
+            location=location,
+            reason=reason,
+            **_dwell_fields(dwell),
+        )
+        return _StuckStep(flag, changes + 1, reason, (stuck,))
+
+    def close(reason: UnstuckReason) -> _StuckStep:
+        unstuck = Unstuck(
+            **shipment.envelope("shipment.unstuck", str(changes), _DETECTED),
+            clickpost_status_code=code,
+            clickpost_status_bucket=bucket,
+            location=location,
+            reason=reason,
+        )
+        return _StuckStep(flag, changes + 1, None, (unstuck,))
+
+    if before.stuck_open:
+        # States stored before stuck_reason existed only had Clickpost's flag.
+        opened_for = before.stuck_reason or "clickpost_flag"
+        if moved or terminal:
+            return close("moved")
+        if opened_for == "clickpost_flag" and reported is False and before.is_stuck:
+            if dwell is not None and dwell.over:
+                # Clickpost let go, but the shipment still sits: stuck, now for that reason.
+                return _StuckStep(flag, changes, "no_scan_for", ())
+            return close("clickpost_flag")
+        return _StuckStep(flag, changes, opened_for, ())
+    if not terminal:
+        if reported and not before.is_stuck:
+            return open_("clickpost_flag")
+        if dwell is not None and dwell.over:
+            return open_("no_scan_for")
+    # A flag seen false for the first time is no news, but it is remembered.
+    return _StuckStep(flag, changes, None, ())
+
+
+class _DwellFields(TypedDict, total=False):
+    """What a stuck event says about the dwell, when it was measured."""
+
+    no_scan_for_hours: float
+    threshold_hours: float
+    threshold_source: ThresholdSource
+    last_scan_at: datetime
+
+
+def _dwell_fields(dwell: Dwell | None) -> _DwellFields:
+    if dwell is None:
+        return _DwellFields()
+    return _DwellFields(
+        no_scan_for_hours=round(dwell.hours, 1),
+        threshold_hours=round(dwell.threshold.hours, 1),
+        threshold_source=dwell.threshold.source,
+        last_scan_at=dwell.since,
     )
-    return _StuckStep(is_stuck=reported, stuck_changes=before.stuck_changes + 1, events=(event,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,6 +717,7 @@ def _next_state(
     status: _StatusStep,
     stuck: _StuckStep,
     edd: _EddStep,
+    motion: _Motion,
     recorded_until: datetime | None,
 ) -> ShipmentState:
     """The state to store: the steps' results over what we knew, the AWB valid again."""
@@ -556,6 +733,10 @@ def _next_state(
         "ndr_attempts": scans.ndr_attempts,
         "is_stuck": stuck.is_stuck,
         "stuck_changes": stuck.stuck_changes,
+        "stuck_reason": stuck.reason,
+        "moved_at": motion.moved_at,
+        "status_since": motion.status_since,
+        "first_scan_at": motion.first_scan_at,
         "edd": edd.edd,
         "edd_changes": edd.edd_changes,
         "invalid_since": None,
@@ -570,6 +751,61 @@ def _next_state(
         # The steady poll: nothing moved, so no copy to build and compare.
         return before
     return before.model_copy(update=update)
+
+
+@dataclass(frozen=True, slots=True)
+class _PromiseStep:
+    """The state with the promises reported so far, and the news."""
+
+    state: ShipmentState
+    events: tuple[SlaBreached | DelayPredicted, ...]
+
+
+def _promise_step(
+    state: ShipmentState, delays: ShipmentDelays | None, shipment: _Shipment
+) -> _PromiseStep:
+    """A shipment still on its way when its promised day has ended breaches it; one whose
+    carrier usually needs longer than it has left is predicted late. Each once per promise
+    (the event id is the promise's date)."""
+    if delays is None or state.is_terminal or state.invalid_since is not None:
+        return _PromiseStep(state=state, events=())
+    promise = delays.promise(state)
+    if promise is None or state.breached_promise == promise.date:
+        return _PromiseStep(state=state, events=())
+    current = state.current
+    code = current.clickpost_status_code if current else None
+    bucket = current.clickpost_status_bucket if current else None
+    location = current.location if current else None
+    change = promise.date.isoformat()
+    if delays.missed(promise, shipment.now):
+        breached = SlaBreached(
+            **shipment.envelope("shipment.sla_breached", change, _DETECTED),
+            promised_delivery_date=promise.date,
+            promise_source=promise.source,
+            clickpost_status_code=code,
+            clickpost_status_bucket=bucket,
+            location=location,
+        )
+        after = state.model_copy(update={"breached_promise": promise.date})
+        return _PromiseStep(state=after, events=(breached,))
+    if state.predicted_promise == promise.date:
+        return _PromiseStep(state=state, events=())
+    prediction = delays.predict(state, shipment.now)
+    if prediction is None or prediction.delivery_date <= promise.date:
+        return _PromiseStep(state=state, events=())
+    predicted = DelayPredicted(
+        **shipment.envelope("shipment.delay_predicted", change, _DETECTED),
+        promised_delivery_date=promise.date,
+        promise_source=promise.source,
+        predicted_delivery_date=prediction.delivery_date,
+        expected_remaining_hours=round(prediction.remaining_hours, 1),
+        status_since=state.status_since,
+        clickpost_status_code=code,
+        clickpost_status_bucket=bucket,
+        location=location,
+    )
+    after = state.model_copy(update={"predicted_promise": promise.date})
+    return _PromiseStep(state=after, events=(predicted,))
 
 
 # --- helpers -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from trackwatch.errors import ConfigurationError
 from trackwatch.logic.catalogue import StatusCatalogue
-from trackwatch.models.events import ShipmentEvent, StatusChanged
+from trackwatch.models.events import ShipmentEvent, StatusChanged, Stuck, Unstuck
 from trackwatch.models.notification import Channel
 
 #: Every event type but shipment.scan_added, which is never customer news.
@@ -19,6 +19,8 @@ NotifiableEventType = Literal[
     "shipment.unstuck",
     "shipment.edd_changed",
     "shipment.invalid",
+    "shipment.sla_breached",
+    "shipment.delay_predicted",
 ]
 
 
@@ -32,13 +34,29 @@ class KindRule(BaseModel):
     status_codes: frozenset[int] = frozenset()
     #: Sent at most once per shipment and channel (shipped, delivered).
     once_per_shipment: bool = False
+    #: For stuck and unstuck: the reasons that make this kind (empty: any). Clickpost's
+    #: flag only, by default: trackwatch's own no_scan_for goes to operations.
+    reasons: frozenset[str] = frozenset()
 
     @model_validator(mode="after")
     def _codes_only_for_status_changes(self) -> Self:
         is_status = self.event_type == "shipment.status_changed"
         if is_status != bool(self.status_codes):
             raise ValueError("status_codes are required for status_changed kinds, and only there")
+        if self.reasons and self.event_type not in ("shipment.stuck", "shipment.unstuck"):
+            raise ValueError("reasons are for stuck and unstuck kinds only")
         return self
+
+    def takes(self, event: ShipmentEvent) -> bool:
+        """Whether `event` (of this kind's type) makes this kind."""
+        if self.status_codes:
+            return (
+                isinstance(event, StatusChanged)
+                and event.clickpost_status_code in self.status_codes
+            )
+        if self.reasons and isinstance(event, Stuck | Unstuck):
+            return event.reason in self.reasons
+        return True
 
 
 class ChannelRules(BaseModel):
@@ -86,14 +104,7 @@ class NotifyRules(BaseModel):
             return None
         for name in sorted(rules.kinds):
             kind = self.kinds[name]
-            if kind.event_type != event.event_type:
-                continue
-            if not kind.status_codes:
-                return name
-            if (
-                isinstance(event, StatusChanged)
-                and event.clickpost_status_code in kind.status_codes
-            ):
+            if kind.event_type == event.event_type and kind.takes(event):
                 return name
         return None
 

@@ -31,7 +31,7 @@ from trackwatch.logic.registry import (
     SmsEntry,
     template_name,
 )
-from trackwatch.models.events import NdrRaised, ShipmentEvent, StatusChanged, Stuck
+from trackwatch.models.events import DelayPredicted, NdrRaised, ShipmentEvent, StatusChanged, Stuck
 from trackwatch.models.notification import Channel, Recipient, WhatsAppTemplate
 
 if TYPE_CHECKING:
@@ -129,6 +129,9 @@ def context_for(
             pass
     order_id = event.order_id or recipient.order_id
     edd = recipient.expected_delivery
+    if isinstance(event, DelayPredicted):
+        # The news is the new date.
+        location, edd = event.location, event.predicted_delivery_date
     return MessageContext(
         kind=kind,
         waybill=event.waybill,
