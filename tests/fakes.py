@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Self
 
@@ -210,12 +210,20 @@ class MemoryPublisher:
 
     def __init__(self, fail: bool = False) -> None:
         self.published: list[ShipmentEvent] = []
+        #: The channels each event was routed to, by event_id.
+        self.audiences: dict[str, tuple[str, ...]] = {}
         self.fail = fail
 
-    def publish(self, events: Sequence[ShipmentEvent]) -> None:
+    def publish(
+        self,
+        events: Sequence[ShipmentEvent],
+        audiences: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
         if self.fail:
             raise PublishError("topic unavailable")
         self.published.extend(events)
+        for event in events:
+            self.audiences[event.event_id] = tuple((audiences or {}).get(event.event_id, ()))
 
 
 class MemoryEventLog:

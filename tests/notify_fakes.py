@@ -110,6 +110,7 @@ class MemoryHandover:
 
     def __init__(self) -> None:
         self.handed: list[tuple[ShipmentEvent, Channel, Fallback, datetime | None]] = []
+        self.passed: list[tuple[NotificationRequest, Channel]] = []
 
     def hand_over(
         self,
@@ -119,6 +120,9 @@ class MemoryHandover:
         not_before: datetime | None = None,
     ) -> None:
         self.handed.append((event, to_channel, fallback, not_before))
+
+    def pass_on(self, request: NotificationRequest, to_channel: Channel) -> None:
+        self.passed.append((request, to_channel))
 
     def requests(self, to_channel: Channel) -> list[NotificationRequest]:
         """What was handed to `to_channel`, as its notifier receives it."""

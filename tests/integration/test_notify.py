@@ -24,12 +24,13 @@ from moto.ses.models import ses_backends
 from moto.sqs.models import sqs_backends
 
 from tests.integration.conftest import emulated_aws
-from tests.notify_samples import EMAIL, KEY, PHONE, ndr_raised, status_changed, stuck
+from tests.notify_samples import EMAIL, KEY, PHONE, RULES, ndr_raised, status_changed, stuck
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.adapters.events_topic import EventsTopic
 from trackwatch.adapters.notifications_table import NotificationsTable
-from trackwatch.adapters.shipments_table import to_item
+from trackwatch.adapters.shipments_table import record_from_item, to_item
 from trackwatch.errors import ProviderUnavailableError
+from trackwatch.logic.channels import Routing, contact_recipient
 from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
 from trackwatch.models.notification import Delivery
 from trackwatch.observability import logger
@@ -126,9 +127,18 @@ class Notify:
         return item
 
     def publish(self, *events: ShipmentEvent) -> None:
-        """Publish as the pipeline does: SNS, message attributes, filtered raw delivery."""
+        """Publish as the pipeline does: SNS, message attributes routed by the stored
+        contact and the rules, filtered raw delivery."""
         topic = EventsTopic(self.stack.outputs["ShipmentEventsTopicArn"], self.clients.sns)
-        topic.publish(list(events))
+        topic.publish(list(events), self.audiences(*events))
+
+    def audiences(self, *events: ShipmentEvent) -> dict[str, tuple[str, ...]]:
+        """The channels the publisher routes each event to, for the stored shipment."""
+        enabled = self.stack.functions["PublishEventsFunction"].environment["NOTIFY_CHANNELS"]
+        routing = Routing(RULES, frozenset(enabled.split(",")))
+        record = record_from_item(self.item())
+        recipient = contact_recipient(record.key, record.contact)
+        return {e.event_id: routing.audience(e, recipient) for e in events}
 
     def drain(self, function: str) -> int:
         (source,) = self.stack.sources_of(function)

@@ -225,9 +225,9 @@ def test_a_batch_is_logged_and_published_together_and_an_outage_retries_it_whole
     class Counting(MemoryPublisher):
         calls = 0
 
-        def publish(self, events: Any) -> None:
+        def publish(self, events: Any, audiences: Any = None) -> None:
             self.calls += 1
-            super().publish(events)
+            super().publish(events, audiences)
 
     topic, log = Counting(), MemoryEventLog()
     container = bootstrap(

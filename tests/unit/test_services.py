@@ -18,6 +18,7 @@ from tests.fakes import (
     MemoryRejects,
     MemoryStore,
 )
+from tests.notify_samples import RULES
 from trackwatch.adapters.shipments_table import StreamImages
 from trackwatch.errors import (
     ClickpostAuthError,
@@ -27,6 +28,7 @@ from trackwatch.errors import (
     PublishError,
 )
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
+from trackwatch.logic.channels import Routing
 from trackwatch.logic.poll_decision import OUTBOX_EVENTS_PER_WRITE
 from trackwatch.models.events import EVENT_LIST_ADAPTER
 from trackwatch.models.keys import ShipmentKey
@@ -220,8 +222,11 @@ def test_a_missing_awb_changes_nothing() -> None:
     assert store.writes == 0
 
 
+ROUTING = Routing(RULES, frozenset({"whatsapp", "sms", "email"}))
+
+
 def publisher(topic: MemoryPublisher, log: MemoryEventLog) -> PublishService:
-    return PublishService(StreamImages(), topic, log, MemoryRejects(), lambda: NOW)
+    return PublishService(StreamImages(), topic, log, MemoryRejects(), lambda: NOW, ROUTING)
 
 
 def change(record_id: str, events_json: str, seq: int = 1) -> StreamChange:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from trackwatch.adapters.senders import SmtpCredentials
     from trackwatch.logic.business_hours import BusinessCalendar
     from trackwatch.logic.catalogue import StatusCatalogue
+    from trackwatch.logic.channels import Routing
     from trackwatch.logic.delays import DelayPolicy
     from trackwatch.logic.notify_rules import NotifyRules
     from trackwatch.logic.registry import MessageRegistry
@@ -506,8 +507,20 @@ class Container:
         from trackwatch.services.publish import PublishService
 
         return PublishService(
-            self.images, self.publisher, self.event_log, self.publish_rejects, self.clock
+            self.images,
+            self.publisher,
+            self.event_log,
+            self.publish_rejects,
+            self.clock,
+            self.routing,
         )
+
+    @cached_property
+    def routing(self) -> Routing:
+        """Which notifier queues each event is published to: the notifiers' own rules."""
+        from trackwatch.logic.channels import Routing
+
+        return Routing(self.notify_rules, self.settings.channels.enabled)
 
     @cached_property
     def registration_service(self) -> RegistrationService:
@@ -530,6 +543,7 @@ class Container:
             self.cadence,
             self.clock,
             self.settings.dispatch.calls_per_message,
+            routing=self.routing,
         )
 
     @cached_property

@@ -137,6 +137,10 @@ class OutboxReader(Protocol):
         """The image's outbox (sequence 0 and no events when it has none)."""
         ...
 
+    def recipient(self, image: Mapping[str, Any] | None) -> Recipient | None:
+        """The customer as the image's contact tells (no channel's memory); None without one."""
+        ...
+
 
 class PollQueueWriter(Protocol):
     """Where poll requests go."""
@@ -149,8 +153,13 @@ class PollQueueWriter(Protocol):
 class EventPublisher(Protocol):
     """Where events go."""
 
-    def publish(self, events: Sequence[ShipmentEvent]) -> None:
-        """Publish every event, or raise PublishError."""
+    def publish(
+        self,
+        events: Sequence[ShipmentEvent],
+        audiences: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        """Publish every event, routed to the notifier channels `audiences` names for its
+        event_id (none, for an event it does not name), or raise PublishError."""
         ...
 
 
@@ -306,6 +315,11 @@ class Handover(Protocol):
     ) -> None:
         """Ask `to_channel`'s notifier to send `event` in place of `fallback.from_channel`'s
         message, now or (a delivery check) at `not_before`; or raise."""
+        ...
+
+    def pass_on(self, request: NotificationRequest, to_channel: Channel) -> None:
+        """Give `to_channel`'s notifier `request` as its own message (this channel was the
+        publisher's first choice but cannot reach the customer); or raise."""
         ...
 
 

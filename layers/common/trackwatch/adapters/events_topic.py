@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,6 +16,7 @@ from trackwatch.models.events import (
     ShipmentEvent,
     routing_attributes,
 )
+from trackwatch.models.notification import NOTIFY_ATTRIBUTE
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -23,9 +25,18 @@ _BATCH = 10
 _ATTEMPTS = 3
 
 
-def message_attributes(event: ShipmentEvent) -> dict[str, dict[str, str]]:
-    """SNS message attributes: numbers as Number, booleans as 'true'/'false' strings."""
+def message_attributes(
+    event: ShipmentEvent, notify: Collection[str] = ()
+) -> dict[str, dict[str, str]]:
+    """SNS message attributes: numbers as Number, booleans as 'true'/'false' strings; the
+    channels to notify, if any, as a String.Array (left out when there are none: no
+    notifier's subscription takes the event then)."""
     attributes: dict[str, dict[str, str]] = {}
+    if notify:
+        attributes[NOTIFY_ATTRIBUTE] = {
+            "DataType": "String.Array",
+            "StringValue": json.dumps(sorted(notify)),
+        }
     for name, value in routing_attributes(event).items():
         if isinstance(value, bool):
             attributes[name] = {"DataType": "String", "StringValue": str(value).lower()}
@@ -54,8 +65,13 @@ class EventsTopic:
         self._client = client
         self._sleep = sleep
 
-    def publish(self, events: Sequence[ShipmentEvent]) -> None:
-        """Publish all events; entries that fail are retried, then PublishError.
+    def publish(
+        self,
+        events: Sequence[ShipmentEvent],
+        audiences: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        """Publish all events (each routed to the channels `audiences` names for its id);
+        entries that fail are retried, then PublishError.
 
         Entries SNS refuses as the sender's fault (their content) are not retried: the
         others are published, then PoisonEventsError carries the refused ones.
@@ -69,7 +85,7 @@ class EventsTopic:
             codes: set[str] = set()
             for start in range(0, len(pending), _BATCH):
                 chunk = pending[start : start + _BATCH]
-                for failure in self._publish_chunk(client, chunk):
+                for failure in self._publish_chunk(client, chunk, audiences or {}):
                     event = chunk[int(failure["Id"])]
                     code = failure.get("Code", "unknown")
                     if failure.get("SenderFault"):
@@ -97,14 +113,19 @@ class EventsTopic:
                 events=len(refused),
             )
 
-    def _publish_chunk(self, client: SNSClient, chunk: list[ShipmentEvent]) -> list[Any]:
+    def _publish_chunk(
+        self,
+        client: SNSClient,
+        chunk: list[ShipmentEvent],
+        audiences: Mapping[str, Collection[str]],
+    ) -> list[Any]:
         """PublishBatch of up to ten events; the failed entries (a whole failed request
         counts as every entry failed, not by the sender's fault)."""
         entries: list[Any] = [
             {
                 "Id": str(i),
                 "Message": message_body(event),
-                "MessageAttributes": message_attributes(event),
+                "MessageAttributes": message_attributes(event, audiences.get(event.event_id, ())),
             }
             for i, event in enumerate(chunk)
         ]

@@ -1,5 +1,6 @@
 """Notifiers' queues as places to put work: a delayed copy of a message held for quiet hours
-(the notifier's own queue), and a message handed to the next channel (that channel's queue).
+(the notifier's own queue), and a message handed to the next channel (that channel's queue):
+as a fallback, or passed on as its own when the first choice cannot reach the customer.
 
 Both send the event exactly as the topic delivers it (raw), with message attributes that
 say when it may go at the earliest (`not_before`) and, for a fallback, which channel did not
@@ -69,6 +70,16 @@ def fallback_attributes(fallback: Fallback, not_before: datetime | None) -> dict
     return attributes
 
 
+def published_attributes(request: NotificationRequest) -> dict[str, Any]:
+    """The message attributes `request` was published with (the routing ones), without
+    those the notifiers add."""
+    return {
+        name: {"DataType": data_type, "StringValue": value}
+        for name, (data_type, value) in request.attributes.items()
+        if name not in _OURS
+    }
+
+
 class NotifyQueue:
     """Implements trackwatch.ports.Deferrer on SQS SendMessage with DelaySeconds."""
 
@@ -79,11 +90,7 @@ class NotifyQueue:
     def defer(self, request: NotificationRequest, deferral: Deferral) -> None:
         """Send the event back to the queue, invisible for `deferral.delay_s`, marked not_before
         (and still marked as a fallback, if it is one)."""
-        attributes: dict[str, Any] = {
-            name: {"DataType": data_type, "StringValue": value}
-            for name, (data_type, value) in request.attributes.items()
-            if name not in _OURS
-        }
+        attributes = published_attributes(request)
         if request.fallback is not None:
             attributes.update(fallback_attributes(request.fallback, None))
         attributes[NOT_BEFORE_ATTRIBUTE] = _string(deferral.not_before.isoformat())
@@ -107,11 +114,20 @@ class ChannelQueues:
     ) -> None:
         """Send `event` to `to_channel`'s queue as a fallback request (delayed up to SQS's 15
         minutes towards `not_before`; the notifier holds it the rest of the way)."""
-        url = self._urls.get(to_channel)
-        if url is None:
-            raise ConfigurationError(f"no queue to hand {to_channel} messages to")
+        url = self._url(to_channel)
         delay = 0
         if not_before is not None:
             remaining = (not_before - self._clock()).total_seconds()
             delay = max(0, min(MAX_SQS_DELAY_S, math.ceil(remaining)))
         _send(self._client, url, event, delay, fallback_attributes(fallback, not_before))
+
+    def pass_on(self, request: NotificationRequest, to_channel: Channel) -> None:
+        """Send `request`'s event to `to_channel`'s queue as that channel's own message (not
+        a fallback), with the attributes it was published with."""
+        _send(self._client, self._url(to_channel), request.event, 0, published_attributes(request))
+
+    def _url(self, channel: Channel) -> str:
+        url = self._urls.get(channel)
+        if url is None:
+            raise ConfigurationError(f"no queue to hand {channel} messages to")
+        return url

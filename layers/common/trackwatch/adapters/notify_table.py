@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from trackwatch.adapters.shipments_table import from_item, record_from_item, to_item
 from trackwatch.errors import StaleStateError, StorageError
+from trackwatch.logic.channels import contact_recipient
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.notification import (
     CHANNELS,
@@ -71,30 +72,21 @@ def recipient_from_items(
     legacy = from_item(shipment)
     memory = {channel: from_item(item) for channel, item in channels.items()}
     edd = record.state.edd.courier_partner_edd if record.state.edd else None
-    opted_out = set(record.contact.opt_out)
-    # The channels the customer accepts, in their order of preference; the others count as
-    # opted out.
-    wanted = tuple(c for c in record.contact.channels if c in CHANNELS)
-    opted_out |= {c for c in CHANNELS if c not in wanted}
 
     def remembered(channel: Channel, attribute: str, legacy_prefix: str) -> Any:
         return memory.get(channel, {}).get(attribute) or legacy.get(f"{legacy_prefix}_{channel}")
 
     logs = {c: log for c in CHANNELS if (log := remembered(c, _LOG, "notified"))}
     failures = {c: f for c in CHANNELS if (f := remembered(c, _FAILURE, "contact_failure"))}
-    return Recipient(
-        key=record.key,
-        phone=record.contact.phone,
-        email=record.contact.email,
-        language=record.contact.language,
-        channels=wanted,
-        timezone=record.metadata.get(TIMEZONE_METADATA_KEY),
-        opt_out=frozenset(opted_out),
-        order_id=record.state.order_id,
-        courier_name=record.state.courier_name,
-        expected_delivery=_date(edd),
-        logs={c: ChannelLog.model_validate(v) for c, v in logs.items()},
-        failures={c: ContactFailure.model_validate(v) for c, v in failures.items()},
+    return contact_recipient(record.key, record.contact).model_copy(
+        update={
+            "timezone": record.metadata.get(TIMEZONE_METADATA_KEY),
+            "order_id": record.state.order_id,
+            "courier_name": record.state.courier_name,
+            "expected_delivery": _date(edd),
+            "logs": {c: ChannelLog.model_validate(v) for c, v in logs.items()},
+            "failures": {c: ContactFailure.model_validate(v) for c, v in failures.items()},
+        }
     )
 
 

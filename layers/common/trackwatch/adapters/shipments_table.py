@@ -39,10 +39,12 @@ from trackwatch.errors import (
     StaleStateError,
     StorageError,
 )
+from trackwatch.logic.channels import contact_recipient
 from trackwatch.logic.diff import seen_key
 from trackwatch.models.clickpost import describe_validation
 from trackwatch.models.events import EVENT_LIST_ADAPTER, ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.notification import Recipient
 from trackwatch.models.record import Contact, Outbox, ShipmentRecord, StateChange
 from trackwatch.models.state import ShipmentState
 
@@ -117,22 +119,26 @@ def encode_outbox(events: Sequence[ShipmentEvent]) -> bytes:
     return zlib.compress(EVENT_LIST_ADAPTER.dump_json(list(events)))
 
 
+def _contact(contact: Mapping[str, Any]) -> Contact:
+    """The `contact` map, deserialized."""
+    return Contact(
+        phone=contact.get("phone"),
+        email=contact.get("email"),
+        language=contact.get("language") or "en",
+        channels=(tuple(contact["channels"]) if "channels" in contact else Contact().channels),
+        opt_out=frozenset(contact.get("opt_out") or ()),
+    )
+
+
 def record_from_item(item: dict[str, Any]) -> ShipmentRecord:
     """Decode one stored item (in attribute-value form)."""
     plain = from_item(item)
-    contact = plain.get("contact") or {}
     return ShipmentRecord(
         key=ShipmentKey.from_pk(plain["pk"]),
         version=int(plain["version"]),
         state=decode_state(plain),
         registered_at=plain["registered_at"],
-        contact=Contact(
-            phone=contact.get("phone"),
-            email=contact.get("email"),
-            language=contact.get("language") or "en",
-            channels=(tuple(contact["channels"]) if "channels" in contact else Contact().channels),
-            opt_out=frozenset(contact.get("opt_out") or ()),
-        ),
+        contact=_contact(plain.get("contact") or {}),
         metadata={str(k): str(v) for k, v in (plain.get("metadata") or {}).items()},
         due_key=plain.get("due_key"),
         stop_reason=plain.get("stop_reason"),
@@ -198,6 +204,13 @@ class StreamImages:
                 reason += ": " + describe_validation(exc)
             raise PoisonEventsError(reason, _as_text(raw)) from None
         return Outbox(seq=seq, events=tuple(events))
+
+    def recipient(self, image: Mapping[str, Any] | None) -> Recipient | None:
+        """The customer as the image's contact tells (no channel's memory); None without one."""
+        if not image or "pk" not in image or "contact" not in image:
+            return None
+        plain = from_item({"pk": image["pk"], "contact": image["contact"]})
+        return contact_recipient(ShipmentKey.from_pk(plain["pk"]), _contact(plain["contact"]))
 
 
 def _as_text(raw: Any) -> str:

@@ -5,13 +5,50 @@ the first of them, in the customer's order of preference, that can reach them (e
 this deployment, accepted, not opted out, no permanent failure, a number on file), and by
 the next one only if the first does not deliver. E-mail is not part of that chain: it is
 sent besides, whenever the customer accepts it.
+
+The publisher routes each event by the same rules (`Routing`): to the channels that make a
+message of it and can reach the customer as far as the shipment's contact tells, of the
+phone channels only the first choice. What only the notifiers know (a STOP reply, a failed
+number) is theirs to act on: a first choice that cannot reach the customer passes the event
+on to the next channel (`passes_on`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from trackwatch.models.notification import PHONE_CHANNELS, Channel, Outcome, Recipient
+from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.notification import (
+    CHANNELS,
+    NOTIFY_ATTRIBUTE,
+    PHONE_CHANNELS,
+    Channel,
+    Outcome,
+    Recipient,
+)
+from trackwatch.models.record import Contact
+
+if TYPE_CHECKING:
+    from trackwatch.logic.notify_rules import NotifyRules
+    from trackwatch.models.events import ShipmentEvent
+
+
+def contact_recipient(key: ShipmentKey, contact: Contact) -> Recipient:
+    """The recipient a shipment's contact makes before any channel has told or failed: the
+    channels accepted in their order, every other channel opted out."""
+    wanted = tuple(c for c in contact.channels if c in CHANNELS)
+    opted_out = set(contact.opt_out) | {c for c in CHANNELS if c not in wanted}
+    return Recipient(
+        key=key,
+        phone=contact.phone,
+        email=contact.email,
+        language=contact.language,
+        channels=wanted,
+        opt_out=frozenset(opted_out),
+    )
 
 
 def unreachable(recipient: Recipient, channel: Channel, enabled: Iterable[str]) -> Outcome | None:
@@ -57,3 +94,52 @@ def waits_for_fallback(recipient: Recipient, channel: Channel, enabled: Iterable
         return False
     first = first_choice(recipient, on)
     return first is not None and first != channel
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which notifier queues an event is published to (the `notify` routing attribute)."""
+
+    rules: NotifyRules
+    #: The channels this deployment sends on.
+    enabled: frozenset[str]
+
+    def audience(self, event: ShipmentEvent, recipient: Recipient) -> tuple[Channel, ...]:
+        """The channels that make a message of `event` and, as far as the contact tells,
+        reach `recipient`: e-mail besides, of WhatsApp and SMS only the first choice (the
+        other takes over through its queue, not the topic)."""
+        return tuple(
+            channel
+            for channel in CHANNELS
+            if unreachable(recipient, channel, self.enabled) is None
+            and not waits_for_fallback(recipient, channel, self.enabled)
+            and self.rules.kind_of(event, channel) is not None
+        )
+
+
+def routed(attributes: dict[str, tuple[str, str]]) -> frozenset[str] | None:
+    """The channels a queue message was published to, from its `notify` attribute; None if
+    it has none (published before routing, or by hand): then every channel had it."""
+    value = attributes.get(NOTIFY_ATTRIBUTE)
+    if value is None:
+        return None
+    names = json.loads(value[1])
+    return frozenset(str(n) for n in names) if isinstance(names, list) else None
+
+
+def passes_on(
+    recipient: Recipient,
+    channel: Channel,
+    enabled: Iterable[str],
+    reached: Collection[str] | None,
+) -> Channel | None:
+    """The phone channel `channel` passes an event on to, when it was the publisher's first
+    choice but cannot reach the customer now (a STOP reply, a failed number) and the next
+    channel did not get the event from the topic; None otherwise."""
+    if reached is None or channel not in PHONE_CHANNELS:
+        return None
+    on = frozenset(enabled)
+    if unreachable(recipient, channel, on) not in (Outcome.OPTED_OUT, Outcome.ADDRESS_FAILED):
+        return None
+    successor = next_after(recipient, channel, on)
+    return successor if successor is not None and successor not in reached else None

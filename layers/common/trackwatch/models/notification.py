@@ -138,6 +138,9 @@ NOT_BEFORE_ATTRIBUTE = "not_before"
 #: The message attributes of a fallback request: the channel that did not deliver, and why.
 FALLBACK_FROM_ATTRIBUTE = "fallback_from"
 FALLBACK_REASON_ATTRIBUTE = "fallback_reason"
+#: The routing attribute (String.Array) naming the channels an event is published to: the
+#: notifiers' subscriptions take only what names their channel.
+NOTIFY_ATTRIBUTE = "notify"
 
 
 class NotificationRequest(BaseModel):

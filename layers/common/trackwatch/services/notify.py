@@ -29,7 +29,13 @@ from zoneinfo import ZoneInfo
 
 from trackwatch.errors import RecipientRejectedError, StaleStateError
 from trackwatch.logic.addresses import e164, mailbox
-from trackwatch.logic.channels import next_after, unreachable, waits_for_fallback
+from trackwatch.logic.channels import (
+    next_after,
+    passes_on,
+    routed,
+    unreachable,
+    waits_for_fallback,
+)
 from trackwatch.logic.delivery import advance, with_fallback
 from trackwatch.logic.notify_rules import NotifyRules
 from trackwatch.logic.pacing import Admission, admit, hold, quiet_until
@@ -155,6 +161,7 @@ class Notifier:
             return Outcome.NO_SHIPMENT, kind
         skipped = self._skipped(recipient, request)
         if skipped is not None:
+            self._pass_on(recipient, request)
             return skipped, kind
         now = self._clock()
         customer_zone = zone(recipient.timezone or self._policy.customer_timezone)
@@ -216,6 +223,18 @@ class Notifier:
             if first is not None and first.state in ARRIVED:
                 return Outcome.DELIVERED_ELSEWHERE
         return None
+
+    def _pass_on(self, recipient: Recipient, request: NotificationRequest) -> None:
+        """The publisher's first choice that cannot reach the customer now (a STOP reply, a
+        failed number) gives the event to the next channel, which the topic did not."""
+        handover = self._chain.handover
+        if request.fallback is not None or handover is None:
+            return
+        successor = passes_on(
+            recipient, self.channel, self._chain.enabled, routed(request.attributes)
+        )
+        if successor is not None:
+            handover.pass_on(request, successor)
 
     def _held(
         self, request: NotificationRequest, kind: str, now: datetime, customer_zone: ZoneInfo

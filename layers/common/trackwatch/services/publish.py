@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from trackwatch.errors import PoisonEventsError, TrackwatchError
+from trackwatch.logic.channels import Routing
 from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.record import StreamChange
 from trackwatch.ports import EventLog, EventPublisher, OutboxReader, RejectSink
@@ -39,8 +40,10 @@ class PublishService:
         log: EventLog,
         poison: RejectSink,
         clock: Callable[[], datetime],
+        routing: Routing,
     ) -> None:
         self._images = images
+        self._routing = routing
         self._publisher = publisher
         self._log = log
         self._poison = poison
@@ -62,20 +65,13 @@ class PublishService:
             return []
         return list(new.events)
 
-    def publish(self, records: Sequence[StreamChange]) -> PublishReport:
-        """Log every change of the batch, then publish every event, packed across records.
-
-        The log is written first, in one BatchWriteItem per 25 changes, so that no event
-        reaches a subscriber without being replayable; a retried batch writes the same
-        items again. The events of the whole batch then go out ten to a PublishBatch
-        request, whatever record they came from. Content that can never be published (an
-        outbox that does not decode, events SNS refuses as the sender's fault) goes, whole
-        and with its reason, to the publisher's dead-letter queue and is not retried. Any
-        other failure of ours (TrackwatchError) fails the whole batch: its records are
-        retried in order (subscribers deduplicate on event_id).
-        """
-        report = PublishReport()
+    def _gather(
+        self, records: Sequence[StreamChange], report: PublishReport
+    ) -> tuple[list[list[ShipmentEvent]], dict[str, tuple[str, ...]]]:
+        """The changes of the batch's records, and each event's notifier channels; outboxes
+        that do not decode are set aside (counted in `report`)."""
         changes: list[list[ShipmentEvent]] = []
+        audiences: dict[str, tuple[str, ...]] = {}
         for record in records:
             try:
                 events = self.events_of(record.new_image, record.old_image)
@@ -83,8 +79,30 @@ class PublishService:
                 self._poison.reject(exc.content, exc.reason)
                 report.poisoned += 1
                 continue
-            if events:
-                changes.append(events)
+            if not events:
+                continue
+            changes.append(events)
+            recipient = self._images.recipient(record.new_image)
+            if recipient is not None:
+                for event in events:
+                    audiences[event.event_id] = self._routing.audience(event, recipient)
+        return changes, audiences
+
+    def publish(self, records: Sequence[StreamChange]) -> PublishReport:
+        """Log every change of the batch, then publish every event, packed across records.
+
+        The log is written first, in one BatchWriteItem per 25 changes, so that no event
+        reaches a subscriber without being replayable; a retried batch writes the same
+        items again. The events of the whole batch then go out ten to a PublishBatch
+        request, whatever record they came from, each routed to the notifier channels the
+        shipment's contact and the rules make it news for. Content that can never be published (an
+        outbox that does not decode, events SNS refuses as the sender's fault) goes, whole
+        and with its reason, to the publisher's dead-letter queue and is not retried. Any
+        other failure of ours (TrackwatchError) fails the whole batch: its records are
+        retried in order (subscribers deduplicate on event_id).
+        """
+        report = PublishReport()
+        changes, audiences = self._gather(records, report)
         if not changes:
             return report
         # Stamped once per batch: a retried batch is a new publish, with a new time.
@@ -93,7 +111,7 @@ class PublishService:
         everything = [event for change in changes for event in change]
         try:
             self._log.append(changes)
-            self._publisher.publish(everything)
+            self._publisher.publish(everything, audiences)
         except PoisonEventsError as exc:
             self._poison.reject(exc.content, exc.reason)
             report.poisoned += exc.events

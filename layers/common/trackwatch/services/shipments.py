@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from trackwatch.errors import ConflictError, NotFoundError
+from trackwatch.logic.channels import Routing, contact_recipient
 from trackwatch.logic.poll_decision import stop
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.policy import Cadence
@@ -33,8 +34,11 @@ class ShipmentsService:
         cadence: Cadence,
         clock: Callable[[], datetime],
         calls_per_message: int = 10,
+        *,
+        routing: Routing,
     ) -> None:
         self._store = store
+        self._routing = routing
         self._registration = registration
         self._queue = queue
         self._log = log
@@ -83,10 +87,12 @@ class ShipmentsService:
 
     def replay(self, key: ShipmentKey, since: datetime | None = None) -> ReplayView:
         """Publish its logged events again, each with its original event_id and body."""
-        self._known(key)
+        record = self._known(key)
         events = self._log.history(key, since)
         if events:
-            self._publisher.publish(events)
+            recipient = contact_recipient(key, record.contact)
+            audiences = {e.event_id: self._routing.audience(e, recipient) for e in events}
+            self._publisher.publish(events, audiences)
         return ReplayView(
             waybill=key.waybill,
             cp_id=key.cp_id,
