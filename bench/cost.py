@@ -111,9 +111,14 @@ ASSUMED = {
     #: Messages a shipment's customer gets: shipped, out for delivery, delivered, a failed
     #: delivery for one in three, on one channel; WhatsApp's SMS fallback for 10 %.
     "sends_per_shipment": 4.4,
-    #: Of those, the events that make a message (before the fallback): each is read by
-    #: every notifier queue's function (the recipient: contact and channel log, 2 RRU).
+    #: Of those, the events that make a message (before the fallback).
     "message_events_per_shipment": 4,
+    #: Half the customers are on WhatsApp (as the bench's contacts): each WhatsApp message
+    #: queues a delivery check to SMS, which arrives twice (SQS delays at most 15 minutes of
+    #: the 30-minute window; the notifier holds it the rest); the fallbacks (10 %) once.
+    "whatsapp_share": 0.5,
+    "check_deliveries_per_whatsapp_send": 2,
+    #: Every delivery a notifier takes reads the recipient (contact and channel log, 2 RRU).
     "recipient_rru": 2,
     #: SQS messages per notifier receive (low traffic: small batches).
     "notify_batch": 5,
@@ -150,7 +155,7 @@ class Template:
     """What template.yaml sets that the bill depends on."""
 
     memory_gb: float
-    #: Queues subscribed to every notifiable event (the notifiers' filter policies).
+    #: Notifier queues subscribed to the topic (each filters on its channel in `notify`).
     notifier_queues: int
     alarms: int
     kms_keys: int
@@ -165,9 +170,7 @@ class Template:
         retention = re.search(r"LogRetentionDays:\n(?:.*\n)*?\s+Default: (\d+)", text)
         return cls(
             memory_gb=int(memory[1]) / 1024 if memory else 0.5,
-            notifier_queues=text.count(
-                "event_type: [shipment.status_changed, shipment.ndr_raised, shipment.stuck]"
-            ),
+            notifier_queues=len(re.findall(r"^\s+notify: \[\w+\]$", text, re.MULTILINE)),
             alarms=text.count("Type: AWS::CloudWatch::Alarm"),
             kms_keys=text.count("Type: AWS::KMS::Key"),
             queues=text.count("Type: AWS::SQS::Queue"),
@@ -202,8 +205,11 @@ class Measured:
     change_wru_event_log: float
     change_sns_billed: float
     events_per_change: float
-    #: Events per change that a notifier's filter policy lets through.
+    #: Events per change of the types the notifiers send messages about.
     notifiable_per_change: float
+    #: Deliveries to notifier queues per change: each event goes to the channels its
+    #: `notify` attribute names (the rules, the shipment's contact).
+    routed_per_change: float
     # one invocation's poll throughput, AWBs per second
     awbs_per_s: float
     # naive
@@ -240,9 +246,16 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
     poll_invocations = calls / CALLS_PER_MESSAGE / BATCH_SIZE
     publish_invocations = c / a["publish_records_per_invocation"]
     per_change = change_wru(m, size, base)
-    deliveries = c * m.notifiable_per_change * t.notifier_queues
     sends = s * a["sends_per_shipment"]
-    recipient_reads = s * a["message_events_per_shipment"] * t.notifier_queues
+    handovers = s * (
+        a["message_events_per_shipment"]
+        * a["whatsapp_share"]
+        * a["check_deliveries_per_whatsapp_send"]
+        + a["sends_per_shipment"]
+        - a["message_events_per_shipment"]
+    )
+    deliveries = c * m.routed_per_change + handovers
+    recipient_reads = deliveries
     reports = sends * a["whatsapp_reports_per_send"]
     shipments_gb = (
         (SHIPMENTS + starts_per_day() * a["stopped_retention_days"])
@@ -341,7 +354,9 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
         Line(
             "notifications",
             "SQS, notifier queues + WhatsApp events queue",
-            f"{deliveries / 1e6:.0f}M deliveries ({t.notifier_queues} queues) x (1 enqueue + 2 "
+            f"{deliveries / 1e6:.0f}M deliveries ({c * m.routed_per_change / 1e6:.0f}M routed "
+            f"to {t.notifier_queues} queues + {handovers / 1e6:.0f}M delivery checks and "
+            f"fallbacks) x (1 enqueue + 2 "
             f"÷ {a['notify_batch']}) + {reports / 1e6:.0f}M WhatsApp reports x 1.2 + 4 queues' "
             "empty receives",
             (
@@ -367,7 +382,8 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
         Line(
             "notifications",
             "DynamoDB, notifications + idempotency (Standard)",
-            f"{recipient_reads / 1e6:.0f}M recipient reads x {a['recipient_rru']} RRU + "
+            f"{recipient_reads / 1e6:.0f}M recipient reads (one a delivery) x "
+            f"{a['recipient_rru']} RRU + "
             f"{sends / 1e6:.1f}M sends x {a['send_wru']} WRU + {reports / 1e6:.0f}M reports x 1 "
             f"WRU; {notifications_gb:.2f} GB + PITR",
             recipient_reads * a["recipient_rru"] * price("rru")

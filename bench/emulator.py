@@ -251,8 +251,19 @@ def _resource(body: dict[str, Any]) -> str:
     return ""
 
 
+def _notify(form: dict[str, Any], prefix: str) -> str:
+    """The channels an entry's `notify` attribute routes it to, comma-separated ("" if none)."""
+    for key, value in form.items():
+        attribute = key.startswith(f"{prefix}MessageAttributes.entry.") and key.endswith(".Name")
+        if attribute and value == "notify":
+            text = form.get(key.removesuffix("Name") + "Value.StringValue") or "[]"
+            return ",".join(json.loads(text))
+    return ""
+
+
 def _events(form: dict[str, Any]) -> tuple[str, ...]:
-    """The trackwatch events in an SNS Publish or PublishBatch form, as "<type> <id>"."""
+    """The trackwatch events in an SNS Publish or PublishBatch form, as "<type> <id>
+    <channels routed to>"."""
     found = []
     for name, value in form.items():
         if name == "Message" or name.endswith(".Message"):
@@ -261,7 +272,8 @@ def _events(form: dict[str, Any]) -> tuple[str, ...]:
             except ValueError:
                 continue
             if isinstance(event, dict) and "event_id" in event:
-                found.append(f"{event.get('event_type')} {event['event_id']}")
+                notify = _notify(form, name.removesuffix("Message"))
+                found.append(f"{event.get('event_type')} {event['event_id']} {notify}".rstrip())
     return tuple(found)
 
 

@@ -90,6 +90,8 @@ class Results:
     same_events: bool = False
     #: Shipments the changed cycle actually wrote (UpdateItem on the shipments table).
     changes: int = 0
+    #: Deliveries to notifier queues the changed cycle's events were routed to.
+    routed: int = 0
     #: Three repetitions each.
     throughput: list[Throughput] = field(default_factory=list)
     naive_throughput: list[Throughput] = field(default_factory=list)
@@ -135,6 +137,7 @@ class Results:
             change_sns_billed=extra("sns:billed"),
             events_per_change=sum(self.events["ours"].values()) / changes,
             notifiable_per_change=notifiable / changes,
+            routed_per_change=self.routed / changes,
             awbs_per_s=statistics.median(t.rate for t in self.throughput),
             naive_awbs_per_s=statistics.median(t.rate for t in self.naive_throughput),
         )
@@ -186,6 +189,7 @@ def requests_and_calls(bench: Bench, results: Results) -> None:
         results.phases[name] = _phase(bench, name, count, seconds)
     results.changes = int(results.phases["ours.changed"].totals.get("dynamodb:UpdateItem", 0))
     ours, naive = bench.events("ours.changed"), bench.events("naive.changed")
+    results.routed = sum(len(channels) for _, _, channels in bench.routed("ours.changed"))
     results.events["ours"] = Counter(kind for kind, _ in ours)
     results.events["naive"] = Counter(kind for kind, _ in naive)
     results.same_events = sorted(ours) == sorted(naive)

@@ -65,6 +65,7 @@ def test_cost_model_reproduces_the_architecture_workload() -> None:
         change_sns_billed=0.2,
         events_per_change=2.0,
         notifiable_per_change=0.83,
+        routed_per_change=0.5,
         awbs_per_s=150.0,
         naive_awbs_per_s=30.0,
     )
@@ -117,6 +118,10 @@ def test_ours_and_the_naive_poller_publish_the_same_events(bench: Bench) -> None
     unchanged = results.phases["ours.unchanged"].totals
     assert unchanged.get("dynamodb:wru", 0) == 0
     assert results.phases["naive.unchanged"].totals["dynamodb:PutItem"] == 12
+    # and each event went to the notifier queues its shipment's contact and the rules name
+    routed = bench.routed("ours.changed")
+    assert {channels for _, _, channels in routed} <= {(), ("whatsapp",), ("sms",)}
+    assert any(channels for _, _, channels in routed)
 
 
 @pytest.mark.slow

@@ -50,9 +50,10 @@ class Pipeline(OverLocalStack):
         """A container over the stack's resources (the shipments API function's)."""
         return self.local.container()
 
-    def register(self, *keys: ShipmentKey) -> None:
+    def register(self, *keys: ShipmentKey, **contact: Any) -> None:
+        """Register `keys`, each with `contact` (phone, email, channels) if given."""
         results = self.container().registration_service.register(
-            [Registration(waybill=k.waybill, cp_id=k.cp_id) for k in keys]
+            [Registration(waybill=k.waybill, cp_id=k.cp_id, **contact) for k in keys]
         )
         assert all(r.error is None and r.rejected is None for r in results), results
 

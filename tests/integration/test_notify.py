@@ -611,3 +611,49 @@ def test_the_customers_order_of_channels_is_kept(notify: Notify) -> None:
     assert len(notify.sms()) == 1
     assert notify.whatsapp() == []
     assert notify.emails() == []
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def depths(notify: Notify) -> dict[str, int]:
+    """Messages waiting in each notifier queue."""
+    return {
+        channel: len(notify.queue(f"{channel}Queue")._messages)
+        for channel in ("Sms", "WhatsApp", "Email")
+    }
+
+
+def test_an_email_only_customers_event_reaches_the_email_queue_alone(notify: Notify) -> None:
+    # Given an e-mail-only customer
+    notify.shipment(channels=["email"])
+
+    # When an out-for-delivery and an in-transit change are published
+    notify.publish(status_changed(6), status_changed(3, "x"))
+
+    # Then the e-mail queue alone got one message: the one that makes news
+    assert depths(notify) == {"Sms": 0, "WhatsApp": 0, "Email": 1}
+    notify.settle()
+    assert len(notify.emails()) == 1
+    assert notify.sms() == []
+    assert notify.whatsapp() == []
+
+
+def test_routed_to_whatsapp_the_sms_fallback_still_comes(notify: Notify) -> None:
+    # Given a WhatsApp-first customer whose message is never reported delivered
+    notify.local.senders.whatsapp.outcome(PHONE, "silent")
+    notify.shipment()
+
+    # When an event is published
+    notify.publish(status_changed(6))
+
+    # Then SMS got nothing from the topic
+    assert depths(notify) == {"Sms": 0, "WhatsApp": 1, "Email": 1}
+    notify.settle()
+    assert notify.sms() == []
+
+    # and after the delivery window SMS takes over, through its queue, once
+    notify.later(timedelta(minutes=31))
+    assert len(notify.whatsapp()) == 1
+    assert len(notify.sms()) == 1
+    assert notify.local.senders.sms.messages[0].fallback is not None

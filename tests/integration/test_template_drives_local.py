@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ROOT, Pipeline, open_pipeline
+from tests.notify_samples import PHONE
 from trackwatch.models.keys import ShipmentKey
 from trackwatch_cli.sandbox import SandboxServer
 
@@ -16,17 +17,13 @@ def ndr_only_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of template.yaml whose SMS subscription passes failed deliveries only."""
     folder = tmp_path_factory.mktemp("template")
     text = (ROOT / "template.yaml").read_text(encoding="utf-8")
-    default = (
-        "        event_type: [shipment.status_changed, shipment.ndr_raised, shipment.stuck, "
-        "shipment.delay_predicted]\n"
-        "\n  # --- E-mail"
-    )
+    default = "        notify: [sms]\n\n  # --- E-mail"
     assert default in text, "the SMS filter policy moved; update this test"
     copy = folder / "template.yaml"
     copy.write_text(
         text.replace(
             default,
-            '        event_type: ["shipment.ndr_raised"]\n\n  # --- E-mail',
+            '        notify: [sms]\n        event_type: ["shipment.ndr_raised"]\n\n  # --- E-mail',
         ),
         encoding="utf-8",
     )
@@ -38,7 +35,8 @@ def ndr_only_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_journeys(pipeline: Pipeline) -> set[str]:
     shipments = pipeline.sandbox.add_demo_shipments()
-    pipeline.register(*(ShipmentKey.of(s.cp_id, s.waybill) for s in shipments))
+    keys = (ShipmentKey.of(s.cp_id, s.waybill) for s in shipments)
+    pipeline.register(*keys, phone=PHONE, channels=("sms",))
     for _ in range(8):
         pipeline.cycle()
     return {m["body"]["event_type"] for m in pipeline.drain("SmsQueue")}

@@ -3,6 +3,7 @@ together (preference, fallback on failure, undeliverable numbers and silence).""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,9 +32,11 @@ from trackwatch.errors import (
     ProviderUnavailableError,
     RecipientRejectedError,
 )
+from trackwatch.logic.channels import Routing
 from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.notification import (
     CHANNELS,
+    NOTIFY_ATTRIBUTE,
     Channel,
     DeliveryState,
     Fallback,
@@ -63,6 +66,7 @@ class World:
         self.ledger = MemoryLedger()
         self.handover = MemoryHandover()
         self.now = DAYTIME
+        self.enabled = enabled
         phone = {"sms", "whatsapp"}
         self.notifiers = {
             channel: Notifier(
@@ -92,6 +96,26 @@ class World:
     def everywhere(self, event: ShipmentEvent) -> dict[Channel, Outcome]:
         """The event as the topic delivers it: to every channel's queue."""
         return {channel: self.handle(event, channel) for channel in CHANNELS}
+
+    def routed(self, event: ShipmentEvent) -> dict[Channel, Outcome]:
+        """The event as the routed topic delivers it: to the channels the publisher names
+        (from the contact alone: it knows no STOP, no failed number), then what a channel
+        passed on, as the next channel's queue delivers it."""
+        routing = Routing(RULES, self.enabled)
+        published = recipient().model_copy(
+            update={"channels": self.recipients.recipients[KEY].channels}
+        )
+        names = routing.audience(event, published)
+        attributes = {NOTIFY_ATTRIBUTE: ("String.Array", json.dumps(list(names)))}
+        outcomes = {
+            channel: self.notifiers[channel].handle(
+                NotificationRequest(event=event, attributes=attributes)
+            )[0]
+            for channel in names
+        }
+        for request, channel in list(self.handover.passed):
+            outcomes[channel] = self.notifiers[channel].handle(request)[0]
+        return outcomes
 
     def fallbacks(self, channel: Channel = "sms") -> list[Outcome]:
         """Deliver what was handed to `channel`, as its queue would (after any delay)."""
@@ -310,6 +334,45 @@ def test_a_whatsapp_stop_makes_sms_first() -> None:
     outcomes = world.everywhere(status_changed(6))
     assert outcomes["whatsapp"] is Outcome.OPTED_OUT
     assert outcomes["sms"] is Outcome.SENT
+
+
+def test_routed_a_whatsapp_stop_passes_the_event_to_sms_as_its_own_message() -> None:
+    # Given a customer who replied STOP on WhatsApp (the publisher cannot know)
+    world = World()
+    world.ledger.opt_out("whatsapp", PHONE, DAYTIME)
+
+    # When the event comes as routed: to WhatsApp and e-mail only
+    outcomes = world.routed(status_changed(6))
+
+    # Then WhatsApp passes it on, and SMS sends it as its own message (not a fallback)
+    assert outcomes == {
+        "whatsapp": Outcome.OPTED_OUT,
+        "email": Outcome.SENT,
+        "sms": Outcome.SENT,
+    }
+    assert world.sent("sms") == 1
+    assert world.senders["sms"].sent[0].fallback is None
+
+
+def test_routed_a_failed_whatsapp_number_passes_every_later_event_to_sms() -> None:
+    world = World(recipient(failures={"whatsapp": {"reason": "whatsapp_131026", "at": DAYTIME}}))
+    assert world.routed(ndr_raised())["sms"] is Outcome.SENT
+    assert world.sent("sms") == 1
+
+
+def test_routed_a_reachable_first_choice_passes_nothing_on() -> None:
+    world = World()
+    outcomes = world.routed(status_changed(6))
+    assert outcomes == {"whatsapp": Outcome.SENT, "email": Outcome.SENT}
+    assert world.handover.passed == []
+
+
+def test_an_unrouted_message_is_not_passed_on_the_topic_gave_it_to_every_channel() -> None:
+    world = World()
+    world.ledger.opt_out("whatsapp", PHONE, DAYTIME)
+    world.everywhere(status_changed(6))
+    assert world.handover.passed == []
+    assert world.sent("sms") == 1
 
 
 # --------------------------------------------------------------------------- fallback
