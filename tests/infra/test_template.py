@@ -33,12 +33,6 @@ ACCOUNT = "123456789012"  # moto's default account
 STACK_NAME = "trackwatch-test"
 
 SUBSCRIBER_QUEUES = ["SmsQueue", "EmailQueue", "AllEventsQueue"]
-NOTIFYING_EVENT_TYPES = [
-    "shipment.status_changed",
-    "shipment.ndr_raised",
-    "shipment.stuck",
-    "shipment.delay_predicted",
-]
 
 pytestmark = pytest.mark.filterwarnings(
     # moto warns for each resource type its CloudFormation does not create; see the docstring.
@@ -467,6 +461,8 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "EVENT_LOG_TABLE_NAME": ids["EventLogTable"],
         "EVENT_LOG_RETENTION_DAYS": "30",
         "PUBLISH_DEAD_LETTER_QUEUE_URL": ids["PublishDeadLetterQueue"],
+        # the notifiers' channels, to route each event to those it is news for
+        "NOTIFY_CHANNELS": "sms,email",
     }
 
 
@@ -526,8 +522,8 @@ def test_events_topic_is_encrypted_with_the_customer_managed_key(stack: Stack) -
 @pytest.mark.parametrize(
     ("subscription", "queue", "filter_policy"),
     [
-        ("SmsSubscription", "SmsQueue", {"event_type": NOTIFYING_EVENT_TYPES}),
-        ("EmailSubscription", "EmailQueue", {"event_type": NOTIFYING_EVENT_TYPES}),
+        ("SmsSubscription", "SmsQueue", {"notify": ["sms"]}),
+        ("EmailSubscription", "EmailQueue", {"notify": ["email"]}),
         ("AllEventsSubscription", "AllEventsQueue", None),
     ],
 )
