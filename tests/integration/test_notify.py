@@ -657,3 +657,31 @@ def test_routed_to_whatsapp_the_sms_fallback_still_comes(notify: Notify) -> None
     assert len(notify.whatsapp()) == 1
     assert len(notify.sms()) == 1
     assert notify.local.senders.sms.messages[0].fallback is not None
+
+
+def test_a_notification_record_is_written_in_one_unit_and_text_records_are_still_read(
+    notify: Notify,
+) -> None:
+    # Given a WhatsApp message sent (its record written, its provider id noted)
+    notify.shipment()
+    event = status_changed(6)
+    notify.publish(event)
+    notify.settle()
+    table = notify.stack.physical_ids["NotificationsTable"]
+    key = {"pk": {"S": f"delivery#{event.event_id}#whatsapp"}}
+    item = notify.clients.dynamodb.get_item(TableName=table, Key=key)["Item"]
+
+    # Then the record, which carries its event, is compressed: the item stays under 1 KB
+    size = sum(
+        len(name) + len(str(value.get("S", value.get("N", "")))) for name, value in item.items()
+    )
+    assert size + len(item["record"]["B"]) < 1024
+    record = notify.record(event, "whatsapp")
+    assert record is not None
+    assert record.event == event
+
+    # and a record an earlier version wrote as JSON text reads the same
+    notify.clients.dynamodb.put_item(
+        TableName=table, Item={**item, "record": {"S": record.model_dump_json()}}
+    )
+    assert notify.record(event, "whatsapp") == record
