@@ -118,19 +118,26 @@ ASSUMED = {
     #: the 30-minute window; the notifier holds it the rest); the fallbacks (10 %) once.
     "whatsapp_share": 0.5,
     "check_deliveries_per_whatsapp_send": 2,
-    #: Every delivery a notifier takes reads the recipient (contact and channel log, 2 RRU).
-    "recipient_rru": 2,
+    #: Every delivery a notifier takes reads the recipient, consistently, in one
+    #: BatchGetItem: the shipment item and, for WhatsApp and SMS, both phone channels'
+    #: memories (1 RRU each), plus WhatsApp's opt-out lookup (½): ≈ 3 RRU.
+    "recipient_rru": 3,
     #: SQS messages per notifier receive (low traffic: small batches).
     "notify_batch": 5,
     #: A delivery that makes no message: the registry says so, no I/O.
     "delivery_seconds": 0.01,
     #: A send: the provider's API call dominates.
     "send_seconds": 0.2,
-    #: A send's writes: the channel's log (1 WRU), the idempotency record (put, complete).
-    "send_wru": 3,
+    #: A send's writes: the channel's log (1 WRU), the idempotency record (put, complete),
+    #: and (WhatsApp and SMS) the notification record (put, then the provider's id: 1 WRU
+    #: each since the record is compressed, ~600 B; 2 before).
+    "send_wru": 5,
     #: WhatsApp status reports per send (sent, delivered, read; half the sends on WhatsApp),
-    #: each 1 WRU on the notifications table.
+    #: each a consistent read and a 1 WRU write of the notification record.
     "whatsapp_reports_per_send": 1.5,
+    #: Consistent reads of the notification record (< 4 KB: 1 RRU): the provider's id noted
+    #: after each send, each report, each delivery check and fallback.
+    "record_rru": 1,
     #: Log bytes per invocation: the handler's one summary line and Lambda's START, END and
     #: REPORT lines.
     "log_bytes_per_invocation": 900,
@@ -257,6 +264,7 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
     deliveries = c * m.routed_per_change + handovers
     recipient_reads = deliveries
     reports = sends * a["whatsapp_reports_per_send"]
+    record_reads = sends + reports + handovers
     shipments_gb = (
         (SHIPMENTS + starts_per_day() * a["stopped_retention_days"])
         * (size.item_bytes + STORAGE_OVERHEAD)
@@ -383,10 +391,11 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
             "notifications",
             "DynamoDB, notifications + idempotency (Standard)",
             f"{recipient_reads / 1e6:.0f}M recipient reads (one a delivery) x "
-            f"{a['recipient_rru']} RRU + "
+            f"{a['recipient_rru']} RRU + {record_reads / 1e6:.0f}M record reads x "
+            f"{a['record_rru']} RRU + "
             f"{sends / 1e6:.1f}M sends x {a['send_wru']} WRU + {reports / 1e6:.0f}M reports x 1 "
             f"WRU; {notifications_gb:.2f} GB + PITR",
-            recipient_reads * a["recipient_rru"] * price("rru")
+            (recipient_reads * a["recipient_rru"] + record_reads * a["record_rru"]) * price("rru")
             + (sends * a["send_wru"] + reports) * price("wru")
             + notifications_gb * (price("storage") + price("pitr")),
         ),
