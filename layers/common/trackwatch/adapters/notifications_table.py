@@ -1,7 +1,7 @@
 """The notification records and the opt-outs, on NotificationsTable (one item each).
 
 - ``pk = "delivery#<event_id>#<channel>"``: the notification record of one event on one
-  channel (trackwatch.models.notification.Delivery, stored as zlib-compressed JSON in
+  channel (trackwatch.models.notification.Delivery, stored as compressed JSON in
   ``record``, with ``state`` and ``version`` beside it for conditions and reading),
   written before the provider is called and moved on by the provider's reports; no
   personal data. Compressed because the record carries its event: as JSON text it is just
@@ -18,12 +18,12 @@ opt-outs after a year, so a number that changes hands is not silenced for ever.
 from __future__ import annotations
 
 import hashlib
-import zlib
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from trackwatch.adapters.packing import pack, unpack
 from trackwatch.errors import StaleStateError, StorageError
 from trackwatch.models.notification import Channel, Delivery
 
@@ -62,7 +62,7 @@ class NotificationsTable:
         expires = delivery.state_at + timedelta(seconds=self._record_ttl_s)
         return {
             "pk": {"S": delivery_pk(delivery.event_id, delivery.channel)},
-            "record": {"B": zlib.compress(delivery.model_dump_json().encode())},
+            "record": {"B": pack(delivery.model_dump_json().encode())},
             "state": {"S": delivery.state.value},
             "version": {"N": str(delivery.version)},
             "expires_at": {"N": str(int(expires.timestamp()))},
@@ -101,7 +101,7 @@ class NotificationsTable:
         stored = item["record"]
         if "S" in stored:
             return Delivery.model_validate_json(stored["S"])
-        return Delivery.model_validate_json(zlib.decompress(stored["B"]))
+        return Delivery.model_validate_json(unpack(stored["B"]))
 
     def update(self, delivery: Delivery) -> None:
         """Store `delivery` if the stored one is still at `delivery.version - 1`."""

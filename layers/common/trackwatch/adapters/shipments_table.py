@@ -4,13 +4,14 @@ Item layout (one item per shipment), kept small because every change writes it
 whole (write units are per KB) and every poll reads it (read units per 4 KB):
 - ``pk`` "<cp_id>#<waybill>", ``cp_id`` (N), ``waybill`` (S)
 - ``version`` (N): every write increments it, on the condition that it did not move
-- ``state`` (B): the diff engine's state as JSON, zlib-compressed, without ``seen``
+- ``state`` (B): the diff engine's state as JSON, compressed with a preset dictionary
+  (adapters/packing.py), without ``seen``
 - ``seen`` (B): the remembered checkpoints, 10 bytes each: the 6-byte digest the
   engine keys them by (`seen_key`), then the scan's epoch second (uint32, big-endian)
 - ``registered_at``, ``contact`` (M), ``metadata`` (M)
 - ``due_key`` (S): present only while tracked, which makes DueIndex sparse
 - ``stop_reason``, ``stopped_at``, ``expires_at`` (TTL): set when tracking ends
-- ``outbox`` (B, a JSON list of events, zlib-compressed) and ``outbox_seq`` (N): the
+- ``outbox`` (B, a JSON list of events, compressed the same way) and ``outbox_seq`` (N): the
   events of the write that changed the shipment; the stream carries them to the
   publisher, which logs and publishes them.
 
@@ -33,6 +34,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from trackwatch.adapters.packing import pack, unpack
 from trackwatch.errors import (
     ItemTooLargeError,
     PoisonEventsError,
@@ -87,7 +89,7 @@ def _raw(value: Any) -> bytes:
 def encode_state(state: ShipmentState) -> dict[str, bytes]:
     """The `state` and `seen` attributes of `state`."""
     body = state.model_dump_json(exclude_defaults=True, exclude={"seen"}).encode()
-    values = {"state": zlib.compress(body)}
+    values = {"state": pack(body)}
     if state.seen:
         values["seen"] = b"".join(
             _SEEN_ENTRY.pack(base64.urlsafe_b64decode(key), max(0, min(epoch, 2**32 - 1)))
@@ -105,7 +107,7 @@ def decode_state(plain: dict[str, Any]) -> ShipmentState:
         # The earlier layout: JSON text, checkpoints by their full ids.
         old = ShipmentState.model_validate_json(stored)
         return old.model_copy(update={"seen": {seen_key(k): v for k, v in old.seen.items()}})
-    state = ShipmentState.model_validate_json(zlib.decompress(_raw(stored)))
+    state = ShipmentState.model_validate_json(unpack(_raw(stored)))
     packed = _raw(plain["seen"]) if plain.get("seen") is not None else b""
     seen = {
         base64.urlsafe_b64encode(digest).decode(): epoch
@@ -115,8 +117,8 @@ def decode_state(plain: dict[str, Any]) -> ShipmentState:
 
 
 def encode_outbox(events: Sequence[ShipmentEvent]) -> bytes:
-    """The `outbox` attribute: the events as JSON, compressed (they compress 3-5x)."""
-    return zlib.compress(EVENT_LIST_ADAPTER.dump_json(list(events)))
+    """The `outbox` attribute: the events as JSON, compressed (adapters/packing.py)."""
+    return pack(EVENT_LIST_ADAPTER.dump_json(list(events)))
 
 
 def _contact(contact: Mapping[str, Any]) -> Contact:
@@ -195,7 +197,7 @@ class StreamImages:
         try:
             seq = int(image["outbox_seq"]["N"])
             if "B" in typed:
-                events = EVENT_LIST_ADAPTER.validate_json(zlib.decompress(_raw(raw)))
+                events = EVENT_LIST_ADAPTER.validate_json(unpack(_raw(raw)))
             else:
                 events = EVENT_LIST_ADAPTER.validate_json(raw or "[]")
         except (ValueError, TypeError, KeyError, zlib.error) as exc:  # ValidationError too
@@ -218,7 +220,7 @@ def _as_text(raw: Any) -> str:
     if raw is None:
         return "(no outbox)"
     try:
-        return zlib.decompress(_raw(raw)).decode(errors="replace")
+        return unpack(_raw(raw)).decode(errors="replace")
     except (zlib.error, ValueError, TypeError):
         return raw if isinstance(raw, str) else base64.b64encode(_raw(raw)).decode()
 
