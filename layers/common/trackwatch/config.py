@@ -287,12 +287,31 @@ class EmailSettings(_Section):
         return self
 
 
+class OrderSettings(_Section):
+    """Where orders are rolled up, and how long siblings' changes are collected into one
+    event (variables ORDERS_TABLE_NAME, ORDER_WINDOW_MINUTES, ...)."""
+
+    orders_table_name: str = Field(min_length=3)
+    #: Steps of an order's members are collected this long before the order is told; SQS
+    #: delays a settle tick at most 15 minutes, and one tick is enough.
+    order_window_minutes: int = Field(default=10, ge=1, le=15)
+    #: Days an order's item is kept after its last change (DynamoDB's TTL).
+    order_retention_days: int = Field(default=90, ge=1, le=3650)
+
+
+class OrderRollUpSettings(_Section):
+    """Where the roll-up queues its settle ticks (ORDER_SETTLE_QUEUE_URL)."""
+
+    order_settle_queue_url: str = Field(min_length=1)
+
+
 class DataFiles(_Section):
     """Data files a deployment may replace (variables TRACKWATCH_*); None: the packaged one."""
 
     status_catalogue: Path | None = None
     notify_rules: Path | None = None
     message_registry: Path | None = None
+    order_stages: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -407,6 +426,17 @@ class Settings:
         return parse(EmailSettings, self._environ)
 
     @cached_property
+    def orders(self) -> OrderSettings:
+        """ORDERS_TABLE_NAME, ORDER_WINDOW_MINUTES, ORDER_RETENTION_DAYS."""
+        return parse(OrderSettings, self._environ)
+
+    @cached_property
+    def order_roll_up(self) -> OrderRollUpSettings:
+        """ORDER_SETTLE_QUEUE_URL."""
+        return parse(OrderRollUpSettings, self._environ)
+
+    @cached_property
     def data_files(self) -> DataFiles:
-        """TRACKWATCH_STATUS_CATALOGUE, TRACKWATCH_NOTIFY_RULES, TRACKWATCH_MESSAGE_REGISTRY."""
+        """TRACKWATCH_STATUS_CATALOGUE, TRACKWATCH_NOTIFY_RULES, TRACKWATCH_MESSAGE_REGISTRY,
+        TRACKWATCH_ORDER_STAGES."""
         return parse(DataFiles, self._environ, "TRACKWATCH_")

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trackwatch.models.events import ShipmentEvent
+from trackwatch.models.events import OrderEvent, ShipmentEvent, TopicEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
 from trackwatch.models.notification import (
@@ -21,7 +21,8 @@ from trackwatch.models.notification import (
     NotificationRequest,
     Recipient,
 )
-from trackwatch.models.record import Outbox, ShipmentRecord, StateChange
+from trackwatch.models.orders import MemberChange, OrderRecord
+from trackwatch.models.record import Outbox, ShipmentRecord, StateChange, StreamChange
 from trackwatch.models.tracking import CallOutcome, TrackCall
 
 if TYPE_CHECKING:
@@ -126,6 +127,60 @@ class EventLog(Protocol):
         ...
 
 
+# --- orders -------------------------------------------------------------------
+
+
+class OrderStore(Protocol):
+    """The orders table: one small item per order."""
+
+    def get(self, order_id: str) -> OrderRecord | None:
+        """The order's item, read consistently; None if it has none yet."""
+        ...
+
+    def save(self, record: OrderRecord, expected_version: int | None) -> None:
+        """Write `record` if the stored version is still `expected_version` (None: the order
+        has no item yet); else StaleStateError."""
+        ...
+
+    def published(self, order_id: str, version: int) -> None:
+        """Forget the pending events of the item at `version` (they are out); if the item
+        moved on since, leave it: its writer publishes them."""
+        ...
+
+
+class OrderDirectory(Protocol):
+    """How many shipments an order has: the notifiers ask, per waybill event."""
+
+    def member_count(self, order_id: str) -> int:
+        """Shipments in the order now; 0 if the order is unknown."""
+        ...
+
+
+class OrderEventPublisher(Protocol):
+    """Where order events go: the same topic as the shipments'."""
+
+    def publish(self, events: Sequence[OrderEvent]) -> None:
+        """Publish every event, or raise PublishError."""
+        ...
+
+
+class SettleScheduler(Protocol):
+    """Where the roll-up asks to be woken when an order's window closes."""
+
+    def schedule(self, order_id: str, at: datetime) -> None:
+        """Have the order settled at `at` (or soon after); or raise."""
+        ...
+
+
+class MemberChanges(Protocol):
+    """Reads what a write of the shipments table means for orders, from its stream record."""
+
+    def change(self, record: StreamChange, now: datetime) -> MemberChange | None:
+        """The member change the write makes (None: no shipment after the write, as when TTL
+        removes one); raises PoisonEventsError when the image cannot be read."""
+        ...
+
+
 class RejectSink(Protocol):
     """Where input that can never be accepted goes, with its reason."""
 
@@ -181,7 +236,7 @@ class Handover(Protocol):
 
     def hand_over(
         self,
-        event: ShipmentEvent,
+        event: TopicEvent,
         to_channel: Channel,
         fallback: Fallback,
         not_before: datetime | None = None,
