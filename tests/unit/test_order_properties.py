@@ -82,9 +82,7 @@ def window_ends(world: list[MemberChange]) -> dict[tuple[str, int], float]:
     closing = windows(state, WINDOW)
     ends: dict[tuple[str, int], float] = {}
     for item in world:
-        end = next(
-            (w.end for w in closing if w.start <= item.at < w.end), item.at + WINDOW
-        )
+        end = next((w.end for w in closing if w.start <= item.at < w.end), item.at + WINDOW)
         ends[(item.key.pk, item.version)] = (end - T0).total_seconds() / 60
     return ends
 
@@ -99,9 +97,7 @@ def processings(draw: st.DrawFn, world: list[MemberChange], bounded: bool) -> li
         start = (item.at - T0).total_seconds() / 60
         end = ends[(item.key.pk, item.version)]
         latest = end - 0.01 if bounded else start + 5000
-        actions.append(
-            Action(draw(st.floats(start, latest)), draw(st.integers(0, 10**6)), item)
-        )
+        actions.append(Action(draw(st.floats(start, latest)), draw(st.integers(0, 10**6)), item))
         if draw(st.integers(0, 4)) == 0:  # delivered again, any time later
             again = draw(st.floats(start, start + 6000))
             actions.append(Action(again, draw(st.integers(0, 10**6)), item))
@@ -154,7 +150,7 @@ def assert_safe(outcome: Outcome) -> None:
     assert ids == [e.event_id for e in outcome.final.emitted]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.data())
 def test_any_processing_before_windows_close_tells_the_same_events(data: st.DataObject) -> None:
     # Given a world, and one way the stream might deliver it
@@ -172,7 +168,7 @@ def test_any_processing_before_windows_close_tells_the_same_events(data: st.Data
     assert canonical(outcome.final) == canonical(reference.final)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.data())
 def test_changes_arriving_after_their_window_still_cannot_break_the_order(
     data: st.DataObject,
@@ -197,7 +193,7 @@ def test_changes_arriving_after_their_window_still_cannot_break_the_order(
     assert final is None or final.total <= 4
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_the_world_in_its_own_order_tells_every_stage_a_member_reached(
     data: st.DataObject,

@@ -30,7 +30,9 @@ from trackwatch.models.orders import MemberChange, MemberStatus, OrderState
 LATER = T0 + timedelta(days=30)
 
 
-def run(changes: Iterable[MemberChange], until: object = LATER) -> tuple[OrderState, list[OrderEvent]]:
+def run(
+    changes: Iterable[MemberChange], until: object = LATER
+) -> tuple[OrderState, list[OrderEvent]]:
     """Apply every change (settling at its time, as the roll-up does), then settle at `until`."""
     state = OrderState(order_id=ORDER)
     told: list[OrderEvent] = []
@@ -220,9 +222,7 @@ def test_event_ids_are_deterministic() -> None:
 
 def test_the_stage_table_refuses_a_code_in_two_places_or_unknown_to_the_catalogue() -> None:
     with pytest.raises(ValueError, match="status code 4"):
-        OrderStageTable.model_validate(
-            {"stages": {"shipped": [4]}, "outcomes": {"lost": [4]}}
-        )
+        OrderStageTable.model_validate({"stages": {"shipped": [4]}, "outcomes": {"lost": [4]}})
     with pytest.raises(ConfigurationError, match="not in the catalogue"):
         OrderStageTable.from_json('{"stages": {"shipped": [4, 999]}}', "test", CATALOGUE)
 

@@ -586,6 +586,7 @@ class Container:
                 renderer=self.renderer,
                 clock=self.clock,
                 chain=chain,
+                orders=self.order_directory,
             )
             self._notifiers[channel] = built
         return built

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from trackwatch.bootstrap import Container, Handler
 from trackwatch.errors import TrackwatchError
-from trackwatch.models.events import EVENT_ADAPTER
+from trackwatch.models.events import TOPIC_EVENT_ADAPTER
 from trackwatch.models.notification import (
     FALLBACK_FROM_ATTRIBUTE,
     FALLBACK_REASON_ATTRIBUTE,
@@ -59,7 +59,7 @@ def request_of(record: SQSRecord) -> NotificationRequest:
         else None
     )
     return NotificationRequest(
-        event=EVENT_ADAPTER.validate_json(record.body),
+        event=TOPIC_EVENT_ADAPTER.validate_json(record.body),
         not_before=datetime.fromisoformat(not_before[1]) if not_before else None,
         fallback=fallback,
         attributes=attributes,
