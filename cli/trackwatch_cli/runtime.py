@@ -133,7 +133,9 @@ class LocalRuntime:
             if clients.endpoint_url is None
             else clients.client("dynamodbstreams")
         )
-        self._iterators: dict[str, str] = {}
+        #: (consumer, shard) → where that consumer is in that shard: each event source
+        #: mapping reads the stream on its own (the publisher and the roll-up both read it).
+        self._iterators: dict[tuple[str, str], str] = {}
         self._on_invoke = on_invoke or (lambda _: None)
         #: Where handlers' printed output (EMF metrics, logs) goes; None leaves it on stdout.
         self._log = log
@@ -279,8 +281,9 @@ class LocalRuntime:
         shards = self._streams.describe_stream(StreamArn=source.source_arn)["StreamDescription"]
         for shard in shards.get("Shards", []):
             shard_id = shard["ShardId"]
+            position = (source.function, shard_id)
             iterator = (
-                self._iterators.get(shard_id)
+                self._iterators.get(position)
                 or self._streams.get_shard_iterator(
                     StreamArn=source.source_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
                 )["ShardIterator"]
@@ -295,7 +298,7 @@ class LocalRuntime:
                     events = [self._stream_record(r, source) for r in batch]
                     self._deliver_stream_batch(source, events)
                 if next_iterator:
-                    self._iterators[shard_id] = next_iterator
+                    self._iterators[position] = next_iterator
                 if not records:
                     break
                 iterator = next_iterator or ""

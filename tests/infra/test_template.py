@@ -33,7 +33,13 @@ ACCOUNT = "123456789012"  # moto's default account
 STACK_NAME = "trackwatch-test"
 
 SUBSCRIBER_QUEUES = ["SmsQueue", "EmailQueue", "AllEventsQueue"]
-NOTIFYING_EVENT_TYPES = ["shipment.status_changed", "shipment.ndr_raised", "shipment.stuck"]
+NOTIFYING_EVENT_TYPES = [
+    "shipment.status_changed",
+    "shipment.ndr_raised",
+    "shipment.stuck",
+    "order.status_changed",
+    "order.partially_delivered",
+]
 
 pytestmark = pytest.mark.filterwarnings(
     # moto warns for each resource type its CloudFormation does not create; see the docstring.
@@ -472,6 +478,7 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
             "NotifyEmailLogGroup",
             "ShipmentsApiLogGroup",
             "IngestShipmentsLogGroup",
+            "RollUpOrdersLogGroup",
             "ShipmentsHttpApiAccessLogGroup",
         ],
         30,
@@ -627,6 +634,7 @@ def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) ->
         "WhatsAppSubscriptionDeadLetterQueue",
         "WhatsAppEventsSubscriptionDeadLetterQueue",
         "AllEventsSubscriptionDeadLetterQueue",
+        "OrderSettleDeadLetterQueue",
     }
 
 
@@ -736,7 +744,7 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
     assert others == []
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert len(functions) == 9
+    assert len(functions) == 10
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
@@ -766,6 +774,7 @@ def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> N
         "NotifyEmailFunction": "functions/notify_email",
         "ShipmentsApiFunction": "functions/shipments_api",
         "IngestShipmentsFunction": "functions/ingest_shipments",
+        "RollUpOrdersFunction": "functions/roll_up_orders",
     }
     assert {location["S3Bucket"] for location in code.values()} == {LOCAL_CODE_BUCKET}
 
@@ -867,3 +876,39 @@ def test_ingest_queue_feeds_ingest_shipments_reporting_item_failures(stack: Stac
     (mapping,) = mappings
     assert mapping["EventSourceArn"] == queue_arn
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_roll_up_reads_the_whole_stream_and_its_own_settle_queue(stack: Stack) -> None:
+    # Given
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    ids = stack.physical_ids
+    stream_arn = dynamodb.describe_table(TableName=ids["ShipmentsTable"])["Table"][
+        "LatestStreamArn"
+    ]
+    settle_arn = sqs.get_queue_attributes(
+        QueueUrl=ids["OrderSettleQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+
+    # When
+    mappings = lambda_client.list_event_source_mappings(
+        FunctionName=ids["RollUpOrdersFunction"]
+    )["EventSourceMappings"]
+    environment = lambda_client.get_function_configuration(
+        FunctionName=ids["RollUpOrdersFunction"]
+    )["Environment"]["Variables"]
+
+    # Then: every write of the stream (order_id is inside the state: no filter can see it)
+    by_source = {mapping["EventSourceArn"]: mapping for mapping in mappings}
+    assert set(by_source) == {stream_arn, settle_arn}
+    stream = by_source[stream_arn]
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert "FilterCriteria" not in stream or not stream["FilterCriteria"].get("Filters")
+    assert by_source[settle_arn]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert environment["ORDERS_TABLE_NAME"] == ids["OrdersTable"]
+    assert str(environment["ORDER_WINDOW_MINUTES"]) == "10"
+    assert environment["EVENTS_TOPIC_ARN"] == ids["ShipmentEventsTopic"]
+    key = dynamodb.describe_table(TableName=ids["OrdersTable"])["Table"]["KeySchema"]
+    assert key == [{"AttributeName": "pk", "KeyType": "HASH"}]

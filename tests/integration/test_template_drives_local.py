@@ -18,7 +18,8 @@ def ndr_only_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = (ROOT / "template.yaml").read_text(encoding="utf-8")
     default = (
         "      FilterPolicy:\n"
-        "        event_type: [shipment.status_changed, shipment.ndr_raised, shipment.stuck]\n"
+        "        event_type: [shipment.status_changed, shipment.ndr_raised, shipment.stuck,"
+        " order.status_changed, order.partially_delivered]\n"
         "\n  # --- E-mail"
     )
     assert default in text, "the SMS filter policy moved; update this test"
