@@ -183,7 +183,7 @@ def sample_event(kind: str) -> TopicEvent:
             "out_for_delivery": ("out_for_delivery", "out_for_delivery", "shipped"),
             "delivered": ("delivered", "delivered", "out_for_delivery"),
         }[stage]
-        return order_event(stage=stage, standings=standings)  # type: ignore[arg-type]
+        return order_event(stage=stage, standings=standings)
     code = STATUS_OF_KIND[kind]
     if code is not None:
         return status_changed(code)

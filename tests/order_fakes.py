@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from trackwatch.errors import PublishError, StaleStateError
@@ -72,7 +72,7 @@ class MemoryScheduler:
 class ScriptedChanges:
     """Stream records read as the member changes a test says they are (by record id)."""
 
-    def __init__(self, changes: dict[str, MemberChange | None] | None = None) -> None:
+    def __init__(self, changes: Mapping[str, MemberChange | None] | None = None) -> None:
         self.changes = dict(changes or {})
 
     def change(self, record: StreamChange, now: datetime) -> MemberChange | None:

@@ -892,9 +892,9 @@ def test_the_roll_up_reads_the_whole_stream_and_its_own_settle_queue(stack: Stac
     )["Attributes"]["QueueArn"]
 
     # When
-    mappings = lambda_client.list_event_source_mappings(
-        FunctionName=ids["RollUpOrdersFunction"]
-    )["EventSourceMappings"]
+    mappings = lambda_client.list_event_source_mappings(FunctionName=ids["RollUpOrdersFunction"])[
+        "EventSourceMappings"
+    ]
     environment = lambda_client.get_function_configuration(
         FunctionName=ids["RollUpOrdersFunction"]
     )["Environment"]["Variables"]

@@ -3,6 +3,7 @@ published, settle ticks, conflicts, and the order as shown."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import pytest
@@ -25,7 +26,7 @@ class Clock:
 
 
 def world(
-    changes: dict[str, MemberChange | None], *, publisher: MemoryOrderPublisher | None = None
+    changes: Mapping[str, MemberChange | None], *, publisher: MemoryOrderPublisher | None = None
 ) -> tuple[OrderRollUp, MemoryOrders, MemoryOrderPublisher, MemoryScheduler, Clock]:
     orders, topic, ticks = MemoryOrders(), publisher or MemoryOrderPublisher(), MemoryScheduler()
     clock = Clock(T0)
