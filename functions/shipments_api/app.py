@@ -13,8 +13,12 @@ from trackwatch.observability import logger, tracer
 
 
 def handler(container: Container) -> Handler:
-    """The handler over `container`'s shipments service."""
-    context = ApiContext(service=container.shipments_service, languages=container.languages)
+    """The handler over `container`'s shipments and orders services."""
+    context = ApiContext(
+        service=container.shipments_service,
+        languages=container.languages,
+        orders=lambda: container.orders_service,
+    )
 
     # No @metrics.log_metrics: the routes emit their counts with single metrics, and an
     # empty flush would warn on every request.

@@ -585,6 +585,8 @@ def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
         "WhatsAppEventsDeadLetterQueueUrl",
         "WhatsAppEventsSubscriptionDeadLetterQueueUrl",
         "NotificationsTableName",
+        "OrdersTableName",
+        "OrderSettleDeadLetterQueueUrl",
     }
     # Deployed with the defaults (empty AlarmEmail, WhatsAppPhoneNumberId, DltEntityId):
     # warnings, not exports.

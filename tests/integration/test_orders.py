@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from rich.console import Console
+from typer.testing import CliRunner
 
 from tests.integration.conftest import ROOT, START, emulated_aws
 from tests.notify_samples import EMAIL, PHONE
@@ -26,8 +28,10 @@ from trackwatch.models.events import (
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.notification import Message
 from trackwatch.models.registration import Registration
+from trackwatch_cli import orders_cli
 from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
 from trackwatch_cli.local_senders import RecordingSender
+from trackwatch_cli.main import app
 from trackwatch_cli.sandbox import SandboxServer
 
 ORDER = "ORD-3BOX"
@@ -128,7 +132,7 @@ def order() -> Iterator[Order]:
 
 
 def test_a_three_box_order_says_each_milestone_once_per_channel_and_the_partial_delivery(
-    order: Order,
+    order: Order, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given three boxes of one order, two that will be delivered and one that will fail
     order.register()
@@ -178,3 +182,12 @@ def test_a_three_box_order_says_each_milestone_once_per_channel_and_the_partial_
     shown = order.local.container().orders_service.show(ORDER)
     assert (shown.total, shown.complete, shown.milestone) == (3, True, "delivered")
     assert shown.counts == {"delivered": 2, "returned": 1}
+
+    # And `trackwatch orders show` reads it from the stack
+    monkeypatch.setattr(orders_cli, "console", Console(width=200, color_system=None))
+    result = CliRunner().invoke(
+        app, ["orders", "show", ORDER, "--stack", "trackwatch-orders", "--region", "us-east-1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "SBXORD000003" in result.output and "returned" in result.output
+    assert "2 of 3 delivered" in result.output

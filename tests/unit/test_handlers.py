@@ -486,3 +486,41 @@ def test_roll_up_retries_the_records_of_an_order_it_could_not_publish() -> None:
     # The windows closed at once (an hour later), the event is kept pending, the batch retried
     assert failures(answer) == ["100", "101", "102"]
     assert [e.event_type for e in orders.records["ORD-3BOX"].pending] == ["order.status_changed"]
+
+
+def test_the_api_shows_an_order_the_roll_up_keeps() -> None:
+    # Given the roll-up's stream sample rolled up into the orders table
+    orders = MemoryOrders()
+    roll_up = bootstrap(
+        Settings({"ORDERS_TABLE_NAME": "unit-orders"}),
+        clock=lambda: NOW + timedelta(hours=1),
+        orders=orders,
+        order_publisher=MemoryOrderPublisher(),
+        settle_scheduler=MemoryScheduler(),
+    )
+    handler_of("roll_up_orders", roll_up)(sample("roll_up_orders_stream.json"), CONTEXT)
+    api = bootstrap(
+        Settings({"ORDERS_TABLE_NAME": "unit-orders"}),
+        clock=lambda: NOW + timedelta(hours=1),
+        shipments=MemoryStore(),
+        poll_queue=MemoryQueue(),
+        event_log=MemoryEventLog(),
+        publisher=MemoryPublisher(),
+        orders=orders,
+    )
+    handle = handler_of("shipments_api", api)
+    request = sample("shipments_api_get_order.json")
+
+    # When
+    shown = handle(request, CONTEXT)
+    missing = handle({**request, "rawPath": "/orders/ORD-NONE"}, CONTEXT)
+    invisible = handle({**request, "rawPath": "/orders/ORD%E2%80%8B3BOX"}, CONTEXT)
+
+    # Then
+    assert shown["statusCode"] == 200, shown["body"]
+    body = json.loads(shown["body"])
+    assert (body["order_id"], body["total"], body["milestone"]) == ("ORD-3BOX", 2, "placed")
+    assert [m["waybill"] for m in body["members"]] == ["SBXORD000001", "SBXORD000002"]
+    assert any(entry["what"] == "order.status_changed" for entry in body["timeline"])
+    assert missing["statusCode"] == 404
+    assert invisible["statusCode"] == 422, invisible["body"]

@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -33,10 +34,12 @@ from trackwatch.errors import (
     NotFoundError,
     TrackwatchError,
 )
-from trackwatch.models.inputs import check_since
+from trackwatch.models.inputs import check_printable, check_since
 from trackwatch.models.keys import MAX_CP_ID, MAX_WAYBILL_LENGTH, WAYBILL_CHARACTERS, ShipmentKey
+from trackwatch.models.order_views import OrderView
 from trackwatch.models.registration import (
     MAX_BATCH,
+    MAX_ORDER_ID_LENGTH,
     Outcome,
     Problem,
     Registration,
@@ -52,6 +55,7 @@ from trackwatch.models.views import (
     ShipmentView,
 )
 from trackwatch.observability import count_by, logger
+from trackwatch.services.orders import OrdersService
 from trackwatch.services.registration import EntryResult
 from trackwatch.services.shipments import ShipmentsService
 
@@ -68,6 +72,8 @@ class ApiContext:
 
     service: ShipmentsService
     languages: frozenset[str]
+    #: The orders service, built on the first orders request (None: the API shows none).
+    orders: Callable[[], OrdersService] | None = None
 
 
 def use(context: ApiContext) -> None:
@@ -117,7 +123,7 @@ def _json(status: HTTPStatus, view: Any) -> Response[Any]:
 def _responses(ok: int, model: type, *errors: int) -> dict[int, Any]:
     described = {
         400: "The body is not JSON.",
-        404: "No such shipment is registered.",
+        404: "No such shipment is registered (for an order: no shipment carries it).",
         409: "Tracking of this shipment has stopped.",
         422: "A field breaks a rule; each problem names the field and the rule.",
         503: "Storage was briefly unavailable; retry.",
@@ -155,6 +161,7 @@ _PARAMETER_RULES = {
     "cp_id": "must be a positive integer",
     "waybill": f"must be 1 to {3 * MAX_WAYBILL_LENGTH} characters, percent-encoded",
     "since": "must be an ISO 8601 date-time with an offset",
+    "order_id": f"must be 1 to {3 * MAX_ORDER_ID_LENGTH} characters, percent-encoded",
 }
 
 
@@ -341,6 +348,47 @@ def replay_shipment(
     view = _context().service.replay(key, None if since is None else check_since("since", since))
     logger.info("replayed", extra={"cp_id": view.cp_id, "events": view.replayed})
     return _json(HTTPStatus.OK, view)
+
+
+OrderIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=3 * MAX_ORDER_ID_LENGTH,  # percent-encoded; checked again once decoded
+        description=(
+            f"The order_id, percent-encoded: once decoded, 1-{MAX_ORDER_ID_LENGTH} characters "
+            "of printable text, exactly as the shipments carry it."
+        ),
+    ),
+]
+
+
+def _order_id(raw: str) -> str:
+    order_id = unquote(raw)
+    if not 1 <= len(order_id) <= MAX_ORDER_ID_LENGTH:
+        raise InvalidInputError("order_id", f"must be 1 to {MAX_ORDER_ID_LENGTH} characters")
+    return check_printable("order_id", order_id)
+
+
+@app.get(
+    "/orders/<order_id>",
+    summary="An order: its shipments, where each stands, counts, milestone and timeline",
+    description=(
+        "An order is the shipments that share an order_id (as registered, or from "
+        "Clickpost's additional.order_id), across carriers. `milestone` and the timeline's "
+        "order events are what was told; `members` and `counts` are as the roll-up last saw "
+        "them, including changes still in their collection window."
+    ),
+    responses=_responses(200, OrderView, 404, 422),
+    operation_id="getOrder",
+    tags=["orders"],
+)
+def get_order(order_id: OrderIdPath) -> Response[Any]:
+    """GET /orders/{order_id}."""
+    orders = _context().orders
+    if orders is None:
+        raise NotFoundError("orders are not served here")
+    return _json(HTTPStatus.OK, orders().show(_order_id(order_id)))
 
 
 def openapi_document() -> dict[str, Any]:
