@@ -837,6 +837,7 @@ def test_shipments_api_requires_iam_on_every_route(cfn_template: Template) -> No
         ("DELETE", "/shipments/{cp_id}/{waybill}"),
         ("POST", "/shipments/{cp_id}/{waybill}/refresh"),
         ("POST", "/shipments/{cp_id}/{waybill}/replay"),
+        ("GET", "/orders/{order_id}"),
     }
     for route, operation in operations.items():
         assert operation["security"] == [{"AWS_IAM": []}], route
