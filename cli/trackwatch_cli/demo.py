@@ -12,20 +12,26 @@ _DEMO_WHATSAPP: dict[int, WhatsAppOutcome] = {1: "failed", 3: "undeliverable", 4
 
 
 def demo_registrations(sandbox: SandboxServer, languages: frozenset[str]) -> list[Registration]:
-    """The sandbox's demo shipments, registered with a customer each (some in Hindi)."""
-    demo = [
-        parse_entry(
-            {
-                "waybill": s.waybill,
-                "cp_id": s.cp_id,
-                "phone": f"+9198765{43210 + i:05d}",
-                "email": f"customer{i + 1}@example.com",
-                "language": "hi" if i % 3 == 2 and "hi" in languages else "en",
-            },
-            languages,
-        )
-        for i, s in enumerate(sandbox.add_demo_shipments())
-    ]
+    """The sandbox's demo shipments, registered with a customer each (some in Hindi); the
+    boxes of one order share their customer (the first box's)."""
+    shipments = sandbox.add_demo_shipments()
+    first_of: dict[str, int] = {}
+    for i, s in enumerate(shipments):
+        if s.order_id is not None:
+            first_of.setdefault(s.order_id, i)
+    demo = []
+    for i, s in enumerate(shipments):
+        customer = first_of.get(s.order_id, i) if s.order_id is not None else i
+        entry: dict[str, object] = {
+            "waybill": s.waybill,
+            "cp_id": s.cp_id,
+            "phone": f"+9198765{43210 + customer:05d}",
+            "email": f"customer{customer + 1}@example.com",
+            "language": "hi" if customer % 3 == 2 and "hi" in languages else "en",
+        }
+        if s.order_id is not None:
+            entry["order_id"] = s.order_id
+        demo.append(parse_entry(entry, languages))
     rows = [r for r in demo if isinstance(r, Registration)]
     if len(rows) != len(demo):  # the demo's own data broke a rule: a bug here
         raise RuntimeError(f"demo shipments rejected: {demo}")

@@ -313,6 +313,8 @@ class LocalSystem:
                 self._settle()
                 self.clock.advance(timedelta(minutes=30))
                 progress.advance(task)
+            # What the last cycle left waiting (an order's window, a held message) is due now.
+            self._settle()
 
     def _run_clock(self) -> None:
         minutes = int(self.options.hours * 60)

@@ -21,7 +21,7 @@ from trackwatch.models.state import CurrentStatus, ShipmentState
 from trackwatch_cli.display import redact, redact_url, text
 from trackwatch_cli.main import app
 from trackwatch_cli.orders_cli import order_tables
-from trackwatch_cli.summary import shipments_table
+from trackwatch_cli.summary import by_order, shipments_table
 from trackwatch_cli.timeline import event_line, notification_line
 
 NOW = datetime(2026, 11, 27, 6, 30, tzinfo=UTC)
@@ -314,3 +314,43 @@ def test_an_order_prints_waybills_and_statuses_as_text() -> None:
     assert "[bold]ORD-1" in shown and "AB[/]12" in shown and "1 of 2 shipped" in shown
     assert HOSTILE_STATUS in shown and "\\x1b[31mred\\x1b[0m" in shown
     assert ESC not in shown
+
+
+def test_the_summary_groups_the_boxes_of_an_order_together() -> None:
+    # Given a lone shipment between two boxes of one order
+    def record(key: ShipmentKey, order_id: str | None) -> ShipmentRecord:
+        return ShipmentRecord(
+            key=key, version=1, registered_at=NOW, state=ShipmentState(order_id=order_id)
+        )
+
+    boxes = [ShipmentKey.of(4, "BOX1"), ShipmentKey.of(5, "LONE"), ShipmentKey.of(6, "BOX2")]
+    records = {
+        boxes[0]: record(boxes[0], "[b]ORD-2"),
+        boxes[1]: record(boxes[1], None),
+        boxes[2]: record(boxes[2], "[b]ORD-2"),
+    }
+
+    # When
+    groups = by_order(boxes, records)
+    shown = rendered(shipments_table(boxes, records))
+
+    # Then the order's boxes are one group, where its first box was, its id shown as text
+    assert groups == [("[b]ORD-2", [boxes[0], boxes[2]]), (None, [boxes[1]])]
+    assert "[b]ORD-2 (2 boxes)" in shown
+    assert shown.index("BOX2") < shown.index("LONE")
+
+
+def test_the_timeline_prints_order_events_with_their_counts() -> None:
+    event = {
+        "event_type": "order.status_changed",
+        "order_id": "[b]ORD-2",
+        "stage": "delivered",
+        "reached": 2,
+        "total": 3,
+    }
+    completed = {"event_type": "order.completed", "order_id": "O", "counts": {"delivered": 3}}
+    line = event_line(event, "12:00")
+    other = event_line(completed, "12:10")
+    assert line is not None and other is not None
+    assert "[b]ORD-2" in rendered(line) and "2 of 3 delivered" in rendered(line)
+    assert "3 delivered" in rendered(other)

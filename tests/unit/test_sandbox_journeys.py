@@ -18,6 +18,7 @@ from trackwatch_cli.sandbox.journey import Journey
 
 EXPECTED_CODES = {
     "delivered_smoothly": [1, 4, 5, 6, 8],
+    "delayed_then_delivered": [1, 4, 5, 5, 5, 5, 6, 8],
     "failed_then_delivered": [1, 4, 5, 6, 9, 6, 8],
     "rto": [1, 4, 5, 6, 9, 6, 9, 11, 21, 14],
     "stuck": [1, 4, 5, 5, 1004, 6, 8],

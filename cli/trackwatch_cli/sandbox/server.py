@@ -243,7 +243,7 @@ class SandboxServer:
         """Register `demo_shipments()` and return them."""
         shipments = demo_shipments()
         for shipment in shipments:
-            self.add_shipment(shipment.waybill, shipment.cp_id, shipment.journey)
+            self.add_shipment(shipment.waybill, shipment.cp_id, shipment.journey, shipment.order_id)
         return shipments
 
     def advance(self, waybill: str, cp_id: int, steps: int = 1) -> int:
