@@ -528,3 +528,24 @@ def test_an_order_event_goes_once_per_channel_and_partial_delivery_is_told() -> 
     assert whatsapp.whatsapp.name == "trackwatch_order_delivered"
     assert whatsapp.whatsapp.parameters == (ORDER_ID, "3", "3")
     assert "could not be delivered" in world.senders["email"].sent[-1].body
+
+
+def test_an_orders_messages_may_go_past_its_boxs_daily_cap() -> None:
+    # Given the box the order's messages are told on has had its day's five messages
+    world = World(recipient(channels=SMS_FIRST), order_size=3)
+    (box,) = world.recipients.recipients
+    log = world.recipients.recipients[box].log("sms")
+    today = DAYTIME.date()
+    full = log.model_copy(update={"day": today, "day_count": 5})
+    world.recipients.recipients[box] = world.recipients.recipients[box].model_copy(
+        update={"logs": {"sms": full}}
+    )
+
+    # When the order is told delivered, and the box itself is stuck
+    delivered = world.handle(
+        order_event(stage="delivered", standings=("delivered", "delivered", "delivered"))
+    )
+    own = world.handle(stuck())
+
+    # Then the order's message goes; the box's own is capped as before
+    assert (delivered, own) == (Outcome.SENT, Outcome.DAILY_CAP)

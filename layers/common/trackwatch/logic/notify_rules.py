@@ -130,6 +130,10 @@ class NotifyRules(BaseModel):
         it never flaps, and the repeat window does not apply to it."""
         return bool(self.kinds[kind].order_stages)
 
+    def is_order_kind(self, kind: str) -> bool:
+        """Whether `kind` is an order's message (told once for its boxes)."""
+        return self.kinds[kind].event_type.startswith("order.")
+
     def said_per_order(self, kind: str) -> bool:
         """Whether an order of several says `kind` for its shipments (one message for them)."""
         return self.kinds[kind].said_per_order

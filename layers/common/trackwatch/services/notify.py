@@ -62,6 +62,9 @@ from trackwatch.ports import (
 )
 from trackwatch.services.conflicts import retry_on_conflict
 
+#: The most messages one order can send on one channel: each stage first reached and
+#: reached by every box (3 x 2), and the partial delivery.
+ORDER_MESSAGES_MOST = 7
 #: Channels whose provider reports delivery: a message on them gets a delivery check.
 REPORTING_CHANNELS: frozenset[Channel] = frozenset({"whatsapp"})
 #: Channels a customer can opt out of by replying STOP (the opt-out is kept by number).
@@ -281,6 +284,9 @@ class Notifier:
         now: datetime,
         customer_zone: ZoneInfo,
     ) -> Admission:
+        # An order's messages are told on one of its boxes' channel log: they count towards
+        # its day, but may go beyond the cap by as many as an order can ever send.
+        order_kind = self._rules.is_order_kind(kind)
         return admit(
             recipient.log(self.channel),
             kind=kind,
@@ -292,7 +298,7 @@ class Notifier:
             repeat_window=(
                 timedelta(0) if self._rules.is_order_stage(kind) else self._policy.repeat_window
             ),
-            daily_cap=self._policy.daily_cap,
+            daily_cap=self._policy.daily_cap + (ORDER_MESSAGES_MOST if order_kind else 0),
         )
 
     # ------------------------------------------------------------------ sending
