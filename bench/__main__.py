@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench import report
 from bench.run import FULL, QUICK, run
+from bench.scale_report import keep_section
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The last run's results, so a report can be rewritten without measuring again.
@@ -56,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         plot = args.plot.resolve()
     report.draw(results, args.plot)
-    args.out.write_text(report.markdown(results, command, plot), encoding="utf-8")
+    previous = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    # The local runtime's scale section is `python -m bench.scale`'s: kept as it was.
+    rewritten = keep_section(previous, report.markdown(results, command, plot))
+    args.out.write_text(rewritten, encoding="utf-8")
     print(f"wrote {args.out} and {args.plot}", file=sys.stderr)
     return 0
 

@@ -27,12 +27,9 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import math
-import subprocess
 import sys
 import threading
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -42,6 +39,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+
+from trackwatch_cli.environment import STREAM_RECORDS_PATH, Emulator
 
 ACCOUNT = "123456789012"
 #: Path prefix of the benchmark's own endpoints on the emulator.
@@ -280,6 +279,10 @@ class _Counting:
         environ["wsgi.input"] = io.BytesIO(raw)
         if environ.get("PATH_INFO", "").startswith(CONTROL):
             return self._control(environ, raw, start_response)
+        if environ.get("PATH_INFO") == STREAM_RECORDS_PATH:
+            # The local runtime's stream read (GetRecords without moto's serializer).
+            self.log.add(Request("dynamodbstreams", "GetRecords", ""))
+            return self.app(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         service = _service(environ, target)
         if target:
@@ -443,22 +446,10 @@ class _Counting:
 
 
 def serve(region: str = "us-east-1") -> None:
-    """Run the counting emulator in this process until it is killed; print its port first."""
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
+    """Run the counting emulator in this process until its parent goes away."""
+    from trackwatch_cli.environment import serve as serve_emulator
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("moto").setLevel(logging.CRITICAL)
-    # moto warns about each template resource type it skips; stack.deploy handles those.
-    warnings.simplefilter("ignore")
-    app = _Counting(DomainDispatcherApplication(create_backend_app), RequestLog(), region)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
+    serve_emulator(region, wrap=lambda app: _Counting(app, RequestLog(), region))
 
 
 class RemoteLog:
@@ -482,60 +473,32 @@ class RemoteLog:
         return [Request(**{**e, "events": tuple(e["events"])}) for e in answer.json()]
 
 
-class CountingMotoServer:
+class CountingMotoServer(Emulator):
     """moto's server with a server-side request log, in a process of its own.
 
-    A process of its own, so that the emulator's work runs on the second core while
-    this process runs the handlers, the sandbox and the naive poller.
+    The product's emulator (`trackwatch_cli.environment.Emulator`: a process of its
+    own, so the emulator's work runs on the second core while this process runs the
+    handlers, the sandbox and the naive poller), running this module's `serve`.
     """
 
     def __init__(self, region: str = "us-east-1") -> None:
-        self.region = region
-        self._process: subprocess.Popen[str] | None = None
-        self._endpoint = ""
-
-    def start(self) -> CountingMotoServer:
-        """Start the emulator and wait for its port."""
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "bench.emulator", self.region],
-            cwd=Path(__file__).resolve().parents[1],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._process.stdout is not None
-        port = self._process.stdout.readline().strip()
-        if not port.isdigit():
-            self.stop()
-            raise RuntimeError("the emulator did not start")
-        self._endpoint = f"http://127.0.0.1:{port}"
-        return self
+        super().__init__(region, module="bench.emulator", cwd=Path(__file__).resolve().parents[1])
 
     @property
     def endpoint(self) -> str:
         """http://host:port."""
-        return self._endpoint
+        return self.endpoint_url
 
     @property
     def log(self) -> RemoteLog:
         """The emulator's request log."""
-        return RemoteLog(self._endpoint)
+        return RemoteLog(self.endpoint_url)
 
     def empty(self) -> None:
         """Forget every resource moto holds and every logged request."""
-        httpx.post(f"{self.endpoint}/moto-api/reset", timeout=60)
+        self.reset()
         httpx.post(f"{self.endpoint}{CONTROL}clear", timeout=60)
-
-    def stop(self) -> None:
-        """Stop the emulator process."""
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
 
 
 if __name__ == "__main__":
-    serve(*sys.argv[1:2])
+    serve(sys.argv[1] if len(sys.argv) > 1 else "us-east-1")

@@ -31,11 +31,9 @@ from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE, AwbResult
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.policy import Cadence, zone
 from trackwatch.models.record import Contact
-from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
-from trackwatch_cli.runtime import LocalRuntime
+from trackwatch_cli.deployment import LocalStack, OverLocalStack, SimulatedClock, start_stack
 from trackwatch_cli.sandbox import DEFAULT_KEY, DEFAULT_USERNAME, SandboxServer
 from trackwatch_cli.sandbox.journey import ShipmentIdentity, render_awb
-from trackwatch_cli.stack import DeployedStack
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -133,7 +131,7 @@ def batch_write(
 
 
 @dataclass
-class Bench:
+class Bench(OverLocalStack):
     """The deployed product, the naive baseline's resources, the sandbox, one clock."""
 
     server: CountingMotoServer
@@ -142,21 +140,6 @@ class Bench:
     naive: NaivePoller
     naive_table: str
     seeded: list[Shipment] = field(default_factory=list)
-
-    @property
-    def stack(self) -> DeployedStack:
-        """The deployed product."""
-        return self.local.stack
-
-    @property
-    def runtime(self) -> LocalRuntime:
-        """The local Lambda runtime driving it."""
-        return self.local.runtime
-
-    @property
-    def clients(self) -> AwsClients:
-        """Clients for the counting emulator."""
-        return self.local.clients
 
     @property
     def clock(self) -> datetime:

@@ -35,6 +35,8 @@ class MemoryStore:
         self.outboxes: list[tuple[ShipmentKey, tuple[ShipmentEvent, ...]]] = []
         self.writes = 0
         self.reads = 0
+        #: Shipments created by bulk_create.
+        self.bulk_writes = 0
 
     def add(self, key: ShipmentKey, due_key: str, now: datetime) -> ShipmentRecord:
         record = ShipmentRecord(
@@ -98,6 +100,21 @@ class MemoryStore:
                 }
             )
         self.writes += 1
+
+    def bulk_create(self, writes: Sequence[RegistrationWrite]) -> None:
+        for write in writes:
+            assert write.creates and write.registered_at is not None
+            self.records[write.key] = ShipmentRecord(
+                key=write.key,
+                version=1,
+                state=write.state or ShipmentState(),
+                registered_at=write.registered_at,
+                contact=write.contact,
+                metadata=write.metadata,
+                due_key=write.due_key,
+            )
+        self.writes += 1
+        self.bulk_writes += len(writes)
 
     def due(self, due_keys: Sequence[str]) -> list[ShipmentKey]:
         wanted = set(due_keys)

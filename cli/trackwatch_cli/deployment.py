@@ -15,19 +15,22 @@ deployed with a (fake) WhatsApp number and DLT entity id, so both channels are o
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
+import httpx
+
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.bootstrap import Container, Overrides
 from trackwatch.models.notification import Channel
 from trackwatch.ports import Sender
+from trackwatch_cli.environment import RELEASE_DELAYED_PATH, release_delayed
 from trackwatch_cli.local_senders import LOCAL_PHONE_NUMBER_ID, LocalWhatsApp, RecordingSender
-from trackwatch_cli.runtime import LocalRuntime
-from trackwatch_cli.stack import ACCOUNT, DeployedStack, deploy
+from trackwatch_cli.runtime import LOCAL_CONCURRENCY, Invocation, LocalRuntime
+from trackwatch_cli.stack import DeployedStack, deploy
 
 #: Parameters that turn every channel on locally (any caller's own win).
 LOCAL_PARAMETERS = {
@@ -84,19 +87,43 @@ class LocalStack:
         `not_before`, and its notifier holds it again (re-sent, delayed) while the simulated
         clock has not reached it, so releasing them early changes nothing but the wait.
         """
-        from moto.sqs.models import sqs_backends
-
-        backend = sqs_backends[ACCOUNT][self.stack.region]
-        urls = {url.rsplit("/", 1)[1] for url in self.stack.physical_ids.values() if "/" in url}
-        released = 0
-        for name, queue in backend.queues.items():
-            if name not in urls:
-                continue
-            for message in queue._messages:
-                if message.delayed:
-                    message.delayed_until = 0
-                    released += 1
+        names = sorted(
+            {url.rsplit("/", 1)[1] for url in self.stack.physical_ids.values() if "/" in url}
+        )
+        endpoint = self.clients.endpoint_url
+        if endpoint is None:  # moto in this process (the integration tests)
+            return release_delayed(self.stack.region, names)
+        # moto in a process of its own: it does the same there (environment.serve).
+        answer = httpx.post(
+            f"{endpoint}{RELEASE_DELAYED_PATH}",
+            json={"region": self.stack.region, "queues": names},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        released: int = answer.json()["released"]
         return released
+
+
+class OverLocalStack:
+    """What a harness built over a LocalStack (the integration tests', the benchmarks')
+    exposes of it."""
+
+    local: LocalStack
+
+    @property
+    def stack(self) -> DeployedStack:
+        """The deployed stack."""
+        return self.local.stack
+
+    @property
+    def runtime(self) -> LocalRuntime:
+        """The local Lambda runtime driving it."""
+        return self.local.runtime
+
+    @property
+    def clients(self) -> AwsClients:
+        """Clients for the emulator it runs in."""
+        return self.local.clients
 
 
 def start_stack(
@@ -110,8 +137,11 @@ def start_stack(
     settings: Mapping[str, str] | None = None,
     overrides: Mapping[str, Overrides] | None = None,
     log: IO[str] | None = None,
+    on_invoke: Callable[[Invocation], None] | None = None,
+    concurrency: int = LOCAL_CONCURRENCY,
 ) -> LocalStack:
-    """Deploy `template` into the emulator and make its secrets; raises StackError."""
+    """Deploy `template` into the emulator and make its secrets; raises StackError.
+    `on_invoke`, `concurrency`: see LocalRuntime."""
     stack = deploy(
         template,
         clients,
@@ -139,6 +169,8 @@ def start_stack(
         settings=settings,
         overrides=with_local_senders(senders, overrides or {}),
         log=log,
+        on_invoke=on_invoke,
+        concurrency=concurrency,
     )
     return LocalStack(stack=stack, runtime=runtime, clients=clients, clock=clock, senders=senders)
 

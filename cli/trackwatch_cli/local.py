@@ -1,10 +1,12 @@
 """`trackwatch local`: the whole system on this machine, with no AWS account and no Docker.
 
-moto's server stands in for AWS (every resource created from template.yaml itself), the
-Clickpost sandbox (or any Clickpost-compatible URL) for Clickpost, and aiosmtpd for the
-e-mail relay. `LocalRuntime` invokes the functions as Lambda would. A simulated clock
-plays a day of journeys in about a minute; `--cycles N` polls every shipment N times as
-fast as it can, ignoring cadence.
+moto's server stands in for AWS (every resource created from template.yaml itself, in a
+process of its own), the Clickpost sandbox (or any Clickpost-compatible URL) for
+Clickpost, and aiosmtpd for the e-mail relay. `LocalRuntime` invokes the functions as
+Lambda would, each event source with the concurrency the template gives it. A simulated
+clock plays a day of journeys in about a minute; `--cycles N` polls every shipment N
+times as fast as it can, ignoring cadence; `--serve` keeps the whole system running on
+that clock (the scheduler's minutes, cadence polls, notifications) until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,78 +15,78 @@ import asyncio
 import logging
 import math
 import os
+import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from trackwatch.adapters.clickpost import ClickpostClient, StaticCredentials
-from trackwatch.config import Settings
 from trackwatch.errors import (
     ClickpostAuthError,
     ClickpostError,
     ClickpostInvalidCarrierError,
     InvalidInputError,
 )
-from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.record import ShipmentRecord
-from trackwatch.models.registration import Registration, Rejected, check_phone
+from trackwatch.models.messages import PollRequest
+from trackwatch.models.registration import Registration, check_phone
 from trackwatch.models.tracking import TrackCall
 from trackwatch_cli.api_gateway import ApiGateway
 from trackwatch_cli.demo import demo_registrations, demo_whatsapp_outcomes, play_in_sandbox
 from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
 from trackwatch_cli.display import message, redact, redact_url, text
-from trackwatch_cli.environment import Emulator, SmtpServer
+from trackwatch_cli.endpoints import (
+    LocalEndpoints,
+    endpoints_file,
+    remove_endpoints,
+    write_endpoints,
+)
+from trackwatch_cli.environment import Emulator, EmulatorError, SmtpServer
+from trackwatch_cli.local_input import (
+    CsvCheck,
+    LocalInputError,
+    Registered,
+    check_shipments_csv,
+    csv_registrations,
+    default_languages,
+    register_stream,
+)
 from trackwatch_cli.local_senders import WHATSAPP_OUTCOMES, WhatsAppOutcome
+from trackwatch_cli.progress import RunProgress, progress
+from trackwatch_cli.runtime import LOCAL_CONCURRENCY, Invocation
 from trackwatch_cli.sandbox import SandboxServer
-from trackwatch_cli.shipments_cli import CsvError, read_rows
 from trackwatch_cli.stack import StackError
-from trackwatch_cli.summary import dead_letters, print_summary, totals_table
-from trackwatch_cli.timeline import Timeline, tap
+from trackwatch_cli.summary import dead_letters, print_summary, shipments_table, totals_table
+from trackwatch_cli.timeline import Timeline
+
+__all__ = ["LocalInputError", "LocalOptions", "LocalSystem", "local_command", "run_local"]
 
 #: The simulated day starts at 09:00 in India, when customers may be messaged.
 SIM_START = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
-SETTLE_EVERY_MINUTES = 5
+#: Simulated time between two of `--cycles`' cycles.
+CYCLE_MINUTES = 30
 DONE_CHECK_MINUTES = 30
-
-
-class LocalInputError(Exception):
-    """Bad input to `trackwatch local`; the message names the problem."""
-
-
-def default_languages() -> frozenset[str]:
-    """The template's default languages: the CSV is checked before the stack exists."""
-    return Settings({}).registration.languages
-
-
-def read_shipments_csv(path: Path) -> list[Registration]:
-    """The shipments of FILE.csv, by the same rules as `trackwatch shipments import`;
-    any bad row is a LocalInputError naming its line, field and rule."""
-    try:
-        rows = read_rows(path, default_languages())
-    except CsvError as exc:
-        raise LocalInputError(str(exc)) from exc
-    bad = [
-        f"{path}, line {row.line}: " + "; ".join(f"{p.field}: {p.rule}" for p in row.entry.problems)
-        for row in rows
-        if isinstance(row.entry, Rejected)
-    ]
-    if bad:
-        raise LocalInputError("\n".join(bad))
-    if not rows:
-        raise LocalInputError(f"{path}: no shipments in the file")
-    return [row.entry for row in rows if isinstance(row.entry, Registration)]
+#: Above this many shipments the timeline counts events and messages instead of
+#: printing a line each (the output files still get every one).
+TIMELINE_LINES_UP_TO = 100
+#: How often the progress status is refreshed.
+STATUS_EVERY_S = 0.5
+#: After Ctrl-C, at most this long to collect what the timeline has not yet read.
+INTERRUPT_COLLECT_S = 0.2
+#: How often (simulated minutes) messages held on the simulated clock are released.
+RELEASE_EVERY_MINUTES = 5
 
 
 @dataclass
@@ -103,22 +105,67 @@ class LocalOptions:
     hours: float = 24.0
     api_port: int = 8787
     serve: bool = False
+    concurrency: int = LOCAL_CONCURRENCY
+    #: Where the endpoints are written (None: `endpoints_file()`).
+    endpoints_path: Path | None = None
     #: What the local WhatsApp does with each number's messages (default: read).
     whatsapp_outcomes: dict[str, WhatsAppOutcome] = field(default_factory=dict)
+
+
+class PollCount:
+    """AWBs and poll messages the poller handled (failed messages are counted on retry)."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.awbs = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, invocation: Invocation) -> None:
+        """The runtime's on_invoke: count a poller batch's successful messages."""
+        if invocation.function != "PollShipmentsFunction":
+            return
+        failed = {
+            f["itemIdentifier"]
+            for f in (invocation.result or {}).get("batchItemFailures", [])
+            if isinstance(invocation.result, dict)
+        }
+        awbs = 0
+        messages = 0
+        for record in invocation.event.get("Records", []):
+            if record.get("messageId") in failed:
+                continue
+            try:
+                request = PollRequest.model_validate_json(record["body"])
+            except ValueError:
+                continue
+            messages += 1
+            awbs += sum(len(call.waybills) for call in request.calls)
+        with self._lock:
+            self.messages += messages
+            self.awbs += awbs
 
 
 class LocalSystem:
     """Everything `trackwatch local` runs, started and stopped together."""
 
-    def __init__(self, options: LocalOptions, console: Console) -> None:
+    def __init__(
+        self, options: LocalOptions, console: Console, *, emulator: Emulator | None = None
+    ) -> None:
+        """`emulator`: one already running to deploy into (the benchmarks run the naive
+        poller in the same one); by default a new one is started and stopped."""
         self.options = options
         self.console = console
+        self._given_emulator = emulator
         self.clock = SimulatedClock(SIM_START)
-        self.polls = 0
+        self.polls = PollCount()
         self.whatsapp_outcomes: dict[str, WhatsAppOutcome] = dict(options.whatsapp_outcomes)
         self._stack = ExitStack()
         self.sandbox: SandboxServer | None = None
-        self.rows: list[Registration] = []
+        self.csv: CsvCheck | None = None
+        self.demo: list[Registration] = []
+        self.registered = Registered()
+        self.interrupted = False
+        self.endpoints_path = options.endpoints_path or endpoints_file()
 
     # ------------------------------------------------------------------ start
 
@@ -135,7 +182,8 @@ class LocalSystem:
 
     def _start(self) -> None:
         options = self.options
-        self.rows = read_shipments_csv(options.shipments) if options.shipments else []
+        if options.shipments:
+            self.csv = check_shipments_csv(options.shipments)
         if not options.template.is_file():
             raise LocalInputError(f"template {options.template} not found")
         events_out = self._open_out(options.events_out)
@@ -144,25 +192,35 @@ class LocalSystem:
         url, key, username = self._clickpost()
         if self.sandbox is None:
             self._probe(url, key, username)
-        self.emulator = Emulator().start()
-        self._stack.callback(self.emulator.stop)
+        if self._given_emulator is not None:
+            self.emulator = self._given_emulator
+        else:
+            try:
+                self.emulator = Emulator().start()
+            except EmulatorError as exc:
+                raise LocalInputError(str(exc)) from exc
+            self._stack.callback(self.emulator.stop)
         smtp = SmtpServer().start()
         self._stack.callback(smtp.stop)
         self.log_path = Path(tempfile.gettempdir()) / "trackwatch-local.log"
         log = self.log_path.open("w", encoding="utf-8")
         self._stack.callback(log.close)
         self.local = self._deploy(url, (key, username), smtp.port, log)
+        # Registered before anything runs: the table has no other writer yet, so new
+        # shipments are created in batches.
+        self._register()
         for phone, outcome in self.whatsapp_outcomes.items():
             self.local.senders.whatsapp.outcome(phone, outcome)
         self.timeline = Timeline(
             self.console,
             self.emulator.clients,
-            tap(self.emulator.clients, self.local.stack.outputs["ShipmentEventsTopicArn"]),
+            self.local.stack.outputs["AllEventsQueueUrl"],
             self.clock,
             senders=self.local.senders,
             mailbox=smtp.mailbox,
             events_out=events_out,
             notifications_out=notifications_out,
+            verbose=self.registered.rows <= TIMELINE_LINES_UP_TO,
         )
         try:
             self.api = ApiGateway(
@@ -173,7 +231,7 @@ class LocalSystem:
                 f"cannot serve the API on port {options.api_port}: {exc}"
             ) from exc
         self._stack.callback(self.api.stop)
-        self._register()
+        self._announce(url)
 
     def _deploy(
         self, url: str, credentials: tuple[str, str], smtp_port: int, log: IO[str]
@@ -196,6 +254,8 @@ class LocalSystem:
                     },
                     clickpost_credentials=credentials,
                     log=log,
+                    on_invoke=self.polls,
+                    concurrency=self.options.concurrency,
                 )
             except StackError as exc:
                 raise LocalInputError(str(exc)) from exc
@@ -220,24 +280,24 @@ class LocalSystem:
                     "--clickpost-url needs --clickpost-key and --clickpost-username "
                     "(or CLICKPOST_KEY and CLICKPOST_USERNAME in the environment)"
                 )
-            if not self.rows:
+            if self.csv is None:
                 raise LocalInputError(
                     "--clickpost-url needs --shipments FILE.csv to know what to poll"
                 )
             return options.clickpost_url.rstrip("/"), key, username
-        self.sandbox = SandboxServer().start()
+        # Every waybill registered here gets an answer, dated by the simulated clock.
+        self.sandbox = SandboxServer(clock=self.clock, any_waybill=True).start()
         self._stack.callback(self.sandbox.stop)
-        if self.rows:
-            play_in_sandbox(self.sandbox, self.rows)
-        else:
-            self.rows = demo_registrations(self.sandbox, default_languages())
+        if self.csv is None:
+            self.demo = demo_registrations(self.sandbox, default_languages())
             # Some demo customers' WhatsApp messages fail or go unanswered: SMS takes over.
-            self.whatsapp_outcomes = {**demo_whatsapp_outcomes(self.rows), **self.whatsapp_outcomes}
+            self.whatsapp_outcomes = {**demo_whatsapp_outcomes(self.demo), **self.whatsapp_outcomes}
         return self.sandbox.base_url, "sandbox-key", "sandbox-user"
 
     def _probe(self, url: str, key: str, username: str) -> None:
         """One real call before anything starts, so a bad URL or key is a clear error."""
-        first = self.rows[0].key
+        assert self.csv is not None
+        first = self.csv.first
 
         async def call() -> None:
             client = ClickpostClient(
@@ -263,137 +323,224 @@ class LocalSystem:
             raise LocalInputError(f"cannot poll Clickpost at {redact_url(url)}: {exc}") from exc
 
     def _register(self) -> None:
-        results = self.local.container().registration_service.register(self.rows)
-        failed = [r for r in results if r.outcome is None or r.rejected or r.error]
-        if failed:
-            raise LocalInputError(f"{len(failed)} shipments could not be registered: {failed[0]}")
-        clickpost = self.sandbox.base_url if self.sandbox else self.options.clickpost_url
+        service = self.local.container().registration_service
+        if self.csv is not None:
+            total = self.csv.rows
+            entries: Iterator[Registration] = csv_registrations(self.csv, default_languages())
+        else:
+            total = len(self.demo)
+            entries = iter(self.demo)
+        sandbox = self.sandbox if self.csv is not None else None
+
+        def on_row(row: Registration) -> None:
+            if sandbox is not None:
+                play_in_sandbox(sandbox, row)
+
+        with progress(self.console, "registering", total) as shown:
+            try:
+                self.registered = register_stream(
+                    service, entries, on_row=on_row, on_done=shown.advance
+                )
+            except KeyboardInterrupt:
+                self.console.print(
+                    f"interrupted while registering: {shown.completed:,} of {total:,} rows "
+                    "were registered (the local stack goes with this run)"
+                )
+                raise
+        self.console.print(self.registered.line(), highlight=False)
+
+    def _announce(self, clickpost: str) -> None:
+        stack = self.local.stack
+        endpoints = LocalEndpoints(
+            emulator_url=self.emulator.endpoint_url,
+            region=stack.region,
+            stack=stack.name,
+            api_url=self.api.base_url,
+            pid=os.getpid(),
+        )
+        try:
+            write_endpoints(endpoints, self.endpoints_path)
+            self._stack.callback(remove_endpoints, self.endpoints_path, endpoints.pid)
+            where = f"endpoints in {self.endpoints_path} (`trackwatch shipments ... --local`)"
+        except OSError as exc:
+            where = f"could not write the endpoints to {self.endpoints_path}: {exc}"
+        # Paths, the stack's name and the user's URL are text, never markup.
         self.console.print(
             Text.assemble(
                 ("trackwatch local", "bold"),
-                f": {len(self.rows)} shipments, stack ",
-                text(self.local.stack.name, style="cyan"),
+                f": {self.registered.rows:,} shipments, stack ",
+                text(stack.name, style="cyan"),
                 f" in moto at {self.emulator.endpoint_url}, Clickpost at ",
-                text(redact_url(clickpost or "")),
+                text(redact_url(clickpost)),
                 f"; shipments API at {self.api.base_url}; function logs in ",
                 text(self.log_path),
+                "; ",
+                text(where),
+                "; for boto3 or the AWS CLI:",
             )
         )
+        for line in endpoints.export_lines():
+            self.console.print(text(f"  {line}"), highlight=False)
+        if not self.timeline.verbose:
+            self.console.print(
+                f"more than {TIMELINE_LINES_UP_TO} shipments: events and messages are counted "
+                "in the progress line, not printed one by one"
+                + (" (every one is in the --events-out / --notifications-out files)")
+            )
 
     # ------------------------------------------------------------------ run
 
     def run(self) -> None:
-        """Play the journeys: N cycles as fast as possible, or a simulated day."""
-        if self.options.cycles is not None:
-            self._run_cycles(self.options.cycles)
-        else:
-            self._run_clock()
-        self._summary()
-        if self.options.serve:
-            self._serve()
-
-    def _serve(self) -> None:
-        """Keep the stack running in real time for the API (and curl) until Ctrl-C."""
-        self.console.print(
-            f"serving the shipments API at {self.api.base_url} (no IAM locally); Ctrl-C stops"
-        )
+        """Play the journeys (N cycles as fast as possible, or a simulated day), print the
+        summary, and with --serve keep everything running until Ctrl-C."""
+        runtime = self.local.runtime
+        runtime.start(watch=[self.local.stack.outputs["AllEventsQueueUrl"]])
+        self.timeline.start()
         try:
-            while True:
-                time.sleep(2)
-                self.clock.advance(timedelta(seconds=2))
-                self._settle()
-        except KeyboardInterrupt:
-            self.console.print("stopped")
+            try:
+                if self.options.cycles is not None:
+                    self._run_cycles(self.options.cycles)
+                else:
+                    self._run_clock()
+            except KeyboardInterrupt:
+                self._interrupted()
+                return
+            self._summary()
+            if self.options.serve:
+                try:
+                    self._serve()
+                except KeyboardInterrupt:
+                    self._interrupted()
+        finally:
+            # After Ctrl-C nothing is waited for (pollers may sit in a long poll).
+            wait_s = 0.0 if self.interrupted else 1.0
+            self.timeline.stop(timeout_s=wait_s)
+            runtime.stop(timeout_s=wait_s)
+
+    def _interrupted(self) -> None:
+        """Ctrl-C: stop taking work, read what is at hand, print what happened."""
+        self.interrupted = True
+        # The pollers and the timeline's thread may sit in a long poll: not waited for.
+        self.local.runtime.stop(timeout_s=0.0)
+        self.timeline.stop(timeout_s=0.0)
+        self.console.print("[bold]interrupted[/]: what happened until now")
+        try:
+            self.timeline.collect(deadline=time.monotonic() + INTERRUPT_COLLECT_S)
+        except Exception:  # the emulator may be mid-shutdown; the counts so far stand
+            logging.getLogger(__name__).debug("collect after Ctrl-C failed", exc_info=True)
+        self._summary()
 
     def _run_cycles(self, cycles: int) -> None:
-        with self._progress() as progress:
-            task = progress.add_task("poll cycles", total=cycles)
-            for _ in range(cycles):
-                self.local.runtime.tick(self.clock(), scope="all")
-                self._settle()
-                self.clock.advance(timedelta(minutes=30))
-                progress.advance(task)
+        runtime = self.local.runtime
+        with progress(self.console, "poll cycles", cycles) as shown:
+            for cycle in range(cycles):
+                runtime.tick(self.clock(), scope="all")
+                self._wait_quiet(shown, f"cycle {cycle + 1}")
+                self.clock.advance(timedelta(minutes=CYCLE_MINUTES))
+                shown.advance()
+                shown.status(self._status(f"cycle {cycle + 1} done"), force=True)
             # What the last cycle left waiting (an order's window, a held message) is due now.
-            self._settle()
+            self._wait_quiet(shown, "after the last cycle")
+        self.timeline.collect()
+
+    def _wait_quiet(self, shown: RunProgress, doing: str) -> None:
+        runtime = self.local.runtime
+        # Delays (quiet hours, WhatsApp's delivery window) run on the simulated clock.
+        self.local.release_delayed()
+        while not runtime.wait_until_quiet(timeout_s=STATUS_EVERY_S):
+            shown.status(self._status(doing))
+
+    def _status(self, doing: str) -> str:
+        status = self.local.runtime.status()
+        depths = ", ".join(
+            f"{_short(name)} {depth:,}" for name, depth in sorted(status.queue_depths.items())
+        )
+        return (
+            f"{doing}: {self.polls.awbs:,} polls, {self.timeline.events:,} events, "
+            f"{self.timeline.notifications:,} messages; queues: {depths or '-'}; {status.busy}"
+        )
 
     def _run_clock(self) -> None:
         minutes = int(self.options.hours * 60)
-        seconds_per_minute = 1 / self.options.speed
         runtime = self.local.runtime
-        with self._progress() as progress:
-            task = progress.add_task("simulated minutes", total=minutes)
+        with progress(self.console, "simulated minutes", minutes) as shown:
             # Registration is news: every shipment gets its first poll at once, then
             # the cadence of its status takes over.
             runtime.tick(self.clock(), scope="all")
             for minute in range(minutes):
-                started = time.monotonic()
-                runtime.tick(self.clock())
-                # The dispatcher runs every minute; what it sends is worked off every few
-                # simulated minutes, which keeps a simulated day near one real minute.
-                if minute % SETTLE_EVERY_MINUTES == 0:
-                    self._settle()
-                self.clock.advance(timedelta(minutes=1))
-                progress.advance(task)
+                self._minute(shown)
                 if minute % DONE_CHECK_MINUTES == 0 and self._all_done():
                     break
-                time.sleep(max(0.0, seconds_per_minute - (time.monotonic() - started)))
-            self._settle()
-
-    def _records(self) -> dict[ShipmentKey, ShipmentRecord]:
-        return self.local.container().shipments.get_many([r.key for r in self.rows])
-
-    def _all_done(self) -> bool:
-        return all(
-            r.state.is_terminal or r.state.invalid_since is not None or not r.active
-            for r in self._records().values()
-        )
-
-    def _settle(self) -> None:
-        runtime = self.local.runtime
-        before = len(runtime.invocations)
-        # Delays (quiet hours, WhatsApp's delivery window) run on the simulated clock.
-        self.local.release_delayed()
-        runtime.settle()
-        self.polls += sum(
-            i.records for i in runtime.invocations[before:] if i.function == "PollShipmentsFunction"
-        )
+            self._wait_quiet(shown, "draining")
         self.timeline.collect()
 
-    def _progress(self) -> Progress:
-        return Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=True,
+    def _minute(self, shown: RunProgress) -> None:
+        """One simulated minute: the scheduler's tick, then wait out the minute's share of
+        real time (the functions keep working in the background meanwhile)."""
+        started = time.monotonic()
+        if self.clock().minute % RELEASE_EVERY_MINUTES == 0:
+            # Delays (quiet hours, WhatsApp's delivery window) run on the simulated
+            # clock: held messages come back every few simulated minutes.
+            self.local.release_delayed()
+        self.local.runtime.tick(self.clock())
+        self.clock.advance(timedelta(minutes=1))
+        shown.advance()
+        shown.status(self._status(self.timeline.local_time()))
+        time.sleep(max(0.0, 1 / self.options.speed - (time.monotonic() - started)))
+
+    def _all_done(self) -> bool:
+        store = self.local.container().shipments
+        return all(
+            r.state.is_terminal or r.state.invalid_since is not None or not r.active
+            for r in store.get_many(store.active()).values()
         )
 
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        """Every event published so far."""
-        return self.timeline.events
-
-    @property
-    def notifications(self) -> list[dict[str, Any]]:
-        """Every SMS and e-mail sent so far."""
-        return self.timeline.notifications
+    def _serve(self) -> None:
+        """Keep the whole system running on the simulated clock until Ctrl-C: the
+        scheduler ticks every simulated minute, polls follow their cadence, the timeline
+        prints what happens."""
+        self.timeline.verbose = True
+        self.console.print(
+            f"serving: the shipments API at {self.api.base_url} (no IAM locally), the "
+            f"scheduler every simulated minute ({self.options.speed:g} a second); "
+            f"POST /shipments and watch it move; Ctrl-C stops"
+        )
+        shown = RunProgress(self.console, "serving", None)
+        while True:
+            self._minute(shown)
 
     def _summary(self) -> None:
+        container = self.local.container()
+        keys = self.registered.keys
+        # Both reads at once: after Ctrl-C the summary has little time.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            dead = pool.submit(dead_letters, self.emulator.clients, self.local.stack)
+            records = container.shipments.get_many(keys)
+        counts = {
+            "poll messages handled": self.polls.messages,
+            "AWBs polled": self.polls.awbs,
+        }
+        if self.sandbox is not None:
+            requests = self.sandbox.requests
+            counts["Clickpost requests"] = len(requests)
+            counts["AWBs asked about"] = sum(len(r.waybills) for r in requests)
         totals = totals_table(
-            self.polls,
-            self.sandbox,
-            self.timeline.events,
-            self.timeline.notifications,
-            dead_letters(self.emulator.clients, self.local.stack),
+            counts, self.timeline.event_types, self.timeline.channels, dead.result()
         )
-        print_summary(self.console, [r.key for r in self.rows], self._records(), totals)
+        shipments = shipments_table(keys, records, container.cadence, total=self.registered.rows)
+        print_summary(self.console, shipments, totals)
+
+
+def _short(queue: str) -> str:
+    """A queue's physical name without the stack prefix and random suffix."""
+    parts = queue.split("-")
+    return parts[-2] if len(parts) >= 3 else queue
 
 
 @contextmanager
 def quiet_libraries() -> Iterator[None]:
     """Libraries that log per request would drown the timeline."""
-    names = ("moto", "werkzeug", "httpx", "botocore", "aiosmtpd", "mail.log", "trackwatch")
+    names = ("moto", "werkzeug", "httpx", "botocore", "aiosmtpd", "mail.log")
     levels = {name: logging.getLogger(name).level for name in names}
     for name in names:
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -411,6 +558,8 @@ def check_options(options: LocalOptions) -> None:
     for name, value in (("--speed", options.speed), ("--hours", options.hours)):
         if not math.isfinite(value) or value <= 0:
             raise LocalInputError(f"{name} must be a positive number, got {value}")
+    if options.concurrency < 1:
+        raise LocalInputError(f"--concurrency must be at least 1, got {options.concurrency}")
     if not 0 <= options.api_port <= 65535:
         raise LocalInputError(f"--api-port must be 0 to 65535, got {options.api_port}")
     if options.clickpost_url is not None:
@@ -502,8 +651,19 @@ def local_command(
         int, typer.Option(help="Serve the shipments API on this loopback port (0: any free).")
     ] = 8787,
     serve: Annotated[
-        bool, typer.Option(help="Keep running after the journeys, serving the API, until Ctrl-C.")
+        bool,
+        typer.Option(
+            help="After the journeys, keep the whole system running on the simulated clock "
+            "(API, scheduler, polls, notifications) until Ctrl-C."
+        ),
     ] = False,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            help="Invocations at once of an event source whose template sets no "
+            "MaximumConcurrency (one that does gets that many)."
+        ),
+    ] = LOCAL_CONCURRENCY,
     whatsapp: Annotated[
         list[str] | None,
         typer.Option(
@@ -527,12 +687,13 @@ def local_command(
         hours=hours,
         api_port=api_port,
         serve=serve,
+        concurrency=concurrency,
     )
     # Soft wrap: timeline lines stay whole when piped to a file or another program.
     console = Console(soft_wrap=True)
     try:
         options.whatsapp_outcomes = whatsapp_outcomes(whatsapp or [])
-        run_local(options, console)
+        system = run_local(options, console)
     except LocalInputError as exc:
         # The message quotes CSV cells and paths: text, not markup; the URL redacted.
         reason = redact(str(exc), clickpost_url) if clickpost_url else str(exc)
@@ -540,3 +701,17 @@ def local_command(
             Text.assemble(("error:", "bold red"), " ", message(reason)), highlight=False
         )
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted before the stack was running")
+        _exit_now(130)
+    if system.interrupted:
+        # An invocation still running is abandoned, as Lambda abandons one whose
+        # environment shuts down; waiting for it (or its retries against a stopped
+        # emulator) would break the promise to stop within two seconds.
+        _exit_now(130)
+
+
+def _exit_now(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

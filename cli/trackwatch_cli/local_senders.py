@@ -127,10 +127,11 @@ class RecordingSender:
         with self._lock:
             return list(self._messages)
 
-    def since(self, seen: int) -> list[Message]:
-        """The messages after the first `seen`."""
+    def take(self) -> list[Message]:
+        """Every message kept so far, forgotten here (a long run keeps none)."""
         with self._lock:
-            return self._messages[seen:]
+            taken, self._messages = self._messages, []
+            return taken
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,8 @@ class LocalWhatsApp(RecordingSender):
         default: WhatsAppOutcome = "read",
     ) -> None:
         super().__init__("whatsapp")
+        #: Messages sent so far (ids count them; `take()` empties the list they are kept in).
+        self._sent = 0
         self._publish = publish or (lambda _: None)
         self._clock = clock
         self.default: WhatsAppOutcome = default
@@ -170,7 +173,8 @@ class LocalWhatsApp(RecordingSender):
         """Keep the message and play back its reports; its id (a wamid)."""
         super().send(message)
         with self._lock:
-            message_id = f"wamid.local-{len(self._messages)}"
+            self._sent += 1
+            message_id = f"wamid.local-{self._sent}"
             outcome = self.outcomes.get(message.to, self.default)
         statuses: list[tuple[str, int | None]] = [("sent", None)]
         if outcome in ("failed", "undeliverable"):
@@ -194,7 +198,8 @@ class LocalWhatsApp(RecordingSender):
         """A customer writes back."""
         self._publish(reply_event(phone, text, self._clock()))
 
-    def reports_since(self, seen: int) -> list[Report]:
-        """The reports after the first `seen`."""
+    def take_reports(self) -> list[Report]:
+        """Every report played back so far, forgotten here (a long run keeps none)."""
         with self._lock:
-            return self._reports[seen:]
+            taken, self._reports = self._reports, []
+            return taken

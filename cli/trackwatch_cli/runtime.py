@@ -1,37 +1,66 @@
 """Run the deployed functions in-process, with the event shapes Lambda would give them.
 
 `LocalRuntime` plays the part of the Lambda service for a stack created by
-`trackwatch_cli.stack.deploy`. Each function gets a container of its own, built
-(on its first invocation, as Lambda would) from the environment the template gives
-that function, the emulator's clients and the runtime's clock; nothing is shared
-through the process's environment. It invokes the dispatcher as its schedule would,
-long-polls each SQS event source and invokes its consumer with SQS batches
-(deleting successes, leaving failures for redrive), and reads the table's
-stream and invokes the publisher with stream batches (retrying from the first
-failed record, then sending the batch's metadata to the on-failure queue).
+`trackwatch_cli.stack.deploy`. Each function runs in *execution environments*, as
+Lambda's do: an environment is a container built from the environment the template
+gives that function, the emulator's clients and the runtime's clock (nothing passes
+through the process's environment), and the handler made over it. An environment runs
+one invocation at a time; invocations that overlap get more environments, built on
+demand as cold starts are. Environments are threads of this process, so what a real
+environment keeps to itself (standard output, powertools' metric set) is made per
+thread (`isolation.py`).
+
+It invokes the dispatcher as its schedule would; works each SQS event source with as
+many concurrent invocations as the mapping's `MaximumConcurrency` allows (or the local
+cap where the template sets none), deleting successes and making failures visible
+again for redrive; and reads the table's stream, delivering batches in order
+(retrying from the first failed record, then sending the batch's metadata to the
+on-failure queue). `start()` keeps every source worked in the background,
+`wait_until_quiet()` tells when everything has been delivered (`event_sources.py`),
+and `settle()` does both and stops.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import importlib.util
 import json
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import ModuleType
 from typing import IO, Any
 
+import httpx
+
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.bootstrap import Clock, Container, Handler, Overrides, bootstrap, utc_now
 from trackwatch.config import Settings
+from trackwatch_cli.environment import STREAM_RECORDS_PATH
+from trackwatch_cli.event_sources import (
+    BACKLOG_LIMIT,
+    LONG_POLL_S,
+    Activity,
+    DepthMonitor,
+    Poller,
+    QueuePoller,
+    SourceState,
+    StreamPoller,
+    busy_summary,
+    queue_name,
+    settled_streams,
+)
+from trackwatch_cli.isolation import isolate_metrics, routed_stdout
 from trackwatch_cli.stack import DeployedStack, EventSource, FunctionSpec
 
 #: How often a failing stream batch is retried before it goes to the failure queue.
 STREAM_RETRIES = 3
+#: Concurrent invocations of a mapping whose template sets no MaximumConcurrency (Lambda
+#: would scale it to the account's limit; a laptop has two to eight cores).
+LOCAL_CONCURRENCY = 4
 
 
 @dataclass
@@ -76,6 +105,68 @@ class Invocation:
     records: int
     failed: int
     result: Any
+    #: The event it was given (the runtime does not keep it; `on_invoke` may look).
+    event: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Environment:
+    """One execution environment: a container and the handler made over it."""
+
+    container: Container
+    handler: Handler
+
+
+class EnvironmentPool:
+    """A function's environments: an idle one for each invocation, a new one when none is."""
+
+    def __init__(self, build: Callable[[int], Environment]) -> None:
+        """`build(n)` makes the function's n-th environment (from 0)."""
+        self._build = build
+        self._idle: list[Environment] = []
+        self._lock = threading.Lock()
+        self.created = 0
+
+    def checkout(self) -> Environment:
+        """An idle environment, or a new one (a cold start)."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            number = self.created
+            self.created += 1
+        return self._build(number)
+
+    def checkin(self, environment: Environment) -> None:
+        """The invocation ended; the environment waits for the next."""
+        with self._lock:
+            self._idle.append(environment)
+
+
+@dataclass(frozen=True)
+class RuntimeStatus:
+    """What the runtime is doing, for a progress line."""
+
+    invocations: dict[str, int]
+    records: dict[str, int]
+    running: dict[str, int]
+    queue_depths: dict[str, int]
+    busy: str
+
+
+def _direct_stream_reads(endpoint_url: str | None) -> httpx.Client | None:
+    """A client for the emulator's own stream read, if `endpoint_url` is an emulator
+    process of ours (`environment.serve`); else None (GetRecords is used)."""
+    if endpoint_url is None:
+        return None
+    client = httpx.Client(base_url=endpoint_url, timeout=30)
+    try:
+        found = client.get(STREAM_RECORDS_PATH)
+        if found.status_code == 200 and found.json().get("Records") == []:
+            return client
+    except (httpx.HTTPError, ValueError):
+        pass
+    client.close()
+    return None
 
 
 def _as_lambda_json(value: Any) -> Any:
@@ -109,19 +200,27 @@ class LocalRuntime:
         overrides: Mapping[str, Overrides] | None = None,
         on_invoke: Callable[[Invocation], None] | None = None,
         log: IO[str] | None = None,
+        concurrency: int = LOCAL_CONCURRENCY,
+        backlog_limit: int = BACKLOG_LIMIT,
     ) -> None:
         """`settings`: variables set for every function on top of its own (say, a test's
-        short Clickpost budget); `overrides`: ports to use instead, by function."""
+        short Clickpost budget); `overrides`: ports to use instead, by function;
+        `concurrency`: invocations at once of a mapping without MaximumConcurrency."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.stack = stack
         self.clients = clients
         self.clock = clock
+        self.concurrency = concurrency
+        self.backlog_limit = backlog_limit
         self._settings = dict(settings or {})
         self._overrides = dict(overrides or {})
         self._factories = {
             logical_id: load_handler_factory(spec) for logical_id, spec in stack.functions.items()
         }
         self._containers: dict[str, Container] = {}
-        self._handlers: dict[str, Handler] = {}
+        self._pools: dict[str, EnvironmentPool] = {}
+        self._pools_lock = threading.Lock()
         self._sqs = clients.sqs
         # In-process moto answers Streams only at the classic endpoint; an emulator's own
         # endpoint (moto's server) serves every service.
@@ -136,47 +235,84 @@ class LocalRuntime:
         #: (consumer, shard) → where that consumer is in that shard: each event source
         #: mapping reads the stream on its own (the publisher and the roll-up both read it).
         self._iterators: dict[tuple[str, str], str] = {}
+        self._stream_lock = threading.Lock()
+        #: The emulator's own stream read (our emulator process serves it), if it has one.
+        self._direct_streams = _direct_stream_reads(clients.endpoint_url)
+        #: Per (consumer, stream), the last sequence number that consumer read.
+        self._after: dict[tuple[str, str], int] = {}
         self._on_invoke = on_invoke or (lambda _: None)
         #: Where handlers' printed output (EMF metrics, logs) goes; None leaves it on stdout.
         self._log = log
+        self._stdout = routed_stdout()
+        isolate_metrics()
         self.invocations: list[Invocation] = []
-        # One invocation at a time: the API server's threads and the main loop share
-        # the process (and redirect_stdout is process-wide).
-        self._lock = threading.RLock()
         #: Handlers that raised instead of returning (their whole batch failed).
         self.crashes: list[tuple[str, Exception]] = []
+        self.activity = Activity()
+        self._states: dict[EventSource, SourceState] = {}
+        self._pollers: list[Poller] = []
+        self._stopping = threading.Event()
+        self._monitor: DepthMonitor | None = None
+        self._running_scope: set[str] | None = None
+
+    # ------------------------------------------------------------------ environments
 
     def container(self, function: str) -> Container:
-        """The container of one function, as its handler gets it."""
-        built = self._containers.get(function)
-        if built is None:
-            spec = self.stack.functions[function]
-            settings = Settings({**spec.environment, **self._settings})
-            built = bootstrap(
-                settings,
-                clock=self.clock,
-                clients=self.clients,
-                **self._overrides.get(function, Overrides()),
-            )
-            self._containers[function] = built
-        return built
+        """The container of the function's first environment, as its handler gets it."""
+        with self._pools_lock:
+            built = self._containers.get(function)
+            if built is None:
+                built = self._container(function)
+                self._containers[function] = built
+            return built
 
-    def _handler(self, function: str) -> Handler:
-        handler = self._handlers.get(function)
-        if handler is None:
-            # Built on first use, as Lambda builds it at a cold start.
-            handler = self._factories[function](self.container(function))
-            self._handlers[function] = handler
-        return handler
+    def _container(self, function: str) -> Container:
+        spec = self.stack.functions[function]
+        settings = Settings({**spec.environment, **self._settings})
+        return bootstrap(
+            settings,
+            clock=self.clock,
+            clients=self.clients,
+            **self._overrides.get(function, Overrides()),
+        )
+
+    def _pool(self, function: str) -> EnvironmentPool:
+        with self._pools_lock:
+            pool = self._pools.get(function)
+            if pool is None:
+                factory = self._factories[function]
+
+                def build(number: int) -> Environment:
+                    # The first environment uses the container `container()` hands out;
+                    # each later one (a concurrent invocation) is a cold start of its own.
+                    container = (
+                        self.container(function) if number == 0 else self._container(function)
+                    )
+                    return Environment(container, factory(container))
+
+                pool = self._pools[function] = EnvironmentPool(build)
+            return pool
+
+    def environments(self, function: str) -> int:
+        """How many environments the function has had (its cold starts)."""
+        pool = self._pools.get(function)
+        return pool.created if pool else 0
+
+    def concurrency_of(self, source: EventSource) -> int:
+        """Invocations at once for a mapping: its MaximumConcurrency, else the local cap."""
+        return int(source.maximum_concurrency or self.concurrency)
 
     # ------------------------------------------------------------------ invoking
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
-        """Run one handler with one event, as Lambda would."""
-        with self._lock:
-            return self._invoke(function, event)
+        """Run one handler with one event, as Lambda would; safe from any thread."""
+        self.activity.started(function)
+        try:
+            return self._call(function, event)
+        finally:
+            self.activity.ended(function)
 
-    def _invoke(self, function: str, event: dict[str, Any]) -> Any:
+    def _call(self, function: str, event: dict[str, Any]) -> Any:
         spec = self.stack.functions[function]
         context = LambdaContext(
             function_name=spec.physical_name,
@@ -185,16 +321,21 @@ class LocalRuntime:
             ),
             timeout_s=spec.timeout_s,
         )
+        pool = self._pool(function)
+        environment = pool.checkout()
         try:
-            with contextlib.redirect_stdout(self._log) if self._log else contextlib.nullcontext():
-                result = self._handler(function)(event, context)
+            with self._stdout.into(self._log):
+                result = environment.handler(event, context)
         except Exception as exc:  # Lambda turns any crash into a failed batch
             self.crashes.append((function, exc))
             result = {"batchItemFailures": [_identifier(r) for r in event.get("Records", [])]}
+        finally:
+            pool.checkin(environment)
         failed = len(result.get("batchItemFailures", [])) if isinstance(result, dict) else 0
-        invocation = Invocation(function, len(event.get("Records", [])), failed, result)
+        invocation = Invocation(function, len(event.get("Records", [])), failed, result, event)
         self.invocations.append(invocation)
         self._on_invoke(invocation)
+        invocation.event = {}
         return result
 
     def tick(self, scheduled_time: datetime, **extra: Any) -> Any:
@@ -207,32 +348,34 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ SQS
 
-    def drain_queue(self, source: EventSource, *, max_batches: int = 10_000) -> int:
-        """Deliver a queue's messages to its consumer until it is empty; returns messages."""
+    def _receive(
+        self, source: EventSource, wait_s: int = 0, most: int | None = None
+    ) -> list[dict[str, Any]]:
         assert source.queue_url is not None
-        delivered = 0
-        for _ in range(max_batches):
-            answer = self._sqs.receive_message(
-                QueueUrl=source.queue_url,
-                MaxNumberOfMessages=min(10, source.batch_size),
-                WaitTimeSeconds=0,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            messages = answer.get("Messages", [])
-            if not messages:
-                break
-            delivered += len(messages)
-            event = self.sqs_event(messages, source)
-            result = self.invoke(source.function, event)
+        answer = self._sqs.receive_message(
+            QueueUrl=source.queue_url,
+            MaxNumberOfMessages=min(10, source.batch_size, most or source.batch_size),
+            WaitTimeSeconds=wait_s,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages: list[dict[str, Any]] = answer.get("Messages", [])  # type: ignore[assignment]
+        return messages
+
+    def _deliver_sqs(self, source: EventSource, messages: list[dict[str, Any]]) -> None:
+        """Invoke the consumer with one received batch (counted as started by the caller);
+        delete what succeeded, make what failed visible again."""
+        assert source.queue_url is not None
+        try:
+            result = self._call(source.function, self.sqs_event(messages, source))
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
-            for start in range(0, len(done), 10):
+            if done:
                 self._sqs.delete_message_batch(
                     QueueUrl=source.queue_url,
                     Entries=[
                         {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(done[start : start + 10])
+                        for i, m in enumerate(done)
                     ],
                 )
             # A failed message becomes visible again at once (not after the visibility
@@ -244,6 +387,36 @@ class LocalRuntime:
                         ReceiptHandle=message["ReceiptHandle"],
                         VisibilityTimeout=0,
                     )
+        finally:
+            self.activity.ended(source.function)
+
+    def _long_poll(self, source: EventSource) -> list[dict[str, Any]]:
+        return self._receive(source, LONG_POLL_S)
+
+    def _receive_more(self, source: EventSource, most: int) -> list[dict[str, Any]]:
+        return self._receive(source, 0, most)
+
+    def _release(self, source: EventSource, messages: list[dict[str, Any]]) -> None:
+        """Make received messages visible again at once (a poller stopping with them)."""
+        assert source.queue_url is not None
+        for message in messages:
+            self._sqs.change_message_visibility(
+                QueueUrl=source.queue_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
+
+    def drain_queue(self, source: EventSource, *, max_batches: int = 10_000) -> int:
+        """Deliver a queue's messages to its consumer, one batch at a time, until it is
+        empty; returns messages."""
+        delivered = 0
+        for _ in range(max_batches):
+            messages = self._receive(source)
+            if not messages:
+                break
+            delivered += len(messages)
+            self.activity.started(source.function)
+            self._deliver_sqs(source, messages)
         return delivered
 
     def sqs_event(
@@ -275,34 +448,64 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ streams
 
+    def _read_stream(self, source: EventSource) -> list[dict[str, Any]]:
+        """The stream's records since the last read, from every shard, oldest first."""
+        if self._direct_streams is not None:
+            return self._read_stream_directly(source, self._direct_streams)
+        found: list[dict[str, Any]] = []
+        with self._stream_lock:
+            shards = self._streams.describe_stream(StreamArn=source.source_arn)
+            for shard in shards["StreamDescription"].get("Shards", []):
+                shard_id = shard["ShardId"]
+                position = (source.function, shard_id)
+                iterator = (
+                    self._iterators.get(position)
+                    or self._streams.get_shard_iterator(
+                        StreamArn=source.source_arn,
+                        ShardId=shard_id,
+                        ShardIteratorType="TRIM_HORIZON",
+                    )["ShardIterator"]
+                )
+                while iterator:
+                    answer = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+                    records = answer.get("Records", [])
+                    next_iterator = answer.get("NextShardIterator")
+                    if next_iterator:
+                        self._iterators[position] = next_iterator
+                    found.extend(records)
+                    if not records:
+                        break
+                    iterator = next_iterator or ""
+        return found
+
+    def _read_stream_directly(
+        self, source: EventSource, client: httpx.Client
+    ) -> list[dict[str, Any]]:
+        """The same records, from the emulator process's own read (environment.serve):
+        GetRecords through moto costs milliseconds of its serializer per image."""
+        table = source.source_arn.split(":table/", 1)[1].split("/", 1)[0]
+        with self._stream_lock:
+            position = (source.function, source.source_arn)
+            after = self._after.get(position)
+            params = {"table": table, "region": self.stack.region, "limit": "1000"}
+            if after is not None:
+                params["after"] = str(after)
+            answer = client.get(STREAM_RECORDS_PATH, params=params)
+            answer.raise_for_status()
+            records: list[dict[str, Any]] = answer.json()["Records"]
+            if records:
+                self._after[position] = int(records[-1]["dynamodb"]["SequenceNumber"])
+        return records
+
+    def _deliver_stream(self, source: EventSource, records: list[dict[str, Any]]) -> None:
+        self._deliver_stream_batch(source, [self._stream_record(r, source) for r in records])
+
     def pump_stream(self, source: EventSource) -> int:
         """Deliver the stream's new records to its consumer; returns records delivered."""
-        delivered = 0
-        shards = self._streams.describe_stream(StreamArn=source.source_arn)["StreamDescription"]
-        for shard in shards.get("Shards", []):
-            shard_id = shard["ShardId"]
-            position = (source.function, shard_id)
-            iterator = (
-                self._iterators.get(position)
-                or self._streams.get_shard_iterator(
-                    StreamArn=source.source_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
-            )
-            while iterator:
-                answer = self._streams.get_records(ShardIterator=iterator, Limit=1000)
-                records = answer.get("Records", [])
-                next_iterator = answer.get("NextShardIterator")
-                for start in range(0, len(records), source.batch_size):
-                    batch = records[start : start + source.batch_size]
-                    delivered += len(batch)
-                    events = [self._stream_record(r, source) for r in batch]
-                    self._deliver_stream_batch(source, events)
-                if next_iterator:
-                    self._iterators[position] = next_iterator
-                if not records:
-                    break
-                iterator = next_iterator or ""
-        return delivered
+        records = self._read_stream(source)
+        for start in range(0, len(records), source.batch_size):
+            self._deliver_stream(source, records[start : start + source.batch_size])
+        return len(records)
 
     def _deliver_stream_batch(self, source: EventSource, records: list[dict[str, Any]]) -> None:
         pending = records
@@ -355,19 +558,167 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ all together
 
-    def settle(self, *, only: set[str] | None = None, max_rounds: int = 1000) -> int:
-        """Drain every queue source and pump every stream (of `only` those functions) until
-        nothing moves; returns the records delivered."""
-        total = 0
-        sources = [s for s in self.stack.event_sources if only is None or s.function in only]
-        for _ in range(max_rounds):
-            moved = 0
-            for source in sources:
-                if source.kind == "sqs":
-                    moved += self.drain_queue(source)
-                else:
-                    moved += self.pump_stream(source)
-            total += moved
-            if moved == 0:
-                return total
-        raise RuntimeError(f"the stack did not settle in {max_rounds} rounds")
+    def _sources(self, only: Iterable[str] | None) -> list[EventSource]:
+        scope = set(only) if only is not None else None
+        return [s for s in self.stack.event_sources if scope is None or s.function in scope]
+
+    def start(self, *, only: Iterable[str] | None = None, watch: Sequence[str] = ()) -> None:
+        """Work every event source (of `only` those functions) in the background, as
+        Lambda does, until `stop()`. `watch`: more queue URLs whose backlog holds the
+        stream back (consumers outside the stack, such as the local timeline)."""
+        if self._pollers:
+            raise RuntimeError("the runtime's event sources are already running")
+        sources = self._sources(only)
+        self._running_scope = {s.function for s in sources}
+        self._stopping = threading.Event()
+        # boto3 builds clients lazily, and building two at once from one session is not
+        # safe: build the ones every environment shares before the threads start.
+        for name in ("dynamodb", "sqs", "sns", "ses", "secretsmanager"):
+            getattr(self.clients, name)
+        watched = {
+            queue_name(s.queue_url): s.queue_url
+            for s in sources
+            if s.kind == "sqs" and s.queue_url and s.function not in self._upstream()
+        }
+        watched.update({queue_name(url): url for url in watch})
+        self._monitor = DepthMonitor(watched, self._depth, self._stopping)
+        self._monitor.read()
+        self._monitor.start()
+        self._states = {}
+        for source in sources:
+            state = SourceState(source, self.concurrency_of(source))
+            self._states[source] = state
+            poller: Poller
+            if source.kind == "sqs":
+                poller = QueuePoller(
+                    state,
+                    self.activity,
+                    self._stopping,
+                    self._long_poll,
+                    self._deliver_sqs,
+                    self._release,
+                    self._receive_more,
+                )
+            else:
+                poller = StreamPoller(
+                    state,
+                    self.activity,
+                    self._stopping,
+                    self._read_stream,
+                    self._deliver_stream,
+                    self._backlog,
+                )
+            self._pollers.append(poller)
+            poller.start()
+
+    def _upstream(self) -> set[str]:
+        """Consumers whose queues the stream does not feed (their backlog is not the
+        stream's to wait for): the schedule's targets and what they enqueue for."""
+        return {
+            s.function
+            for s in self.stack.event_sources
+            if s.kind == "sqs" and s.queue_url == self.stack.outputs.get("PollQueueUrl")
+        }
+
+    def _depth(self, url: str) -> int:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    def _backlog(self) -> tuple[str, int] | None:
+        return self._monitor.over(self.backlog_limit) if self._monitor else None
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Stop reading event sources; wait up to `timeout_s` for the pollers (invocations
+        already running finish on their own)."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout_s
+        for poller in self._pollers:
+            poller.join(max(0.0, deadline - time.monotonic()))
+        if self._monitor is not None:
+            self._monitor.join(max(0.0, deadline - time.monotonic()))
+        self._pollers = []
+        self._monitor = None
+        self._running_scope = None
+
+    @property
+    def running(self) -> bool:
+        """Whether `start()` is in effect."""
+        return bool(self._pollers)
+
+    def is_quiet(self) -> bool:
+        """Nothing running, the stream read empty since the last activity, and no message
+        in any worked queue, visible or in flight (see event_sources)."""
+        count = self.activity.count
+        if not settled_streams(self._states.values(), self.activity):
+            return False
+        for state in self._states.values():
+            url = state.source.queue_url
+            if state.source.kind == "sqs" and url is not None and self._holds_messages(url):
+                return False
+        return self.activity.count == count and self.activity.in_flight == 0
+
+    def _holds_messages(self, url: str) -> bool:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
+        )["Attributes"]
+        return any(int(value) for value in attributes.values())
+
+    def wait_until_quiet(
+        self, *, timeout_s: float | None = None, cancel: threading.Event | None = None
+    ) -> bool:
+        """Wait until every started source is drained and nothing runs; False if
+        `timeout_s` passed or `cancel` was set first."""
+        if not self._pollers:
+            raise RuntimeError("start() the runtime's event sources first")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        states = self._states.values()
+        while True:
+            if self.activity.wait(lambda: settled_streams(states, self.activity), 0.1):
+                if self.is_quiet():
+                    return True
+                # A message is waiting for a poller to take it: give it a moment.
+                self._stopping.wait(0.02)
+            if cancel is not None and cancel.is_set():
+                return False
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+
+    def settle(self, *, only: set[str] | None = None, timeout_s: float | None = 600) -> int:
+        """Work every event source (of `only` those functions) until nothing moves;
+        returns the records delivered. Raises RuntimeError if that takes over `timeout_s`."""
+        if self.running:
+            before = sum(s.delivered for s in self._states.values())
+            quiet_now = self.wait_until_quiet(timeout_s=timeout_s)
+            moved = sum(s.delivered for s in self._states.values()) - before
+        else:
+            self.start(only=only)
+            try:
+                quiet_now = self.wait_until_quiet(timeout_s=timeout_s)
+                moved = sum(s.delivered for s in self._states.values())
+            finally:
+                self.stop()
+        if not quiet_now:
+            raise RuntimeError(f"the stack did not settle in {timeout_s} s")
+        return moved
+
+    def status(self) -> RuntimeStatus:
+        """Invocations and records by function, what runs, and the watched queues' depths."""
+        invocations: dict[str, int] = {}
+        records: dict[str, int] = {}
+        for state in self._states.values():
+            name = state.source.function
+            invocations[name] = invocations.get(name, 0) + state.invocations
+            records[name] = records.get(name, 0) + state.delivered
+        return RuntimeStatus(
+            invocations=invocations,
+            records=records,
+            running={k: v for k, v in self.activity.running.items() if v},
+            queue_depths=dict(self._monitor.latest.depths) if self._monitor else {},
+            busy=busy_summary(list(self._states.values()), self.activity),
+        )

@@ -47,6 +47,7 @@ from trackwatch.services.orders import OrdersService
 from trackwatch.services.registration import EntryResult
 from trackwatch.services.shipments import ShipmentsService
 from trackwatch_cli.display import message, redact, redact_url, text
+from trackwatch_cli.endpoints import endpoints_file, read_endpoints
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -154,8 +155,9 @@ LocalOption = Annotated[
     bool,
     typer.Option(
         "--local",
-        help=f"Use the local runtime: stack {LOCAL_STACK!r}, its emulator at AWS_ENDPOINT_URL "
-        f"(default {LOCAL_ENDPOINT}).",
+        help="Use the running `trackwatch local` (it writes where it is to "
+        "$TRACKWATCH_LOCAL_FILE or ~/.local/state/trackwatch/local.json); AWS_ENDPOINT_URL "
+        f"overrides it (default {LOCAL_ENDPOINT}, stack {LOCAL_STACK!r}).",
     ),
 ]
 RegionOption = Annotated[str | None, typer.Option("--region", help="The AWS region.")]
@@ -164,12 +166,16 @@ RegionOption = Annotated[str | None, typer.Option("--region", help="The AWS regi
 def _target(stack: str | None, local: bool, region: str | None) -> Target:
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if local:
+        # A running `trackwatch local` says where it is; the environment overrides it.
+        running = read_endpoints(endpoints_file())
         # The emulator takes any credentials; do not make people invent some.
         clients = AwsClients.emulator(
-            endpoint or LOCAL_ENDPOINT,
-            region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint or (running.emulator_url if running else LOCAL_ENDPOINT),
+            region
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or (running.region if running else "us-east-1"),
         )
-        stack = stack or LOCAL_STACK
+        stack = stack or (running.stack if running else LOCAL_STACK)
     else:
         clients = AwsClients(region=region, endpoint_url=endpoint)
     if not stack:

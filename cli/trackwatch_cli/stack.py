@@ -54,6 +54,8 @@ class EventSource:
     report_batch_item_failures: bool
     maximum_concurrency: int | None = None
     queue_url: str | None = None
+    #: MaximumBatchingWindowInSeconds: how long a batch may wait to fill.
+    batching_window_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,12 @@ def deploy(
 
     base = template_path.resolve().parent
     functions = _functions(resources, physical_ids, base, clients)
-    event_sources = _event_sources(mappings, physical_ids, clients)
+    values = {
+        name: str(declared.get("Default", ""))
+        for name, declared in cfn.get("Parameters", {}).items()
+    }
+    values.update({k: str(v) for k, v in (parameters or {}).items()})
+    event_sources = _event_sources(mappings, physical_ids, clients, values)
     stack = DeployedStack(
         name=stack_name,
         region=region,
@@ -203,8 +210,18 @@ def _functions(
     return functions
 
 
+def _number(value: Any, parameters: dict[str, str]) -> int | None:
+    """A number in a mapping's properties: literal, or a Ref to a parameter."""
+    if isinstance(value, dict) and "Ref" in value:
+        value = parameters.get(value["Ref"])
+    return None if value in (None, "") else int(value)
+
+
 def _event_sources(
-    mappings: dict[str, Any], physical_ids: dict[str, str], clients: AwsClients
+    mappings: dict[str, Any],
+    physical_ids: dict[str, str],
+    clients: AwsClients,
+    parameters: dict[str, str],
 ) -> list[EventSource]:
     sources: list[EventSource] = []
     for props in mappings.values():
@@ -228,8 +245,13 @@ def _event_sources(
                 batch_size=int(props.get("BatchSize", 10 if kind == "sqs" else 100)),
                 report_batch_item_failures="ReportBatchItemFailures"
                 in props.get("FunctionResponseTypes", []),
-                maximum_concurrency=props.get("ScalingConfig", {}).get("MaximumConcurrency"),
+                maximum_concurrency=_number(
+                    props.get("ScalingConfig", {}).get("MaximumConcurrency"), parameters
+                ),
                 queue_url=queue_url,
+                batching_window_s=float(
+                    _number(props.get("MaximumBatchingWindowInSeconds"), parameters) or 0
+                ),
             )
         )
     return sources

@@ -3,22 +3,50 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
 
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
 from trackwatch_cli.display import text
-from trackwatch_cli.sandbox import SandboxServer
 from trackwatch_cli.stack import DeployedStack
+
+#: Shipments listed one per row; a longer run lists these and counts the rest by status.
+SHOWN = 50
+DISPLAY_ZONE = ZoneInfo("Asia/Kolkata")
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment.astimezone(DISPLAY_ZONE):%d %b %H:%M}"
+
+
+def tracking(record: ShipmentRecord, cadence: Cadence) -> str:
+    """Whether and until when a shipment is polled, in words.
+
+    A delivered (or otherwise finished) shipment is still polled through its grace
+    period, for late scans and reversals; an unknown waybill until trackwatch gives up.
+    """
+    if record.stop_reason:
+        return record.stop_reason
+    state = record.state
+    if state.is_terminal and state.terminal_at is not None:
+        ends = state.terminal_at + timedelta(hours=cadence.terminal_grace_hours)
+        return f"grace period until {_when(ends)}"
+    if state.invalid_since is not None:
+        ends = state.invalid_since + timedelta(hours=cadence.invalid_give_up_hours)
+        return f"unknown to Clickpost; retried until {_when(ends)}"
+    return "active"
 
 
 def by_order(
-    keys: Sequence[ShipmentKey], records: dict[ShipmentKey, ShipmentRecord]
+    keys: Sequence[ShipmentKey], records: Mapping[ShipmentKey, ShipmentRecord]
 ) -> list[tuple[str | None, list[ShipmentKey]]]:
     """The shipments grouped by their order_id, each group where its first member was; a
     shipment with no order is a group of its own."""
@@ -38,11 +66,18 @@ def by_order(
 
 
 def shipments_table(
-    keys: Sequence[ShipmentKey], records: dict[ShipmentKey, ShipmentRecord]
+    keys: Sequence[ShipmentKey],
+    records: Mapping[ShipmentKey, ShipmentRecord],
+    cadence: Cadence,
+    *,
+    total: int | None = None,
 ) -> Table:
     """One row per shipment, the boxes of one order together: its order, status, bucket,
-    scans and whether it is still tracked."""
-    table = Table(title="Shipments")
+    scans and whether it is still tracked. `total`: how many shipments there are, when
+    `keys` lists only the first of them."""
+    more = (total or len(keys)) - len(keys)
+    title = "Shipments" + (f" (the first {len(keys):,} of {total:,})" if more > 0 else "")
+    table = Table(title=title)
     # Waybills whole (they are what a reader looks for); an order id folds instead.
     longest = max((len(key.waybill) for key in keys), default=7)
     table.add_column("order", overflow="fold")
@@ -67,7 +102,7 @@ def shipments_table(
                 text((current.clickpost_status_description or "") if current else "-"),
                 text((current.clickpost_status_bucket_description or "") if current else "-"),
                 str(record.state.scan_count) if record else "-",
-                text((record.stop_reason or "active") if record else "unknown"),
+                text(tracking(record, cadence) if record else "unknown"),
             )
         if several:
             table.add_section()
@@ -75,47 +110,46 @@ def shipments_table(
 
 
 def dead_letters(clients: AwsClients, stack: DeployedStack) -> int:
-    """Messages waiting in every dead-letter and failure queue of the stack."""
-    total = 0
-    for name, url in stack.outputs.items():
-        if name.endswith("DeadLetterQueueUrl") or name == "StreamFailureQueueUrl":
-            attributes = clients.sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]
-            total += int(attributes["ApproximateNumberOfMessages"])
-    return total
+    """Messages waiting in every dead-letter and failure queue of the stack (read at once:
+    the summary after Ctrl-C has little time)."""
+    urls = [
+        url
+        for name, url in stack.outputs.items()
+        if name.endswith("DeadLetterQueueUrl") or name == "StreamFailureQueueUrl"
+    ]
+
+    def depth(url: str) -> int:
+        attributes = clients.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    with ThreadPoolExecutor(max_workers=max(1, len(urls))) as pool:
+        return sum(pool.map(depth, urls))
 
 
 def totals_table(
-    polls: int,
-    sandbox: SandboxServer | None,
-    events: Sequence[dict[str, Any]],
-    notifications: Sequence[dict[str, Any]],
+    counts: Mapping[str, int],
+    event_types: Counter[str],
+    channels: Counter[str],
     dead: int,
 ) -> Table:
-    """Poll messages, Clickpost requests, events by type, messages by channel, dead letters."""
+    """`counts` (poll messages, AWBs polled, Clickpost requests, ...) in order, then events
+    by type, messages by channel and dead letters."""
     totals = Table(title="Totals")
     totals.add_column("what")
     totals.add_column("count", justify="right")
-    totals.add_row("poll messages handled", str(polls))
-    if sandbox is not None:
-        requests = sandbox.requests
-        totals.add_row("Clickpost requests", str(len(requests)))
-        totals.add_row("AWBs asked about", str(sum(len(r.waybills) for r in requests)))
-    for event_type, count in sorted(Counter(e["event_type"] for e in events).items()):
-        totals.add_row(event_type, str(count))
-    for channel, count in sorted(Counter(n["channel"] for n in notifications).items()):
-        totals.add_row(f"{channel} sent", str(count))
-    totals.add_row("messages in dead-letter queues", str(dead))
+    for what, count in counts.items():
+        totals.add_row(what, f"{count:,}")
+    for event_type, count in sorted(event_types.items()):
+        totals.add_row(event_type, f"{count:,}")
+    for channel, count in sorted(channels.items()):
+        totals.add_row(f"{channel} sent", f"{count:,}")
+    totals.add_row("messages in dead-letter queues", f"{dead:,}")
     return totals
 
 
-def print_summary(
-    console: Console,
-    keys: Sequence[ShipmentKey],
-    records: dict[ShipmentKey, ShipmentRecord],
-    totals: Table,
-) -> None:
+def print_summary(console: Console, shipments: Table, totals: Table) -> None:
     """Both tables."""
-    console.print(shipments_table(keys, records))
+    console.print(shipments)
     console.print(totals)

@@ -1,13 +1,20 @@
 """What `trackwatch local` shows as it happens: each event, SMS and e-mail, one line each.
 
-It reads events from a queue of its own on the topic (exactly what subscribers get),
-SMS from the local SMS sender and e-mails from the local SMTP server, prints them,
-and writes them to the `--events-out` / `--notifications-out` files.
+It is the consumer of the stack's `AllEventsQueue` (the audit queue, which gets every
+event exactly as subscribers receive it, and which nothing else in the stack reads),
+reads SMS from the local SMS sender and e-mails from the local SMTP server, prints
+them, and writes them to the `--events-out` / `--notifications-out` files. It runs in
+a thread of its own while the stack runs, so the queue stays short (the emulator's
+sends slow down as a queue grows), and keeps counts, not the events themselves.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import IO, Any
@@ -34,22 +41,6 @@ def masked_email(address: str) -> str:
     """An e-mail address with its user hidden."""
     user, _, domain = address.partition("@")
     return f"{user[:1]}***@{domain}"
-
-
-def tap(clients: AwsClients, topic_arn: str, name: str = "trackwatch-local-timeline") -> str:
-    """A queue of our own on the topic: every event exactly as subscribers receive it."""
-    sqs = clients.sqs
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    clients.sns.subscribe(
-        TopicArn=topic_arn,
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
-    return url
 
 
 def _detail(kind: str, event: dict[str, Any]) -> Text:
@@ -153,52 +144,107 @@ def message_record(message: Message) -> dict[str, Any]:
     return record
 
 
+#: How long the timeline's thread waits for an event before it looks at messages again.
+COLLECT_WAIT_S = 1
+#: The pause between two collections.
+COLLECT_PAUSE_S = 0.5
+
+
 class Timeline:
-    """Collects and prints events and notifications; keeps them for the summary."""
+    """Collects and prints events and notifications; counts them for the summary."""
 
     def __init__(
         self,
         console: Console,
         clients: AwsClients,
-        tap_queue: str,
+        events_queue: str,
         clock: Callable[[], datetime],
         *,
         senders: LocalSenders,
         mailbox: Mailbox,
         events_out: IO[str] | None = None,
         notifications_out: IO[str] | None = None,
+        verbose: bool = True,
     ) -> None:
+        """`events_queue`: the URL of a raw-delivery queue on the topic with no filter;
+        `verbose`: print a line per event and message (else only count them)."""
         self.console = console
         self._sqs = clients.sqs
-        self._tap = tap_queue
+        self._queue = events_queue
         self._clock = clock
         self._senders = senders
         self._mailbox = mailbox
         self._events_out = events_out
         self._notifications_out = notifications_out
-        self.events: list[dict[str, Any]] = []
-        self.notifications: list[dict[str, Any]] = []
-        self._sms_seen = 0
-        self._whatsapp_seen = 0
-        self._reports_seen = 0
-        self._mail_seen = 0
+        self.verbose = verbose
+        self.event_types: Counter[str] = Counter()
+        self.channels: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def collect(self) -> None:
-        """Read, print and keep what happened since the last call."""
-        self._collect_events()
-        self._collect_notifications()
+    @property
+    def events(self) -> int:
+        """Events received so far."""
+        return sum(self.event_types.values())
 
-    def _collect_events(self) -> None:
-        while True:
+    @property
+    def notifications(self) -> int:
+        """SMS and e-mails sent so far."""
+        return sum(self.channels.values())
+
+    def start(self) -> None:
+        """Collect in a thread of its own until `stop()`."""
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                # Long polling: the thread waits in the emulator, not in a loop of requests;
+                # then a pause, so events are read ten at a time rather than as they trickle.
+                self.collect(wait_s=COLLECT_WAIT_S)
+            except Exception:  # the emulator going away at shutdown
+                logging.getLogger(__name__).debug("timeline collect failed", exc_info=True)
+            self._stopping.wait(COLLECT_PAUSE_S)
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Stop the thread (what is left can still be `collect()`ed)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def collect(self, *, deadline: float | None = None, wait_s: int = 0) -> None:
+        """Read, print and count what happened since the last call (until the queue is
+        empty, or until the monotonic `deadline`, if the thread lets go by then); the
+        first read waits up to `wait_s`."""
+        if not self._lock.acquire(
+            timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())
+        ):
+            return
+        try:
+            self._collect_events(deadline, wait_s)
+            self._collect_notifications()
+            for handle in (self._events_out, self._notifications_out):
+                if handle is not None:
+                    handle.flush()
+        finally:
+            self._lock.release()
+
+    def _collect_events(self, deadline: float | None, wait_s: int) -> None:
+        while deadline is None or time.monotonic() < deadline:
             messages = self._sqs.receive_message(
-                QueueUrl=self._tap, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                QueueUrl=self._queue, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
             ).get("Messages", [])
+            wait_s = 0
             if not messages:
                 return
             for message in messages:
                 self._event(json.loads(message["Body"]), message["Body"])
             self._sqs.delete_message_batch(
-                QueueUrl=self._tap,
+                QueueUrl=self._queue,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                     for i, m in enumerate(messages)
@@ -206,26 +252,24 @@ class Timeline:
             )
 
     def _event(self, event: dict[str, Any], raw: str) -> None:
-        self.events.append(event)
+        self.event_types[event["event_type"]] += 1
         if self._events_out is not None:
             self._events_out.write(raw + "\n")
-            self._events_out.flush()
+        if not self.verbose:
+            return
         line = event_line(event, self.local_time())
         if line is not None:
             self.console.print(line)
 
     def _collect_notifications(self) -> None:
-        whatsapp = self._senders.whatsapp.since(self._whatsapp_seen)
-        self._whatsapp_seen += len(whatsapp)
-        for message in whatsapp:
+        for message in self._senders.whatsapp.take():
             self._notification(message_record(message))
-            self.console.print(
-                notification_line("whatsapp", message.to, message.body, self.local_time())
-            )
-        reports = self._senders.whatsapp.reports_since(self._reports_seen)
-        self._reports_seen += len(reports)
-        for report in reports:
-            if report.status == "failed":
+            if self.verbose:
+                self.console.print(
+                    notification_line("whatsapp", message.to, message.body, self.local_time())
+                )
+        for report in self._senders.whatsapp.take_reports():
+            if report.status == "failed" and self.verbose:
                 self.console.print(
                     Text.assemble(
                         (self.local_time(), "dim"),
@@ -238,17 +282,14 @@ class Timeline:
                         ": SMS takes over",
                     )
                 )
-        sms = self._senders.sms.since(self._sms_seen)
-        self._sms_seen += len(sms)
-        for message in sms:
+        for message in self._senders.sms.take():
             self._notification(message_record(message))
             reason = message.fallback.reason if message.fallback is not None else None
-            self.console.print(
-                notification_line("sms", message.to, message.body, self.local_time(), reason)
-            )
-        mails = self._mailbox.since(self._mail_seen)
-        self._mail_seen += len(mails)
-        for mail in mails:
+            if self.verbose:
+                self.console.print(
+                    notification_line("sms", message.to, message.body, self.local_time(), reason)
+                )
+        for mail in self._mailbox.take():
             part = mail.get_body(preferencelist=("plain", "html"))
             body = part.get_content() if part is not None else ""
             self._notification(
@@ -260,15 +301,17 @@ class Timeline:
                     "body": body,
                 }
             )
-            self.console.print(
-                notification_line("email", str(mail["To"]), str(mail["Subject"]), self.local_time())
-            )
+            if self.verbose:
+                self.console.print(
+                    notification_line(
+                        "email", str(mail["To"]), str(mail["Subject"]), self.local_time()
+                    )
+                )
 
     def _notification(self, record: dict[str, Any]) -> None:
-        self.notifications.append(record)
+        self.channels[record["channel"]] += 1
         if self._notifications_out is not None:
             self._notifications_out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self._notifications_out.flush()
 
     def local_time(self) -> str:
         """The simulated time, as the user reads it."""

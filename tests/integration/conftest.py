@@ -21,10 +21,8 @@ from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.registration import Registration
-from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
-from trackwatch_cli.runtime import LocalRuntime
+from trackwatch_cli.deployment import LocalStack, OverLocalStack, SimulatedClock, start_stack
 from trackwatch_cli.sandbox import SandboxServer
-from trackwatch_cli.stack import DeployedStack
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = {"PollShipmentsFunction", "PublishEventsFunction"}
@@ -33,24 +31,12 @@ START = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 
 
 @dataclass
-class Pipeline:
+class Pipeline(OverLocalStack):
     """The stack, the runtime driving it, the sandbox it polls, and what subscribers got."""
 
     local: LocalStack
     sandbox: SandboxServer
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    @property
-    def stack(self) -> DeployedStack:
-        return self.local.stack
-
-    @property
-    def runtime(self) -> LocalRuntime:
-        return self.local.runtime
-
-    @property
-    def clients(self) -> AwsClients:
-        return self.local.clients
 
     @property
     def clock(self) -> datetime:

@@ -12,12 +12,9 @@ from urllib.parse import quote
 import pytest
 
 from tests.integration.conftest import START, emulated_aws
-from trackwatch.adapters.aws import AwsClients
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.record import ShipmentRecord
-from trackwatch_cli.deployment import LocalStack, SimulatedClock, start_stack
-from trackwatch_cli.runtime import LocalRuntime
-from trackwatch_cli.stack import DeployedStack
+from trackwatch_cli.deployment import LocalStack, OverLocalStack, SimulatedClock, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = "trackwatch-shipments-it"
@@ -33,22 +30,10 @@ class HttpAnswer:
 
 
 @dataclass
-class ShipmentsStack:
+class ShipmentsStack(OverLocalStack):
     """The deployed stack and the runtime that invokes its functions."""
 
     local: LocalStack
-
-    @property
-    def stack(self) -> DeployedStack:
-        return self.local.stack
-
-    @property
-    def runtime(self) -> LocalRuntime:
-        return self.local.runtime
-
-    @property
-    def clients(self) -> AwsClients:
-        return self.local.clients
 
     def http(
         self,

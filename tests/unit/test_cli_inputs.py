@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.order_views import OrderMemberView, OrderTimelineEntry, OrderView
+from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.state import CurrentStatus, ShipmentState
 from trackwatch_cli.display import redact, redact_url, text
@@ -213,7 +214,7 @@ def test_the_summary_prints_waybills_and_statuses_as_text() -> None:
     )
 
     # When the summary table is printed
-    shown = rendered(shipments_table([key], {key: record}))
+    shown = rendered(shipments_table([key], {key: record}, Cadence()))
 
     # Then every value is shown as written, escape codes escaped
     assert "AB[/]12" in shown and HOSTILE_STATUS in shown and "[red]stopped" in shown
@@ -332,7 +333,7 @@ def test_the_summary_groups_the_boxes_of_an_order_together() -> None:
 
     # When
     groups = by_order(boxes, records)
-    shown = rendered(shipments_table(boxes, records))
+    shown = rendered(shipments_table(boxes, records, Cadence()))
 
     # Then the order's boxes are one group, where its first box was, its id shown as text
     assert groups == [("[b]ORD-2", [boxes[0], boxes[2]]), (None, [boxes[1]])]

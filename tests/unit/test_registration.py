@@ -219,6 +219,47 @@ def test_a_batch_stores_the_good_entries_and_reports_each_bad_one() -> None:
     assert store.records[ShipmentKey.of(4, "A1")].contact.language == "hi"
 
 
+def test_an_exclusive_load_creates_new_shipments_in_batches_and_overwrites_none() -> None:
+    # Given one shipment already stored, with a contact and a polled state
+    store = MemoryStore()
+    register(entry(waybill="OLD1", phone="9876543210"), store, NOW, CADENCE)
+    old = store.records[ShipmentKey.of(4, "OLD1")]
+    entries = [
+        parse_entry(raw, LANGUAGES)
+        for raw in (
+            {"waybill": "NEW1", "cp_id": 4},
+            {"waybill": "OLD1", "cp_id": 4},
+            {"waybill": "NEW2", "cp_id": 5, "order_id": "O-2"},
+            {"waybill": "NEW1", "cp_id": 4, "language": "hi"},
+        )
+    ]
+
+    # When a fresh stack's loader registers them as the table's only writer
+    results = register_all(entries, store, NOW, CADENCE, exclusive=True)
+
+    # Then the two new ones were created by the batch, the later row of one updated it,
+    # and the stored one went through the conditional path untouched (nothing to change)
+    assert [r.outcome for r in results] == [
+        Outcome.CREATED,
+        Outcome.UNCHANGED,
+        Outcome.CREATED,
+        Outcome.UPDATED,
+    ]
+    assert store.bulk_writes == 2
+    assert store.records[ShipmentKey.of(4, "OLD1")] == old
+    assert store.records[ShipmentKey.of(4, "NEW1")].contact.language == "hi"
+    assert store.records[ShipmentKey.of(5, "NEW2")].state.order_id == "O-2"
+
+
+def test_without_exclusive_use_every_create_is_conditional() -> None:
+    store = MemoryStore()
+
+    register_all([entry(waybill="N1"), entry(waybill="N2")], store, NOW, CADENCE)
+
+    assert store.bulk_writes == 0
+    assert len(store.records) == 2
+
+
 def test_a_stopped_shipment_registered_again_stays_stopped() -> None:
     store = MemoryStore()
     service = new_service(store)

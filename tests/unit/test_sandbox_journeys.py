@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -165,6 +165,45 @@ def test_invalid_journey_and_unregistered_awbs() -> None:
     assert set(response.result) == {"BAD1"}
     assert response.result["BAD1"].valid is False
     assert response.result["BAD1"].scans == []
+
+
+def test_with_any_waybill_every_awb_gets_a_journey_picked_from_its_waybill() -> None:
+    # Given a sandbox that answers whatever is registered locally
+    sandbox = SandboxServer(any_waybill=True)
+
+    # When AWBs nobody scripted are polled, on a carrier it has never heard of
+    response = _poll(sandbox, 42, "MYSHOP0001", "MYSHOP0002", "invalid-7")
+
+    # Then each is answered: on the journey its waybill picks, the same every time, and a
+    # waybill starting with INVALID is one Clickpost does not know
+    assert set(response.result) == {"MYSHOP0001", "MYSHOP0002", "invalid-7"}
+    assert response.result["invalid-7"].valid is False
+    for waybill in ("MYSHOP0001", "MYSHOP0002"):
+        assert response.result[waybill].valid is True
+        assert sandbox.journey_for(waybill) == SandboxServer().journey_for(waybill) != "invalid"
+    # (every journey but the demo order's delayed box, which no AWB gets by chance)
+    picked = {sandbox.journey_for(f"W{i}") for i in range(60)}
+    assert picked == set(EXPECTED_CODES) - {"delayed_then_delivered"}
+
+
+def test_with_a_clock_scans_and_edds_follow_it() -> None:
+    # Given a sandbox reading a simulated clock in November 2026
+    now = [datetime(2026, 11, 27, 3, 30, tzinfo=UTC)]
+    sandbox = SandboxServer(clock=lambda: now[0], any_waybill=True)
+    sandbox.add_shipment("AWB1", 4, "delivered_smoothly")
+
+    # When it is polled, then again half an hour later
+    first = _awb(sandbox, 4, "AWB1")
+    now[0] += timedelta(minutes=30)
+    second = _awb(sandbox, 4, "AWB1")
+
+    # Then each step's scans are dated just before the poll that first showed them (India
+    # time), and the carrier's EDD counts from the day the journey started
+    assert first.scans[0].timestamp == datetime(2026, 11, 27, 3, 20, tzinfo=UTC)
+    newest = second.scans[0].timestamp
+    assert newest == datetime(2026, 11, 27, 3, 50, tzinfo=UTC)
+    assert [s.timestamp for s in second.scans][-1] == first.scans[0].timestamp
+    assert second.additional.courier_partner_edd == "2026-11-30"
 
 
 def test_advance_every_two_polls() -> None:

@@ -107,6 +107,9 @@ class Journey(_Spec):
     description: str
     #: False for an AWB Clickpost does not know: always answered `valid: false`.
     valid: bool = True
+    #: False for a journey only the demo names (the delayed box of its order): an AWB nobody
+    #: chose a journey for never gets it, so adding one changes no other AWB's journey.
+    picked_for_any_waybill: bool = True
     #: Which scan `latest_status` shows: the newest by timestamp, or the last to
     #: arrive (so a late scan can displace a terminal one, as carriers cause).
     latest_status_from: Literal["timestamp", "arrival"] = "timestamp"
@@ -143,7 +146,8 @@ class ShipmentIdentity(BaseModel):
     waybill: str
     cp_id: int
     courier_name: str
-    order_id: str
+    #: None when the sandbox was not told the order (Clickpost then sends null).
+    order_id: str | None
     start: datetime
 
     @property
@@ -174,11 +178,15 @@ def render_awb(
     *,
     injected: Sequence[InjectedScan] = (),
     touch: ScanTouch | None = None,
+    step_times: Sequence[datetime] | None = None,
 ) -> dict[str, Any]:
     """The `result[<AWB>]` object for `shipment` once `journey` has reached `step`.
 
     `injected` scans join the history where they arrived; `touch` rewrites the scan that
     arrived last (a data fault), and `latest_status` mirrors it when it shows that scan.
+    Scans are dated `start + at_hours`; with `step_times` (one per step shown), a step's
+    scans are dated at its own time instead, a late scan as many hours before it as the
+    journey puts it before its step.
     """
     step = min(step, journey.last_step)
     additional = _additional(journey, step, shipment)
@@ -193,10 +201,14 @@ def render_awb(
 
     arrive(-1)
     for number, journey_step in enumerate(journey.steps[: step + 1]):
+        if step_times is None:
+            base = shipment.start + timedelta(hours=journey_step.at_hours)
+        else:
+            base = step_times[number]
         for index, scan in enumerate(journey_step.scans):
             # Scans of one step are a few minutes apart, in file order.
-            hours = scan.at_hours if scan.at_hours is not None else journey_step.at_hours
-            when = shipment.start + timedelta(hours=hours, minutes=index)
+            early = journey_step.at_hours - scan.at_hours if scan.at_hours is not None else 0
+            when = base - timedelta(hours=early) + timedelta(minutes=index)
             arrived.append((when, len(arrived), render_scan(scan, when, shipment)))
         arrive(number)
     if touch is not None and arrived:

@@ -31,6 +31,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class _OptionalSection(_Section):
+    """A section whose empty variables mean "not set" (CloudFormation cannot leave a
+    variable out, so an empty parameter stands for none)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_values(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: _empty_is_none(v) for k, v in data.items()}
+        return data
+
+
 def parse[M: BaseModel](model: type[M], environ: Mapping[str, str], prefix: str = "") -> M:
     """`model` from the variables named PREFIX + FIELD (upper case); a ConfigurationError
     naming each variable that is missing or breaks a rule."""
@@ -182,7 +194,7 @@ def _empty_is_none(value: object) -> object:
     return value or None
 
 
-class SmsSettings(_Section):
+class SmsSettings(_OptionalSection):
     """How SMS are sent: End User Messaging SMS (the default) or SNS, with India's DLT ids."""
 
     #: end-user-messaging: pinpoint-sms-voice-v2 SendTextMessage; sns: SNS Publish.
@@ -196,13 +208,6 @@ class SmsSettings(_Section):
     sms_configuration_set: str | None = Field(default=None, min_length=1, max_length=256)
     #: SNS only: transactional messages are delivered even to numbers on DND lists.
     sms_type: Literal["Transactional", "Promotional"] = "Transactional"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: _empty_is_none(v) for k, v in data.items()}
-        return data
 
     @property
     def origination_identity(self) -> str | None:
@@ -226,7 +231,7 @@ class WhatsAppSettings(_Section):
     meta_api_version: str = Field(default="v20.0", pattern=r"^v[0-9]+(\.[0-9]+)?$")
 
 
-class ChannelSettings(_Section):
+class ChannelSettings(_OptionalSection):
     """Which channels this deployment sends on, and how WhatsApp and SMS stand in for each
     other (variables NOTIFY_CHANNELS, WHATSAPP_DELIVERY_WINDOW_MINUTES, ...)."""
 
@@ -243,13 +248,6 @@ class ChannelSettings(_Section):
     #: The queues a fallback is handed to.
     sms_queue_url: str | None = Field(default=None, min_length=1)
     whatsapp_queue_url: str | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: _empty_is_none(v) for k, v in data.items()}
-        return data
 
     @property
     def enabled(self) -> frozenset[str]:
@@ -305,20 +303,13 @@ class OrderRollUpSettings(_Section):
     order_settle_queue_url: str = Field(min_length=1)
 
 
-class DataFiles(_Section):
+class DataFiles(_OptionalSection):
     """Data files a deployment may replace (variables TRACKWATCH_*); None: the packaged one."""
 
     status_catalogue: Path | None = None
     notify_rules: Path | None = None
     message_registry: Path | None = None
     order_stages: Path | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: _empty_is_none(v) for k, v in data.items()}
-        return data
 
 
 class Settings:

@@ -105,6 +105,14 @@ class RegistrationStore(Protocol):
         """Create or update at the expected version; else StaleStateError."""
         ...
 
+    def bulk_create(self, writes: Sequence[RegistrationWrite]) -> None:
+        """Create these shipments in batches, *without* the condition that each is new.
+
+        Only for shipments just read (consistently) as absent from a table that no one
+        else writes meanwhile: a fresh local stack being loaded before it starts.
+        """
+        ...
+
     def commit(self, change: StateChange) -> None:
         """Write a change if the version still matches; else StaleStateError."""
         ...

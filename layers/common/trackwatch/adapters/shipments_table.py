@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import struct
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 _BATCH_GET_LIMIT = 100
+_BATCH_WRITE_LIMIT = 25
+_BATCH_ATTEMPTS = 8
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +228,23 @@ def _as_text(raw: Any) -> str:
         return raw if isinstance(raw, str) else base64.b64encode(_raw(raw)).decode()
 
 
+def _new_item(write: RegistrationWrite) -> dict[str, Any]:
+    """The item a registration creates, in attribute-value form."""
+    return to_item(
+        {
+            "pk": write.key.pk,
+            "cp_id": write.key.cp_id,
+            "waybill": write.key.waybill,
+            "version": 1,
+            **encode_state(write.state or ShipmentState()),
+            "registered_at": (write.registered_at or datetime.now().astimezone()).isoformat(),
+            "contact": contact_value(write.contact),
+            "metadata": write.metadata,
+            "due_key": write.due_key,
+        }
+    )
+
+
 def _storage_error(action: str, exc: Exception) -> StorageError:
     code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
     return StorageError(f"DynamoDB {action} failed: {code}")
@@ -293,21 +313,7 @@ class ShipmentsTable:
             if write.creates:
                 self.client.put_item(
                     TableName=self._table,
-                    Item=to_item(
-                        {
-                            "pk": write.key.pk,
-                            "cp_id": write.key.cp_id,
-                            "waybill": write.key.waybill,
-                            "version": 1,
-                            **encode_state(write.state or ShipmentState()),
-                            "registered_at": (
-                                write.registered_at or datetime.now().astimezone()
-                            ).isoformat(),
-                            "contact": contact_value(write.contact),
-                            "metadata": write.metadata,
-                            "due_key": write.due_key,
-                        }
-                    ),
+                    Item=_new_item(write),
                     ConditionExpression="attribute_not_exists(pk)",
                 )
                 return
@@ -341,6 +347,33 @@ class ShipmentsTable:
             raise _storage_error("PutItem" if write.creates else "UpdateItem", exc) from exc
         except BotoCoreError as exc:
             raise _storage_error("PutItem" if write.creates else "UpdateItem", exc) from exc
+
+    def bulk_create(self, writes: Sequence[RegistrationWrite]) -> None:
+        """BatchWriteItem, 25 items a request, retrying unprocessed items; StorageError.
+
+        Unconditional (BatchWriteItem takes no condition): see the port for when that is
+        safe. TransactWriteItems would carry the condition, at twice the write units, and
+        the local emulator copies the whole table for every transaction.
+        """
+        for start in range(0, len(writes), _BATCH_WRITE_LIMIT):
+            chunk = writes[start : start + _BATCH_WRITE_LIMIT]
+            request: dict[str, Any] = {
+                self._table: [{"PutRequest": {"Item": _new_item(w)}} for w in chunk]
+            }
+            for attempt in range(_BATCH_ATTEMPTS):
+                try:
+                    answer = self.client.batch_write_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise _storage_error("BatchWriteItem", exc) from exc
+                request = dict(answer.get("UnprocessedItems") or {})
+                if not request:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            else:
+                raise StorageError(
+                    f"DynamoDB BatchWriteItem left items unprocessed after {_BATCH_ATTEMPTS} "
+                    "attempts"
+                )
 
     def commit(self, change: StateChange) -> None:
         """One conditional UpdateItem: the new state, its events (the outbox), its due key."""
