@@ -86,15 +86,21 @@ class Order:
     def messages(self) -> list[Message]:
         return [*self.local.senders.sms.messages, *self.email.messages]
 
-    def events(self) -> list[TopicEvent]:
-        """Every event on the topic (AllEventsQueue), drained."""
+    def events(self) -> list[tuple[TopicEvent, dict[str, str]]]:
+        """Every event on the topic (AllEventsQueue), drained, with its message attributes."""
         sqs = self.local.clients.sqs
         url = self.local.stack.outputs["AllEventsQueueUrl"]
-        found: list[TopicEvent] = []
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            found.extend(TOPIC_EVENT_ADAPTER.validate_json(m["Body"]) for m in messages)
+        found: list[tuple[TopicEvent, dict[str, str]]] = []
+        while messages := sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", []):
+            found.extend(
+                (
+                    TOPIC_EVENT_ADAPTER.validate_json(m["Body"]),
+                    {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()},
+                )
+                for m in messages
+            )
             sqs.delete_message_batch(
                 QueueUrl=url,
                 Entries=[
@@ -161,7 +167,8 @@ def test_a_three_box_order_says_each_milestone_once_per_channel_and_the_partial_
     assert any("2 of 3 parcels have been delivered" in b for b in bodies), bodies
 
     # And the failed attempts and the return were the failing box's own events
-    events = order.events()
+    with_attributes = order.events()
+    events = [event for event, _ in with_attributes]
     per_box = {m.event_id for m in messages if m.kind in ("failed_delivery", "rto_started")}
     waybills = {e.waybill for e in events if e.event_id in per_box and not is_order_event(e)}
     assert waybills == {FAILING.waybill}
@@ -177,6 +184,13 @@ def test_a_three_box_order_says_each_milestone_once_per_channel_and_the_partial_
     }
     stages = [(e.stage, e.reached) for e in events if isinstance(e, OrderStatusChanged)]
     assert stages == [("shipped", 3), ("out_for_delivery", 3), ("delivered", 2)]
+    # (a subscriber tells them apart by their attributes: no cp_id, an order's size)
+    for event, attributes in with_attributes:
+        if is_order_event(event):
+            assert attributes["event_type"].startswith("order."), attributes
+            assert attributes["order_members"] == "3" and "cp_id" not in attributes
+        else:
+            assert attributes["event_type"].startswith("shipment."), attributes
 
     # And the order reads as it stands
     shown = order.local.container().orders_service.show(ORDER)
