@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated scaling sizes, e.g. 1000,10000,50000 (default: the run's own)",
     )
     parser.add_argument(
+        "--freshness",
+        action="store_true",
+        help="only change capture's three-way run; rewrites that section of --out in place",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help=f"rewrite the report from the last run's results ({LAST_RUN}), measuring nothing",
@@ -40,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     # Handlers that record no metric in a run say so on every invocation.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    if args.freshness:
+        return _freshness_only(args.out, quick=args.quick)
     if args.render_only:
         results = pickle.loads(LAST_RUN.read_bytes())  # noqa: S301 - our own file
     else:
@@ -62,6 +69,24 @@ def main(argv: list[str] | None = None) -> int:
     rewritten = keep_section(previous, report.markdown(results, command, plot))
     args.out.write_text(rewritten, encoding="utf-8")
     print(f"wrote {args.out} and {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _freshness_only(out: Path, *, quick: bool) -> int:
+    """Run change capture's benchmark alone and splice its section into `out`."""
+    import os
+
+    from bench import freshness
+
+    config = freshness.QUICK if quick else freshness.FULL
+    with open(os.devnull, "w") as log:
+        fresh = freshness.run(config, log, say=lambda m: print(f"[bench] {m}", file=sys.stderr))
+    command = "uv run python -m bench --freshness" + (" --quick" if quick else "")
+    document = out.read_text(encoding="utf-8") if out.exists() else ""
+    out.write_text(
+        report.splice_freshness(document, report.freshness(fresh, command)), encoding="utf-8"
+    )
+    print(f"wrote the change-capture section of {out}", file=sys.stderr)
     return 0
 
 

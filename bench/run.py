@@ -7,10 +7,10 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench import coldstart, hostile, parse_diff, throughput
+from bench import coldstart, freshness, hostile, parse_diff, throughput
 from bench.calls import lower_bound
 from bench.cost import Measured
 from bench.emulator import CountingMotoServer, tally
@@ -93,6 +93,8 @@ class Results:
     boto3_import: coldstart.ImportTime | None = None
     imports: list[coldstart.ImportTime] = field(default_factory=list)
     hostile: list[hostile.PeakMemory] = field(default_factory=list)
+    #: Change capture, three ways (None when not run).
+    freshness: freshness.FreshnessResults | None = None
     elapsed_s: float = 0.0
 
     def measured(self) -> Measured:
@@ -237,5 +239,9 @@ def run(config: Config) -> Results:
     results.boto3_import, results.imports = coldstart.run(config.coldstart_runs)
     _say("peak memory on a 50 MB answer")
     results.hostile = hostile.run(3)
+    with open(os.devnull, "w") as quiet:
+        # One repetition here: `python -m bench --freshness` runs three, with their spread.
+        fresh = freshness.FULL if config.name == "full" else freshness.QUICK
+        results.freshness = freshness.run(replace(fresh, repeats=1), quiet, say=_say)
     results.elapsed_s = time.perf_counter() - started
     return results

@@ -7,23 +7,30 @@ from datetime import datetime
 from typing import Self
 
 from trackwatch.adapters.event_log import event_order, sort_key
-from trackwatch.errors import ClickpostError, PublishError, StaleStateError
+from trackwatch.errors import ClickpostError, PublishError, StaleStateError, StorageError
+from trackwatch.models.change_feed import FeedRead, FeedState, FeedWindow, UpdatedOrder
 from trackwatch.models.clickpost import AwbResult, Meta, TrackOrderResponse
 from trackwatch.models.events import ShipmentEvent
+from trackwatch.models.hints import HintBatch, QueuedMessage
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
 from trackwatch.models.record import RegistrationWrite, ShipmentRecord, StateChange
 from trackwatch.models.state import ShipmentState
 from trackwatch.models.tracking import AwbOutcome, AwbStatus, CallOutcome, TrackCall
 from trackwatch.ports import (
+    ChangeFeed,
     EventLog,
     EventPublisher,
+    FeedStateStore,
+    HintSink,
+    HintSource,
     PollQueueWriter,
     RegistrationStore,
     RejectSink,
     ShipmentRepository,
     ShipmentStore,
     Tracker,
+    WebhookKeys,
 )
 
 
@@ -122,6 +129,9 @@ class MemoryStore:
 
     def active(self) -> list[ShipmentKey]:
         return [k for k, r in self.records.items() if r.due_key is not None]
+
+    def has_active(self) -> bool:
+        return any(r.due_key is not None for r in self.records.values())
 
 
 class FakeTracker:
@@ -233,6 +243,99 @@ class MemoryRejects:
         self.rejected.append((body, reason))
 
 
+class FakeFeed:
+    """Clickpost's updated-order feed as a list of (updated_at, order); can be made to fail."""
+
+    def __init__(self) -> None:
+        self.orders: list[UpdatedOrder] = []
+        self.fail: ClickpostError | None = None
+        self.windows: list[FeedWindow] = []
+        #: Pages each window is split into (to count them).
+        self.pages = 1
+
+    async def updated_orders(
+        self, window: FeedWindow, *, max_pages: int = 100, deadline: float | None = None
+    ) -> FeedRead:
+        self.windows.append(window)
+        if self.fail is not None:
+            raise self.fail
+        listed = tuple(
+            o
+            for o in self.orders
+            if o.updated_at is not None and window.start <= o.updated_at <= window.end
+        )
+        return FeedRead(window=window, orders=listed, pages=self.pages, requests=self.pages)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class MemoryFeedState:
+    """The change feed's state item."""
+
+    def __init__(self, state: FeedState | None = None) -> None:
+        self.state = state
+        self.saves = 0
+
+    def load(self) -> FeedState | None:
+        return self.state
+
+    def save(self, state: FeedState) -> None:
+        self.saves += 1
+        self.state = state
+
+
+class MemoryHintQueue:
+    """HintQueue as a list of message bodies; received ones stay until deleted."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.messages: dict[str, str] = {}
+        self.fail = fail
+        self._next = 0
+        self._taken: set[str] = set()
+
+    def send(self, batches: Sequence[HintBatch]) -> None:
+        if self.fail:
+            raise StorageError("HintQueue unavailable")
+        for batch in batches:
+            self.put(batch.model_dump_json())
+
+    def put(self, body: str) -> None:
+        self._next += 1
+        self.messages[f"m{self._next}"] = body
+
+    def receive(self, max_messages: int) -> list[QueuedMessage]:
+        free = [m for m in self.messages if m not in self._taken][:max_messages]
+        self._taken.update(free)
+        return [QueuedMessage(message_id=m, receipt=m, body=self.messages[m]) for m in free]
+
+    def delete(self, messages: Sequence[QueuedMessage]) -> None:
+        for message in messages:
+            self.messages.pop(message.receipt, None)
+            self._taken.discard(message.receipt)
+
+    def release(self) -> None:
+        """Every received, undeleted message becomes visible again."""
+        self._taken.clear()
+
+    @property
+    def hints(self) -> list[HintBatch]:
+        return [HintBatch.model_validate_json(b) for b in self.messages.values()]
+
+
+class StaticWebhookKeys:
+    """The webhook's keys, fixed."""
+
+    def __init__(self, *keys: str) -> None:
+        self._keys = tuple(k.encode() for k in keys)
+
+    def accepted(self) -> tuple[bytes, ...]:
+        return self._keys
+
+
 def _conforms() -> None:
     # mypy checks that the fakes satisfy the ports they stand in for.
     _store: ShipmentStore = MemoryStore()
@@ -243,3 +346,8 @@ def _conforms() -> None:
     _rejects: RejectSink = MemoryRejects()
     _repository: ShipmentRepository = MemoryStore()
     _tracker: Tracker = FakeTracker()
+    _feed: ChangeFeed = FakeFeed()
+    _feed_state: FeedStateStore = MemoryFeedState()
+    _hint_sink: HintSink = MemoryHintQueue()
+    _hint_source: HintSource = MemoryHintQueue()
+    _webhook_keys: WebhookKeys = StaticWebhookKeys("k" * 16)

@@ -73,6 +73,8 @@ class LocalStack:
     clients: AwsClients
     clock: SimulatedClock
     senders: LocalSenders
+    #: The key Clickpost's webhooks must present (in the stack's webhook secret).
+    webhook_key: str = ""
 
     def container(self, function: str = "ShipmentsApiFunction") -> Container:
         """A function's container (the shipments API's sees the table, log and queue)."""
@@ -134,6 +136,7 @@ def start_stack(
     stack_name: str = "trackwatch-local",
     parameters: Mapping[str, str] | None = None,
     clickpost_credentials: tuple[str, str] = ("sandbox-key", "sandbox-user"),
+    webhook_key: str = "sandbox-webhook-key-0123456789",
     settings: Mapping[str, str] | None = None,
     overrides: Mapping[str, Overrides] | None = None,
     log: IO[str] | None = None,
@@ -155,24 +158,43 @@ def start_stack(
         Name=poll["CLICKPOST_SECRET_NAME"],
         SecretString=json.dumps({"key": key, "username": username}),
     )
+    receiver = stack.functions.get("ReceiveWebhooksFunction")
+    if receiver is not None:
+        secrets.create_secret(
+            Name=receiver.environment["WEBHOOK_SECRET_NAME"],
+            SecretString=json.dumps({"webhook_key": webhook_key}),
+        )
     smtp_secret = stack.functions["NotifyEmailFunction"].environment.get("SMTP_SECRET_NAME")
     if smtp_secret:
         # The local relay is open: an empty username says so.
         secrets.create_secret(
             Name=smtp_secret, SecretString=json.dumps({"username": "", "password": ""})
         )
+    local_settings = {
+        # moto's queue is one server: a short poll sees every message, and a long poll
+        # would only cost real time on every coalescer run.
+        "HINT_RECEIVE_WAIT_SECONDS": "0",
+        **(settings or {}),
+    }
     senders = local_senders(stack, clients, clock)
     runtime = LocalRuntime(
         stack,
         clients,
         clock=clock,
-        settings=settings,
+        settings=local_settings,
         overrides=with_local_senders(senders, overrides or {}),
         log=log,
         on_invoke=on_invoke,
         concurrency=concurrency,
     )
-    return LocalStack(stack=stack, runtime=runtime, clients=clients, clock=clock, senders=senders)
+    return LocalStack(
+        stack=stack,
+        runtime=runtime,
+        clients=clients,
+        clock=clock,
+        senders=senders,
+        webhook_key=webhook_key,
+    )
 
 
 def local_senders(stack: DeployedStack, clients: AwsClients, clock: SimulatedClock) -> LocalSenders:

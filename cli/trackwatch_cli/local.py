@@ -6,7 +6,9 @@ Clickpost, and aiosmtpd for the e-mail relay. `LocalRuntime` invokes the functio
 Lambda would, each event source with the concurrency the template gives it. A simulated
 clock plays a day of journeys in about a minute; `--cycles N` polls every shipment N
 times as fast as it can, ignoring cadence; `--serve` keeps the whole system running on
-that clock (the scheduler's minutes, cadence polls, notifications) until Ctrl-C.
+that clock (the scheduler's minutes, cadence polls, notifications) until Ctrl-C. In the
+simulated day the sandbox's journeys move with that clock, and change capture (the
+updated-order feed, the sandbox's webhooks to the local API) runs as deployed.
 """
 
 from __future__ import annotations
@@ -87,6 +89,11 @@ STATUS_EVERY_S = 0.5
 INTERRUPT_COLLECT_S = 0.2
 #: How often (simulated minutes) messages held on the simulated clock are released.
 RELEASE_EVERY_MINUTES = 5
+#: On the simulated clock the sandbox's journeys run this much faster than the packaged
+#: ones (the longest, 160 hours, then fits in a simulated day), and started this long
+#: before the day: Clickpost already knows every shipment when it is registered.
+JOURNEY_SPEEDUP = 8
+JOURNEY_LEAD = timedelta(minutes=10)
 
 
 @dataclass
@@ -108,6 +115,10 @@ class LocalOptions:
     concurrency: int = LOCAL_CONCURRENCY
     #: Where the endpoints are written (None: `endpoints_file()`).
     endpoints_path: Path | None = None
+    #: Read the updated-order feed (the sandbox's, or --clickpost-url's).
+    change_feed: bool = True
+    #: Have the sandbox send webhooks to the local API (never to a real account's).
+    webhooks: bool = True
     #: What the local WhatsApp does with each number's messages (default: read).
     whatsapp_outcomes: dict[str, WhatsAppOutcome] = field(default_factory=dict)
 
@@ -166,6 +177,8 @@ class LocalSystem:
         self.registered = Registered()
         self.interrupted = False
         self.endpoints_path = options.endpoints_path or endpoints_file()
+        #: The dispatcher's last cadence mode ("full" or "sweep"), said when it changes.
+        self._mode = ""
 
     # ------------------------------------------------------------------ start
 
@@ -251,6 +264,7 @@ class LocalSystem:
                         "SmtpHost": "127.0.0.1",
                         "SmtpPort": str(smtp_port),
                         "SmtpStartTls": "false",
+                        "ChangeFeed": "enabled" if self._change_feed else "disabled",
                     },
                     clickpost_credentials=credentials,
                     log=log,
@@ -285,14 +299,72 @@ class LocalSystem:
                     "--clickpost-url needs --shipments FILE.csv to know what to poll"
                 )
             return options.clickpost_url.rstrip("/"), key, username
-        # Every waybill registered here gets an answer, dated by the simulated clock.
-        self.sandbox = SandboxServer(clock=self.clock, any_waybill=True).start()
+        self.sandbox = self._new_sandbox().start()
         self._stack.callback(self.sandbox.stop)
         if self.csv is None:
             self.demo = demo_registrations(self.sandbox, default_languages())
             # Some demo customers' WhatsApp messages fail or go unanswered: SMS takes over.
             self.whatsapp_outcomes = {**demo_whatsapp_outcomes(self.demo), **self.whatsapp_outcomes}
         return self.sandbox.base_url, "sandbox-key", "sandbox-user"
+
+    @property
+    def _timed(self) -> bool:
+        """Journeys on the simulated clock: the simulated day (`--cycles` moves them a step
+        per poll, ignoring time, so change capture has nothing to add there)."""
+        return self.options.cycles is None
+
+    @property
+    def _change_feed(self) -> bool:
+        return self.options.change_feed and self._timed
+
+    def _new_sandbox(self) -> SandboxServer:
+        """Every waybill registered here gets an answer, dated by the simulated clock; in the
+        simulated day its journey moves with that clock (eight times faster than written)."""
+        if not self._timed:
+            return SandboxServer(clock=self.clock, any_waybill=True)
+        from trackwatch_cli.sandbox import load_journeys
+        from trackwatch_cli.sandbox.timed import naive_local, scaled
+
+        return SandboxServer(
+            journeys={n: scaled(j, 1 / JOURNEY_SPEEDUP) for n, j in load_journeys().items()},
+            journey_start=naive_local(SIM_START - JOURNEY_LEAD),
+            clock=self.clock,
+            any_waybill=True,
+            journey_clock=self.clock,
+        )
+
+    def _start_webhooks(self) -> str:
+        """Point the sandbox's webhooks at the local API; the timeline line that says so."""
+        if self.sandbox is None or not self._timed:
+            return ""
+        if not self.options.webhooks:
+            return "webhooks off (--no-webhooks)"
+        url = f"{self.api.base_url}/webhooks/clickpost"
+        self.sandbox.send_webhooks_to(url, self.local.webhook_key)
+        self._stack.callback(
+            lambda: (
+                self.sandbox.webhooks.close() if self.sandbox and self.sandbox.webhooks else None
+            )
+        )
+        return f"the sandbox's webhooks to {url}"
+
+    def _change_capture_line(self, webhooks: str) -> str:
+        if not self._timed:
+            return "change capture: off (--cycles polls every shipment each cycle)"
+        if not self._change_feed:
+            feed = (
+                "the updated-order feed off (--no-change-feed): every shipment at its full cadence"
+            )
+        else:
+            source = "the sandbox's" if self.sandbox else "Clickpost's"
+            feed = (
+                f"{source} updated-order feed every 5 min, the full cadence relaxed to the sweep "
+                "while it is healthy"
+            )
+        parts = [feed] + ([webhooks] if webhooks else [])
+        if self.sandbox is None:
+            parts.append("no webhooks (Clickpost cannot reach this machine)")
+        return "change capture: " + "; ".join(parts)
 
     def _probe(self, url: str, key: str, username: str) -> None:
         """One real call before anything starts, so a bad URL or key is a clear error."""
@@ -387,6 +459,7 @@ class LocalSystem:
                 "in the progress line, not printed one by one"
                 + (" (every one is in the --events-out / --notifications-out files)")
             )
+        self.console.print(text(self._change_capture_line(self._start_webhooks())), highlight=False)
 
     # ------------------------------------------------------------------ run
 
@@ -478,15 +551,38 @@ class LocalSystem:
         """One simulated minute: the scheduler's tick, then wait out the minute's share of
         real time (the functions keep working in the background meanwhile)."""
         started = time.monotonic()
+        if self.sandbox is not None:
+            # Clickpost's webhooks for what it recorded this minute (to the local API).
+            self.sandbox.deliver_webhooks()
         if self.clock().minute % RELEASE_EVERY_MINUTES == 0:
             # Delays (quiet hours, WhatsApp's delivery window) run on the simulated
             # clock: held messages come back every few simulated minutes.
             self.local.release_delayed()
-        self.local.runtime.tick(self.clock())
+        self._say_mode(self.local.runtime.tick(self.clock()))
         self.clock.advance(timedelta(minutes=1))
         shown.advance()
         shown.status(self._status(self.timeline.local_time()))
         time.sleep(max(0.0, 1 / self.options.speed - (time.monotonic() - started)))
+
+    def _say_mode(self, answers: list[object]) -> None:
+        """A timeline line when the dispatcher changes between the sweep and the full cadence."""
+        for answer in answers:
+            if not isinstance(answer, dict) or answer.get("mode") not in ("full", "sweep"):
+                continue
+            mode, reason = str(answer["mode"]), str(answer.get("reason", ""))
+            if mode != self._mode:
+                self._mode = mode
+                label = "sweep (reconciliation)" if mode == "sweep" else "full cadence"
+                self.console.print(
+                    Text.assemble(
+                        (self.timeline.local_time(), "dim"),
+                        " ",
+                        ("cadence", "yellow"),
+                        f" {label}: ",
+                        text(reason),
+                    ),
+                    highlight=False,
+                )
 
     def _all_done(self) -> bool:
         store = self.local.container().shipments
@@ -529,6 +625,27 @@ class LocalSystem:
         )
         shipments = shipments_table(keys, records, container.cadence, total=self.registered.rows)
         print_summary(self.console, shipments, totals)
+        self._change_capture_totals()
+
+    def _change_capture_totals(self) -> None:
+        """One line: what the feed and webhooks did, and the polls they asked for."""
+        if not self._timed:
+            return
+        results = [
+            i.result
+            for i in list(self.local.runtime.invocations)
+            if i.function == "CoalesceHintsFunction" and isinstance(i.result, dict)
+        ]
+        hinted = sum(int(r.get("polled", 0)) for r in results)
+        seen = sum(int(r.get("already_seen", 0)) for r in results)
+        parts = [f"{hinted} waybills polled on a hint ({seen} hints already seen)"]
+        if self.sandbox is not None:
+            parts.append(f"{self.sandbox.feed_requests} feed requests")
+            if self.sandbox.webhooks is not None:
+                sent = self.sandbox.webhooks.sent
+                accepted = sum(1 for w in sent if w.status == 200)
+                parts.append(f"{len(sent)} webhooks ({accepted} accepted)")
+        self.console.print(text("change capture: " + ", ".join(parts)), highlight=False)
 
 
 def _short(queue: str) -> str:
@@ -664,6 +781,20 @@ def local_command(
             "MaximumConcurrency (one that does gets that many)."
         ),
     ] = LOCAL_CONCURRENCY,
+    change_feed: Annotated[
+        bool,
+        typer.Option(
+            "--change-feed/--no-change-feed",
+            help="Read the updated-order feed and relax the cadence while it is healthy.",
+        ),
+    ] = True,
+    webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--webhooks/--no-webhooks",
+            help="Have the sandbox send status webhooks to the local API.",
+        ),
+    ] = True,
     whatsapp: Annotated[
         list[str] | None,
         typer.Option(
@@ -688,6 +819,8 @@ def local_command(
         api_port=api_port,
         serve=serve,
         concurrency=concurrency,
+        change_feed=change_feed,
+        webhooks=webhooks,
     )
     # Soft wrap: timeline lines stay whole when piped to a file or another program.
     console = Console(soft_wrap=True)

@@ -339,9 +339,13 @@ class LocalRuntime:
         return result
 
     def tick(self, scheduled_time: datetime, **extra: Any) -> Any:
-        """Invoke every scheduled function as its schedule would at `scheduled_time`."""
+        """Invoke every scheduled function as its schedule would at `scheduled_time` (a
+        schedule that is disabled, or whose rate skips this minute, is not invoked)."""
         results = []
+        minute = int(scheduled_time.timestamp()) // 60
         for schedule in self.stack.schedules:
+            if not schedule.due_at(minute):
+                continue
             event = {**schedule.input, "scheduled_time": scheduled_time.isoformat(), **extra}
             results.append(self.invoke(schedule.function, event))
         return results

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,20 @@ class Schedule:
     function: str
     expression: str
     input: dict[str, Any] = field(default_factory=dict)
+    #: False for a schedule created DISABLED (its State, as the parameters decide it).
+    enabled: bool = True
+
+    @property
+    def every_minutes(self) -> int:
+        """The period of a `rate(N minute[s]|hour[s])` expression, in minutes (else 1)."""
+        match = re.fullmatch(r"rate\((\d+) (minute|hour)s?\)", self.expression.strip())
+        if match is None:
+            return 1
+        return int(match[1]) * (60 if match[2] == "hour" else 1)
+
+    def due_at(self, minute: int) -> bool:
+        """Whether the schedule fires at epoch minute `minute` (rates aligned to the epoch)."""
+        return self.enabled and minute % self.every_minutes == 0
 
 
 @dataclass(frozen=True)
@@ -177,7 +192,7 @@ def deploy(
         outputs=outputs,
         functions=functions,
         event_sources=event_sources,
-        schedules=_schedules(resources),
+        schedules=_schedules(resources, _parameter_values(cfn, parameters), cfn),
         template=cfn,
         routes=_routes(sam),
     )
@@ -272,7 +287,50 @@ def _routes(sam: dict[str, Any]) -> list[Route]:
     return routes
 
 
-def _schedules(resources: dict[str, Any]) -> list[Schedule]:
+def _parameter_values(cfn: dict[str, Any], given: dict[str, str] | None) -> dict[str, str]:
+    """Every parameter's value: as given, else its default."""
+    values = {
+        name: str(declared.get("Default", ""))
+        for name, declared in cfn.get("Parameters", {}).items()
+    }
+    values.update({k: str(v) for k, v in (given or {}).items()})
+    return values
+
+
+def _evaluate(value: Any, parameters: dict[str, str], conditions: dict[str, Any]) -> Any:
+    """The few intrinsics a schedule's properties use, given the parameters: Ref to a
+    parameter, Fn::Sub of parameters, Fn::If on a condition (Fn::Equals, Fn::Not)."""
+    if not isinstance(value, dict):
+        return value
+    if "Ref" in value and value["Ref"] in parameters:
+        return parameters[value["Ref"]]
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{([^}]+)\}", lambda m: parameters.get(m[1], m[0]), value["Fn::Sub"])
+    if "Fn::If" in value:
+        name, then, otherwise = value["Fn::If"]
+        return _evaluate(
+            then if _holds(conditions[name], parameters, conditions) else otherwise,
+            parameters,
+            conditions,
+        )
+    return value
+
+
+def _holds(condition: Any, parameters: dict[str, str], conditions: dict[str, Any]) -> bool:
+    if "Fn::Equals" in condition:
+        left, right = (_evaluate(v, parameters, conditions) for v in condition["Fn::Equals"])
+        return str(left) == str(right)
+    if "Fn::Not" in condition:
+        return not _holds(condition["Fn::Not"][0], parameters, conditions)
+    if "Condition" in condition:
+        return _holds(conditions[condition["Condition"]], parameters, conditions)
+    raise StackError(f"cannot evaluate the condition {condition!r}")
+
+
+def _schedules(
+    resources: dict[str, Any], parameters: dict[str, str], cfn: dict[str, Any]
+) -> list[Schedule]:
+    conditions = cfn.get("Conditions", {})
     schedules: list[Schedule] = []
     for resource in resources.values():
         if resource.get("Type") != "AWS::Scheduler::Schedule":
@@ -282,11 +340,13 @@ def _schedules(resources: dict[str, Any]) -> list[Schedule]:
         arn = target["Arn"]
         function = arn["Fn::GetAtt"][0] if isinstance(arn, dict) else str(arn)
         raw_input = target.get("Input")
+        state = _evaluate(props.get("State", "ENABLED"), parameters, conditions)
         schedules.append(
             Schedule(
                 function=function,
-                expression=props["ScheduleExpression"],
+                expression=str(_evaluate(props["ScheduleExpression"], parameters, conditions)),
                 input=json.loads(raw_input) if isinstance(raw_input, str) else {},
+                enabled=state != "DISABLED",
             )
         )
     return schedules

@@ -24,6 +24,9 @@ def handler(container: Container) -> Handler:
         summary = service.dispatch(ScheduleTick.model_validate(event))
         metrics.add_metric("ShipmentsDispatched", MetricUnit.Count, summary.due)
         metrics.add_metric("PollMessagesSent", MetricUnit.Count, summary.messages)
+        # 1 while the change feed is enabled but the full cadence stands in for it (alarmed).
+        if summary.health not in (None, "disabled"):
+            metrics.add_metric("ChangeFeedFallback", MetricUnit.Count, int(summary.fallback))
         logger.info("dispatched", extra=summary.as_log())
         return summary.as_log()
 

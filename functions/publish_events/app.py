@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.models.record import StreamChange
-from trackwatch.observability import count_by, logger, tracer
+from trackwatch.observability import count_by, logger, record_values, tracer
 
 
 def handler(container: Container) -> Handler:
@@ -41,6 +41,8 @@ def handler(container: Container) -> Handler:
         report = service.publish(records)
         count_by("EventsPublished", "event_type", report.published)
         count_by("EventsSetAside", "reason", {"poison": report.poisoned})
+        # Freshness: from Clickpost's record of the scan to our publish, per event type.
+        record_values("EventLag", "event_type", report.lags)
         logger.info(
             "publish batch",
             extra={

@@ -100,3 +100,24 @@ def test_ours_and_the_naive_poller_publish_the_same_events(bench: Bench) -> None
     unchanged = results.phases["ours.unchanged"].totals
     assert unchanged.get("dynamodb:wru", 0) == 0
     assert results.phases["naive.unchanged"].totals["dynamodb:PutItem"] == 12
+
+
+@pytest.mark.slow
+def test_change_capture_with_webhooks_misses_nothing_and_publishes_within_two_minutes() -> None:
+    # Given two shipments on the happy path, forty times faster, with the feed and webhooks
+    from bench import freshness
+
+    # When their journeys play out on the simulated clock
+    with open(os.devnull, "w") as log:
+        results = freshness.run(
+            freshness.SMOKE, log, say=lambda _: None, modes=("feed + webhooks + sweep",)
+        )
+
+    # Then every revealed scan was published once, each within two simulated minutes
+    (run,) = results.runs
+    assert run.revealed > 0
+    assert run.missed == 0
+    assert run.duplicates == 0
+    assert run.webhooks == run.revealed
+    assert run.all_event_lags and max(run.all_event_lags) <= 120
+    assert run.hint_awbs > 0

@@ -109,6 +109,71 @@ def test_the_demo_runs_with_its_own_shipments(tmp_path: Path) -> None:
     assert any("ऑर्डर" in body for body in bodies)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("flags", "said", "feed_used", "webhooks_used"),
+    [
+        ((), "the sandbox's updated-order feed every 5 min", True, True),
+        (("--no-webhooks",), "webhooks off (--no-webhooks)", True, False),
+        (
+            ("--no-change-feed", "--no-webhooks"),
+            "the updated-order feed off (--no-change-feed)",
+            False,
+            False,
+        ),
+    ],
+    ids=["feed and webhooks by default", "no webhooks", "neither"],
+)
+def test_the_simulated_day_uses_change_capture_unless_told_not_to(
+    flags: tuple[str, ...], said: str, feed_used: bool, webhooks_used: bool
+) -> None:
+    # When the demo's first simulated hours run, with change capture or without
+    done = trackwatch("local", "--hours", "3", "--speed", "600", *flags)
+
+    # Then the timeline says what change capture does, and the totals show it did (or not)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert said in done.stdout
+    totals = next(line for line in done.stdout.splitlines() if " feed requests" in line)
+    feed_requests = int(totals.split(" feed requests")[0].rsplit(" ", 1)[-1])
+    assert (feed_requests > 0) is feed_used
+    assert ("webhooks (" in totals) is webhooks_used
+    if webhooks_used:
+        assert "0 webhooks" not in totals
+    # and the cadence says which mode it is in, and why
+    assert ("cadence sweep (reconciliation)" in done.stdout) is feed_used
+
+
+@pytest.mark.slow
+def test_a_users_own_clickpost_gets_the_feed_read_and_no_webhooks(tmp_path: Path) -> None:
+    # Given a Clickpost-compatible server of the user's (the sandbox, in this process)
+    shipments = tmp_path / "s.csv"
+    shipments.write_text("waybill,cp_id\nOWN0001,4\n")
+    with SandboxServer(any_waybill=True) as clickpost:
+        # When a short simulated day runs against it
+        done = trackwatch(
+            "local",
+            "--hours",
+            "1",
+            "--speed",
+            "600",
+            "--shipments",
+            str(shipments),
+            "--clickpost-url",
+            clickpost.base_url,
+            "--clickpost-key",
+            "sandbox-key",
+            "--clickpost-username",
+            "sandbox-user",
+        )
+        feed_requests = clickpost.feed_requests
+
+    # Then its updated-order feed was read, and the timeline says webhooks cannot come
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "Clickpost's updated-order feed every 5 min" in done.stdout
+    assert "no webhooks (Clickpost cannot reach this machine)" in done.stdout
+    assert feed_requests >= 10
+
+
 @pytest.mark.parametrize(
     ("csv_text", "message"),
     [

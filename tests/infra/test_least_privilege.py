@@ -72,7 +72,7 @@ ALLOWED_WILDCARD_RESOURCES = [
         "empty): Secrets Manager appends '-' and six random characters to the name, and six "
         "'?' match exactly those, so only the secret with exactly this name matches.",
         actions=frozenset({"secretsmanager:GetSecretValue"}),
-        resource=SECRET + r"\{(ClickpostSecretName|SmtpSecretName)\}-\?{6}",
+        resource=SECRET + r"\{(ClickpostSecretName|SmtpSecretName|WebhookSecretName)\}-\?{6}",
     ),
     Allowed(
         why="An SMS published to a phone number has no resource ARN, so IAM authorises it on "
@@ -145,6 +145,19 @@ SHIPMENTS_TABLE_GRANTS = {
     # NotifyTable: the contact by key, the channel's notification state by UpdateItem.
     "NotifySmsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
     "NotifyEmailFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
+    # The coalescer reads the hinted shipments (get_many); with AutoRegisterFromWebhooks it
+    # registers unknown ones as the API does (the grant is conditional: see its own test).
+    "CoalesceHintsFunction": {
+        "{ShipmentsTable.Arn}": {
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        },
+    },
+    # Change capture's other functions never touch shipments.
+    "PollChangeFeedFunction": {},
+    "ReceiveWebhooksFunction": {},
     "NotifyWhatsAppFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
     # NotifyTable.record_failure(): a number not on WhatsApp.
     "RecordWhatsAppEventsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:UpdateItem"}},
@@ -155,6 +168,7 @@ PARAMETER_EXAMPLES = {
     "ClickpostSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:cp-AbC123",
     "SmtpSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:smtp-AbC123",
     "SesIdentityArn": "arn:aws:ses:us-east-1:123456789012:identity/example.com",
+    "WebhookSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbC123",
     "SmsOriginationIdentityArn": "arn:aws:sms-voice:ap-south-1:123456789012:pool/pool-abc123",
     "WhatsAppPhoneNumberId": "0123456789abcdef0123456789abcdef",
 }
@@ -460,7 +474,12 @@ def test_each_role_writes_logs_only_to_its_function_s_group(cfn_template: Templa
 
 @pytest.mark.parametrize(
     ("function", "secret"),
-    [("PollShipmentsFunction", "Clickpost"), ("NotifyEmailFunction", "Smtp")],
+    [
+        ("PollShipmentsFunction", "Clickpost"),
+        ("PollChangeFeedFunction", "Clickpost"),
+        ("NotifyEmailFunction", "Smtp"),
+        ("ReceiveWebhooksFunction", "Webhook"),
+    ],
 )
 def test_a_secret_is_read_by_its_full_arn_or_its_exact_name(
     cfn_template: Template, function: str, secret: str
@@ -533,4 +552,53 @@ def test_queue_consumers_may_use_only_their_own_queue(cfn_template: Template) ->
     assert receivers == {
         _target(mapping["FunctionName"]): {f"{{{_target(mapping['EventSourceArn'])}.Arn}}"}
         for mapping in mappings
+    }
+
+
+def test_the_coalescer_may_register_shipments_only_when_auto_registration_is_on(
+    cfn_template: Template,
+) -> None:
+    # Given
+    role = _role_of(cfn_template, "CoalesceHintsFunction")
+    (policy,) = cfn_template["Resources"][role]["Properties"]["Policies"]
+
+    # When
+    conditional = [
+        statement["Fn::If"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "Fn::If" in statement
+    ]
+
+    # Then: BatchGetItem always; the registration writes only with AutoRegisterFromWebhooks
+    ((condition, granted, otherwise),) = conditional
+    assert cfn_template["Conditions"][condition] == {
+        "Fn::Equals": [{"Ref": "AutoRegisterFromWebhooks"}, "true"]
+    }
+    assert set(granted["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    assert otherwise == {"Ref": "AWS::NoValue"}
+
+
+def test_only_the_coalescer_takes_hints_and_only_change_capture_sends_them(
+    cfn_template: Template,
+) -> None:
+    # Given
+    functions = _resources(cfn_template, "AWS::Lambda::Function")
+
+    # When
+    on_hint_queue = {
+        function: set().union(
+            *(
+                actions
+                for pattern, actions in _grants(cfn_template, _role_of(cfn_template, function))
+                if pattern == "{HintQueue.Arn}"
+            )
+        )
+        for function in functions
+    }
+
+    # Then
+    assert {f: a for f, a in on_hint_queue.items() if a} == {
+        "PollChangeFeedFunction": {"sqs:SendMessage"},
+        "ReceiveWebhooksFunction": {"sqs:SendMessage"},
+        "CoalesceHintsFunction": {"sqs:ReceiveMessage", "sqs:DeleteMessage"},
     }

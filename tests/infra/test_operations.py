@@ -129,11 +129,41 @@ def test_every_async_invoked_function_sends_failures_to_an_alarmed_queue(
         for function in invoked
     }
 
-    # Then: the dispatcher (EventBridge Scheduler); a run that raises is not dropped
-    assert invoked == {"DispatchPollsFunction"}
-    assert destinations == {"DispatchPollsFunction": "DispatchDeadLetterQueue"}
-    assert configs["DispatchPollsFunction"]["Qualifier"] == "$LATEST"
+    # Then: the scheduled ones (EventBridge Scheduler); a run that raises is not dropped
+    assert invoked == {"DispatchPollsFunction", "PollChangeFeedFunction", "CoalesceHintsFunction"}
+    assert destinations == {
+        "DispatchPollsFunction": "DispatchDeadLetterQueue",
+        "PollChangeFeedFunction": "ChangeCaptureDeadLetterQueue",
+        "CoalesceHintsFunction": "ChangeCaptureDeadLetterQueue",
+    }
+    for function in invoked:
+        assert configs[function]["Qualifier"] == "$LATEST", function
     assert set(destinations.values()) <= _alarmed_queues(cfn_template)
+
+
+def test_every_schedule_retries_and_sends_what_it_cannot_deliver_to_an_alarmed_queue(
+    cfn_template: Template,
+) -> None:
+    # Given
+    schedules = _resources(cfn_template, "AWS::Scheduler::Schedule")
+
+    # When
+    dead_letters = {
+        _target(schedule["Properties"]["Target"]["Arn"]): _target(
+            schedule["Properties"]["Target"]["DeadLetterConfig"]["Arn"]
+        )
+        for schedule in schedules.values()
+    }
+
+    # Then
+    assert set(dead_letters) == {
+        "DispatchPollsFunction",
+        "PollChangeFeedFunction",
+        "CoalesceHintsFunction",
+    }
+    assert set(dead_letters.values()) <= _alarmed_queues(cfn_template)
+    for schedule in schedules.values():
+        assert schedule["Properties"]["Target"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
 
 
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
@@ -273,15 +303,24 @@ def test_an_empty_alarm_email_is_a_deploy_time_warning(cfn_template: Template) -
 # --- logs -------------------------------------------------------------------------------
 
 
-def _access_log(template: Template) -> Template:
-    (stage,) = _resources(template, "AWS::ApiGatewayV2::Stage").values()
-    settings: Template = stage["Properties"]["AccessLogSettings"]
-    return settings
+def _access_logs(template: Template) -> dict[str, Template]:
+    """Each HTTP API's access-log settings, by its stage."""
+    stages = _resources(template, "AWS::ApiGatewayV2::Stage")
+    return {name: stage["Properties"]["AccessLogSettings"] for name, stage in stages.items()}
 
 
-def test_api_access_log_goes_to_a_group_with_retention(cfn_template: Template) -> None:
+def test_there_are_two_apis_the_shipments_and_the_webhooks(cfn_template: Template) -> None:
+    assert set(_resources(cfn_template, "AWS::ApiGatewayV2::Api")) == {
+        "ShipmentsHttpApi",
+        "WebhooksHttpApi",
+    }
+    assert len(_access_logs(cfn_template)) == 2
+
+
+@pytest.mark.parametrize("api", ["ShipmentsHttpApi", "WebhooksHttpApi"])
+def test_api_access_log_goes_to_a_group_with_retention(cfn_template: Template, api: str) -> None:
     # Given
-    settings = _access_log(cfn_template)
+    settings = _access_logs(cfn_template)[f"{api}ApiGatewayDefaultStage"]
 
     # When
     destination = settings["DestinationArn"]["Fn::Sub"]
@@ -293,9 +332,12 @@ def test_api_access_log_goes_to_a_group_with_retention(cfn_template: Template) -
     assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
-def test_api_access_log_leaves_out_the_path_and_query_string(cfn_template: Template) -> None:
-    # Given
-    settings = _access_log(cfn_template)
+@pytest.mark.parametrize("api", ["ShipmentsHttpApi", "WebhooksHttpApi"])
+def test_api_access_log_leaves_out_the_path_and_query_string(
+    cfn_template: Template, api: str
+) -> None:
+    # Given: the webhook's key may ride in its query string
+    settings = _access_logs(cfn_template)[f"{api}ApiGatewayDefaultStage"]
 
     # When
     line: dict[str, Any] = json.loads(settings["Format"])
@@ -331,3 +373,24 @@ def test_every_log_group_keeps_its_logs_for_a_while_under_the_logs_key(
     assert allowed_groups == {
         group["Properties"]["LogGroupName"]["Fn::Sub"] for group in groups.values()
     }
+
+
+def test_a_failing_change_feed_is_alarmed_and_so_are_hints_that_wait(
+    cfn_template: Template,
+) -> None:
+    # When
+    alarms = _alarms(cfn_template)
+    (fallback,) = [a for a in alarms if a["MetricName"] == "ChangeFeedFallback"]
+    waiting = {
+        _target(a["Dimensions"][0]["Value"]): a
+        for a in alarms
+        if a["MetricName"] == "ApproximateAgeOfOldestMessage"
+    }
+
+    # Then: the fallback within a quarter of an hour; hints older than ten minutes
+    assert fallback["Namespace"] == "Trackwatch"
+    assert fallback["Statistic"] == "Maximum"
+    assert fallback["Threshold"] == 0
+    assert fallback["Period"] * fallback["EvaluationPeriods"] <= 900
+    assert set(waiting) == {"PollQueue", "HintQueue"}
+    assert waiting["HintQueue"]["Threshold"] <= 600

@@ -255,6 +255,7 @@ def test_table_expires_stopped_shipments_and_survives_accidents(cfn_template: Te
         ("EmailQueue", "EmailDeadLetterQueue"),
         ("AllEventsQueue", "AllEventsDeadLetterQueue"),
         ("IngestQueue", "IngestDeadLetterQueue"),
+        ("HintQueue", "HintDeadLetterQueue"),
     ],
 )
 def test_queue_redrives_to_its_own_dead_letter_queue(
@@ -360,7 +361,11 @@ def test_dispatcher_runs_every_minute_with_retries_and_a_dead_letter_queue(
     schedules = _resources(cfn_template, "AWS::Scheduler::Schedule")
 
     # When
-    (schedule,) = schedules.values()
+    (schedule,) = [
+        s
+        for s in schedules.values()
+        if _target(s["Properties"]["Target"]["Arn"]) == "DispatchPollsFunction"
+    ]
     properties = schedule["Properties"]
     role = cfn_template["Resources"][_target(properties["Target"]["RoleArn"])]
 
@@ -424,6 +429,7 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "Trackwatch",
         "LOG_LEVEL": "INFO",
         "CLICKPOST_SOURCE_TIMEZONE": "Asia/Kolkata",
+        "CLICKPOST_RECORD_TIMEZONE": "UTC",
     }
     assert environment["DispatchPollsFunction"] == {
         **common,
@@ -433,6 +439,15 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "POLL_QUEUE_URL": sqs.get_queue_url(QueueName=ids["PollQueue"].rsplit("/", 1)[1])[
             "QueueUrl"
         ],
+        "CHANGE_FEED_TABLE_NAME": ids["ChangeFeedTable"],
+        "CHANGE_FEED_ENABLED": "true",
+        "CHANGE_FEED_STALE_MINUTES": "20",
+        "CHANGE_FEED_SILENCE_MINUTES": "60",
+        "SWEEP_OUT_FOR_DELIVERY_MINUTES": "480",
+        "SWEEP_TRANSIT_MINUTES": "1440",
+        "SWEEP_NEW_MINUTES": "240",
+        "SWEEP_GRACE_MINUTES": "1440",
+        "SWEEP_INVALID_MINUTES": "1440",
     }
     assert environment["PollShipmentsFunction"] == {
         **common,
@@ -480,6 +495,10 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
             "IngestShipmentsLogGroup",
             "RollUpOrdersLogGroup",
             "ShipmentsHttpApiAccessLogGroup",
+            "PollChangeFeedLogGroup",
+            "CoalesceHintsLogGroup",
+            "ReceiveWebhooksLogGroup",
+            "WebhooksHttpApiAccessLogGroup",
         ],
         30,
     )
@@ -577,6 +596,11 @@ def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
         "AllEventsSubscriptionDeadLetterQueueUrl",
         "AlarmTopicArn",
         "EventsKeyArn",
+        "WebhookUrl",
+        "HintQueueUrl",
+        "HintDeadLetterQueueUrl",
+        "ChangeCaptureDeadLetterQueueUrl",
+        "ChangeFeedTableName",
         "WhatsAppQueueUrl",
         "WhatsAppDeadLetterQueueUrl",
         "WhatsAppSubscriptionDeadLetterQueueUrl",
@@ -637,6 +661,8 @@ def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) ->
         "WhatsAppEventsSubscriptionDeadLetterQueue",
         "AllEventsSubscriptionDeadLetterQueue",
         "OrderSettleDeadLetterQueue",
+        "HintDeadLetterQueue",
+        "ChangeCaptureDeadLetterQueue",
     }
 
 
@@ -746,7 +772,7 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
     assert others == []
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert len(functions) == 10
+    assert len(functions) == 13
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
@@ -777,6 +803,9 @@ def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> N
         "ShipmentsApiFunction": "functions/shipments_api",
         "IngestShipmentsFunction": "functions/ingest_shipments",
         "RollUpOrdersFunction": "functions/roll_up_orders",
+        "PollChangeFeedFunction": "functions/poll_change_feed",
+        "CoalesceHintsFunction": "functions/coalesce_hints",
+        "ReceiveWebhooksFunction": "functions/receive_webhooks",
     }
     assert {location["S3Bucket"] for location in code.values()} == {LOCAL_CODE_BUCKET}
 
@@ -820,7 +849,7 @@ def test_load_template_reads_short_form_intrinsics(tmp_path: Path) -> None:
 
 def test_shipments_api_requires_iam_on_every_route(cfn_template: Template) -> None:
     # Given: moto's CloudFormation does not create AWS::ApiGatewayV2::Api, so read the template
-    (api,) = _resources(cfn_template, "AWS::ApiGatewayV2::Api").values()
+    api = _resources(cfn_template, "AWS::ApiGatewayV2::Api")["ShipmentsHttpApi"]
 
     # When
     body = api["Properties"]["Body"]
@@ -842,6 +871,52 @@ def test_shipments_api_requires_iam_on_every_route(cfn_template: Template) -> No
     for route, operation in operations.items():
         assert operation["security"] == [{"AWS_IAM": []}], route
         assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy", route
+
+
+def test_the_webhook_route_is_open_to_clickpost_and_only_it(cfn_template: Template) -> None:
+    # Given: Clickpost cannot sign requests; the function checks the shared key itself
+    api = _resources(cfn_template, "AWS::ApiGatewayV2::Api")["WebhooksHttpApi"]
+
+    # When
+    body = api["Properties"]["Body"]
+    operations = {
+        (method.upper(), path): operation
+        for path, methods in body["paths"].items()
+        for method, operation in methods.items()
+    }
+
+    # Then one route, to the receiver, throttled
+    assert set(operations) == {("POST", "/webhooks/clickpost")}
+    (operation,) = operations.values()
+    assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+    assert "ReceiveWebhooksFunction" in json.dumps(operation["x-amazon-apigateway-integration"])
+    stage = cfn_template["Resources"]["WebhooksHttpApiApiGatewayDefaultStage"]["Properties"]
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+
+
+def test_change_capture_runs_on_its_schedules_and_keeps_its_hints_apart(
+    cfn_template: Template,
+) -> None:
+    # Given
+    resources = cfn_template["Resources"]
+    schedules = {
+        _target(s["Properties"]["Target"]["Arn"]): s["Properties"]
+        for s in _resources(cfn_template, "AWS::Scheduler::Schedule").values()
+    }
+
+    # When
+    feed = schedules["PollChangeFeedFunction"]
+    window = schedules["CoalesceHintsFunction"]
+    hint_queue = resources["HintQueue"]["Properties"]
+
+    # Then: the feed every ChangeFeedPeriodMinutes (off with the feed), hints every minute
+    assert feed["ScheduleExpression"] == {"Fn::Sub": "rate(${ChangeFeedPeriodMinutes} minutes)"}
+    assert feed["State"] == {"Fn::If": ["ChangeFeedEnabled", "ENABLED", "DISABLED"]}
+    assert window["ScheduleExpression"] == "rate(1 minute)"
+    # The coalescer receives itself (no event source): a window is not handed out twice
+    timeout = resources["CoalesceHintsFunction"]["Properties"]["Timeout"]
+    assert hint_queue["VisibilityTimeout"] >= 6 * timeout
+    assert _target(hint_queue["RedrivePolicy"]["deadLetterTargetArn"]) == "HintDeadLetterQueue"
 
 
 def test_event_log_keeps_each_event_once_for_90_days(cfn_template: Template) -> None:

@@ -159,7 +159,9 @@ def emulated_aws() -> Iterator[AwsClients]:
 
 
 @contextmanager
-def open_pipeline(template: Path, sandbox: SandboxServer) -> Iterator[Pipeline]:
+def open_pipeline(
+    template: Path, sandbox: SandboxServer, parameters: dict[str, str] | None = None
+) -> Iterator[Pipeline]:
     """Deploy `template` into in-process moto and drive it with the local runtime."""
     with emulated_aws() as clients:
         local = start_stack(
@@ -167,6 +169,7 @@ def open_pipeline(template: Path, sandbox: SandboxServer) -> Iterator[Pipeline]:
             clients,
             SimulatedClock(START),
             stack_name="trackwatch-it",
+            parameters=parameters,
             settings={
                 "CLICKPOST_BASE_URL": sandbox.base_url,
                 # Fail fast in tests: a short budget and small back-offs.

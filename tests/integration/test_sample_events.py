@@ -54,9 +54,13 @@ def test_the_stream_sample_publishes_its_outbox(pipeline: Pipeline) -> None:
 
     assert result == {"batchItemFailures": []}
     received = pipeline.drain("AllEventsQueue")
-    # (The sample's events predate time_quality: they are published with its default.)
+    # (The sample's events predate time_quality: they are published with its default; the
+    # publisher stamps when it published them.)
     as_published = [EVENT_ADAPTER.validate_python(m["body"]) for m in received]
-    assert as_published == [EVENT_ADAPTER.validate_python(e) for e in outbox]
+    assert {e.published_at for e in as_published} == {pipeline.clock}
+    assert [e.model_copy(update={"published_at": None}) for e in as_published] == [
+        EVENT_ADAPTER.validate_python(e) for e in outbox
+    ]
     assert {m["body"]["waybill"] for m in received} == {"4210610508756"}
 
 
@@ -103,3 +107,29 @@ def test_the_whatsapp_events_sample_is_recorded(pipeline: Pipeline) -> None:
 
     # Then nothing failed
     assert result == {"batchItemFailures": []}
+
+
+def test_the_change_capture_samples_hint_then_poll(pipeline: Pipeline) -> None:
+    # Given the webhook sample's shipment, tracked (the sample carries the local stack's key)
+    from trackwatch.models.keys import ShipmentKey
+
+    key = ShipmentKey.of(4, "4210610508756")
+    pipeline.sandbox.add_shipment(key.waybill, key.cp_id, "delivered_smoothly")
+    pipeline.register(key)
+
+    # When the webhook arrives, then the window closes, then the feed is read
+    hooked = pipeline.runtime.invoke("ReceiveWebhooksFunction", sample("receive_webhooks_api.json"))
+    depth = pipeline.queue_depth("HintQueueUrl")
+    window = pipeline.runtime.invoke(
+        "CoalesceHintsFunction", sample("coalesce_hints_schedule.json")
+    )
+    feed = pipeline.runtime.invoke(
+        "PollChangeFeedFunction", sample("poll_change_feed_schedule.json")
+    )
+
+    # Then one hint, one poll of the shipment, and the feed read (it lists nothing here)
+    assert hooked["statusCode"] == 200
+    assert depth == 1
+    assert (window["messages"], window["polled"], window["poll_messages"]) == (1, 1, 1)
+    assert pipeline.queue_depth("PollQueueUrl") == 1
+    assert feed["error"] is None and feed["windows"] == 1

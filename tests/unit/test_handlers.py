@@ -7,6 +7,7 @@ batch failures are reported per record, as the SQS and stream event sources expe
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib
 import json
@@ -19,12 +20,16 @@ import pytest
 
 from tests.factories import CADENCE, result, scan
 from tests.fakes import (
+    FakeFeed,
     FakeTracker,
     MemoryEventLog,
+    MemoryFeedState,
+    MemoryHintQueue,
     MemoryPublisher,
     MemoryQueue,
     MemoryRejects,
     MemoryStore,
+    StaticWebhookKeys,
 )
 from tests.notify_fakes import (
     MemoryDeferrer,
@@ -40,7 +45,9 @@ from trackwatch.bootstrap import Container, Handler, bootstrap
 from trackwatch.config import Settings
 from trackwatch.errors import ClickpostUnavailableError, StorageError
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
+from trackwatch.models.change_feed import UpdatedOrder
 from trackwatch.models.events import EVENT_ADAPTER, OrderStatusChanged
+from trackwatch.models.hints import ChangeHint, HintBatch
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
 from trackwatch.models.notification import Channel, Delivery, DeliveryState
@@ -524,3 +531,115 @@ def test_the_api_shows_an_order_the_roll_up_keeps() -> None:
     assert any(entry["what"] == "order.status_changed" for entry in body["timeline"])
     assert missing["statusCode"] == 404
     assert invisible["statusCode"] == 422, invisible["body"]
+
+
+# --------------------------------------------------------------------------- change capture
+
+FEED_SETTINGS = {"CHANGE_FEED_ENABLED": "true"}
+SAMPLE_WEBHOOK_KEY = "sandbox-webhook-key-0123456789"
+
+
+def test_feed_sample_reads_its_window_and_hints_what_it_lists() -> None:
+    # Given the feed listing one waybill updated five minutes before the sample's time
+    event = sample("poll_change_feed_schedule.json")
+    at = datetime.fromisoformat(event["scheduled_time"])
+    feed, state, hints = FakeFeed(), MemoryFeedState(), MemoryHintQueue()
+    feed.orders = [
+        UpdatedOrder(
+            key=ShipmentKey.of(4, "F1"),
+            updated_at=at - timedelta(minutes=5),
+            timestamp=None,
+            clickpost_status_code=6,
+        )
+    ]
+    container = bootstrap(
+        Settings(FEED_SETTINGS),
+        clock=lambda: NOW,
+        change_feeds=lambda: feed,
+        feed_state=state,
+        hint_sink=hints,
+    )
+
+    # When
+    answer = handler_of("poll_change_feed", container)(event, CONTEXT)
+
+    # Then
+    assert answer["hinted"] == 1
+    assert [h.waybill for b in hints.hints for h in b.hints] == ["F1"]
+    assert state.state is not None and state.state.caught_up_to == at
+
+
+def test_feed_failure_is_recorded_not_raised() -> None:
+    feed, state = FakeFeed(), MemoryFeedState()
+    feed.fail = ClickpostUnavailableError("503 x4")
+    container = bootstrap(
+        Settings(FEED_SETTINGS),
+        clock=lambda: NOW,
+        change_feeds=lambda: feed,
+        feed_state=state,
+        hint_sink=MemoryHintQueue(),
+    )
+
+    answer = handler_of("poll_change_feed", container)(
+        sample("poll_change_feed_schedule.json"), CONTEXT
+    )
+
+    assert answer["error"] == "unavailable"
+    assert state.state is not None and state.state.last_error == "unavailable"
+
+
+def test_coalesce_sample_polls_each_hinted_waybill_once() -> None:
+    store, polls, hints = MemoryStore(), MemoryQueue(), MemoryHintQueue()
+    key = ShipmentKey.of(4, "H1")
+    store.add(key, due_key(key.pk, CadenceClass.TRANSIT, CADENCE), NOW)
+    for _ in range(3):
+        hints.send(
+            [
+                HintBatch(
+                    hints=(ChangeHint(cp_id=4, waybill="H1", source="webhook", received_at=NOW),)
+                )
+            ]
+        )
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        shipments=store,
+        poll_queue=polls,
+        hint_source=hints,
+        hint_rejects=MemoryRejects(),
+    )
+
+    answer = handler_of("coalesce_hints", container)(
+        sample("coalesce_hints_schedule.json"), CONTEXT
+    )
+
+    assert (answer["messages"], answer["polled"]) == (3, 1)
+    assert [c.waybills for r in polls.sent for c in r.calls] == [("H1",)]
+
+
+def test_webhook_sample_is_accepted_and_a_wrong_key_is_401_with_no_detail() -> None:
+    hints = MemoryHintQueue()
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        hint_sink=hints,
+        webhook_keys=StaticWebhookKeys(SAMPLE_WEBHOOK_KEY),
+    )
+    handle = handler_of("receive_webhooks", container)
+    event = sample("receive_webhooks_api.json")
+    wrong = copy.deepcopy(event)
+    wrong["headers"]["webhook_key"] = "not-the-key-at-all-00000"
+
+    encoded = copy.deepcopy(event)
+    encoded["body"] = base64.b64encode(event["body"].encode()).decode()
+    encoded["isBase64Encoded"] = True
+
+    accepted = handle(event, CONTEXT)
+    refused = handle(wrong, CONTEXT)
+    accepted_encoded = handle(encoded, CONTEXT)
+
+    assert accepted["statusCode"] == 200
+    assert refused["statusCode"] == 401
+    assert json.loads(refused["body"]) == {"message": "Unauthorized"}
+    assert accepted_encoded["statusCode"] == 200
+    assert len(hints.messages) == 2

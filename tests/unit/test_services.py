@@ -221,7 +221,7 @@ def test_a_missing_awb_changes_nothing() -> None:
 
 
 def publisher(topic: MemoryPublisher, log: MemoryEventLog) -> PublishService:
-    return PublishService(StreamImages(), topic, log, MemoryRejects())
+    return PublishService(StreamImages(), topic, log, MemoryRejects(), lambda: NOW)
 
 
 def change(record_id: str, events_json: str, seq: int = 1) -> StreamChange:

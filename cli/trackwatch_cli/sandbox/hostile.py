@@ -10,13 +10,13 @@ from trackwatch_cli.sandbox.body import Repeat, Splicer
 from trackwatch_cli.sandbox.faults import Fault, FaultKind
 from trackwatch_cli.sandbox.journey import (
     CREATED_AT_LAG,
-    TIMESTAMP_FORMAT,
     InjectedScan,
     Journey,
     ScanSpec,
     ScanTouch,
     ShipmentIdentity,
     injected_checkpoint_id,
+    record_time_text,
     render_scan,
 )
 
@@ -80,7 +80,7 @@ def future_scan(
     clock = shipment.start + timedelta(hours=journey.steps[step].at_hours)
     when = clock + timedelta(days=days_ahead)
     scan = render_scan(_FUTURE_SPEC, when, shipment, injected_checkpoint_id(shipment, number))
-    scan["created_at"] = (clock + CREATED_AT_LAG).strftime(TIMESTAMP_FORMAT)
+    scan["created_at"] = record_time_text(clock + CREATED_AT_LAG)
     return InjectedScan(after_step=step, when=when, scan=scan)
 
 

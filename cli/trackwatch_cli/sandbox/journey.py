@@ -16,17 +16,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-#: Clickpost's wire format for timestamps: naive, India time.
+#: Clickpost's wire format for timestamps: naive; carrier times in India time.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: Clickpost records a scan a few minutes after the carrier made it.
 CREATED_AT_LAG = timedelta(minutes=7)
+#: The zone of the journeys' (naive) times: the carriers', India.
+JOURNEY_ZONE = ZoneInfo("Asia/Kolkata")
 _JOURNEY_PACKAGE = "trackwatch_cli.sandbox"
 _JOURNEY_DIR = "journeys"
 
@@ -206,10 +209,15 @@ def render_awb(
         else:
             base = step_times[number]
         for index, scan in enumerate(journey_step.scans):
-            # Scans of one step are a few minutes apart, in file order.
+            # Scans of one step are a few minutes apart, in file order; a late scan (its own
+            # at_hours) is dated earlier but recorded by Clickpost when its step arrives.
             early = journey_step.at_hours - scan.at_hours if scan.at_hours is not None else 0
-            when = base - timedelta(hours=early) + timedelta(minutes=index)
-            arrived.append((when, len(arrived), render_scan(scan, when, shipment)))
+            offset = timedelta(minutes=index)
+            when = base - timedelta(hours=early) + offset
+            recorded = base + offset + CREATED_AT_LAG
+            arrived.append(
+                (when, len(arrived), render_scan(scan, when, shipment, recorded=recorded))
+            )
         arrive(number)
     if touch is not None and arrived:
         when, _, newest = arrived[-1]
@@ -232,10 +240,26 @@ def render_invalid(journey: Journey, shipment: ShipmentIdentity) -> dict[str, An
     }
 
 
+def step_recorded_at(step: JourneyStep, start: datetime, index: int = 0) -> datetime:
+    """When Clickpost records the `index`-th scan of `step` (naive, journey zone)."""
+    return start + timedelta(hours=step.at_hours, minutes=index) + CREATED_AT_LAG
+
+
+def record_time_text(moment: datetime) -> str:
+    """A journey time (naive, India) as Clickpost writes its own record times: naive UTC."""
+    return moment.replace(tzinfo=JOURNEY_ZONE).astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
 def render_scan(
-    scan: ScanSpec, when: datetime, shipment: ShipmentIdentity, checkpoint_id: int | None = None
+    scan: ScanSpec,
+    when: datetime,
+    shipment: ShipmentIdentity,
+    checkpoint_id: int | None = None,
+    *,
+    recorded: datetime | None = None,
 ) -> dict[str, Any]:
-    """One scan as Clickpost sends it; `checkpoint_id` overrides the one the spec implies."""
+    """One scan as Clickpost sends it; `checkpoint_id` overrides the one the spec implies,
+    `recorded` (default: a few minutes after `when`) is when Clickpost recorded it."""
     if checkpoint_id is None:
         checkpoint_id = shipment.serial * 1000 + scan.checkpoint_id
     return {
@@ -246,7 +270,7 @@ def render_scan(
         "clickpost_status_code": scan.clickpost_status_code,
         "checkpoint_id": checkpoint_id,
         "tracking_id": shipment.serial,
-        "created_at": (when + CREATED_AT_LAG).strftime(TIMESTAMP_FORMAT),
+        "created_at": record_time_text(recorded or when + CREATED_AT_LAG),
         "clickpost_status_description": scan.clickpost_status_description,
         "clickpost_status_bucket": scan.clickpost_status_bucket,
         "clickpost_status_bucket_description": scan.clickpost_status_bucket_description,

@@ -1,4 +1,5 @@
-"""A local stand-in for Clickpost's GET /api/v2/track-order/, over real HTTP.
+"""A local stand-in for Clickpost's GET /api/v2/track-order/ (and, with a journey clock, its
+updated-order feed and webhooks: `timed.py`), over real HTTP.
 
 The standard library's ThreadingHTTPServer is enough: one GET route, JSON
 out, keep-alive with Content-Length, a thread per connection. A framework
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -47,6 +48,24 @@ from trackwatch_cli.sandbox.journey import (
     render_awb,
     render_invalid,
 )
+from trackwatch_cli.sandbox.timed import (
+    MAX_WINDOW_SECONDS,
+    UPDATED_ORDER_PATH,
+    FeedDesk,
+    FeedFault,
+    FeedFaultKind,
+    Listed,
+    RevealedScan,
+    WebhookPoster,
+    feed_document,
+    feed_entries,
+    naive_local,
+    next_link,
+    reveal_times,
+    revealed_scans,
+    revealed_step,
+    step_payloads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +75,8 @@ DEFAULT_KEY = "sandbox-key"
 DEFAULT_USERNAME = "sandbox-user"
 #: A Monday morning, India time: every journey's scans count from here (without a clock).
 DEFAULT_JOURNEY_START = datetime(2025, 1, 6, 9, 0, 0)
+#: A poll never moves a shipment on when a journey clock does.
+_NEVER = 10**12
 #: With `any_waybill`, a waybill starting with this (any case) is one Clickpost does not
 #: know: it is answered `valid: false`.
 INVALID_PREFIX = "INVALID"
@@ -157,11 +178,17 @@ class SandboxServer:
         latency_s: float = 0.0,
         clock: Callable[[], datetime] | None = None,
         any_waybill: bool = False,
+        journey_clock: Callable[[], datetime] | None = None,
     ) -> None:
         """`clock` (zone-aware): journeys start when first polled and each step's scans
         are dated when a poll first shows it, so dates and EDDs follow that clock (else
         every journey starts at `journey_start`). `any_waybill`: answer every waybill of
-        every cp_id, on a journey picked from the waybill (`journey_for`)."""
+        every cp_id, on a journey picked from the waybill (`journey_for`).
+
+        `journey_clock` (zone-aware) instead: journeys move with it, a step appearing when
+        Clickpost records it whoever polls, and the updated-order feed and webhooks tell of
+        it (`trackwatch_cli.sandbox.timed`); without it, a shipment moves a step per poll.
+        It takes precedence over `clock` for dating: a step is dated when it is due."""
         if advance_every < 1:
             raise ValueError("advance_every must be at least 1")
         self._address = (host, port)
@@ -170,7 +197,16 @@ class SandboxServer:
         self.carriers = dict(carriers)
         self.journeys = dict(load_journeys() if journeys is None else journeys)
         self.journey_start = journey_start
-        self.advance_every = advance_every
+        self.advance_every = advance_every if journey_clock is None else _NEVER
+        self.journey_clock = journey_clock
+        #: The updated-order feed's faults and left-out updates.
+        self.feed = FeedDesk()
+        #: Entries one feed page lists at most.
+        self.feed_page_size = 100
+        #: Where webhooks go (`send_webhooks_to`), and up to when they have been sent.
+        self.webhooks: WebhookPoster | None = None
+        self._webhooks_until: datetime | None = None
+        self._feed_requests = 0
         self.clock = clock
         self.any_waybill = any_waybill
         #: Order ids of shipments met only when first polled (`expect`).
@@ -268,7 +304,12 @@ class SandboxServer:
             cp_id=cp_id,
             courier_name=self.carriers.get(cp_id, f"Carrier {cp_id}"),
             order_id=order_id,
-            start=self.journey_start if self.clock is None else self._now(),
+            # On a journey clock every journey is on its schedule from `journey_start`.
+            start=(
+                self.journey_start
+                if self.clock is None or self.journey_clock is not None
+                else self._now()
+            ),
         )
         return _Shipment(identity, journey)
 
@@ -295,6 +336,20 @@ class SandboxServer:
         """The clock's time as Clickpost writes it: naive India time."""
         assert self.clock is not None
         return self.clock().astimezone(_CLICKPOST_ZONE).replace(tzinfo=None)
+
+    def add_shipment_at(
+        self,
+        waybill: str,
+        cp_id: int,
+        journey_name: str,
+        start: datetime,
+        order_id: str | None = None,
+    ) -> None:
+        """Register an AWB whose journey starts at `start` (zone-aware; for a journey clock)."""
+        self.add_shipment(waybill, cp_id, journey_name, order_id)
+        with self._lock:
+            shipment = self._shipments[(cp_id, waybill)]
+            shipment.identity = shipment.identity.model_copy(update={"start": naive_local(start)})
 
     def add_demo_shipments(self) -> list[DemoShipment]:
         """Register `demo_shipments()` and return them."""
@@ -507,9 +562,7 @@ class SandboxServer:
         result: dict[str, Any] = {}
         with self._lock:
             for waybill in dict.fromkeys(waybills):
-                shipment = self._shipments.get((cp_id, waybill))
-                if shipment is None and self.any_waybill:
-                    shipment = self._first_sight(cp_id, waybill)
+                shipment = self._answerable(cp_id, waybill)
                 faults = [f for f in plan.awb_faults if f.applies_to(waybill)]
                 kinds = {f.kind for f in faults}
                 if shipment is None or FaultKind.MISSING_AWB in kinds:
@@ -542,16 +595,165 @@ class SandboxServer:
                     shipment.step = min(shipment.step + 1, shipment.journey.last_step)
         return result
 
+    # ------------------------------------------------------------------ the journey clock
+
+    def _on_clock(self, shipment: _Shipment) -> bool:
+        """With a journey clock, move `shipment` to the step its time has reached; whether
+        any step is revealed yet (lock held)."""
+        if self.journey_clock is None:
+            return True
+        step = revealed_step(shipment.journey, shipment.identity.start, self.journey_clock())
+        shipment.step = max(step, 0)
+        return step >= 0
+
+    def ground_truth(self, now: datetime | None = None) -> list[RevealedScan]:
+        """Every scan revealed by `now` (default: the journey clock's now)."""
+        moment = now or self._clock_now()
+        with self._lock:
+            shipments = list(self._shipments.values())
+        return [
+            scan
+            for s in shipments
+            if s.journey.valid
+            for scan in revealed_scans(s.journey, s.identity, moment)
+        ]
+
+    def _clock_now(self) -> datetime:
+        if self.journey_clock is None:
+            raise RuntimeError("the sandbox has no journey clock")
+        return self.journey_clock()
+
+    def leave_out(self, waybill: str, cp_id: int, steps: int = 1) -> list[int]:
+        """Leave the shipment's next `steps` updates out of every feed listing (Clickpost's
+        feed missing a change); returns the steps left out."""
+        with self._lock:
+            shipment = self._shipments[(cp_id, waybill)]
+            now = self._clock_now()
+            first = revealed_step(shipment.journey, shipment.identity.start, now) + 1
+            hidden = list(range(first, min(first + steps, shipment.journey.last_step + 1)))
+        for step in hidden:
+            self.feed.hidden.add((cp_id, waybill, step))
+        return hidden
+
+    def set_feed_fault(
+        self, kind: FeedFaultKind, *, count: int | None = 1, retry_after: str | None = "1"
+    ) -> None:
+        """Arm a fault of the updated-order feed for the next `count` calls."""
+        self.feed.push(FeedFault(kind, count, retry_after))
+
+    @property
+    def feed_requests(self) -> int:
+        """Updated-order requests answered so far."""
+        with self._lock:
+            return self._feed_requests
+
+    def handle_updated_order(self, params: Mapping[str, str]) -> Answer:
+        """Answer one updated-order request: the waybills whose updates Clickpost recorded
+        in [start_date, end_date] (epoch seconds), one entry each, paginated."""
+        with self._lock:
+            self._feed_requests += 1
+        missing = [p for p in ("key", "username", "start_date", "end_date") if not params.get(p)]
+        if missing:
+            return _error(400, 400, f"missing query parameter(s): {', '.join(missing)}")
+        if not self._credentials_ok(params["key"], params["username"]):
+            return _error(401, 301, "Authentication failed")
+        try:
+            start, end = int(params["start_date"]), int(params["end_date"])
+            page, per_page = int(params.get("page", "1")), int(params.get("per_page", "0"))
+        except ValueError:
+            return _error(400, 400, "start_date, end_date and page must be integers")
+        if not 0 <= end - start <= MAX_WINDOW_SECONDS:
+            return _error(400, 400, f"the window must be 0-{MAX_WINDOW_SECONDS} seconds")
+        fault = self.feed.draw() if page == 1 else None
+        if fault is not None and fault.kind is FeedFaultKind.RATE_LIMITED:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            return Answer.of(429, _envelope(429, False, "Too Many Requests", {}), headers)
+        if fault is not None and fault.kind is FeedFaultKind.DOWN:
+            return _error(500, 500, "Internal Server Error")
+        listed = (
+            []
+            if fault is not None and fault.kind is FeedFaultKind.EMPTY
+            else self._listed(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
+        )
+        if per_page <= 0:
+            per_page = self.feed_page_size
+            if fault is not None and fault.kind is FeedFaultKind.SECOND_PAGE:
+                per_page = max(1, -(-len(listed) // 2))
+        chunk = listed[(page - 1) * per_page : page * per_page]
+        more = page * per_page < len(listed)
+        query = {k: v for k, v in params.items() if k not in ("page", "per_page")}
+        link = next_link(self.base_url, query, page + 1, per_page) if more else None
+        return Answer.of(200, feed_document(feed_entries(chunk), link))
+
+    def _listed(self, start: datetime, end: datetime) -> list[Listed]:
+        low, high = naive_local(start), naive_local(end)
+        listed: list[Listed] = []
+        with self._lock:
+            for (cp_id, waybill), shipment in sorted(self._shipments.items()):
+                if not shipment.journey.valid:
+                    continue
+                times = reveal_times(shipment.journey, shipment.identity.start)
+                steps = [
+                    i
+                    for i, when in enumerate(times)
+                    if low <= when <= high and (cp_id, waybill, i) not in self.feed.hidden
+                ]
+                if steps:
+                    step = max(steps)
+                    listed.append(Listed(shipment.identity, shipment.journey, step, times[step]))
+        return listed
+
+    def send_webhooks_to(self, url: str, key: str) -> WebhookPoster:
+        """Send Clickpost's webhooks (all-status mode) to `url` from now on, with `key`."""
+        if self.webhooks is not None:
+            self.webhooks.close()
+        self.webhooks = WebhookPoster(url, key)
+        self._webhooks_until = self._clock_now()
+        return self.webhooks
+
+    def deliver_webhooks(self) -> int:
+        """POST a webhook for every scan revealed since the last delivery (and retries due);
+        returns the POSTs made. Call it as the journey clock moves."""
+        if self.webhooks is None or self._webhooks_until is None:
+            return 0
+        now = self._clock_now()
+        low, high = naive_local(self._webhooks_until), naive_local(now)
+        payloads = []
+        with self._lock:
+            shipments = list(self._shipments.values())
+        for shipment in shipments:
+            if not shipment.journey.valid:
+                continue
+            for step, when in enumerate(reveal_times(shipment.journey, shipment.identity.start)):
+                if low < when <= high:
+                    payloads.extend(step_payloads(shipment.journey, step, shipment.identity))
+        self._webhooks_until = now
+        return self.webhooks.deliver(payloads)
+
+    def _answerable(self, cp_id: int, waybill: str) -> _Shipment | None:
+        """The shipment to answer for an AWB, met now if `any_waybill`; None when unknown or,
+        on a journey clock, when Clickpost has recorded nothing of it yet (lock held)."""
+        shipment = self._shipments.get((cp_id, waybill))
+        if shipment is None and self.any_waybill:
+            shipment = self._first_sight(cp_id, waybill)
+        if shipment is not None and not self._on_clock(shipment):
+            return None
+        return shipment
+
     def _first_sight(self, cp_id: int, waybill: str) -> _Shipment:
         """An AWB nobody registered here, answered along `journey_for` (lock held)."""
         order_id = self._orders.pop((cp_id, waybill), None)
         shipment = self._new_shipment(waybill, cp_id, self.journey_for(waybill), order_id)
+        if self.journey_clock is not None:
+            # On a journey clock, its journey starts now (its first step a moment later).
+            start = naive_local(self.journey_clock())
+            shipment.identity = shipment.identity.model_copy(update={"start": start})
         self._shipments[(cp_id, waybill)] = shipment
         return shipment
 
     def _step_times(self, shipment: _Shipment) -> list[datetime] | None:
         """With a clock, each step shown is dated when first shown (lock held)."""
-        if self.clock is None:
+        if self.clock is None or self.journey_clock is not None:
             return None
         shown = min(shipment.step, shipment.journey.last_step)
         while len(shipment.step_times) <= shown:
@@ -643,7 +845,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
-        """Route GET /api/v2/track-order/; anything else is 404."""
+        """Route GET /api/v2/track-order/ and /api/v1/updated-order; anything else is 404."""
         sandbox = self.server.sandbox if isinstance(self.server, _HTTPServer) else None
         if sandbox is None:
             self._send(_error(500, 500, "sandbox not attached"), threading.Event())
@@ -651,6 +853,10 @@ class _Handler(BaseHTTPRequestHandler):
         # Handler and server are one unit: the handler shares the server's stop signal.
         stopping = sandbox._stopping
         url = urlsplit(self.path)
+        if url.path.rstrip("/") == UPDATED_ORDER_PATH:
+            query = parse_qs(url.query, keep_blank_values=True)
+            self._send(sandbox.handle_updated_order({n: v[0] for n, v in query.items()}), stopping)
+            return
         if url.path.rstrip("/") != TRACK_ORDER_PATH.rstrip("/"):
             self._send(_error(404, 404, f"no route for {url.path}"), stopping)
             return

@@ -23,11 +23,15 @@ from trackwatch.config import Settings
 from trackwatch.errors import ConfigurationError
 from trackwatch.models.notification import PHONE_CHANNELS, Channel
 from trackwatch.ports import (
+    ChangeFeedFactory,
     Deferrer,
     DeliveryLedger,
     EventLog,
     EventPublisher,
+    FeedStateStore,
     Handover,
+    HintSink,
+    HintSource,
     MemberChanges,
     OnceGuard,
     OrderDirectory,
@@ -41,13 +45,15 @@ from trackwatch.ports import (
     SettleScheduler,
     ShipmentRepository,
     TrackerFactory,
+    WebhookKeys,
 )
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     from trackwatch.adapters.aws import AwsClients
-    from trackwatch.adapters.clickpost import CredentialsProvider
+    from trackwatch.adapters.clickpost import ClickpostClient, CredentialsProvider
+    from trackwatch.adapters.hint_queue import HintQueue
     from trackwatch.adapters.orders_table import OrdersTable
     from trackwatch.adapters.senders import SmtpCredentials
     from trackwatch.logic.catalogue import StatusCatalogue
@@ -56,7 +62,9 @@ if TYPE_CHECKING:
     from trackwatch.logic.registry import MessageRegistry
     from trackwatch.logic.render import Renderer
     from trackwatch.models.policy import Cadence
+    from trackwatch.services.change_feed import FeedService
     from trackwatch.services.dispatch import DispatchService
+    from trackwatch.services.hints import HintService
     from trackwatch.services.ingest import IngestService
     from trackwatch.services.notify import Notifier
     from trackwatch.services.orders import OrderRollUp, OrdersService
@@ -64,6 +72,7 @@ if TYPE_CHECKING:
     from trackwatch.services.publish import PublishService
     from trackwatch.services.registration import RegistrationService
     from trackwatch.services.shipments import ShipmentsService
+    from trackwatch.services.webhooks import WebhookService
     from trackwatch.services.whatsapp_events import WhatsAppEvents
 
 Clock = Callable[[], datetime]
@@ -87,6 +96,12 @@ class Overrides(TypedDict, total=False):
     ingest_rejects: RejectSink
     publish_rejects: RejectSink
     trackers: TrackerFactory
+    change_feeds: ChangeFeedFactory
+    feed_state: FeedStateStore
+    hint_sink: HintSink
+    hint_source: HintSource
+    hint_rejects: RejectSink
+    webhook_keys: WebhookKeys
     clickpost_credentials: CredentialsProvider
     catalogue: StatusCatalogue
     recipients: RecipientStore
@@ -233,29 +248,89 @@ class Container:
         """A new Clickpost client per invocation (it belongs to that invocation's event loop)."""
         if (given := self._overrides.get("trackers")) is not None:
             return given
+        return self._clickpost_client
+
+    @cached_property
+    def change_feeds(self) -> ChangeFeedFactory:
+        """The updated-order feed: the same Clickpost client, a new one per invocation."""
+        if (given := self._overrides.get("change_feeds")) is not None:
+            return given
+        return self._clickpost_client
+
+    def _clickpost_client(self) -> ClickpostClient:
         from trackwatch.adapters.clickpost import ClickpostClient
         from trackwatch.models.policy import zone
 
         settings = self.settings.clickpost
-        credentials = self.clickpost_credentials
-        source_tz = zone(settings.source_timezone)
+        return ClickpostClient(
+            str(settings.base_url),
+            self.clickpost_credentials,
+            source_tz=zone(settings.source_timezone),
+            record_tz=zone(settings.record_timezone),
+            max_in_flight=settings.max_in_flight,
+            max_attempts=settings.max_attempts,
+            backoff_base_s=settings.backoff_base_s,
+            backoff_cap_s=settings.backoff_cap_s,
+            retry_budget_s=settings.retry_budget_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            max_response_bytes=settings.max_response_bytes,
+        )
 
-        def client() -> ClickpostClient:
-            return ClickpostClient(
-                str(settings.base_url),
-                credentials,
-                source_tz=source_tz,
-                max_in_flight=settings.max_in_flight,
-                max_attempts=settings.max_attempts,
-                backoff_base_s=settings.backoff_base_s,
-                backoff_cap_s=settings.backoff_cap_s,
-                retry_budget_s=settings.retry_budget_s,
-                connect_timeout_s=settings.connect_timeout_s,
-                read_timeout_s=settings.read_timeout_s,
-                max_response_bytes=settings.max_response_bytes,
-            )
+    @cached_property
+    def feed_state(self) -> FeedStateStore:
+        """The change feed's high-water mark and health."""
+        if (given := self._overrides.get("feed_state")) is not None:
+            return given
+        from trackwatch.adapters.feed_state import FeedStateTable
 
-        return client
+        return FeedStateTable(
+            self.settings.feed_state.change_feed_table_name, self.clients.dynamodb
+        )
+
+    @cached_property
+    def _hint_queue(self) -> HintQueue:
+        from trackwatch.adapters.hint_queue import HintQueue
+
+        wait = self.settings.coalesce.hint_receive_wait_seconds
+        return HintQueue(self.settings.hint_queue.hint_queue_url, self.clients.sqs, wait_s=wait)
+
+    @cached_property
+    def hint_sink(self) -> HintSink:
+        """Where change hints go: HintQueue."""
+        if (given := self._overrides.get("hint_sink")) is not None:
+            return given
+        from trackwatch.adapters.hint_queue import HintQueue
+
+        return HintQueue(self.settings.hint_queue.hint_queue_url, self.clients.sqs)
+
+    @cached_property
+    def hint_source(self) -> HintSource:
+        """Where the coalescer takes hints from: HintQueue."""
+        if (given := self._overrides.get("hint_source")) is not None:
+            return given
+        return self._hint_queue
+
+    @cached_property
+    def hint_rejects(self) -> RejectSink:
+        """Where hint messages that cannot be read go (HintDeadLetterQueue)."""
+        if (given := self._overrides.get("hint_rejects")) is not None:
+            return given
+        from trackwatch.adapters.reject_queue import RejectQueue
+
+        return RejectQueue(self.settings.hint_rejects.hint_dead_letter_queue_url, self.clients.sqs)
+
+    @cached_property
+    def webhook_keys(self) -> WebhookKeys:
+        """The webhook's shared keys, from Secrets Manager (cached)."""
+        if (given := self._overrides.get("webhook_keys")) is not None:
+            return given
+        from trackwatch.adapters.webhook_keys import SecretsManagerWebhookKeys
+
+        settings = self.settings.webhook_secret
+        return SecretsManagerWebhookKeys(
+            settings.webhook_secret_name, settings.webhook_secret_max_age_s, self.secrets
+        )
 
     # ------------------------------------------------------------------ services
 
@@ -264,12 +339,60 @@ class Container:
         """The dispatcher: due shipments → PollQueue."""
         from trackwatch.services.dispatch import DispatchService
 
+        feed = self.settings.change_feed
         return DispatchService(
             self.shipments,
             self.poll_queue,
             self.cadence,
             self.clock,
             self.settings.dispatch.calls_per_message,
+            feed=feed,
+            sweep=self.settings.sweep if feed.change_feed_enabled else None,
+            feed_state=self.feed_state if feed.change_feed_enabled else None,
+        )
+
+    @cached_property
+    def feed_service(self) -> FeedService:
+        """The feed poller: the updated-order feed → HintQueue."""
+        from trackwatch.services.change_feed import FeedService
+
+        return FeedService(
+            self.change_feeds,
+            self.feed_state,
+            self.hint_sink,
+            self.settings.change_feed,
+            self.clock,
+        )
+
+    @cached_property
+    def hint_service(self) -> HintService:
+        """The coalescer: a window's hints → the fewest polls."""
+        from trackwatch.services.hints import HintService
+
+        settings = self.settings.coalesce
+        return HintService(
+            self.hint_source,
+            self.shipments,
+            self.poll_queue,
+            self.hint_rejects,
+            self.clock,
+            calls_per_message=self.settings.dispatch.calls_per_message,
+            max_messages=settings.hint_max_messages_per_run,
+            register=(
+                self.registration_service.register if settings.auto_register_from_webhooks else None
+            ),
+        )
+
+    @cached_property
+    def webhook_service(self) -> WebhookService:
+        """The webhook receiver: a Clickpost webhook → a hint on HintQueue."""
+        from trackwatch.services.webhooks import WebhookService
+
+        return WebhookService(
+            self.webhook_keys,
+            self.hint_sink,
+            self.clock,
+            max_body_bytes=self.settings.webhooks.webhook_max_body_bytes,
         )
 
     @cached_property
@@ -284,7 +407,9 @@ class Container:
         """The publisher: stream outbox → event log → topic."""
         from trackwatch.services.publish import PublishService
 
-        return PublishService(self.images, self.publisher, self.event_log, self.publish_rejects)
+        return PublishService(
+            self.images, self.publisher, self.event_log, self.publish_rejects, self.clock
+        )
 
     @cached_property
     def registration_service(self) -> RegistrationService:

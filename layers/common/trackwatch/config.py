@@ -23,8 +23,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from trackwatch.errors import ConfigurationError
-from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE
-from trackwatch.models.policy import Cadence, NotifyPolicy, zone
+from trackwatch.models.clickpost import DEFAULT_RECORD_TIMEZONE, DEFAULT_SOURCE_TIMEZONE
+from trackwatch.models.policy import Cadence, ChangeFeedPolicy, NotifyPolicy, Sweep, zone
 
 
 class _Section(BaseModel):
@@ -72,6 +72,8 @@ class ClickpostSettings(_Section):
     #: Name of the Secrets Manager secret holding {"key": ..., "username": ...}.
     secret_name: str = Field(min_length=1)
     source_timezone: str = DEFAULT_SOURCE_TIMEZONE
+    #: The zone of Clickpost's own record times (created_at, updated_at); see models/clickpost.
+    record_timezone: str = DEFAULT_RECORD_TIMEZONE
     max_in_flight: int = Field(default=10, ge=1, le=200)
     connect_timeout_s: float = Field(default=3.0, gt=0)
     read_timeout_s: float = Field(default=10.0, gt=0)
@@ -87,6 +89,7 @@ class ClickpostSettings(_Section):
     @model_validator(mode="after")
     def _known_zone(self) -> Self:
         zone(self.source_timezone)
+        zone(self.record_timezone)
         return self
 
 
@@ -303,6 +306,48 @@ class OrderRollUpSettings(_Section):
     order_settle_queue_url: str = Field(min_length=1)
 
 
+class FeedStateSettings(_Section):
+    """Where the change feed's high-water mark and health are kept."""
+
+    change_feed_table_name: str = Field(min_length=3)
+
+
+class HintQueueSettings(_Section):
+    """Where change hints wait for the coalescer."""
+
+    hint_queue_url: str = Field(min_length=1)
+
+
+class CoalesceSettings(_Section):
+    """How the coalescer takes a window's hints, and what it does with the odd ones."""
+
+    #: ReceiveMessage's long-poll wait: an empty answer then means an empty queue.
+    hint_receive_wait_seconds: int = Field(default=1, ge=0, le=20)
+    #: Messages one coalescer run takes at most (the rest wait for the next window).
+    hint_max_messages_per_run: int = Field(default=5000, ge=10, le=100_000)
+    #: Register an unknown waybill seen on a webhook (with no contact).
+    auto_register_from_webhooks: bool = False
+
+
+class HintRejectSettings(_Section):
+    """Where hint messages that cannot be read go, with the reason."""
+
+    hint_dead_letter_queue_url: str = Field(min_length=1)
+
+
+class WebhookSecretSettings(_Section):
+    """Where the webhook's shared key is."""
+
+    webhook_secret_name: str = Field(min_length=1)
+    webhook_secret_max_age_s: int = Field(default=300, ge=0)
+
+
+class WebhookSettings(_Section):
+    """How large a webhook body the receiver reads."""
+
+    webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+
+
 class DataFiles(_OptionalSection):
     """Data files a deployment may replace (variables TRACKWATCH_*); None: the packaged one."""
 
@@ -425,6 +470,46 @@ class Settings:
     def order_roll_up(self) -> OrderRollUpSettings:
         """ORDER_SETTLE_QUEUE_URL."""
         return parse(OrderRollUpSettings, self._environ)
+
+    @cached_property
+    def change_feed(self) -> ChangeFeedPolicy:
+        """CHANGE_FEED_*."""
+        return parse(ChangeFeedPolicy, self._environ)
+
+    @cached_property
+    def sweep(self) -> Sweep:
+        """SWEEP_*_MINUTES (the dispatcher checks each is a whole multiple of its cadence)."""
+        return parse(Sweep, self._environ)
+
+    @cached_property
+    def feed_state(self) -> FeedStateSettings:
+        """CHANGE_FEED_TABLE_NAME."""
+        return parse(FeedStateSettings, self._environ)
+
+    @cached_property
+    def hint_queue(self) -> HintQueueSettings:
+        """HINT_QUEUE_URL."""
+        return parse(HintQueueSettings, self._environ)
+
+    @cached_property
+    def coalesce(self) -> CoalesceSettings:
+        """HINT_*, AUTO_REGISTER_FROM_WEBHOOKS."""
+        return parse(CoalesceSettings, self._environ)
+
+    @cached_property
+    def hint_rejects(self) -> HintRejectSettings:
+        """HINT_DEAD_LETTER_QUEUE_URL."""
+        return parse(HintRejectSettings, self._environ)
+
+    @cached_property
+    def webhook_secret(self) -> WebhookSecretSettings:
+        """WEBHOOK_SECRET_NAME, WEBHOOK_SECRET_MAX_AGE_S."""
+        return parse(WebhookSecretSettings, self._environ)
+
+    @cached_property
+    def webhooks(self) -> WebhookSettings:
+        """WEBHOOK_MAX_BODY_BYTES."""
+        return parse(WebhookSettings, self._environ)
 
     @cached_property
     def data_files(self) -> DataFiles:

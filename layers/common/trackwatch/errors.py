@@ -97,9 +97,10 @@ class ClickpostResponseTooLargeError(ClickpostError):
     # cannot help, and the message is left to its queue's redrive policy.
     kind = "too_large"
 
-    def __init__(self, cp_id: int, limit_bytes: int) -> None:
+    def __init__(self, cp_id: int | None, limit_bytes: int, subject: str | None = None) -> None:
+        what = subject or f"cp_id {cp_id}"
         super().__init__(
-            f"Clickpost's answer for cp_id {cp_id} is larger than the {limit_bytes}-byte limit"
+            f"Clickpost's answer for {what} is larger than the {limit_bytes}-byte limit"
         )
         self.cp_id = cp_id
         self.limit_bytes = limit_bytes

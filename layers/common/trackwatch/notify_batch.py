@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from trackwatch.bootstrap import Container, Handler
 from trackwatch.errors import TrackwatchError
-from trackwatch.models.events import TOPIC_EVENT_ADAPTER
+from trackwatch.models.events import TOPIC_EVENT_ADAPTER, is_order_event
 from trackwatch.models.notification import (
     FALLBACK_FROM_ATTRIBUTE,
     FALLBACK_REASON_ATTRIBUTE,
@@ -26,9 +26,10 @@ from trackwatch.models.notification import (
     Channel,
     Fallback,
     NotificationRequest,
+    Outcome,
 )
 from trackwatch.models.whatsapp import WhatsAppEvent
-from trackwatch.observability import count_by, logger, tracer
+from trackwatch.observability import count_by, logger, record_values, tracer
 from trackwatch.services.notify import Notifier, NotifySummary
 from trackwatch.services.whatsapp_events import EventsSummary, WhatsAppEvents
 
@@ -37,6 +38,9 @@ from trackwatch.services.whatsapp_events import EventsSummary, WhatsAppEvents
 for _name in ("botocore", "boto3", "urllib3"):
     logging.getLogger(_name).setLevel(max(logging.INFO, logging.getLogger(_name).level))
 
+
+#: The outcomes that put a message in front of the customer (their lag is recorded).
+_SENT = frozenset({Outcome.SENT, Outcome.FALLBACK_SENT})
 
 #: The channel's part of its metrics' names (PascalCase): SmsNotifications, ...
 METRIC_PREFIX: dict[Channel, str] = {"sms": "Sms", "email": "Email", "whatsapp": "WhatsApp"}
@@ -67,16 +71,23 @@ def request_of(record: SQSRecord) -> NotificationRequest:
 
 
 def handle_batch(
-    notifier: Notifier, event: dict[str, Any], context: LambdaContext, processor: BatchProcessor
+    notifier: Notifier,
+    event: dict[str, Any],
+    context: LambdaContext,
+    processor: BatchProcessor,
+    clock: Callable[[], datetime] | None = None,
 ) -> dict[str, Any]:
-    """Notify for every record; a record that raises is reported as a batch item failure."""
+    """Notify for every record; a record that raises is reported as a batch item failure.
+    With a `clock`, each message sent records its lag from Clickpost's record time."""
     channel: Channel = notifier.channel
     notifier.begin(context)
     summary = NotifySummary()
+    lags: dict[str, list[float]] = {}
 
     def notify(record: SQSRecord) -> None:
+        request = request_of(record)
         try:
-            outcome, kind = notifier.handle(request_of(record))
+            outcome, kind = notifier.handle(request)
         except TrackwatchError as exc:
             summary.errors[exc.kind] += 1
             raise
@@ -86,6 +97,11 @@ def handle_batch(
         summary.outcomes[outcome.value] += 1
         if kind is not None:
             summary.kinds[kind] += 1
+        event = request.event
+        # An order's event sums up several scans: its lag is not one scan's.
+        recorded = None if is_order_event(event) else event.recorded_at
+        if clock is not None and kind is not None and outcome in _SENT and recorded:
+            lags.setdefault(kind, []).append((clock() - recorded).total_seconds())
 
     response = process_partial_response(
         event=event, record_handler=notify, processor=processor, context=context
@@ -93,6 +109,7 @@ def handle_batch(
     prefix = METRIC_PREFIX[channel]
     count_by(f"{prefix}Notifications", "outcome", summary.outcomes)
     count_by(f"{prefix}NotifyErrors", "kind", summary.errors)
+    record_values(f"{prefix}NotificationLag", "kind", lags)
     logger.info(
         f"{channel} batch",
         extra={
@@ -120,7 +137,7 @@ def notify_handler(channel: Channel) -> Callable[[Container], Handler]:
         @tracer.capture_lambda_handler
         def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             """Send the message each event calls for; report the records that failed."""
-            return handle_batch(notifier, event, context, processor)
+            return handle_batch(notifier, event, context, processor, container.clock)
 
         return lambda_handler
 

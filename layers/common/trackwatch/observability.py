@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 if TYPE_CHECKING:
     from trackwatch.services.poll import PollSummary
@@ -59,6 +59,19 @@ def count_by(name: str, dimension: str, counts: Mapping[str, int]) -> None:
             default_dimensions={"service": SERVICE},
         ) as metric:
             metric.add_dimension(name=dimension, value=value)
+
+
+def record_values(name: str, dimension: str, values: Mapping[str, list[float]]) -> None:
+    """A distribution per value of a low-cardinality dimension (a lag by event type): every
+    value goes out, up to a hundred to an EMF line, so CloudWatch can take percentiles."""
+    for value, samples in values.items():
+        if not samples:
+            continue
+        line = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+        line.add_dimension(name=dimension, value=value)
+        for sample in samples:
+            line.add_metric(name=name, unit=MetricUnit.Seconds, value=max(0.0, sample))
+        line.flush_metrics()
 
 
 def record_poll(summary: PollSummary) -> None:

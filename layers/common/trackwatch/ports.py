@@ -7,7 +7,9 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from trackwatch.models.change_feed import FeedRead, FeedState, FeedWindow
 from trackwatch.models.events import OrderEvent, ShipmentEvent, TopicEvent
+from trackwatch.models.hints import HintBatch, QueuedMessage
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
 from trackwatch.models.notification import (
@@ -50,6 +52,10 @@ class ShipmentStore(Protocol):
         """Every shipment still being tracked."""
         ...
 
+    def has_active(self) -> bool:
+        """Whether any shipment is being tracked at all (one key read, not a scan)."""
+        ...
+
 
 class Tracker(Protocol):
     """The Clickpost client, as the poller uses it."""
@@ -62,6 +68,62 @@ class Tracker(Protocol):
 
 #: A new tracker for one invocation: an async client belongs to one event loop.
 TrackerFactory = Callable[[], AbstractAsyncContextManager[Tracker]]
+
+
+class ChangeFeed(Protocol):
+    """Clickpost's updated-order feed, as the feed poller reads it."""
+
+    async def updated_orders(
+        self, window: FeedWindow, *, max_pages: int = 100, deadline: float | None = None
+    ) -> FeedRead:
+        """Every waybill the window lists, over all its pages; raises a ClickpostError subclass
+        (given up at `deadline`, on time.monotonic(), if one is given)."""
+        ...
+
+
+#: A new feed reader for one invocation (the same client as the tracker's).
+ChangeFeedFactory = Callable[[], AbstractAsyncContextManager[ChangeFeed]]
+
+
+class FeedStateStore(Protocol):
+    """Where the feed poller keeps its high-water mark and health."""
+
+    def load(self) -> FeedState | None:
+        """The state last saved; None before the first run."""
+        ...
+
+    def save(self, state: FeedState) -> None:
+        """Keep `state`, or raise StorageError."""
+        ...
+
+
+class HintSink(Protocol):
+    """Where change hints go (HintQueue)."""
+
+    def send(self, batches: Sequence[HintBatch]) -> None:
+        """Enqueue every batch, or raise StorageError."""
+        ...
+
+
+class HintSource(Protocol):
+    """Where the coalescer takes change hints from (HintQueue)."""
+
+    def receive(self, max_messages: int) -> list[QueuedMessage]:
+        """Up to `max_messages` (at most 10) messages, made invisible while they are handled."""
+        ...
+
+    def delete(self, messages: Sequence[QueuedMessage]) -> None:
+        """Remove handled messages, or raise StorageError."""
+        ...
+
+
+class WebhookKeys(Protocol):
+    """The shared keys a Clickpost webhook may present (the current one, and one being
+    rotated out)."""
+
+    def accepted(self) -> tuple[bytes, ...]:
+        """Every key accepted now; raises ConfigurationError if none can be read."""
+        ...
 
 
 class OutboxReader(Protocol):

@@ -49,7 +49,15 @@ from trackwatch.errors import (
     ConfigurationError,
 )
 from trackwatch.logic.batching import plan_calls
+from trackwatch.models.change_feed import (
+    FeedPage,
+    FeedRead,
+    FeedWindow,
+    UpdatedOrder,
+    read_feed_page,
+)
 from trackwatch.models.clickpost import (
+    DEFAULT_RECORD_TIMEZONE,
     DEFAULT_SOURCE_TIMEZONE,
     Meta,
     TrackOrderRead,
@@ -63,6 +71,9 @@ from trackwatch.models.tracking import CallOutcome, TrackCall
 logger = Logger(service="trackwatch", child=True)
 
 TRACK_ORDER_PATH = "/api/v2/track-order/"
+UPDATED_ORDER_PATH = "/api/v1/updated-order"
+#: How the feed's calls are named in errors and logs.
+FEED = "the updated-order feed"
 #: Clickpost service codes carried in meta.status.
 SERVICE_AUTH_FAILED = 301
 SERVICE_INVALID_CP_ID = 302
@@ -307,6 +318,18 @@ def _declared_length(headers: httpx.Headers) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
+class _Request:
+    """What one logical call asks: a path (or a same-host URL) and its query, how it is
+    named in errors (never with its query: that holds the credentials), and the error an
+    answer past the size limit raises."""
+
+    url: str
+    params: dict[str, str]
+    subject: str
+    too_large: ClickpostResponseTooLargeError
+
+
+@dataclass(frozen=True, slots=True)
 class _Answer:
     """One HTTP answer: its status, Retry-After, and (unless retryable) its body."""
 
@@ -323,7 +346,8 @@ class _OutOfTime(Exception):
 
 
 class ClickpostClient:
-    """Async client for GET /api/v2/track-order/; use as `async with ClickpostClient(...)`.
+    """Async client for GET /api/v2/track-order/ and the updated-order feed
+    (GET /api/v1/updated-order); use as `async with ClickpostClient(...)`.
 
     Every call is bounded: in time, by `retry_budget_s` (requests, slow bodies and
     back-off waits together) and by an optional absolute `deadline` on `clock`
@@ -337,6 +361,7 @@ class ClickpostClient:
         credentials: CredentialsProvider,
         *,
         source_tz: ZoneInfo | None = None,
+        record_tz: ZoneInfo | None = None,
         max_in_flight: int = 10,
         max_attempts: int = 4,
         backoff_base_s: float = 0.5,
@@ -359,6 +384,7 @@ class ClickpostClient:
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._source_tz = source_tz or zone(DEFAULT_SOURCE_TIMEZONE)
+        self._record_tz = record_tz or zone(DEFAULT_RECORD_TIMEZONE)
         self._max_in_flight = max_in_flight
         self._policy = RetryPolicy(
             max_attempts=max_attempts,
@@ -442,10 +468,6 @@ class ClickpostClient:
         the client's own; past it the call is not started, or is stopped, and
         raises ClickpostUnavailableError, which is retryable.
         """
-        http = self._http
-        if http is None:
-            raise RuntimeError("ClickpostClient is not open: use `async with ClickpostClient(...)`")
-        invocation_end = _earliest(self._deadline, deadline)
         credentials = self._credentials.get()
         params = {
             "key": credentials.key.get_secret_value(),
@@ -453,9 +475,120 @@ class ClickpostClient:
             "waybill": ",".join(call.waybills),
             "cp_id": str(call.cp_id),
         }
+        request = _Request(
+            TRACK_ORDER_PATH,
+            params,
+            f"cp_id {call.cp_id}",
+            ClickpostResponseTooLargeError(call.cp_id, self._max_response_bytes),
+        )
+        answer, attempts, started = await self._get(request, deadline)
+        return self._settle(call, answer, credentials, attempts, started)
+
+    async def updated_orders(
+        self, window: FeedWindow, *, max_pages: int = 100, deadline: float | None = None
+    ) -> FeedRead:
+        """Every waybill Clickpost's updated-order feed lists for `window`, following `next`
+        links (on Clickpost's own host only) up to `max_pages`; raises a ClickpostError.
+
+        The same machinery as track-order: the credentials, the concurrency cap, retries
+        with back-off and Retry-After, the call budget and deadline, the bounded body.
+        """
+        credentials = self._credentials.get()
+        params = {
+            "username": credentials.username.get_secret_value(),
+            "key": credentials.key.get_secret_value(),
+            "start_date": str(window.start_s),
+            "end_date": str(window.end_s),
+        }
+        too_large = ClickpostResponseTooLargeError(None, self._max_response_bytes, FEED)
+        request = _Request(UPDATED_ORDER_PATH, params, FEED, too_large)
+        orders: list[UpdatedOrder] = []
+        unreadable: list[str] = []
+        followed: set[str] = set()
+        pages = requests = 0
+        while True:
+            answer, attempts, _ = await self._get(request, deadline)
+            pages += 1
+            requests += attempts
+            page = self._settle_feed(answer, credentials)
+            orders.extend(page.orders)
+            unreadable.extend(page.unreadable)
+            if page.next is None:
+                break
+            request = self._follow(page.next, request, credentials)
+            # The page's identity, without the credentials every request carries.
+            identity = (
+                request.url
+                + "?"
+                + "&".join(
+                    f"{n}={v}" for n, v in sorted(request.params.items()) if n not in _SECRET_FIELDS
+                )
+            )
+            if identity in followed:
+                raise ClickpostMalformedResponseError(f"{FEED} links back to a page it gave")
+            followed.add(identity)
+            if pages >= max_pages:
+                raise ClickpostMalformedResponseError(f"{FEED} gave more than {max_pages} pages")
+        return FeedRead(
+            window=window,
+            orders=tuple(orders),
+            pages=pages,
+            requests=requests,
+            unreadable=tuple(unreadable),
+        )
+
+    def _follow(self, link: str, current: _Request, credentials: ClickpostCredentials) -> _Request:
+        """The request for a `next` link: on Clickpost's host only (the credentials ride in
+        the query), with our credentials whatever the link carries."""
+        url = httpx.URL(self._base_url).join(link)
+        base = httpx.URL(self._base_url)
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+            raise ClickpostMalformedResponseError(
+                f"{FEED} gave a next link to another host; it was not followed"
+            )
+        params = {
+            name: value
+            for name, value in url.params.multi_items()
+            if name.lower() not in _SECRET_FIELDS
+        }
+        params["username"] = credentials.username.get_secret_value()
+        params["key"] = credentials.key.get_secret_value()
+        return _Request(str(url.copy_with(query=None)), params, current.subject, current.too_large)
+
+    def _settle_feed(self, answer: _Answer, credentials: ClickpostCredentials) -> FeedPage:
+        status = answer.status
+        if status == 401:
+            raise ClickpostAuthError("Clickpost rejected the key or username (HTTP 401)")
+        try:
+            page: FeedPage | None = read_feed_page(answer.body, self._source_tz, self._record_tz)
+            problem = ""
+        except UnreadableBodyError as exc:
+            page, problem = None, exc.reason
+        if page is not None and not page.meta.success:
+            if page.meta.status == SERVICE_AUTH_FAILED:
+                raise ClickpostAuthError(
+                    "Clickpost rejected the key or username (service code 301)"
+                )
+            message = credentials.redact(page.meta.message or f"no message (HTTP {status})")
+            raise ClickpostRejectedError(page.meta.status, message)
+        if not 200 <= status <= 299:
+            raise ClickpostRejectedError(status, f"HTTP {status}")
+        if page is None:
+            raise ClickpostMalformedResponseError(
+                f"Clickpost answered {FEED} with a body that is not a feed page: {problem}"
+            )
+        return page
+
+    async def _get(self, request: _Request, deadline: float | None) -> tuple[_Answer, int, float]:
+        """GET with retries until an answer that is not retryable: (answer, attempts, started);
+        ClickpostUnavailableError when the budget, the deadline or the attempts run out."""
+        http = self._http
+        if http is None:
+            raise RuntimeError("ClickpostClient is not open: use `async with ClickpostClient(...)`")
+        invocation_end = _earliest(self._deadline, deadline)
         # A call holds its slot through its back-off too: when Clickpost is
         # throttling, waiting calls must not be replaced by fresh ones.
-        async with self._slot(call, invocation_end):
+        async with self._slot(request.subject, invocation_end):
             started = self._clock()
             end = started + self._policy.budget_s
             out_of_time = f"call budget of {self._policy.budget_s:g}s spent"
@@ -466,33 +599,40 @@ class ClickpostClient:
                 attempt += 1
                 remaining = end - self._clock()
                 if remaining <= 0:
-                    raise self._unavailable(call, attempt - 1, out_of_time, started)
+                    raise self._unavailable(request.subject, attempt - 1, out_of_time, started)
                 try:
-                    answer = await self._attempt(http, call, params, remaining)
+                    answer = await self._attempt(http, request, remaining)
                 except _OutOfTime:
-                    raise self._unavailable(call, attempt, out_of_time, started) from None
+                    raise self._unavailable(
+                        request.subject, attempt, out_of_time, started
+                    ) from None
                 if isinstance(answer, _Answer):
-                    return self._settle(call, answer, credentials, attempt, started)
+                    return answer, attempt, started
                 cause, retry_after = answer
                 wait = self._policy.next_wait(attempt, retry_after, end - self._clock())
                 if wait is None:
                     if attempt < self._policy.max_attempts:
                         cause += "; the next wait would overrun the deadline"
-                    raise self._unavailable(call, attempt, cause, started)
+                    raise self._unavailable(request.subject, attempt, cause, started)
                 logger.debug(
                     "retrying Clickpost call",
-                    extra={"cp_id": call.cp_id, "attempt": attempt, "cause": cause, "wait_s": wait},
+                    extra={
+                        "call": request.subject,
+                        "attempt": attempt,
+                        "cause": cause,
+                        "wait_s": wait,
+                    },
                 )
                 await self._sleep(wait)
 
     async def _attempt(
-        self, http: httpx.AsyncClient, call: TrackCall, params: dict[str, str], remaining: float
+        self, http: httpx.AsyncClient, request: _Request, remaining: float
     ) -> _Answer | tuple[str, float | None]:
         """One request within `remaining` seconds: an answer to settle, or (why it failed,
         Retry-After); _OutOfTime when the time ran out."""
         try:
             async with asyncio.timeout(remaining) as scope:
-                answer = await self._request(http, call, params, remaining)
+                answer = await self._request(http, request, remaining)
         except (httpx.TransportError, TimeoutError) as exc:
             if isinstance(exc, TimeoutError) and scope.expired():
                 raise _OutOfTime from None
@@ -503,7 +643,7 @@ class ClickpostClient:
         return f"HTTP {answer.status}", retry_after_seconds(answer.retry_after, self._wall_clock())
 
     @contextlib.asynccontextmanager
-    async def _slot(self, call: TrackCall, deadline: float | None) -> AsyncIterator[None]:
+    async def _slot(self, subject: str, deadline: float | None) -> AsyncIterator[None]:
         """One of the max_in_flight places, waited for no later than `deadline`."""
         if deadline is None:
             await self._in_flight.acquire()
@@ -514,18 +654,18 @@ class ClickpostClient:
                     await self._in_flight.acquire()
             except TimeoutError:
                 cause = "invocation deadline reached before the call could start"
-                raise self._unavailable(call, 0, cause, started) from None
+                raise self._unavailable(subject, 0, cause, started) from None
         try:
             yield
         finally:
             self._in_flight.release()
 
     async def _request(
-        self, http: httpx.AsyncClient, call: TrackCall, params: dict[str, str], remaining: float
+        self, http: httpx.AsyncClient, request: _Request, remaining: float
     ) -> _Answer:
         """One GET; the body is read (within the size limit) unless the status is retryable."""
         async with http.stream(
-            "GET", TRACK_ORDER_PATH, params=params, timeout=self._timeout(remaining)
+            "GET", request.url, params=request.params, timeout=self._timeout(remaining)
         ) as response:
             status = response.status_code
             if _is_retryable_status(status):
@@ -534,7 +674,7 @@ class ClickpostClient:
                     response.headers.get("Retry-After") if status in _RETRY_AFTER_STATUSES else None
                 )
                 return _Answer(status, wait, b"")
-            too_large = ClickpostResponseTooLargeError(call.cp_id, self._max_response_bytes)
+            too_large = request.too_large
             declared = _declared_length(response.headers)
             if declared is not None and declared > self._max_response_bytes:
                 raise too_large
@@ -552,11 +692,11 @@ class ClickpostClient:
                 content = body.finish()
             except _UnsupportedEncoding:
                 raise ClickpostMalformedResponseError(
-                    f"Clickpost answered cp_id {call.cp_id} in an encoding not asked for"
+                    f"Clickpost answered {request.subject} in an encoding not asked for"
                 ) from None
             except zlib.error:
                 raise ClickpostMalformedResponseError(
-                    f"Clickpost answered cp_id {call.cp_id} with a body that does not decompress"
+                    f"Clickpost answered {request.subject} with a body that does not decompress"
                 ) from None
             return _Answer(status, None, content)
 
@@ -567,11 +707,11 @@ class ClickpostClient:
         return httpx.Timeout(connect=connect, read=read, write=connect, pool=connect)
 
     def _unavailable(
-        self, call: TrackCall, attempts: int, cause: str, started: float
+        self, subject: str, attempts: int, cause: str, started: float
     ) -> ClickpostUnavailableError:
         elapsed = self._clock() - started
         return ClickpostUnavailableError(
-            f"Clickpost unavailable for cp_id {call.cp_id} after {attempts} attempt(s) "
+            f"Clickpost unavailable for {subject} after {attempts} attempt(s) "
             f"in {elapsed:.2f}s; last cause: {cause}"
         )
 
@@ -588,7 +728,7 @@ class ClickpostClient:
             raise ClickpostAuthError("Clickpost rejected the key or username (HTTP 401)")
         try:
             read: TrackOrderRead | None = read_track_order(
-                answer.body, self._source_tz, call.waybills
+                answer.body, self._source_tz, call.waybills, record_tz=self._record_tz
             )
             problem = ""
         except UnreadableBodyError as exc:

@@ -441,6 +441,16 @@ class ShipmentsTable:
             pages = list(pool.map(lambda s: self._scan_due(s, segments), range(segments)))
         return [key for page in pages for key in page]
 
+    def has_active(self) -> bool:
+        """Whether the DueIndex holds any shipment: a Scan of one key (half a read unit)."""
+        try:
+            answer = self.client.scan(
+                TableName=self._table, IndexName=self._index, Limit=1, ProjectionExpression="pk"
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error("Scan", exc) from exc
+        return bool(answer.get("Items")) or bool(answer.get("LastEvaluatedKey"))
+
     def _scan_due(self, segment: int, segments: int) -> list[ShipmentKey]:
         keys: list[ShipmentKey] = []
         paginator = self.client.get_paginator("scan")

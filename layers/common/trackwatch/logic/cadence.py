@@ -78,11 +78,13 @@ def epoch_minute(moment: datetime) -> int:
 
 def due_keys_at(minute: int, cadence: Cadence) -> list[str]:
     """Every due-index key whose shipments are due at epoch minute `minute`."""
-    return [
-        f"{klass.value}#{minute % period_minutes(klass, cadence)}#{shard}"
-        for klass in CadenceClass
-        for shard in range(cadence.due_shards)
-    ]
+    return [key for klass in CadenceClass for key in class_due_keys_at(klass, minute, cadence)]
+
+
+def class_due_keys_at(klass: CadenceClass, minute: int, cadence: Cadence) -> list[str]:
+    """The due-index keys of one class's shipments due at epoch minute `minute`."""
+    slot = minute % period_minutes(klass, cadence)
+    return [f"{klass.value}#{slot}#{shard}" for shard in range(cadence.due_shards)]
 
 
 def all_due_keys(cadence: Cadence) -> list[str]:

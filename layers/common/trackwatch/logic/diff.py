@@ -112,10 +112,11 @@ def diff(
     fresh = _fresh_scans(before, result.scans, shipment)
     source = _status_source(result, shipment)
     scans = _scan_step(fresh, extra.ndr, before.ndr_attempts, shipment, catalogue)
-    status = _status_step(before, source, shipment, catalogue)
+    status = _status_step(before, source, _recorded_at(source, result), shipment, catalogue)
     stuck = _stuck_step(before, extra.is_stuck, status.current, shipment)
     edd = _edd_step(before, _edd_of(result), status.terminal, shipment)
-    after = _next_state(before, shipment, fresh, scans, status, stuck, edd)
+    recorded = _recorded_until(before, fresh, result.scans, shipment)
+    after = _next_state(before, shipment, fresh, scans, status, stuck, edd, recorded)
     # Reported unknown: the codes of every status this diff looked up in the catalogue.
     looked_up = [scan for _, scan in fresh] + ([source] if source is not None else [])
     return DiffOutcome(
@@ -141,6 +142,7 @@ class _Envelope(TypedDict):
     detected_at: datetime
     time_quality: TimeQuality
     reported_time: str | None
+    recorded_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +180,19 @@ class _Shipment:
             return _Time(trusted=None, quality="future", reported=moment.isoformat())
         return _Time(trusted=moment, quality="carrier")
 
-    def envelope(self, event_type: str, change: str, time: _Time) -> _Envelope:
-        """The envelope of one event; its id is a function of the shipment and `change`."""
+    def recorded(self, moment: datetime | None) -> datetime | None:
+        """Clickpost's record time of a status, when it can be believed (not in the future)."""
+        return moment if moment is not None and moment <= self.trusted_until else None
+
+    def envelope(
+        self,
+        event_type: str,
+        change: str,
+        time: _Time,
+        recorded_at: datetime | None = None,
+    ) -> _Envelope:
+        """The envelope of one event; its id is a function of the shipment and `change`
+        (never of the times, which may differ between two sightings of one change)."""
         return _Envelope(
             event_id=event_id(self.key.cp_id, self.key.waybill, event_type, change),
             waybill=self.key.waybill,
@@ -190,6 +203,7 @@ class _Shipment:
             detected_at=self.now,
             time_quality=time.quality,
             reported_time=time.reported,
+            recorded_at=self.recorded(recorded_at),
         )
 
 
@@ -256,7 +270,7 @@ def _scan_step(
         checkpoint: int | str = scan.checkpoint_id if scan.checkpoint_id is not None else ckey
         events.append(
             ScanAdded(
-                **shipment.envelope("shipment.scan_added", ckey, time),
+                **shipment.envelope("shipment.scan_added", ckey, time, scan.created_at),
                 checkpoint_id=checkpoint,
                 tracking_id=scan.tracking_id,
                 scan=_status_fields(scan),
@@ -267,7 +281,7 @@ def _scan_step(
             ndr_attempts += 1
             events.append(
                 NdrRaised(
-                    **shipment.envelope("shipment.ndr_raised", ckey, time),
+                    **shipment.envelope("shipment.ndr_raised", ckey, time, scan.created_at),
                     checkpoint_id=checkpoint,
                     attempt=ndr_attempts,
                     ndr_bucket_code=ndr.ndr_bucket_code if ndr else None,
@@ -302,9 +316,45 @@ class _StatusStep:
         return self.current is not None and self.current.is_terminal
 
 
+def _recorded_at(source: StatusObject | None, result: AwbResult) -> datetime | None:
+    """When Clickpost recorded the current status: the created_at of its scan.
+
+    `latest_status` carries a created_at of its own, but in Clickpost's sample it is the
+    order's creation, days older than the status; the scan with the same time and code
+    says when the status itself was recorded.
+    """
+    if source is None:
+        return None
+    if isinstance(source, Scan):
+        return source.created_at
+    if source.timestamp is None:
+        return None
+    for scan in result.scans:
+        if (
+            scan.timestamp == source.timestamp
+            and scan.clickpost_status_code == source.clickpost_status_code
+        ):
+            return scan.created_at
+    return None
+
+
+def _recorded_until(
+    before: ShipmentState, fresh: list[tuple[str, Scan]], scans: Sequence[Scan], shipment: _Shipment
+) -> datetime | None:
+    """The newest record time of any scan seen so far; moved on only by a poll that found
+    new scans, so an unchanged shipment is never rewritten for it."""
+    if not fresh:
+        return before.recorded_until
+    times = [t for scan in scans if (t := shipment.recorded(scan.created_at)) is not None]
+    if before.recorded_until is not None:
+        times.append(before.recorded_until)
+    return max(times, default=None)
+
+
 def _status_step(
     before: ShipmentState,
     source: StatusObject | None,
+    recorded_at: datetime | None,
     shipment: _Shipment,
     catalogue: StatusCatalogue,
 ) -> _StatusStep:
@@ -327,12 +377,18 @@ def _status_step(
     return _StatusStep(
         current=candidate,
         terminal_at=terminal_at,
-        events=() if same_bucket else (_status_changed(previous, candidate, time, shipment),),
+        events=()
+        if same_bucket
+        else (_status_changed(previous, candidate, time, recorded_at, shipment),),
     )
 
 
 def _status_changed(
-    previous: CurrentStatus | None, candidate: CurrentStatus, time: _Time, shipment: _Shipment
+    previous: CurrentStatus | None,
+    candidate: CurrentStatus,
+    time: _Time,
+    recorded_at: datetime | None,
+    shipment: _Shipment,
 ) -> StatusChanged:
     change = "|".join(
         (
@@ -342,7 +398,7 @@ def _status_changed(
         )
     )
     return StatusChanged(
-        **shipment.envelope("shipment.status_changed", change, time),
+        **shipment.envelope("shipment.status_changed", change, time, recorded_at),
         from_bucket=previous.clickpost_status_bucket if previous else None,
         from_bucket_description=(
             previous.clickpost_status_bucket_description if previous else None
@@ -425,6 +481,7 @@ def _next_state(
     status: _StatusStep,
     stuck: _StuckStep,
     edd: _EddStep,
+    recorded_until: datetime | None,
 ) -> ShipmentState:
     """The state to store: the steps' results over what we knew, the AWB valid again."""
     seen, seen_floor = _remember(before, fresh, shipment)
@@ -447,6 +504,7 @@ def _next_state(
             "unreadable_reason": None,
             "unreadable_fragment": None,
             "terminal_at": status.terminal_at,
+            "recorded_until": recorded_until,
         }
     )
 

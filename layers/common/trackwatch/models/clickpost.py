@@ -8,9 +8,14 @@ than by Python validators, which would cost a call per field on every scan.
 Timestamps are total: every form Clickpost or a carrier is known to send is
 read (see `parse_timestamp`), and a value that cannot be read never fails the
 scan. It becomes `timestamp=None`, with the value as sent, bounded, in
-`timestamp_raw` (likewise `created_at`). Zone-less values are read in the
-source zone passed as validation context (``{"source_tz": ZoneInfo(...)}``,
-Asia/Kolkata when absent); every datetime held is aware.
+`timestamp_raw` (likewise `created_at`). Zone-less carrier times (`timestamp`)
+are read in the source zone passed as validation context
+(``{"source_tz": ZoneInfo(...)}``, Asia/Kolkata when absent); zone-less
+Clickpost record times (`created_at`, the feed's `updated_at`) in the record zone
+(``{"record_tz": ...}``, UTC when absent: in Clickpost's own sample every scan's
+`created_at` falls 2-5 hours *before* its India-time `timestamp` if read in India
+time, and 0.5-3 hours after it if read as UTC, which fits Clickpost's two-hourly
+carrier refresh; undocumented, so it is a setting). Every datetime held is aware.
 
 `read_track_order` reads a body waybill by waybill: the envelope first, then
 each `result` entry on its own, so one entry that does not parse costs that
@@ -46,6 +51,9 @@ from pydantic_core import core_schema
 #: The zone Clickpost's zone-less timestamps are read in unless a deployment says otherwise.
 DEFAULT_SOURCE_TIMEZONE = "Asia/Kolkata"
 _DEFAULT_ZONE = ZoneInfo(DEFAULT_SOURCE_TIMEZONE)
+#: The zone of Clickpost's own record times (`created_at`, `updated_at`) unless told otherwise.
+DEFAULT_RECORD_TIMEZONE = "UTC"
+_DEFAULT_RECORD_ZONE = ZoneInfo(DEFAULT_RECORD_TIMEZONE)
 
 #: Timestamps outside these years are treated as unreadable: no scan is that old
 #: or that far ahead, and the bounds keep every UTC conversion clear of overflow.
@@ -63,13 +71,22 @@ _EPOCH_MAX_S = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
 
 
 def source_zone(info: ValidationInfo) -> ZoneInfo:
-    """The zone naive timestamps are read in: the validation context's, or India's."""
+    """The zone naive carrier times are read in: the validation context's, or India's."""
+    return _context_zone(info, "source_tz", _DEFAULT_ZONE)
+
+
+def record_zone(info: ValidationInfo) -> ZoneInfo:
+    """The zone naive Clickpost record times are read in: the validation context's, or UTC."""
+    return _context_zone(info, "record_tz", _DEFAULT_RECORD_ZONE)
+
+
+def _context_zone(info: ValidationInfo, name: str, default: ZoneInfo) -> ZoneInfo:
     context = info.context
     if isinstance(context, dict):
-        tz = context.get("source_tz")
+        tz = context.get(name)
         if isinstance(tz, ZoneInfo):
             return tz
-    return _DEFAULT_ZONE
+    return default
 
 
 # --------------------------------------------------------------------------- timestamps
@@ -198,8 +215,8 @@ class StatusObject(_ClickpostModel):
         # model is frozen, so the finished values go straight into its __dict__;
         # the *_raw fields are always set here, never taken from the input.
         values = self.__dict__
-        tz = source_zone(info)
-        for name, raw_name in _TIME_FIELDS:
+        zones = (source_zone(info), record_zone(info))
+        for (name, raw_name), tz in zip(_TIME_FIELDS, zones, strict=True):
             value = values[name]
             if (
                 type(value) is datetime
@@ -299,9 +316,16 @@ class TrackOrderResponse(_ClickpostModel):
     )
 
 
-def parse_track_order(body: bytes | str, tz: ZoneInfo | None = None) -> TrackOrderResponse:
+def parse_track_order(
+    body: bytes | str, tz: ZoneInfo | None = None, *, record_tz: ZoneInfo | None = None
+) -> TrackOrderResponse:
     """Parse a whole track-order body; raises pydantic.ValidationError if any part is bad."""
-    return TrackOrderResponse.model_validate_json(body, context={"source_tz": tz or _DEFAULT_ZONE})
+    return TrackOrderResponse.model_validate_json(body, context=zones(tz, record_tz))
+
+
+def zones(tz: ZoneInfo | None = None, record_tz: ZoneInfo | None = None) -> dict[str, ZoneInfo]:
+    """The validation context: the zones of carrier times and of Clickpost's record times."""
+    return {"source_tz": tz or _DEFAULT_ZONE, "record_tz": record_tz or _DEFAULT_RECORD_ZONE}
 
 
 # --------------------------------------------------------------------------- waybill by waybill
@@ -339,14 +363,18 @@ class TrackOrderRead:
 
 
 def read_track_order(
-    body: bytes | str, tz: ZoneInfo | None = None, waybills: Collection[str] | None = None
+    body: bytes | str,
+    tz: ZoneInfo | None = None,
+    waybills: Collection[str] | None = None,
+    *,
+    record_tz: ZoneInfo | None = None,
 ) -> TrackOrderRead:
     """Read a body waybill by waybill (all of them when `waybills` is None).
 
     Raises UnreadableBodyError when the body is not JSON or its `meta` cannot be
     read. A refused call (`meta.success` false) has its `result` left unread.
     """
-    context = {"source_tz": tz or _DEFAULT_ZONE}
+    context = zones(tz, record_tz)
     wanted = None if waybills is None else frozenset(waybills)
     try:
         # The common case, at pydantic's speed: everything parses at once.

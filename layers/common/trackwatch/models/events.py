@@ -54,6 +54,21 @@ class _Event(BaseModel):
         default=None,
         description="The carrier's time as sent (at most 64 characters), when not usable.",
     )
+    recorded_at: AwareDatetime | None = Field(
+        default=None,
+        description=(
+            "When Clickpost recorded the scan or status behind this event (its created_at); "
+            "null when Clickpost gives no such time (stuck, unstuck, EDD and invalid events, "
+            "or a created_at that cannot be read or lies in the future)."
+        ),
+    )
+    published_at: AwareDatetime | None = Field(
+        default=None,
+        description=(
+            "When trackwatch published this event (a replay publishes it again, with a new "
+            "published_at and the same event_id); null only inside trackwatch, before publishing."
+        ),
+    )
 
 
 class StatusFields(BaseModel):

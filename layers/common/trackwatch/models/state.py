@@ -70,6 +70,9 @@ class ShipmentState(BaseModel):
     #: The start of the unreadable answer as sent (at most 2 KB), for diagnosis.
     unreadable_fragment: str | None = None
     terminal_at: AwareDatetime | None = None
+    #: The newest time at which Clickpost recorded a scan of this shipment that has been
+    #: seen (scans' created_at): a change hint recorded no later than this brings nothing new.
+    recorded_until: AwareDatetime | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -1,4 +1,10 @@
-"""Find the shipments due this minute and enqueue the fewest Clickpost calls for them."""
+"""Find the shipments due this minute and enqueue the fewest Clickpost calls for them.
+
+While change capture is healthy (the updated-order feed keeps up and lists what moves),
+the dispatcher polls only the reconciliation sweep, a slower pass over the same due
+keys; when the feed fails or falls silent while shipments are tracked, it polls every
+class at its full cadence again, by itself, and says why. Switching rewrites nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from trackwatch.logic.batching import plan_calls
-from trackwatch.logic.cadence import due_keys_at, epoch_minute
+from trackwatch.logic.cadence import CadenceClass, class_due_keys_at, epoch_minute
+from trackwatch.logic.change_capture import (
+    CadenceMode,
+    FeedHealth,
+    ModeDecision,
+    cadence_mode,
+    check_sweep,
+    feed_health,
+    in_sweep,
+)
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest, ScheduleTick
-from trackwatch.models.policy import Cadence
+from trackwatch.models.policy import Cadence, ChangeFeedPolicy, Sweep
 from trackwatch.models.tracking import TrackCall
-from trackwatch.ports import PollQueueWriter, ShipmentStore
+from trackwatch.ports import FeedStateStore, PollQueueWriter, ShipmentStore
 
 
 @dataclass
@@ -23,6 +38,16 @@ class DispatchSummary:
     due: int = 0
     calls: int = 0
     messages: int = 0
+    #: "full" or "sweep"; "all" for a tick that polls every active shipment.
+    mode: str = CadenceMode.FULL.value
+    #: Why this mode: the change feed's health, in a sentence.
+    reason: str = ""
+    #: Due shipments the sweep leaves for a later cycle.
+    deferred: int = 0
+    #: The change feed's health as judged this minute (None for a tick of every shipment).
+    health: str | None = None
+    #: Whether the feed is enabled but the full cadence is in force (the fallback).
+    fallback: bool = False
 
     def as_log(self) -> dict[str, object]:
         """The summary as structured log fields."""
@@ -31,6 +56,11 @@ class DispatchSummary:
             "due": self.due,
             "calls": self.calls,
             "messages": self.messages,
+            "mode": self.mode,
+            "reason": self.reason,
+            "deferred": self.deferred,
+            "health": self.health,
+            "fallback": self.fallback,
         }
 
 
@@ -67,25 +97,64 @@ class DispatchService:
         cadence: Cadence,
         clock: Callable[[], datetime],
         calls_per_message: int = 10,
+        *,
+        feed: ChangeFeedPolicy | None = None,
+        sweep: Sweep | None = None,
+        feed_state: FeedStateStore | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._cadence = cadence
         self._clock = clock
         self._per_message = calls_per_message
+        #: Without a feed (or its state), the full cadence always.
+        self._feed = feed or ChangeFeedPolicy()
+        self._sweep = sweep or Sweep()
+        self._feed_state = feed_state
+        if self._feed.change_feed_enabled:
+            check_sweep(cadence, self._sweep)
+
+    def mode(self, now: datetime) -> ModeDecision:
+        """The cadence in force at `now`, from the change feed's recorded health."""
+        enabled = self._feed.change_feed_enabled and self._feed_state is not None
+        state = self._feed_state.load() if enabled and self._feed_state is not None else None
+        health = feed_health(state, now, self._feed) if enabled else FeedHealth.DISABLED
+        # Only a silent feed needs to know whether anything is tracked: one key's read.
+        active = health is FeedHealth.SILENT and self._store.has_active()
+        return cadence_mode(health, state, now, shipments_active=active)
 
     def dispatch(self, tick: ScheduleTick) -> DispatchSummary:
         """Enqueue polls for every shipment due at the tick's minute (or every active one)."""
         scheduled_at = tick.at(self._clock())
         minute = epoch_minute(scheduled_at)
         summary = DispatchSummary(minute=minute)
-        keys = (
-            self._store.active()
-            if tick.scope == "all"
-            else self._store.due(due_keys_at(minute, self._cadence))
-        )
+        if tick.scope == "all":
+            keys = self._store.active()
+            summary.mode, summary.reason = "all", "every active shipment"
+        else:
+            decision = self.mode(scheduled_at)
+            summary.mode, summary.reason = decision.mode.value, decision.reason
+            summary.health = decision.health.value
+            summary.fallback = (
+                decision.mode is CadenceMode.FULL and decision.health is not FeedHealth.DISABLED
+            )
+            keys = self._due(minute, decision.mode, summary)
         summary.due = len(keys)
         summary.calls, summary.messages = enqueue_polls(
             keys, self._queue, self._per_message, "schedule", scheduled_at
         )
         return summary
+
+    def _due(self, minute: int, mode: CadenceMode, summary: DispatchSummary) -> list[ShipmentKey]:
+        """The shipments of every class due at `minute`; in the sweep, its share of them."""
+        keys: list[ShipmentKey] = []
+        for klass in CadenceClass:
+            found = self._store.due(class_due_keys_at(klass, minute, self._cadence))
+            if mode is CadenceMode.SWEEP:
+                kept = [
+                    k for k in found if in_sweep(k.pk, klass, minute, self._cadence, self._sweep)
+                ]
+                summary.deferred += len(found) - len(kept)
+                found = kept
+            keys.extend(found)
+        return keys

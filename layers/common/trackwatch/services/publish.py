@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from trackwatch.errors import PoisonEventsError, TrackwatchError
@@ -22,6 +23,9 @@ class PublishReport:
     poisoned: int = 0
     #: The kind of the error that failed the batch, if one did.
     error: str | None = None
+    #: Seconds from Clickpost's record time to publishing, by event type (events that
+    #: carry a record time).
+    lags: dict[str, list[float]] = field(default_factory=dict)
 
 
 class PublishService:
@@ -34,11 +38,13 @@ class PublishService:
         publisher: EventPublisher,
         log: EventLog,
         poison: RejectSink,
+        clock: Callable[[], datetime],
     ) -> None:
         self._images = images
         self._publisher = publisher
         self._log = log
         self._poison = poison
+        self._clock = clock
 
     def events_of(
         self, new_image: Mapping[str, Any] | None, old_image: Mapping[str, Any] | None
@@ -81,6 +87,9 @@ class PublishService:
                 changes.append(events)
         if not changes:
             return report
+        # Stamped once per batch: a retried batch is a new publish, with a new time.
+        now = self._clock()
+        changes = [[e.model_copy(update={"published_at": now}) for e in c] for c in changes]
         everything = [event for change in changes for event in change]
         try:
             self._log.append(changes)
@@ -95,4 +104,8 @@ class PublishService:
             report.error = exc.kind
             return report
         report.published.update(e.event_type for e in everything)
+        for event in everything:
+            if event.recorded_at is not None:
+                lag = (now - event.recorded_at).total_seconds()
+                report.lags.setdefault(event.event_type, []).append(lag)
         return report
