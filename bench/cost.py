@@ -1,46 +1,178 @@
-"""Monthly cost for 1,000,000 active shipments, from measured request counts.
+"""Monthly bill for 1,000,000 active shipments: every billed line, from measured units.
 
-What is measured comes in as `Measured` (per poll, per change, per shipment per
-scan, AWBs per second). What is assumed is the workload of docs/architecture.md
-(its mix, cadences, life and changes per shipment, function sizes) and the unit
-prices it cites (us-east-1, from the secondary sources listed there).
+What is measured comes in as `Measured` (per poll and per change, from the emulator's
+request log; AWBs per second; the notifiable events per change) and `ItemSizes` (the
+product's own items at 8, 30 and 60 scans, sized by DynamoDB's rules). What is assumed is
+the workload of docs/architecture.md (marked (A) there and in `ASSUMED` here), and what is
+read from template.yaml (function memory, alarms, keys, queues) comes from the template.
+
+Prices are us-east-1 list prices, free tiers ignored, a month is 30 days; each price names
+its source in `PRICES`.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
-# Unit prices, as docs/architecture.md cites them.
-WRU_PER_M = 0.625
-RRU_PER_M = 0.125
-SQS_PER_M = 0.40
-SNS_PER_M = 0.50
-LAMBDA_GB_S = 0.0000133334
-LAMBDA_PER_M = 0.20
+from bench.items import STORAGE_OVERHEAD, ItemSizes
+
+ROOT = Path(__file__).resolve().parents[1]
 DAYS = 30
+GB = 1024**3
 
-# The workload of docs/architecture.md (assumptions there, marked (A)).
+
+@dataclass(frozen=True)
+class Price:
+    """One unit price and where it comes from."""
+
+    dollars: float
+    unit: str
+    source: int
+
+
+#: The sources, numbered as docs/architecture.md's "Sources" lists them.
+SOURCES = {
+    1: "https://aws.amazon.com/dynamodb/pricing/on-demand/ (Nov 2024 cut: "
+    "https://airbyte.com/data-engineering-resources/dynamodb-pricing); Standard-IA at 1.25x "
+    "Standard for requests, as the China-region price list shows "
+    "(https://www.amazonaws.cn/en/dynamodb/pricing/: 0.0725 vs 0.058)",
+    2: "https://cloudburn.io/blog/amazon-sqs-pricing",
+    3: "https://www.factualminds.com/blog/amazon-sns-pricing-publishes-fanout-protocols/",
+    4: "https://cloudchipr.com/blog/aws-lambda-pricing",
+    5: "https://cloudburn.io/blog/amazon-eventbridge-pricing",
+    6: "https://finops.com.py/services/dynamodb/backups (PITR $0.20 per GB-month of table)",
+    7: "https://signoz.io/guides/cloudwatch-pricing and "
+    "https://www.factualminds.com/blog/amazon-cloudwatch-pricing-metrics-logs-alarms-dashboards/",
+    8: "https://aws.amazon.com/kms/pricing/ ($1 a key-month, $0.03 per 10,000 requests)",
+    9: "https://aws.amazon.com/secrets-manager/pricing/ ($0.40 a secret-month, "
+    "$0.05 per 10,000 calls)",
+    10: "https://aws.amazon.com/api-gateway/pricing/ (HTTP APIs, $1.00 per million)",
+}
+
+PRICES = {
+    "wru": Price(0.625e-6, "WRU, Standard", 1),
+    "rru": Price(0.125e-6, "RRU, Standard", 1),
+    "wru_ia": Price(0.78125e-6, "WRU, Standard-IA", 1),
+    "rru_ia": Price(0.15625e-6, "RRU, Standard-IA", 1),
+    "storage": Price(0.25, "GB-month, Standard", 1),
+    "storage_ia": Price(0.10, "GB-month, Standard-IA", 1),
+    "pitr": Price(0.20, "GB-month of table, PITR", 6),
+    "sqs": Price(0.40e-6, "request (64 KB chunk)", 2),
+    "sns": Price(0.50e-6, "publish (64 KB chunk)", 3),
+    "lambda_gb_s": Price(0.0000133334, "GB-s, arm64", 4),
+    "lambda_request": Price(0.20e-6, "request", 4),
+    "scheduler": Price(1.00e-6, "invocation", 5),
+    "metric": Price(0.30, "custom metric-month", 7),
+    "log_ingest": Price(0.50, "GB ingested", 7),
+    "log_storage": Price(0.03, "GB-month stored", 7),
+    "alarm": Price(0.10, "standard alarm-month", 7),
+    "kms_key": Price(1.00, "key-month", 8),
+    "kms_request": Price(0.03e-4, "request", 8),
+    "secret": Price(0.40, "secret-month", 9),
+    "secret_call": Price(0.05e-4, "API call", 9),
+    "http_api": Price(1.00e-6, "HTTP API request", 10),
+}
+
+
+def price(name: str) -> float:
+    """The unit price called `name`."""
+    return PRICES[name].dollars
+
+
+# --------------------------------------------------------------------------- the workload
+
 SHIPMENTS = 1_000_000
 #: share of N per cadence class, with the template's default periods (minutes).
 MIX = {"transit": (0.70, 120), "ofd": (0.10, 30), "new": (0.10, 240), "grace": (0.10, 360)}
 LIFE_DAYS = 5
 CHANGES_PER_SHIPMENT = 8
-MEMORY_GB = 0.5
 AWBS_PER_CALL = 5
 CALLS_PER_MESSAGE = 10
 BATCH_SIZE = 10
-#: DueIndex Queries a day (architecture: 88 RRU a minute) — computed there, not measured.
+#: DueIndex Queries a day (docs/architecture.md: 88 RRU a minute) — computed there.
 DISPATCH_RRU_PER_DAY = 126_720
-#: Registrations (1 WRU) and stops (3 WRU) a day, as the architecture counts them.
-LIFECYCLE_WRU_PER_DAY = SHIPMENTS / LIFE_DAYS * (1 + 3)
-#: Empty long polls on PollQueue (5 pollers, one per 20 s), as the architecture assumes.
-EMPTY_RECEIVES_PER_DAY = 21_600
-#: PublishEvents: ~10 stream records an invocation, 0.2 s each, and DispatchPolls: 1 s a run.
-PUBLISH_RECORDS_PER_INVOCATION = 10
-PUBLISH_SECONDS = 0.2
-DISPATCH_SECONDS = 1.0
-#: The naive design's cycle is 30 minutes (to honour the 30-minute cadence): 48 Scans a day.
-NAIVE_SCANS_PER_DAY = 48
+#: Registration (1 WRU, and its index entry: 1) and stop (3 WRU, and the entry's removal:
+#: 1) per shipment, as the architecture counts them; the index's moves when a change
+#: changes the cadence class are in the measured per-change units.
+LIFECYCLE_WRU_PER_SHIPMENT = 1 + 1 + 3 + 1
+#: Registration reads (BatchGetItem, consistent): 1 RRU a shipment.
+REGISTRATION_RRU_PER_SHIPMENT = 1
+#: Empty long polls by Lambda's SQS pollers: 5 pollers, one receive per 20 s, per queue.
+EMPTY_RECEIVES_PER_QUEUE_DAY = 5 * 3 * 1440
+
+ASSUMED = {
+    "publish_records_per_invocation": 10,
+    "publish_seconds": 0.2,
+    "dispatch_seconds": 1.0,
+    "api_seconds": 0.05,
+    #: Messages a shipment's customer gets: shipped, out for delivery, delivered, a failed
+    #: delivery for one in three, on one channel; WhatsApp's SMS fallback for 10 %.
+    "sends_per_shipment": 4.4,
+    #: Of those, the events that make a message (before the fallback): each is read by
+    #: every notifier queue's function (the recipient: contact and channel log, 2 RRU).
+    "message_events_per_shipment": 4,
+    "recipient_rru": 2,
+    #: SQS messages per notifier receive (low traffic: small batches).
+    "notify_batch": 5,
+    #: A delivery that makes no message: the registry says so, no I/O.
+    "delivery_seconds": 0.01,
+    #: A send: the provider's API call dominates.
+    "send_seconds": 0.2,
+    #: A send's writes: the channel's log (1 WRU), the idempotency record (put, complete).
+    "send_wru": 3,
+    #: WhatsApp status reports per send (sent, delivered, read; half the sends on WhatsApp),
+    #: each 1 WRU on the notifications table.
+    "whatsapp_reports_per_send": 1.5,
+    #: Log bytes per invocation: the handler's one summary line and Lambda's START, END and
+    #: REPORT lines.
+    "log_bytes_per_invocation": 900,
+    #: Distinct metric series (name x dimension values) the functions emit.
+    "metric_series": 60,
+    #: KMS requests: SQS and SNS reuse a data key for 5 minutes per queue and topic.
+    "kms_requests_per_day": 40 * 12 * 24 * 2,
+    #: Secrets Manager: each warm container reads the Clickpost secret every 5 minutes.
+    "secret_calls_per_day": 10 * 12 * 24,
+    "secrets": 1,
+    #: The naive design Scans every 30 minutes (its shortest cadence).
+    "naive_scans_per_day": 48,
+    #: Notifications table: one item per shipment and channel, ~300 bytes.
+    "notification_item_bytes": 300,
+    "stopped_retention_days": 30,
+    "event_log_retention_days": 30,
+}
+
+
+@dataclass(frozen=True)
+class Template:
+    """What template.yaml sets that the bill depends on."""
+
+    memory_gb: float
+    #: Queues subscribed to every notifiable event (the notifiers' filter policies).
+    notifier_queues: int
+    alarms: int
+    kms_keys: int
+    queues: int
+    log_retention_days: int
+
+    @classmethod
+    def read(cls, path: Path = ROOT / "template.yaml") -> Template:
+        """Counted off the template's text."""
+        text = path.read_text(encoding="utf-8")
+        memory = re.search(r"MemorySize: (\d+)", text)
+        retention = re.search(r"LogRetentionDays:\n(?:.*\n)*?\s+Default: (\d+)", text)
+        return cls(
+            memory_gb=int(memory[1]) / 1024 if memory else 0.5,
+            notifier_queues=text.count(
+                "event_type: [shipment.status_changed, shipment.ndr_raised, shipment.stuck]"
+            ),
+            alarms=text.count("Type: AWS::CloudWatch::Alarm"),
+            kms_keys=text.count("Type: AWS::KMS::Key"),
+            queues=text.count("Type: AWS::SQS::Queue"),
+            log_retention_days=int(retention[1]) if retention else 30,
+        )
 
 
 def polls_per_day() -> float:
@@ -53,121 +185,284 @@ def changes_per_day() -> float:
     return SHIPMENTS / LIFE_DAYS * CHANGES_PER_SHIPMENT
 
 
+def starts_per_day() -> float:
+    """Shipments registered (and stopped) a day."""
+    return SHIPMENTS / LIFE_DAYS
+
+
 @dataclass(frozen=True)
 class Measured:
-    """Per-unit figures measured by the benchmark."""
+    """Per-unit figures measured by the benchmark (at its own journeys' lengths)."""
 
     # ours, an unchanged poll
     poll_rru: float
-    poll_wru: float
     poll_sqs_billed: float
     # ours, what a change adds
-    change_wru: float
-    change_rru: float
+    change_wru_shipments: float
+    change_wru_event_log: float
     change_sns_billed: float
     events_per_change: float
+    #: Events per change that a notifier's filter policy lets through.
+    notifiable_per_change: float
     # one invocation's poll throughput, AWBs per second
     awbs_per_s: float
-    # naive, per poll and per item per scan
-    naive_get_rru: float
-    naive_put_wru: float
-    naive_scan_rru_per_item: float
+    # naive
     naive_awbs_per_s: float
 
 
 @dataclass(frozen=True)
 class Line:
-    """One line of a monthly bill: what, how, how much."""
+    """One line of a monthly bill: what, how, how much, and which part of the system."""
 
+    part: str
     what: str
     formula: str
     dollars: float
 
 
-def ours(m: Measured) -> list[Line]:
-    """The monthly bill of trackwatch."""
-    p, c = polls_per_day(), changes_per_day()
+def _lambda(invocations: float, seconds: float, memory_gb: float) -> float:
+    """Requests and GB-s of `invocations` a month."""
+    return invocations * (price("lambda_request") + seconds * memory_gb * price("lambda_gb_s"))
+
+
+def change_wru(m: Measured, size: ItemSizes, base: ItemSizes) -> float:
+    """A change's units on the shipments table with items of `size`'s length: as measured
+    (the bench's journeys, whose items `base` stands for), plus what a longer item adds."""
+    return m.change_wru_shipments + size.change_wru - base.change_wru
+
+
+def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = None) -> list[Line]:
+    """trackwatch's monthly bill with items of `size`'s length (`base`: the bench's own)."""
+    t = t or Template.read()
+    a = ASSUMED
+    p, c, s = polls_per_day() * DAYS, changes_per_day() * DAYS, starts_per_day() * DAYS
     calls = p / AWBS_PER_CALL
-    invocations = calls / CALLS_PER_MESSAGE / BATCH_SIZE
-    poll_gb_s = p / m.awbs_per_s * MEMORY_GB
-    publish_invocations = c / PUBLISH_RECORDS_PER_INVOCATION
-    wru = c * m.change_wru + p * m.poll_wru + LIFECYCLE_WRU_PER_DAY
-    rru = p * m.poll_rru + c * m.change_rru + DISPATCH_RRU_PER_DAY
+    poll_invocations = calls / CALLS_PER_MESSAGE / BATCH_SIZE
+    publish_invocations = c / a["publish_records_per_invocation"]
+    per_change = change_wru(m, size, base)
+    deliveries = c * m.notifiable_per_change * t.notifier_queues
+    sends = s * a["sends_per_shipment"]
+    recipient_reads = s * a["message_events_per_shipment"] * t.notifier_queues
+    reports = sends * a["whatsapp_reports_per_send"]
+    shipments_gb = (
+        (SHIPMENTS + starts_per_day() * a["stopped_retention_days"])
+        * (size.item_bytes + STORAGE_OVERHEAD)
+        / GB
+    )
+    log_gb = (
+        changes_per_day()
+        * a["event_log_retention_days"]
+        * (size.event_log_bytes + STORAGE_OVERHEAD)
+    ) / GB
+    notifications_gb = SHIPMENTS * (a["notification_item_bytes"] + STORAGE_OVERHEAD) / GB
+    invocations = (
+        poll_invocations
+        + publish_invocations
+        + 1440 * DAYS
+        + s
+        + deliveries / a["notify_batch"]
+        + reports / BATCH_SIZE
+    )
+    log_gb_month = invocations * a["log_bytes_per_invocation"] / GB
+    mem = t.memory_gb
     return [
         Line(
-            "DynamoDB writes",
-            f"({c / 1e6:.2f}M changes x {m.change_wru:.2f} WRU + {p / 1e6:.1f}M polls x "
-            f"{m.poll_wru:.2f} + {LIFECYCLE_WRU_PER_DAY / 1e6:.1f}M lifecycle) x {DAYS} d",
-            wru * DAYS / 1e6 * WRU_PER_M,
+            "polling",
+            "DynamoDB reads, shipments (Standard)",
+            f"{p / 1e6:.0f}M polls x {size.poll_rru} RRU + dispatch "
+            f"{DISPATCH_RRU_PER_DAY * DAYS / 1e6:.1f}M + registrations {s / 1e6:.0f}M x "
+            f"{REGISTRATION_RRU_PER_SHIPMENT}",
+            (p * size.poll_rru + DISPATCH_RRU_PER_DAY * DAYS + s * REGISTRATION_RRU_PER_SHIPMENT)
+            * price("rru"),
         ),
         Line(
-            "DynamoDB reads",
-            f"({p / 1e6:.1f}M polls x {m.poll_rru:.3f} RRU + changes x {m.change_rru:.3f} + "
-            f"dispatch {DISPATCH_RRU_PER_DAY:,}) x {DAYS} d",
-            rru * DAYS / 1e6 * RRU_PER_M,
+            "polling",
+            "DynamoDB writes, shipments (Standard)",
+            f"{c / 1e6:.0f}M changes x {per_change:.2f} WRU (measured {m.change_wru_shipments:.2f}"
+            f" + {size.change_wru - base.change_wru} for a {size.change_bytes} B item) + "
+            f"{s / 1e6:.0f}M lives x {LIFECYCLE_WRU_PER_SHIPMENT} (register, stop, index entry)",
+            (c * per_change + s * LIFECYCLE_WRU_PER_SHIPMENT) * price("wru"),
         ),
         Line(
-            "SQS, PollQueue",
-            f"({p / 1e6:.1f}M polls x {m.poll_sqs_billed:.4f} + {EMPTY_RECEIVES_PER_DAY:,} "
-            f"empty receives) x {DAYS} d",
-            (p * m.poll_sqs_billed + EMPTY_RECEIVES_PER_DAY) * DAYS / 1e6 * SQS_PER_M,
+            "polling",
+            "DynamoDB storage + PITR, shipments",
+            f"{shipments_gb:.2f} GB (1M active + {a['stopped_retention_days']} d of stopped, "
+            f"{size.item_bytes} B + 100) x (${price('storage')} + ${price('pitr')} PITR)",
+            shipments_gb * (price("storage") + price("pitr")),
         ),
         Line(
-            "SNS",
-            f"{c / 1e6:.2f}M changes x {m.change_sns_billed:.2f} billed publishes x {DAYS} d",
-            c * m.change_sns_billed * DAYS / 1e6 * SNS_PER_M,
-        ),
-        Line(
+            "polling",
             "Lambda, PollShipments",
-            f"{p / 1e6:.1f}M AWBs ÷ {m.awbs_per_s:.0f} AWB/s x {MEMORY_GB} GB + "
-            f"{invocations:,.0f} invocations, x {DAYS} d",
-            (poll_gb_s * LAMBDA_GB_S + invocations / 1e6 * LAMBDA_PER_M) * DAYS,
+            f"{p / 1e6:.0f}M AWBs ÷ {m.awbs_per_s:.0f} AWB/s x {mem} GB + "
+            f"{poll_invocations / 1e6:.2f}M requests",
+            p / m.awbs_per_s * mem * price("lambda_gb_s")
+            + poll_invocations * price("lambda_request"),
         ),
         Line(
-            "Lambda, PublishEvents + DispatchPolls",
-            f"{publish_invocations:,.0f} x {PUBLISH_SECONDS} s + 1,440 x {DISPATCH_SECONDS} s, "
-            f"{MEMORY_GB} GB, x {DAYS} d",
+            "polling",
+            "Lambda, DispatchPolls + Scheduler",
+            f"{1440 * DAYS:,} runs x {a['dispatch_seconds']} s x {mem} GB, + as many "
+            "Scheduler invocations",
+            _lambda(1440 * DAYS, a["dispatch_seconds"], mem) + 1440 * DAYS * price("scheduler"),
+        ),
+        Line(
+            "polling",
+            "SQS, PollQueue",
+            f"{p / 1e6:.0f}M polls x {m.poll_sqs_billed:.4f} billed + empty receives",
+            (p * m.poll_sqs_billed + EMPTY_RECEIVES_PER_QUEUE_DAY * DAYS) * price("sqs"),
+        ),
+        Line(
+            "events",
+            "DynamoDB writes, event log (Standard-IA)",
+            f"{c / 1e6:.0f}M changes x {m.change_wru_event_log:.2f} WRU (measured: one item "
+            "per change)",
+            c * m.change_wru_event_log * price("wru_ia"),
+        ),
+        Line(
+            "events",
+            "DynamoDB storage, event log (Standard-IA, no PITR)",
+            f"{log_gb:.1f} GB ({a['event_log_retention_days']} d of changes) x "
+            f"${price('storage_ia')}",
+            log_gb * price("storage_ia"),
+        ),
+        Line(
+            "events",
+            "Lambda, PublishEvents",
+            f"{publish_invocations / 1e6:.2f}M invocations x {a['publish_seconds']} s x {mem} GB",
+            _lambda(publish_invocations, a["publish_seconds"], mem),
+        ),
+        Line(
+            "events",
+            "SNS, ShipmentEventsTopic",
+            f"{c / 1e6:.0f}M changes x {m.change_sns_billed:.2f} billed publishes (PublishBatch; "
+            "deliveries to SQS are free)",
+            c * m.change_sns_billed * price("sns"),
+        ),
+        Line(
+            "notifications",
+            "SQS, notifier queues + WhatsApp events queue",
+            f"{deliveries / 1e6:.0f}M deliveries ({t.notifier_queues} queues) x (1 enqueue + 2 "
+            f"÷ {a['notify_batch']}) + {reports / 1e6:.0f}M WhatsApp reports x 1.2 + 4 queues' "
+            "empty receives",
             (
-                (publish_invocations * PUBLISH_SECONDS + 1440 * DISPATCH_SECONDS)
-                * MEMORY_GB
-                * LAMBDA_GB_S
-                + (publish_invocations + 1440) / 1e6 * LAMBDA_PER_M
+                deliveries * (1 + 2 / a["notify_batch"])
+                + reports * 1.2
+                + 4 * EMPTY_RECEIVES_PER_QUEUE_DAY * DAYS
             )
-            * DAYS,
+            * price("sqs"),
+        ),
+        Line(
+            "notifications",
+            "Lambda, notifiers + WhatsApp events",
+            f"{deliveries / a['notify_batch'] / 1e6:.1f}M invocations: {deliveries / 1e6:.0f}M "
+            f"deliveries x {a['delivery_seconds']} s + {sends / 1e6:.1f}M sends x "
+            f"{a['send_seconds']} s; {reports / BATCH_SIZE / 1e6:.1f}M report batches x 0.1 s; "
+            f"{mem} GB",
+            deliveries / a["notify_batch"] * price("lambda_request")
+            + (deliveries * a["delivery_seconds"] + sends * a["send_seconds"])
+            * mem
+            * price("lambda_gb_s")
+            + _lambda(reports / BATCH_SIZE, 0.1, mem),
+        ),
+        Line(
+            "notifications",
+            "DynamoDB, notifications + idempotency (Standard)",
+            f"{recipient_reads / 1e6:.0f}M recipient reads x {a['recipient_rru']} RRU + "
+            f"{sends / 1e6:.1f}M sends x {a['send_wru']} WRU + {reports / 1e6:.0f}M reports x 1 "
+            f"WRU; {notifications_gb:.2f} GB + PITR",
+            recipient_reads * a["recipient_rru"] * price("rru")
+            + (sends * a["send_wru"] + reports) * price("wru")
+            + notifications_gb * (price("storage") + price("pitr")),
+        ),
+        Line(
+            "operations",
+            "API (HTTP API) + ShipmentsApi/Ingest Lambda",
+            f"{s / 1e6:.0f}M registrations x (1 request + {a['api_seconds']} s x {mem} GB)",
+            s * price("http_api") + _lambda(s, a["api_seconds"], mem),
+        ),
+        Line(
+            "operations",
+            "CloudWatch Logs",
+            f"{invocations / 1e6:.2f}M invocations x {a['log_bytes_per_invocation']} B = "
+            f"{log_gb_month:.2f} GB x (${price('log_ingest')} + {t.log_retention_days} d "
+            f"stored x ${price('log_storage')})",
+            log_gb_month
+            * (price("log_ingest") + price("log_storage") * t.log_retention_days / DAYS),
+        ),
+        Line(
+            "operations",
+            "CloudWatch metrics + alarms",
+            f"{a['metric_series']} metric series x ${price('metric')} + {t.alarms} alarms x "
+            f"${price('alarm')}",
+            a["metric_series"] * price("metric") + t.alarms * price("alarm"),
+        ),
+        Line(
+            "operations",
+            "KMS + Secrets Manager",
+            f"{t.kms_keys} keys + {a['kms_requests_per_day'] * DAYS / 1e6:.2f}M requests; "
+            f"{a['secrets']} secret + {a['secret_calls_per_day'] * DAYS:,} calls",
+            t.kms_keys * price("kms_key")
+            + a["kms_requests_per_day"] * DAYS * price("kms_request")
+            + a["secrets"] * price("secret")
+            + a["secret_calls_per_day"] * DAYS * price("secret_call"),
         ),
     ]
 
 
-def naive(m: Measured) -> list[Line]:
-    """The monthly bill of the naive design at the same cadence."""
-    p, c = polls_per_day(), changes_per_day()
-    scan_rru = SHIPMENTS * m.naive_scan_rru_per_item * NAIVE_SCANS_PER_DAY
-    gb_s = p / m.naive_awbs_per_s * MEMORY_GB
-    return [
+def naive(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = None) -> list[Line]:
+    """The naive poller's monthly bill at the same cadence, with the same notification side
+    and operations as ours (it needs them as much), items of `size`'s length."""
+    t = t or Template.read()
+    a = ASSUMED
+    p, c = polls_per_day() * DAYS, changes_per_day() * DAYS
+    scan_rru = SHIPMENTS * size.naive_scan_rru * a["naive_scans_per_day"] * DAYS
+    naive_gb = SHIPMENTS * (size.naive_bytes + STORAGE_OVERHEAD) / GB
+    own = [
         Line(
+            "polling",
             "DynamoDB writes (PutItem every poll)",
-            f"{p / 1e6:.1f}M polls x {m.naive_put_wru:.2f} WRU x {DAYS} d",
-            p * m.naive_put_wru * DAYS / 1e6 * WRU_PER_M,
+            f"{p / 1e6:.0f}M polls x {size.naive_put_wru} WRU ({size.naive_bytes} B)",
+            p * size.naive_put_wru * price("wru"),
         ),
         Line(
-            "DynamoDB reads (Scan + GetItem)",
-            f"({NAIVE_SCANS_PER_DAY} scans x 1M x {m.naive_scan_rru_per_item:.3f} RRU + "
-            f"{p / 1e6:.1f}M x {m.naive_get_rru:.2f}) x {DAYS} d",
-            (scan_rru + p * m.naive_get_rru) * DAYS / 1e6 * RRU_PER_M,
+            "polling",
+            "DynamoDB reads (Scan, no second read)",
+            f"{a['naive_scans_per_day']} scans a day x 1M x {size.naive_scan_rru:.3f} RRU",
+            scan_rru * price("rru"),
         ),
         Line(
+            "polling",
+            "DynamoDB storage + PITR",
+            f"{naive_gb:.2f} GB x (${price('storage')} + ${price('pitr')})",
+            naive_gb * (price("storage") + price("pitr")),
+        ),
+        Line(
+            "polling",
+            "Lambda (10 calls in flight, as measured)",
+            f"{p / 1e6:.0f}M AWBs ÷ {m.naive_awbs_per_s:.1f} AWB/s x {t.memory_gb} GB",
+            p / m.naive_awbs_per_s * t.memory_gb * price("lambda_gb_s"),
+        ),
+        Line(
+            "events",
             "SNS (one Publish per event)",
-            f"{c / 1e6:.2f}M changes x {m.events_per_change:.2f} events x {DAYS} d",
-            c * m.events_per_change * DAYS / 1e6 * SNS_PER_M,
-        ),
-        Line(
-            "Lambda (sequential calls)",
-            f"{p / 1e6:.1f}M AWBs ÷ {m.naive_awbs_per_s:.2f} AWB/s x {MEMORY_GB} GB x {DAYS} d",
-            gb_s * LAMBDA_GB_S * DAYS,
+            f"{c / 1e6:.0f}M changes x {m.events_per_change:.2f} events",
+            c * m.events_per_change * price("sns"),
         ),
     ]
+    shared = [
+        line for line in ours(m, size, base, t) if line.part in ("notifications", "operations")
+    ]
+    return own + shared
 
 
-def total(lines: list[Line]) -> float:
-    """The bill's sum."""
-    return sum(line.dollars for line in lines)
+def total(lines: list[Line], parts: tuple[str, ...] | None = None) -> float:
+    """The bill's sum (of the lines of `parts`, if given)."""
+    return sum(line.dollars for line in lines if parts is None or line.part in parts)
+
+
+def goal_gap(dollars: float, goal: float = 150.0) -> str:
+    """How far a total is from the goal, in words."""
+    if dollars <= goal:
+        return f"under the ${goal:.0f} goal by ${goal - dollars:,.0f}"
+    over = math.ceil(dollars / goal * 100) - 100
+    return f"over the ${goal:.0f} goal by ${dollars - goal:,.0f} ({over} %)"

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from bench.harness import Bench
+from bench.naive import IN_FLIGHT
 from trackwatch.logic.batching import plan_calls
 from trackwatch.models.messages import PollRequest
 from trackwatch.models.tracking import MAX_WAYBILLS_PER_CALL
@@ -95,7 +96,7 @@ def naive(bench: Bench, awbs: int, latency_s: float) -> Throughput:
         awbs=awbs,
         calls=len(bench.sandbox.requests),
         elapsed_s=elapsed,
-        in_flight=1,
+        in_flight=IN_FLIGHT,
         latency_s=latency_s,
         peak_concurrency=bench.sandbox.max_concurrency,
     )

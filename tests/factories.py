@@ -30,6 +30,7 @@ STATUSES: dict[int, tuple[str, int, str]] = {
     14: ("RTODelivered", 8, "Returns"),
     21: ("RTOInTransit", 8, "Returns"),
     29: ("BrandNewStatus", 3, "In transit"),
+    1004: ("DestinationHubIn", 3, "In transit"),
 }
 
 

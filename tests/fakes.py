@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
 from typing import Self
 
-from trackwatch.adapters.event_log import event_order, sort_key
+from trackwatch.adapters.event_log import (
+    LEARN_SHARDS,
+    event_order,
+    learn_fields,
+    parse_scans,
+    sort_key,
+)
 from trackwatch.errors import ClickpostError, PublishError, StaleStateError, StorageError
 from trackwatch.models.change_feed import FeedRead, FeedState, FeedWindow, UpdatedOrder
 from trackwatch.models.clickpost import AwbResult, Meta, TrackOrderResponse
@@ -27,6 +33,8 @@ from trackwatch.ports import (
     PollQueueWriter,
     RegistrationStore,
     RejectSink,
+    ScanLog,
+    ScanPoints,
     ShipmentRepository,
     ShipmentStore,
     Tracker,
@@ -215,6 +223,8 @@ class MemoryEventLog:
 
     def __init__(self) -> None:
         self.changes: dict[tuple[str, str], tuple[ShipmentEvent, ...]] = {}
+        #: The LearnIndex partitions read ("<day>#<shard>"), in order.
+        self.queried: list[str] = []
 
     @property
     def events(self) -> list[ShipmentEvent]:
@@ -231,6 +241,24 @@ class MemoryEventLog:
         return sorted(
             (e for e in events if since is None or e.occurred_at >= since), key=event_order
         )
+
+    def scan_sequences(
+        self, days: Sequence[date]
+    ) -> Iterator[list[tuple[ShipmentKey, ScanPoints]]]:
+        """As the table's LearnIndex: the entries of `days`, one batch per shard."""
+        index: dict[str, list[tuple[ShipmentKey, ScanPoints]]] = {}
+        for (pk, _), change in sorted(self.changes.items()):
+            fields = learn_fields(change)
+            if fields is not None:
+                entry = (ShipmentKey.from_pk(pk), parse_scans(fields["scans"]))
+                index.setdefault(fields["learn_key"], []).append(entry)
+        for shard in range(LEARN_SHARDS):
+            batch: list[tuple[ShipmentKey, ScanPoints]] = []
+            for day in days:
+                partition = f"{day.isoformat()}#{shard}"
+                self.queried.append(partition)
+                batch.extend(index.get(partition, []))
+            yield batch
 
 
 class MemoryRejects:
@@ -343,6 +371,7 @@ def _conforms() -> None:
     _publisher: EventPublisher = MemoryPublisher()
     _registrations: RegistrationStore = MemoryStore()
     _log: EventLog = MemoryEventLog()
+    _scans: ScanLog = MemoryEventLog()
     _rejects: RejectSink = MemoryRejects()
     _repository: ShipmentRepository = MemoryStore()
     _tracker: Tracker = FakeTracker()

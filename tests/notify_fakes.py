@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -35,8 +35,11 @@ class MemoryRecipients:
 
     def __init__(self, *recipients: Recipient) -> None:
         self.recipients = {r.key: r for r in recipients}
+        #: The channels each read asked to remember.
+        self.read: list[tuple[Channel, ...]] = []
 
-    def recipient(self, key: ShipmentKey) -> Recipient | None:
+    def recipient(self, key: ShipmentKey, channels: Collection[Channel]) -> Recipient | None:
+        self.read.append(tuple(channels))
         return self.recipients.get(key)
 
     def claim(self, key: ShipmentKey, channel: Channel, seen: ChannelLog, new: ChannelLog) -> None:

@@ -37,6 +37,7 @@ STATUS_OF_KIND: dict[str, int | None] = {
     "rto_started": 11,
     "failed_delivery": None,
     "stuck": None,
+    "delay_predicted": None,
 }
 #: order kind → the stage of the order.status_changed that makes it (None: its own type).
 STAGE_OF_KIND: dict[str, str | None] = {
@@ -102,6 +103,22 @@ def stuck(change: str = "0", occurred: datetime = OCCURRED) -> ShipmentEvent:
     return EVENT_ADAPTER.validate_python(
         {
             **envelope("shipment.stuck", change, occurred),
+            "clickpost_status_code": 5,
+            "clickpost_status_bucket": 3,
+            "location": "Nagpur_Hub",
+        }
+    )
+
+
+def delay_predicted(change: str = "2026-12-04", occurred: datetime = OCCURRED) -> ShipmentEvent:
+    return EVENT_ADAPTER.validate_python(
+        {
+            **envelope("shipment.delay_predicted", change, occurred),
+            "promised_delivery_date": "2026-12-04",
+            "promise_source": "courier_partner_edd",
+            "predicted_delivery_date": "2026-12-07",
+            "expected_remaining_hours": 84.0,
+            "status_since": occurred.isoformat(),
             "clickpost_status_code": 5,
             "clickpost_status_bucket": 3,
             "location": "Nagpur_Hub",
@@ -187,6 +204,8 @@ def sample_event(kind: str) -> TopicEvent:
     code = STATUS_OF_KIND[kind]
     if code is not None:
         return status_changed(code)
+    if kind == "delay_predicted":
+        return delay_predicted()
     return ndr_raised() if kind == "failed_delivery" else stuck()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from trackwatch.models.registration import Registration, parse_entry
 from trackwatch_cli.local_senders import WhatsAppOutcome
 from trackwatch_cli.sandbox import SandboxServer
@@ -11,9 +13,16 @@ from trackwatch_cli.sandbox import SandboxServer
 _DEMO_WHATSAPP: dict[int, WhatsAppOutcome] = {1: "failed", 3: "undeliverable", 4: "silent"}
 
 
-def demo_registrations(sandbox: SandboxServer, languages: frozenset[str]) -> list[Registration]:
+#: The demo journey whose merchant promised delivery on the day it is registered.
+PROMISED_TODAY = "missed_promise"
+
+
+def demo_registrations(
+    sandbox: SandboxServer, languages: frozenset[str], today: date | None = None
+) -> list[Registration]:
     """The sandbox's demo shipments, registered with a customer each (some in Hindi); the
-    boxes of one order share their customer (the first box's)."""
+    boxes of one order share their customer (the first box's); the missed-promise one
+    with a promise for `today` (its registration day)."""
     shipments = sandbox.add_demo_shipments()
     first_of: dict[str, int] = {}
     for i, s in enumerate(shipments):
@@ -31,6 +40,8 @@ def demo_registrations(sandbox: SandboxServer, languages: frozenset[str]) -> lis
         }
         if s.order_id is not None:
             entry["order_id"] = s.order_id
+        if today is not None and s.journey == PROMISED_TODAY:
+            entry["promised_delivery_date"] = today.isoformat()
         demo.append(parse_entry(entry, languages))
     rows = [r for r in demo if isinstance(r, Registration)]
     if len(rows) != len(demo):  # the demo's own data broke a rule: a bug here

@@ -71,7 +71,7 @@ from trackwatch_cli.runtime import LOCAL_CONCURRENCY, Invocation
 from trackwatch_cli.sandbox import SandboxServer
 from trackwatch_cli.stack import StackError
 from trackwatch_cli.summary import dead_letters, print_summary, shipments_table, totals_table
-from trackwatch_cli.timeline import Timeline
+from trackwatch_cli.timeline import DISPLAY_ZONE, Timeline
 
 __all__ = ["LocalInputError", "LocalOptions", "LocalSystem", "local_command", "run_local"]
 
@@ -121,6 +121,8 @@ class LocalOptions:
     webhooks: bool = True
     #: What the local WhatsApp does with each number's messages (default: read).
     whatsapp_outcomes: dict[str, WhatsAppOutcome] = field(default_factory=dict)
+    #: Function settings over the template's, for harnesses (bench: DELAY_CHECKS=false).
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 class PollCount:
@@ -264,9 +266,12 @@ class LocalSystem:
                         "SmtpHost": "127.0.0.1",
                         "SmtpPort": str(smtp_port),
                         "SmtpStartTls": "false",
+                        # The daily delay digest goes to the local SMTP server too.
+                        "OpsDigestEmail": "ops@example.com",
                         "ChangeFeed": "enabled" if self._change_feed else "disabled",
                     },
                     clickpost_credentials=credentials,
+                    settings=self.options.settings or None,
                     log=log,
                     on_invoke=self.polls,
                     concurrency=self.options.concurrency,
@@ -302,7 +307,8 @@ class LocalSystem:
         self.sandbox = self._new_sandbox().start()
         self._stack.callback(self.sandbox.stop)
         if self.csv is None:
-            self.demo = demo_registrations(self.sandbox, default_languages())
+            today = self.clock().astimezone(DISPLAY_ZONE).date()
+            self.demo = demo_registrations(self.sandbox, default_languages(), today)
             # Some demo customers' WhatsApp messages fail or go unanswered: SMS takes over.
             self.whatsapp_outcomes = {**demo_whatsapp_outcomes(self.demo), **self.whatsapp_outcomes}
         return self.sandbox.base_url, "sandbox-key", "sandbox-user"
@@ -326,7 +332,11 @@ class LocalSystem:
         from trackwatch_cli.sandbox.timed import naive_local, scaled
 
         return SandboxServer(
-            journeys={n: scaled(j, 1 / JOURNEY_SPEEDUP) for n, j in load_journeys().items()},
+            # The delay demos keep their hours: the delay checks count real business hours.
+            journeys={
+                n: j if j.holds else scaled(j, 1 / JOURNEY_SPEEDUP)
+                for n, j in load_journeys().items()
+            },
             journey_start=naive_local(SIM_START - JOURNEY_LEAD),
             clock=self.clock,
             any_waybill=True,

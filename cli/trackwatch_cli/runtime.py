@@ -248,6 +248,9 @@ class LocalRuntime:
         self.invocations: list[Invocation] = []
         #: Handlers that raised instead of returning (their whole batch failed).
         self.crashes: list[tuple[str, Exception]] = []
+        #: Invocations that died (a BaseException: the process gone), not yet raised in
+        #: the thread that waits on the runtime.
+        self.deaths: list[BaseException] = []
         self.activity = Activity()
         self._states: dict[EventSource, SourceState] = {}
         self._pollers: list[Poller] = []
@@ -340,11 +343,11 @@ class LocalRuntime:
 
     def tick(self, scheduled_time: datetime, **extra: Any) -> Any:
         """Invoke every scheduled function as its schedule would at `scheduled_time` (a
-        schedule that is disabled, or whose rate skips this minute, is not invoked)."""
+        schedule that is disabled, or whose rate or cron skips this minute, is not invoked:
+        the dispatcher's fires every minute, a daily one once a day)."""
         results = []
-        minute = int(scheduled_time.timestamp()) // 60
         for schedule in self.stack.schedules:
-            if not schedule.due_at(minute):
+            if not schedule.due_at(scheduled_time):
                 continue
             event = {**schedule.input, "scheduled_time": scheduled_time.isoformat(), **extra}
             results.append(self.invoke(schedule.function, event))
@@ -371,7 +374,14 @@ class LocalRuntime:
         delete what succeeded, make what failed visible again."""
         assert source.queue_url is not None
         try:
-            result = self._call(source.function, self.sqs_event(messages, source))
+            try:
+                result = self._call(source.function, self.sqs_event(messages, source))
+            except BaseException as death:  # the process died mid-batch
+                # As in Lambda: no report, nothing deleted; the batch stays in flight until
+                # its visibility timeout. The death is raised where the runtime is awaited.
+                self.deaths.append(death)
+                self.activity.happened()
+                return
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
             if done:
@@ -421,7 +431,13 @@ class LocalRuntime:
             delivered += len(messages)
             self.activity.started(source.function)
             self._deliver_sqs(source, messages)
+            self.raise_death()
         return delivered
+
+    def raise_death(self) -> None:
+        """Raise, in the caller's thread, the first invocation death not yet raised."""
+        if self.deaths:
+            raise self.deaths.pop(0)
 
     def sqs_event(
         self, messages: list[Mapping[str, Any]] | Any, source: EventSource
@@ -509,12 +525,19 @@ class LocalRuntime:
         records = self._read_stream(source)
         for start in range(0, len(records), source.batch_size):
             self._deliver_stream(source, records[start : start + source.batch_size])
+        self.raise_death()
         return len(records)
 
     def _deliver_stream_batch(self, source: EventSource, records: list[dict[str, Any]]) -> None:
         pending = records
         for _attempt in range(STREAM_RETRIES + 1):
-            result = self.invoke(source.function, {"Records": pending})
+            try:
+                result = self.invoke(source.function, {"Records": pending})
+            except BaseException as death:  # the process died mid-batch
+                # Lambda retries a stream batch whose invocation died, records and all.
+                self.deaths.append(death)
+                self.activity.happened()
+                continue
             failures = (result or {}).get("batchItemFailures", [])
             if not failures:
                 return
@@ -677,12 +700,14 @@ class LocalRuntime:
         self, *, timeout_s: float | None = None, cancel: threading.Event | None = None
     ) -> bool:
         """Wait until every started source is drained and nothing runs; False if
-        `timeout_s` passed or `cancel` was set first."""
+        `timeout_s` passed or `cancel` was set first. An invocation that died (a
+        BaseException in a handler) is raised here."""
         if not self._pollers:
             raise RuntimeError("start() the runtime's event sources first")
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         states = self._states.values()
         while True:
+            self.raise_death()
             if self.activity.wait(lambda: settled_streams(states, self.activity), 0.1):
                 if self.is_quiet():
                     return True

@@ -60,7 +60,15 @@ errors = Console(stderr=True, soft_wrap=True)
 LOCAL_STACK = "trackwatch-local"
 LOCAL_ENDPOINT = "http://127.0.0.1:5000"
 REQUIRED_COLUMNS = ("waybill", "cp_id")
-OPTIONAL_COLUMNS = ("order_id", "phone", "email", "language", "channels", "opt_out")
+OPTIONAL_COLUMNS = (
+    "order_id",
+    "phone",
+    "email",
+    "language",
+    "channels",
+    "opt_out",
+    "promised_delivery_date",
+)
 #: A list cell ("sms;email", "sms email", "sms|email").
 _LIST_SEPARATORS = re.compile(r"[;| ]+")
 
@@ -107,8 +115,8 @@ class Target:
     orders: OrdersService | None = None
 
 
-def connect(stack: str, clients: AwsClients) -> Target:
-    """Read the stack's outputs and parameters; the container builds the service over them."""
+def describe(stack: str, clients: AwsClients) -> tuple[dict[str, str], dict[str, str]]:
+    """The stack's outputs and parameters, by name."""
     try:
         description = clients.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     except (ClientError, BotoCoreError) as exc:
@@ -118,6 +126,12 @@ def connect(stack: str, clients: AwsClients) -> Target:
         p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue"))
         for p in description.get("Parameters", [])
     }
+    return outputs, parameters
+
+
+def connect(stack: str, clients: AwsClients) -> Target:
+    """Read the stack's outputs and parameters; the container builds the service over them."""
+    outputs, parameters = describe(stack, clients)
     missing = [name for name in _OUTPUT_SETTINGS if name not in outputs]
     if missing:
         raise TargetError(f"stack {stack!r} has no output {', '.join(missing)}")
@@ -164,6 +178,17 @@ RegionOption = Annotated[str | None, typer.Option("--region", help="The AWS regi
 
 
 def _target(stack: str | None, local: bool, region: str | None) -> Target:
+    return open_stack(stack, local, region, connect)
+
+
+def open_stack[T](
+    stack: str | None,
+    local: bool,
+    region: str | None,
+    connect_to: Callable[[str, AwsClients], T],
+) -> T:
+    """`connect_to` the stack the options name (AWS, or the local runtime's emulator); a
+    stack that cannot be read ends the command with exit code 2."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if local:
         # A running `trackwatch local` says where it is; the environment overrides it.
@@ -181,7 +206,7 @@ def _target(stack: str | None, local: bool, region: str | None) -> Target:
     if not stack:
         fail("say which stack: --stack NAME, or --local", 2)
     try:
-        return connect(stack, clients)
+        return connect_to(stack, clients)
     except TargetError as exc:
         fail(redact(str(exc), endpoint) if endpoint else exc, 2)
     except ValueError as exc:  # boto3's word for an endpoint it cannot use
@@ -555,7 +580,7 @@ def openapi(
     ] = False,
 ) -> None:
     """Write the shipments API's OpenAPI document (docs/openapi.json)."""
-    from trackwatch.api.shipments import render_openapi
+    from trackwatch.api.openapi import render_openapi
 
     document = render_openapi()
     if check:

@@ -19,6 +19,7 @@ import logging
 import re
 import zipfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,66 @@ class Schedule:
             return 1
         return int(match[1]) * (60 if match[2] == "hour" else 1)
 
-    def due_at(self, minute: int) -> bool:
-        """Whether the schedule fires at epoch minute `minute` (rates aligned to the epoch)."""
-        return self.enabled and minute % self.every_minutes == 0
+    def due_at(self, moment: datetime) -> bool:
+        """Whether the schedule fires in the minute of `moment` (UTC): never when disabled;
+        `rate(N unit)` every N minutes of the epoch, `cron(...)` as EventBridge Scheduler
+        reads its six fields."""
+        return self.enabled and schedule_due(self.expression, moment)
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_MINUTES = {"minute": 1, "hour": 60, "day": 1440}
+_WEEKDAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+
+
+def schedule_due(expression: str, moment: datetime) -> bool:
+    """Whether a Scheduler expression fires in the minute of `moment`; an expression this
+    reader does not know never fires (and says so when the stack is read)."""
+    utc = moment.astimezone(UTC)
+    rate = _RATE.match(expression)
+    if rate:
+        every = int(rate[1]) * _UNIT_MINUTES[rate[2].rstrip("s")]
+        return (int(utc.timestamp()) // 60) % every == 0
+    if not (expression.startswith("cron(") and expression.endswith(")")):
+        return False
+    fields = expression[5:-1].split()
+    if len(fields) != 6:
+        return False
+    minute, hour, day, month, weekday, year = fields
+    # AWS numbers weekdays 1 (Sunday) to 7 (Saturday).
+    sunday_first = utc.isoweekday() % 7 + 1
+    return (
+        _matches(minute, utc.minute)
+        and _matches(hour, utc.hour)
+        and _matches(day, utc.day)
+        and _matches(month, utc.month)
+        and _matches(weekday, sunday_first, _WEEKDAYS)
+        and _matches(year, utc.year)
+    )
+
+
+def _matches(field_: str, value: int, names: dict[str, int] | None = None) -> bool:
+    """One cron field: `*`, `?`, numbers, lists, ranges and `/` steps."""
+    for part in field_.split(","):
+        if part in ("*", "?"):
+            return True
+        base, _, step = part.partition("/")
+        if base == "*":
+            low, high = 0, 10_000
+        else:
+            first, _, last = base.partition("-")
+            low = _cron_number(first, names)
+            high = _cron_number(last, names) if last else (10_000 if step else low)
+        if low <= value <= high and (value - low) % int(step or 1) == 0:
+            return True
+    return False
+
+
+def _cron_number(text: str, names: dict[str, int] | None) -> int:
+    """A cron field's number, or a name for one (MON)."""
+    if names and text.upper() in names:
+        return names[text.upper()]
+    return int(text)
 
 
 @dataclass(frozen=True)

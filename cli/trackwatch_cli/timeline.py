@@ -60,6 +60,32 @@ def _detail(kind: str, event: dict[str, Any]) -> Text:
             " → ",
             text(event["current"].get("courier_partner_edd")),
         )
+    return _delay_detail(kind, event)
+
+
+def _delay_detail(kind: str, event: dict[str, Any]) -> Text:
+    """What the delay checks' events say: why stuck, which promise, when now expected."""
+    if kind == "stuck" and event.get("reason") == "no_scan_for":
+        return Text(
+            f"no scan for {event.get('no_scan_for_hours')} business hours "
+            f"(threshold {event.get('threshold_hours')}, {event.get('threshold_source')})",
+            style="yellow",
+        )
+    if kind == "stuck":
+        return Text("flagged by Clickpost", style="yellow")
+    if kind == "unstuck":
+        return Text("moved again" if event.get("reason") == "moved" else "Clickpost cleared it")
+    if kind == "sla_breached":
+        return Text(
+            f"missed its promise of {event['promised_delivery_date']} ({event['promise_source']})",
+            style="red",
+        )
+    if kind == "delay_predicted":
+        return Text(
+            f"promised {event['promised_delivery_date']}, now expected "
+            f"{event['predicted_delivery_date']}",
+            style="yellow",
+        )
     return Text()
 
 

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from trackwatch.batches import SqsMessage, each_message
 from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.observability import count_by, logger, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def handler(container: Container) -> Handler:
     """The handler over `container`'s ingest service."""
     service = container.ingest_service
+
     # A batch that fails whole is reported record by record, not raised: the source retries
     # the same records either way, and no traceback (with what it quotes) reaches the logs.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
     # Counts go out as single metrics (count_by); an empty log_metrics flush would only warn.
     @logger.inject_lambda_context
     @tracer.capture_lambda_handler
@@ -31,22 +26,20 @@ def handler(container: Container) -> Handler:
         """Register each message's shipments; a message that hit a storage failure is retried."""
         outcomes: Counter[str] = Counter()
 
-        def register(record: SQSRecord) -> None:
+        def register(record: SqsMessage) -> None:
             outcomes.update(service.ingest(record.body))
 
-        response = process_partial_response(
-            event=event, record_handler=register, processor=processor, context=context
-        )
+        response, messages = each_message(event, register)
         count_by("ShipmentsRegistered", "outcome", outcomes)
         logger.info(
             "ingest batch",
             extra={
-                "messages": len(event.get("Records", [])),
-                "failed": len(response.get("batchItemFailures", [])),
+                "messages": messages,
+                "failed": len(response["batchItemFailures"]),
                 "outcomes": dict(outcomes),
             },
         )
-        return dict(response)
+        return response
 
     return lambda_handler
 

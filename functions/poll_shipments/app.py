@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from trackwatch.batches import failures_response, sqs_messages
 from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.models.messages import PollRequest
 from trackwatch.observability import logger, metrics, record_poll, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 #: Clickpost calls stop this long before Lambda's own timeout (at most a fifth of the time
 #: left), so the batch still reports which messages failed instead of being killed whole.
@@ -32,10 +28,9 @@ def deadline_of(context: LambdaContext) -> float:
 def handler(container: Container) -> Handler:
     """The handler over `container`'s poller."""
     service = container.poll_service
+
     # A batch that fails whole is reported record by record, not raised: the source retries
     # the same records either way, and no traceback (with what it quotes) reaches the logs.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
     @logger.inject_lambda_context
     @metrics.log_metrics
     @tracer.capture_lambda_handler
@@ -43,9 +38,9 @@ def handler(container: Container) -> Handler:
         """Poll every message's calls at once; report the messages that failed."""
         requests: dict[str, PollRequest] = {}
         redelivered: set[str] = set()
-        for raw in event.get("Records", []):
-            record = SQSRecord(raw)
-            if int(record.attributes.approximate_receive_count or "1") > 1:
+        records = sqs_messages(event)
+        for record in records:
+            if record.receive_count > 1:
                 redelivered.add(record.message_id)
             try:
                 requests[record.message_id] = PollRequest.model_validate_json(record.body)
@@ -58,18 +53,12 @@ def handler(container: Container) -> Handler:
         )
         record_poll(summary)
         logger.info("poll batch", extra=summary.as_log())
-
-        def outcome(record: SQSRecord) -> None:
-            if record.message_id not in requests:
-                raise ValueError(f"message {record.message_id} is not a poll request")
-            error = failures.get(record.message_id)
-            if error is not None:
-                raise error
-
-        response = process_partial_response(
-            event=event, record_handler=outcome, processor=processor, context=context
+        # A message that is not a poll request fails too: its DLQ keeps it for a human.
+        return failures_response(
+            r.message_id
+            for r in records
+            if r.message_id not in requests or failures.get(r.message_id) is not None
         )
-        return dict(response)
 
     return lambda_handler
 

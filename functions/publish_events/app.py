@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from trackwatch.batches import failures_response, records
 from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.models.record import StreamChange
 from trackwatch.observability import count_by, logger, record_values, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def handler(container: Container) -> Handler:
@@ -27,18 +28,18 @@ def handler(container: Container) -> Handler:
         the whole batch are logged and published together (fewer requests), so success and
         failure are the batch's, reported record by record.
         """
-        records = [
+        changes = [
             # The images as the event carries them (attribute-value form): their types
             # matter to the outbox's decoding, and the rest of the item is never needed.
             StreamChange(
-                record_id=record.dynamodb.sequence_number or "",
-                new_image=record.dynamodb.raw_event.get("NewImage"),
-                old_image=record.dynamodb.raw_event.get("OldImage"),
+                record_id=str(record["dynamodb"].get("SequenceNumber") or ""),
+                new_image=record["dynamodb"].get("NewImage"),
+                old_image=record["dynamodb"].get("OldImage"),
             )
-            for record in DynamoDBStreamEvent(event).records
-            if record.dynamodb is not None
+            for record in records(event)
+            if record.get("dynamodb") is not None
         ]
-        report = service.publish(records)
+        report = service.publish(changes)
         count_by("EventsPublished", "event_type", report.published)
         count_by("EventsSetAside", "reason", {"poison": report.poisoned})
         # Freshness: from Clickpost's record of the scan to our publish, per event type.
@@ -46,14 +47,14 @@ def handler(container: Container) -> Handler:
         logger.info(
             "publish batch",
             extra={
-                "records": len(records),
+                "records": len(changes),
                 "failed": len(report.failed),
                 "error": report.error,
                 "events": dict(report.published),
                 "set_aside": report.poisoned,
             },
         )
-        return {"batchItemFailures": [{"itemIdentifier": i} for i in report.failed]}
+        return failures_response(report.failed)
 
     return lambda_handler
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from trackwatch.bootstrap import lambda_entry
-from trackwatch.notify_batch import whatsapp_events_handler
+from trackwatch.whatsapp_batch import whatsapp_events_handler
 
 handler = whatsapp_events_handler
 lambda_handler = lambda_entry(handler)

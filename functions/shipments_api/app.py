@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch.api.shipments import ApiContext, app, use
+from trackwatch.api.shipments import ApiContext, resolve
 from trackwatch.bootstrap import Container, Handler, lambda_entry
 from trackwatch.observability import logger, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def handler(container: Container) -> Handler:
     """The handler over `container`'s shipments and orders services."""
-    context = ApiContext(
+    api = ApiContext(
         service=container.shipments_service,
         languages=container.languages,
         orders=lambda: container.orders_service,
@@ -26,8 +28,7 @@ def handler(container: Container) -> Handler:
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
         """Route the request to its handler in trackwatch.api.shipments."""
-        use(context)
-        return app.resolve(event, lambda_context)
+        return resolve(api, event)
 
     return lambda_handler
 

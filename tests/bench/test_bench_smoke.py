@@ -15,6 +15,8 @@ from bench import cost
 from bench.calls import carrier_mix, lower_bound
 from bench.emulator import CountingMotoServer, item_size
 from bench.harness import Bench, open_bench, shipments
+from bench.items import ItemSizes
+from bench.items import sizes as item_sizes
 from bench.run import QUICK, Results, requests_and_calls
 from trackwatch.logic.batching import plan_calls
 from trackwatch.models.keys import ShipmentKey
@@ -51,24 +53,39 @@ def test_cost_model_reproduces_the_architecture_workload() -> None:
     # The workload of docs/architecture.md: 14.2M polls and 1.6M changes a day
     assert cost.polls_per_day() == pytest.approx(14_200_000)
     assert cost.changes_per_day() == pytest.approx(1_600_000)
-    # and its naive PutItem line: 14.2M x 3 WRU x 30 days at $0.625 per million
+    # and, with items of 1,425 bytes, the naive PutItem line: 426M polls x 2 WRU at $0.625/M
+    size = ItemSizes(
+        scans=30, item_bytes=1199, change_bytes=1199, event_log_bytes=488, naive_bytes=1425
+    )
     measured = cost.Measured(
         poll_rru=0.5,
-        poll_wru=0.0,
-        poll_sqs_billed=0.006,
-        change_wru=3.0,
-        change_rru=0.0,
-        change_sns_billed=0.3,
-        events_per_change=3.0,
-        awbs_per_s=166.0,
-        naive_get_rru=0.5,
-        naive_put_wru=3.0,
-        naive_scan_rru_per_item=0.375,
-        naive_awbs_per_s=3.3,
+        poll_sqs_billed=0.01,
+        change_wru_shipments=3.7,
+        change_wru_event_log=1.85,
+        change_sns_billed=0.2,
+        events_per_change=2.0,
+        notifiable_per_change=0.83,
+        awbs_per_s=150.0,
+        naive_awbs_per_s=30.0,
     )
-    writes = cost.naive(measured)[0]
-    assert writes.dollars == pytest.approx(798.75)
-    assert cost.total(cost.naive(measured)) > cost.total(cost.ours(measured))
+    naive = cost.naive(measured, size, size)
+    assert naive[0].dollars == pytest.approx(426e6 * 2 * 0.625e-6)
+    assert cost.total(naive) > cost.total(cost.ours(measured, size, size))
+    # Every line of ours is priced, and the notification side is the same in both
+    ours = cost.ours(measured, size, size)
+    assert all(line.dollars > 0 for line in ours)
+    assert cost.total(ours, ("notifications",)) == pytest.approx(
+        cost.total(naive, ("notifications",))
+    )
+
+
+def test_item_sizes_grow_with_the_journey_and_stay_within_the_goals() -> None:
+    short, long = item_sizes(8), item_sizes(60)
+
+    assert long.item_bytes > short.item_bytes
+    # A poll of a 60-scan shipment reads half a unit; its change writes at most 2 units
+    assert long.poll_rru == 0.5
+    assert long.change_wru <= 2
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ class Allowed:
 ALLOWED_WILDCARD_RESOURCES = [
     Allowed(
         why="X-Ray's PutTraceSegments and PutTelemetryRecords have no resource type in IAM: "
-        "they can only be granted on '*' (the functions trace with Tracing: Active).",
+        "they can only be granted on '*' (the functions trace when TracingMode is Active).",
         actions=frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}),
         resource=r"\*",
     ),
@@ -142,9 +142,13 @@ SHIPMENTS_TABLE_GRANTS = {
             "dynamodb:UpdateItem",
         },
     },
-    # NotifyTable: the contact by key, the channel's notification state by UpdateItem.
-    "NotifySmsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
-    "NotifyEmailFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
+    # NotifyTable.recipient(): the contact, in one BatchGetItem with the channels' memory
+    # (NotificationsTable); a send never writes the shipment.
+    "NotifySmsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:BatchGetItem"}},
+    "NotifyEmailFunction": {"{ShipmentsTable.Arn}": {"dynamodb:BatchGetItem"}},
+    "NotifyWhatsAppFunction": {"{ShipmentsTable.Arn}": {"dynamodb:BatchGetItem"}},
+    # A number not on WhatsApp is remembered in WhatsApp's own memory of the shipment.
+    "RecordWhatsAppEventsFunction": {},
     # The coalescer reads the hinted shipments (get_many); with AutoRegisterFromWebhooks it
     # registers unknown ones as the API does (the grant is conditional: see its own test).
     "CoalesceHintsFunction": {
@@ -158,9 +162,6 @@ SHIPMENTS_TABLE_GRANTS = {
     # Change capture's other functions never touch shipments.
     "PollChangeFeedFunction": {},
     "ReceiveWebhooksFunction": {},
-    "NotifyWhatsAppFunction": {"{ShipmentsTable.Arn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
-    # NotifyTable.record_failure(): a number not on WhatsApp.
-    "RecordWhatsAppEventsFunction": {"{ShipmentsTable.Arn}": {"dynamodb:UpdateItem"}},
 }
 
 #: A value each parameter that ends up in an IAM resource may take (its default, if any).
@@ -553,6 +554,35 @@ def test_queue_consumers_may_use_only_their_own_queue(cfn_template: Template) ->
         _target(mapping["FunctionName"]): {f"{{{_target(mapping['EventSourceArn'])}.Arn}}"}
         for mapping in mappings
     }
+
+
+#: What the delay functions may do to the tables they use, as their code does it
+#: (adapters/event_log.py scan_sequences, adapters/thresholds_table.py).
+DELAY_GRANTS = {
+    "LearnThresholdsFunction": {
+        "{EventLogTable.Arn}/index/LearnIndex": {"dynamodb:Query"},
+        "{DelayThresholdsTable.Arn}": {"dynamodb:PutItem"},
+    },
+    "PollShipmentsFunction": {"{DelayThresholdsTable.Arn}": {"dynamodb:GetItem"}},
+    "SendOpsDigestFunction": {"{OpsDigestQueue.Arn}": {"sqs:ReceiveMessage", "sqs:DeleteMessage"}},
+}
+
+
+@pytest.mark.parametrize("function", DELAY_GRANTS)
+def test_the_delay_functions_touch_their_tables_and_queue_only_as_their_code_does(
+    cfn_template: Template, function: str
+) -> None:
+    # Given
+    grants = _grants(cfn_template, _role_of(cfn_template, function))
+
+    # When
+    on_delays: dict[str, set[str]] = {}
+    for pattern, actions in grants:
+        if pattern.startswith(("{EventLogTable", "{DelayThresholdsTable", "{OpsDigestQueue")):
+            on_delays.setdefault(pattern, set()).update(actions)
+
+    # Then
+    assert on_delays == DELAY_GRANTS[function]
 
 
 def test_the_coalescer_may_register_shipments_only_when_auto_registration_is_on(

@@ -140,9 +140,7 @@ def test_notifiers_get_the_settings_their_handlers_read(stack: Stack) -> None:
     }
 
 
-def test_idempotency_table_expires_its_records_and_survives_accidents(
-    cfn_template: Template,
-) -> None:
+def test_idempotency_table_expires_its_records(cfn_template: Template) -> None:
     # Given: moto drops TTL, PITR and SSE, so read the template
     properties = cfn_template["Resources"]["IdempotencyTable"]["Properties"]
 
@@ -150,7 +148,8 @@ def test_idempotency_table_expires_its_records_and_survives_accidents(
     assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
-    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    # Records that expire within days and only stop duplicates: nothing to recover.
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
     assert properties["SSESpecification"] == {"SSEEnabled": True}
 
 
@@ -271,7 +270,7 @@ def test_sms_publishing_reaches_phone_numbers_and_no_topic(cfn_template: Templat
 
 
 @pytest.mark.parametrize("function", NOTIFIERS)
-def test_notifiers_touch_the_shipments_table_only_by_key(
+def test_notifiers_only_read_the_shipments_table_by_key(
     cfn_template: Template, function: str
 ) -> None:
     # When
@@ -281,9 +280,9 @@ def test_notifiers_touch_the_shipments_table_only_by_key(
         if _target(statement.get("Resource")) == "ShipmentsTable"
     ]
 
-    # Then
+    # Then: the contact, read with the channels' memory; a send never writes the shipment
     (statement,) = on_shipments
-    assert _actions(statement) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert _actions(statement) == ["dynamodb:BatchGetItem"]
 
 
 def test_email_notifier_sends_only_as_its_identity(cfn_template: Template) -> None:

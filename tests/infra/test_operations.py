@@ -129,12 +129,21 @@ def test_every_async_invoked_function_sends_failures_to_an_alarmed_queue(
         for function in invoked
     }
 
-    # Then: the scheduled ones (EventBridge Scheduler); a run that raises is not dropped
-    assert invoked == {"DispatchPollsFunction", "PollChangeFeedFunction", "CoalesceHintsFunction"}
+    # Then: the scheduled ones (EventBridge Scheduler: the dispatcher, change capture, the
+    # daily delay jobs); a run that raises is not dropped
+    assert invoked == {
+        "DispatchPollsFunction",
+        "PollChangeFeedFunction",
+        "CoalesceHintsFunction",
+        "LearnThresholdsFunction",
+        "SendOpsDigestFunction",
+    }
     assert destinations == {
         "DispatchPollsFunction": "DispatchDeadLetterQueue",
         "PollChangeFeedFunction": "ChangeCaptureDeadLetterQueue",
         "CoalesceHintsFunction": "ChangeCaptureDeadLetterQueue",
+        "LearnThresholdsFunction": "DelayJobsDeadLetterQueue",
+        "SendOpsDigestFunction": "DelayJobsDeadLetterQueue",
     }
     for function in invoked:
         assert configs[function]["Qualifier"] == "$LATEST", function
@@ -160,6 +169,8 @@ def test_every_schedule_retries_and_sends_what_it_cannot_deliver_to_an_alarmed_q
         "DispatchPollsFunction",
         "PollChangeFeedFunction",
         "CoalesceHintsFunction",
+        "LearnThresholdsFunction",
+        "SendOpsDigestFunction",
     }
     assert set(dead_letters.values()) <= _alarmed_queues(cfn_template)
     for schedule in schedules.values():
@@ -234,6 +245,7 @@ def test_every_queue_subscription_redrives_to_an_alarmed_queue_sns_may_write(
         "EmailSubscription",
         "AllEventsSubscription",
         "WhatsAppEventsSubscription",
+        "OpsDigestSubscription",
     }
     assert None not in dead_letter_queues.values()
     assert len(set(dead_letter_queues.values())) == len(subscriptions)

@@ -39,6 +39,7 @@ NOTIFYING_EVENT_TYPES = [
     "shipment.stuck",
     "order.status_changed",
     "order.partially_delivered",
+    "shipment.delay_predicted",
 ]
 
 pytestmark = pytest.mark.filterwarnings(
@@ -427,6 +428,8 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
     common = {
         "POWERTOOLS_SERVICE_NAME": "trackwatch",
         "POWERTOOLS_METRICS_NAMESPACE": "Trackwatch",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
         "LOG_LEVEL": "INFO",
         "CLICKPOST_SOURCE_TIMEZONE": "Asia/Kolkata",
         "CLICKPOST_RECORD_TIMEZONE": "UTC",
@@ -457,13 +460,14 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "CLICKPOST_SECRET_NAME": "trackwatch/clickpost",
         "CLICKPOST_MAX_IN_FLIGHT": "10",
         "CLICKPOST_MAX_RESPONSE_BYTES": "5242880",
+        "DELAY_THRESHOLDS_TABLE_NAME": ids["DelayThresholdsTable"],
     }
     assert environment["PublishEventsFunction"] == {
         **common,
         **cadence,
         "EVENTS_TOPIC_ARN": ids["ShipmentEventsTopic"],
         "EVENT_LOG_TABLE_NAME": ids["EventLogTable"],
-        "EVENT_LOG_RETENTION_DAYS": "90",
+        "EVENT_LOG_RETENTION_DAYS": "30",
         "PUBLISH_DEAD_LETTER_QUEUE_URL": ids["PublishDeadLetterQueue"],
     }
 
@@ -495,6 +499,8 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
             "IngestShipmentsLogGroup",
             "RollUpOrdersLogGroup",
             "ShipmentsHttpApiAccessLogGroup",
+            "LearnThresholdsLogGroup",
+            "SendOpsDigestLogGroup",
             "PollChangeFeedLogGroup",
             "CoalesceHintsLogGroup",
             "ReceiveWebhooksLogGroup",
@@ -611,10 +617,15 @@ def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
         "NotificationsTableName",
         "OrdersTableName",
         "OrderSettleDeadLetterQueueUrl",
+        "DelayThresholdsTableName",
+        "OpsDigestQueueUrl",
+        "OpsDigestDeadLetterQueueUrl",
+        "OpsDigestSubscriptionDeadLetterQueueUrl",
+        "DelayJobsDeadLetterQueueUrl",
     }
-    # Deployed with the defaults (empty AlarmEmail, WhatsAppPhoneNumberId, DltEntityId):
-    # warnings, not exports.
-    warnings = {"AlarmEmailMissing", "WhatsAppOff", "DltEntityIdMissing"}
+    # Deployed with the defaults (empty AlarmEmail, WhatsAppPhoneNumberId, DltEntityId,
+    # OpsDigestEmail): warnings, not exports.
+    warnings = {"AlarmEmailMissing", "WhatsAppOff", "DltEntityIdMissing", "OpsDigestOff"}
 
     # When
     outputs = stack.outputs
@@ -661,6 +672,9 @@ def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) ->
         "WhatsAppEventsSubscriptionDeadLetterQueue",
         "AllEventsSubscriptionDeadLetterQueue",
         "OrderSettleDeadLetterQueue",
+        "DelayJobsDeadLetterQueue",
+        "OpsDigestDeadLetterQueue",
+        "OpsDigestSubscriptionDeadLetterQueue",
         "HintDeadLetterQueue",
         "ChangeCaptureDeadLetterQueue",
     }
@@ -772,13 +786,16 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
     assert others == []
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert len(functions) == 13
+    assert len(functions) == 15
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
         assert properties["Architectures"] == ["arm64"], name
         assert properties["Layers"] == [{"Ref": layer_id}], name
-        assert properties["TracingConfig"] == {"Mode": "Active"}, name
+        assert properties["TracingConfig"] == {"Mode": {"Ref": "TracingMode"}}, name
+        # Lambda sets the daemon's address everywhere: the switch says whether to trace
+        variables = properties["Environment"]["Variables"]
+        assert variables["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["Traced", "false", "true"]}
 
 
 # --- the template reader -----------------------------------------------------------
@@ -803,6 +820,8 @@ def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> N
         "ShipmentsApiFunction": "functions/shipments_api",
         "IngestShipmentsFunction": "functions/ingest_shipments",
         "RollUpOrdersFunction": "functions/roll_up_orders",
+        "LearnThresholdsFunction": "functions/learn_thresholds",
+        "SendOpsDigestFunction": "functions/send_ops_digest",
         "PollChangeFeedFunction": "functions/poll_change_feed",
         "CoalesceHintsFunction": "functions/coalesce_hints",
         "ReceiveWebhooksFunction": "functions/receive_webhooks",
@@ -919,7 +938,9 @@ def test_change_capture_runs_on_its_schedules_and_keeps_its_hints_apart(
     assert _target(hint_queue["RedrivePolicy"]["deadLetterTargetArn"]) == "HintDeadLetterQueue"
 
 
-def test_event_log_keeps_each_event_once_for_90_days(cfn_template: Template) -> None:
+def test_event_log_keeps_each_change_once_without_point_in_time_recovery(
+    cfn_template: Template,
+) -> None:
     # Given
     table = cfn_template["Resources"]["EventLogTable"]
 
@@ -933,8 +954,10 @@ def test_event_log_keeps_each_event_once_for_90_days(cfn_template: Template) -> 
     ]
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    # Published events, immutable and expiring (the template says why there is no recovery).
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
     assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert cfn_template["Parameters"]["EventLogRetentionDays"]["Default"] == 30
 
 
 def test_ingest_queue_feeds_ingest_shipments_reporting_item_failures(stack: Stack) -> None:
@@ -990,3 +1013,95 @@ def test_the_roll_up_reads_the_whole_stream_and_its_own_settle_queue(stack: Stac
     assert environment["EVENTS_TOPIC_ARN"] == ids["ShipmentEventsTopic"]
     key = dynamodb.describe_table(TableName=ids["OrdersTable"])["Table"]["KeySchema"]
     assert key == [{"AttributeName": "pk", "KeyType": "HASH"}]
+
+
+def test_every_table_says_whether_it_can_be_recovered_and_why_not(cfn_template: Template) -> None:
+    # Given every DynamoDB table
+    tables = {
+        name: resource
+        for name, resource in cfn_template["Resources"].items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    }
+
+    # Then point-in-time recovery is on or off explicitly, and off only with its reason
+    for name, table in tables.items():
+        enabled = table["Properties"]["PointInTimeRecoverySpecification"][
+            "PointInTimeRecoveryEnabled"
+        ]
+        skips = table.get("Metadata", {}).get("checkov", {}).get("skip", [])
+        reasons = [s.get("comment", "") for s in skips if s["id"] == "CKV_AWS_28"]
+        assert enabled is True or (enabled is False and reasons and all(reasons)), name
+    # The data only this stack holds: registrations and contacts, and customers' opt-outs
+    for name in ("ShipmentsTable", "NotificationsTable"):
+        assert tables[name]["Properties"]["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True
+        }
+
+
+# --- delays ------------------------------------------------------------------------
+
+
+def test_the_daily_delay_jobs_run_once_a_day_with_retries_and_a_dead_letter_queue(
+    cfn_template: Template,
+) -> None:
+    # Given
+    schedules = {
+        _target(s["Properties"]["Target"]["Arn"]): s["Properties"]
+        for s in _resources(cfn_template, "AWS::Scheduler::Schedule").values()
+    }
+
+    # When
+    learn = schedules["LearnThresholdsFunction"]
+    digest = schedules["SendOpsDigestFunction"]
+
+    # Then: at a fixed hour (02:00 in India) and at the deployment's chosen one
+    assert learn["ScheduleExpression"] == "cron(30 20 * * ? *)"
+    assert digest["ScheduleExpression"] == {"Ref": "OpsDigestSchedule"}
+    assert cfn_template["Parameters"]["OpsDigestSchedule"]["Default"] == "cron(30 12 * * ? *)"
+    for properties in (learn, digest):
+        target = properties["Target"]
+        assert _target(target["DeadLetterConfig"]["Arn"]) == "DelayJobsDeadLetterQueue"
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+        assert _target(target["RoleArn"]) == "DelayJobsScheduleRole"
+
+
+def test_the_event_log_indexes_only_changes_with_scans_and_projects_only_them(
+    cfn_template: Template,
+) -> None:
+    # Given
+    properties = cfn_template["Resources"]["EventLogTable"]["Properties"]
+
+    # When
+    (index,) = properties["GlobalSecondaryIndexes"]
+
+    # Then: a sparse index (learn_key is only on changes with carrier-timed scans)
+    assert index["IndexName"] == "LearnIndex"
+    assert index["KeySchema"] == [
+        {"AttributeName": "learn_key", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["scans"]}
+
+
+def test_the_ops_digest_queue_collects_delay_events_for_a_day_and_more(
+    cfn_template: Template,
+) -> None:
+    # Given
+    resources = cfn_template["Resources"]
+
+    # When
+    queue = resources["OpsDigestQueue"]["Properties"]
+    subscription = resources["OpsDigestSubscription"]["Properties"]
+    consumer = resources["SendOpsDigestFunction"]["Properties"]
+
+    # Then: a digest that failed a day still has its cases; a run's messages stay hidden
+    assert queue["MessageRetentionPeriod"] >= 2 * 24 * 3600
+    assert queue["VisibilityTimeout"] >= 6 * consumer["Timeout"]
+    assert subscription["FilterPolicy"] == {
+        "event_type": [
+            "shipment.stuck",
+            "shipment.unstuck",
+            "shipment.sla_breached",
+            "shipment.delay_predicted",
+        ]
+    }

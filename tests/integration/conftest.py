@@ -160,14 +160,20 @@ def emulated_aws() -> Iterator[AwsClients]:
 
 @contextmanager
 def open_pipeline(
-    template: Path, sandbox: SandboxServer, parameters: dict[str, str] | None = None
+    template: Path,
+    sandbox: SandboxServer,
+    *,
+    clock: SimulatedClock | None = None,
+    parameters: dict[str, str] | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[Pipeline]:
-    """Deploy `template` into in-process moto and drive it with the local runtime."""
+    """Deploy `template` into in-process moto and drive it with the local runtime (on
+    `clock`, `parameters` and `settings` given over the defaults)."""
     with emulated_aws() as clients:
         local = start_stack(
             template,
             clients,
-            SimulatedClock(START),
+            clock or SimulatedClock(START),
             stack_name="trackwatch-it",
             parameters=parameters,
             settings={
@@ -177,6 +183,11 @@ def open_pipeline(
                 "CLICKPOST_BACKOFF_BASE_S": "0.01",
                 "CLICKPOST_BACKOFF_CAP_S": "0.05",
                 "CLICKPOST_READ_TIMEOUT_S": "0.5",
+                # The sandbox's journeys advance a step per poll and are dated January 2025:
+                # to this clock every shipment would look a year overdue. The delay checks
+                # are tested with a sandbox whose times follow the clock (test_delays.py).
+                "DELAY_CHECKS": "false",
+                **(settings or {}),
             },
         )
         atomic_conditional_writes(clients)

@@ -116,6 +116,15 @@ class Notify:
         item: dict[str, Any] = answer["Item"]
         return item
 
+    def memory(self, channel: str) -> dict[str, Any]:
+        """One channel's memory of the sample shipment (its item in NotificationsTable)."""
+        answer = self.clients.dynamodb.get_item(
+            TableName=self.stack.physical_ids["NotificationsTable"],
+            Key={"pk": {"S": f"channel#{channel}#{KEY.pk}"}},
+        )
+        item: dict[str, Any] = answer.get("Item", {})
+        return item
+
     def publish(self, *events: ShipmentEvent) -> None:
         """Publish as the pipeline does: SNS, message attributes, filtered raw delivery."""
         topic = EventsTopic(self.stack.outputs["ShipmentEventsTopicArn"], self.clients.sns)
@@ -301,19 +310,64 @@ def test_an_sms_opt_out_is_honoured_and_email_still_goes(notify: Notify) -> None
     assert len(notify.emails()) == 1
 
 
-def test_an_invalid_number_is_recorded_on_the_shipment_and_not_retried(notify: Notify) -> None:
+def test_an_invalid_number_is_remembered_and_not_retried(notify: Notify) -> None:
     # Given a number that cannot be a phone number
     notify.shipment(phone="12345", channels=SMS_FIRST)
+    shipment = notify.item()
     notify.publish(status_changed(6))
 
     # When
     notify.drain("NotifySmsFunction")
 
-    # Then the message succeeded (no retries, nothing in the DLQ) and the failure is stored
+    # Then the message succeeded (no retries, nothing in the DLQ), the failure is in SMS's
+    # memory of the shipment, and the shipment item is as it was
     assert [i.failed for i in notify.runtime.invocations] == [0]
-    item = notify.item()
-    assert item["contact_failure_sms"]["M"]["reason"] == {"S": "invalid_number"}
-    assert item["version"] == {"N": "1"}  # the notifier never moves the poller's version
+    assert notify.memory("sms")["contact_failure"]["M"]["reason"] == {"S": "invalid_number"}
+    assert notify.item() == shipment
+
+
+def test_a_send_never_writes_the_shipment(notify: Notify) -> None:
+    # Given a customer on every channel
+    notify.shipment()
+    shipment = notify.item()
+
+    # When two pieces of news go out by WhatsApp and e-mail
+    notify.publish(status_changed(6))
+    notify.settle()
+    notify.publish(ndr_raised())
+    notify.settle()
+
+    # Then each channel remembers in its own small item, and the shipment item is untouched
+    assert len(notify.whatsapp()) == 2
+    assert len(notify.emails()) == 2
+    for channel in ("whatsapp", "email"):
+        log = notify.memory(channel)["log"]["M"]
+        assert log["seq"] == {"N": "2"}
+        assert "expires_at" in notify.memory(channel)
+    assert notify.memory("sms") == {}
+    assert notify.item() == shipment
+
+
+def test_memory_kept_on_the_shipment_by_an_earlier_layout_is_still_read(notify: Notify) -> None:
+    # Given a shipment whose WhatsApp log was kept on its item, at today's cap
+    notify.reconfigure(NOTIFY_DAILY_CAP="1")
+    notify.shipment(channels=["whatsapp"])
+    today = DAYTIME.date().isoformat()
+    notify.clients.dynamodb.update_item(
+        TableName=notify.stack.physical_ids["ShipmentsTable"],
+        Key={"pk": {"S": KEY.pk}},
+        UpdateExpression="SET notified_whatsapp = :log",
+        ExpressionAttributeValues=to_item(
+            {":log": {"seq": 4, "last_event_id": "earlier", "day": today, "day_count": 1}}
+        ),
+    )
+
+    # When news comes
+    notify.publish(status_changed(6))
+    notify.settle()
+
+    # Then the old log still counts: the day's one message was sent already
+    assert notify.whatsapp() == []
 
 
 def free_port() -> int:
@@ -492,7 +546,7 @@ def test_a_number_not_on_whatsapp_gets_sms_first_from_then_on(notify: Notify) ->
     notify.settle()
 
     # Then the shipment remembers, and the next message went by SMS alone
-    assert notify.item()["contact_failure_whatsapp"]["M"]["reason"] == {"S": "whatsapp_131026"}
+    assert notify.memory("whatsapp")["contact_failure"]["M"]["reason"] == {"S": "whatsapp_131026"}
     assert len(notify.whatsapp()) == 1
     assert len(notify.sms()) == 2
     assert notify.local.senders.sms.messages[1].fallback is None

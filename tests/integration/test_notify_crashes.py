@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import trackwatch.notify_batch
+import trackwatch.whatsapp_batch
 from tests.integration.test_notify import Notify, notify
 from tests.notify_samples import PHONE, status_changed
 from trackwatch.adapters.idempotency import IdempotencyGuard
@@ -122,7 +123,7 @@ def path(channel: str, *, sender: Callable[[Notify], tuple[Any, str]]) -> list[B
             channel,
         ),
         Boundary(
-            "before the claim on the shipment",
+            "before the claim on the channel's memory",
             _class(NotifyTable, "claim"),
             "before",
             on(channel),
@@ -194,7 +195,7 @@ BOUNDARIES = [
     ),
     Boundary(
         "events consumer: after the batch, before its messages are deleted",
-        lambda _: (trackwatch.notify_batch, "handle_whatsapp_events"),
+        lambda _: (trackwatch.whatsapp_batch, "handle_whatsapp_events"),
         "after",
         lambda *a, **k: True,
         "consumer",

@@ -23,7 +23,7 @@ from schemathesis.checks import (
 )
 
 from tests.integration.shipments_stack import ShipmentsStack, http_event, shipments_stack
-from trackwatch.api.shipments import render_openapi
+from trackwatch.api.openapi import render_openapi
 
 __all__ = ["shipments_stack"]  # the fixture, for pytest
 

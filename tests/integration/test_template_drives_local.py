@@ -17,9 +17,8 @@ def ndr_only_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("template")
     text = (ROOT / "template.yaml").read_text(encoding="utf-8")
     default = (
-        "      FilterPolicy:\n"
-        "        event_type: [shipment.status_changed, shipment.ndr_raised, shipment.stuck,"
-        " order.status_changed, order.partially_delivered]\n"
+        "        event_type: [shipment.status_changed, shipment.ndr_raised, shipment.stuck, "
+        "shipment.delay_predicted, order.status_changed, order.partially_delivered]\n"
         "\n  # --- E-mail"
     )
     assert default in text, "the SMS filter policy moved; update this test"
@@ -27,7 +26,7 @@ def ndr_only_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy.write_text(
         text.replace(
             default,
-            '      FilterPolicy:\n        event_type: ["shipment.ndr_raised"]\n\n  # --- E-mail',
+            '        event_type: ["shipment.ndr_raised"]\n\n  # --- E-mail',
         ),
         encoding="utf-8",
     )

@@ -30,6 +30,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "trackwatch.api",
         "trackwatch.observability",
         "trackwatch.notify_batch",
+        "trackwatch.whatsapp_batch",
     ),
     "logic": (
         "trackwatch.services",
@@ -41,6 +42,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "trackwatch.api",
         "trackwatch.observability",
         "trackwatch.notify_batch",
+        "trackwatch.whatsapp_batch",
     ),
     "ports": (
         "trackwatch.logic",
@@ -57,6 +59,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "trackwatch.data",
         "trackwatch.api",
         "trackwatch.notify_batch",
+        "trackwatch.whatsapp_batch",
     ),
     "adapters": (
         "trackwatch.services",
@@ -65,6 +68,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "trackwatch.data",
         "trackwatch.api",
         "trackwatch.notify_batch",
+        "trackwatch.whatsapp_batch",
     ),
     "data": ("trackwatch.services", "trackwatch.adapters", "trackwatch.bootstrap"),
     "config": (
@@ -87,8 +91,10 @@ HANDLER_ALLOWED = (
     "trackwatch.errors",
     "trackwatch.notify_batch",
     "trackwatch.api",
+    "trackwatch.batches",
+    "trackwatch.whatsapp_batch",
 )
-ENTRY_MODULES = {"api", "notify_batch.py", "observability.py"}
+ENTRY_MODULES = {"api", "notify_batch.py", "whatsapp_batch.py", "observability.py", "batches.py"}
 
 
 def layer_of(path: Path) -> str:

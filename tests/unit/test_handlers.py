@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.factories import CADENCE, result, scan
+from tests.delay_fakes import MemoryInbox, MemoryThresholds
+from tests.delay_support import checks
+from tests.factories import CADENCE, CATALOGUE, result, scan
 from tests.fakes import (
     FakeFeed,
     FakeTracker,
@@ -45,6 +47,7 @@ from trackwatch.bootstrap import Container, Handler, bootstrap
 from trackwatch.config import Settings
 from trackwatch.errors import ClickpostUnavailableError, StorageError
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
+from trackwatch.logic.diff import diff
 from trackwatch.models.change_feed import UpdatedOrder
 from trackwatch.models.events import EVENT_ADAPTER, OrderStatusChanged
 from trackwatch.models.hints import ChangeHint, HintBatch
@@ -107,7 +110,11 @@ def poll_world() -> tuple[Container, MemoryStore, FakeTracker, list[ShipmentKey]
         store.add(key, due_key(key.pk, CadenceClass.NEW, CADENCE), NOW)
         tracker.results[key] = result([scan(1, 4, 0), scan(2, 5, 3)])
     container = bootstrap(
-        Settings({}), clock=lambda: NOW, shipments=store, trackers=lambda: tracker
+        Settings({}),
+        clock=lambda: NOW,
+        shipments=store,
+        trackers=lambda: tracker,
+        thresholds=MemoryThresholds(),
     )
     return container, store, tracker, keys
 
@@ -531,6 +538,108 @@ def test_the_api_shows_an_order_the_roll_up_keeps() -> None:
     assert any(entry["what"] == "order.status_changed" for entry in body["timeline"])
     assert missing["statusCode"] == 404
     assert invisible["statusCode"] == 422, invisible["body"]
+
+
+def _request(method: str, path: str, query: str = "") -> dict[str, Any]:
+    event = copy.deepcopy(sample("shipments_api_get.json"))
+    event["rawPath"], event["rawQueryString"] = path, query
+    event["requestContext"]["http"]["method"] = method
+    pairs = [pair.split("=", 1) for pair in query.split("&") if pair]
+    event["queryStringParameters"] = {k: ",".join(v for n, v in pairs if n == k) for k, _ in pairs}
+    return event
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "status", "fields"),
+    [
+        # No route: the resolver's own answer, not an ErrorView
+        ("GET", "/nothing", "", 404, None),
+        ("PUT", "/shipments/4/X1", "", 404, None),
+        ("GET", "/shipments/4/a%2Fb/c", "", 404, None),
+        # Every broken parameter reported at once, in the route's order
+        ("POST", "/shipments/0/X1/replay", "since=soon", 422, ["cp_id", "since"]),
+        ("GET", "/shipments/abc/" + "x" * 301, "", 422, ["cp_id", "waybill"]),
+        (
+            "POST",
+            "/shipments/4/X1/replay",
+            "since=2026-01-01T00:00:00Z&since=2026-01-02",
+            422,
+            ["since"],
+        ),
+        # Lax like the resolver: text to int
+        ("GET", "/shipments/+4/X1", "", 404, []),
+    ],
+)
+def test_the_api_router_answers_as_the_resolver_did(
+    method: str, path: str, query: str, status: int, fields: list[str] | None
+) -> None:
+    container = bootstrap(
+        Settings({}),
+        clock=lambda: NOW,
+        shipments=MemoryStore(),
+        poll_queue=MemoryQueue(),
+        event_log=MemoryEventLog(),
+        publisher=MemoryPublisher(),
+    )
+    handle = handler_of("shipments_api", container)
+
+    response = handle(_request(method, path, query), CONTEXT)
+
+    assert response["statusCode"] == status, response["body"]
+    body = json.loads(response["body"])
+    if fields is None:
+        assert body == {"statusCode": 404, "message": "Not found"}
+    else:
+        assert [problem["field"] for problem in body["errors"]] == fields
+
+
+# --------------------------------------------------------------------------- delays
+
+
+def test_learn_thresholds_sample_learns_from_the_window_and_writes_the_table() -> None:
+    # Given an event log with three shipments' first polls, logged today
+    log = MemoryEventLog()
+    for n in range(3):
+        key = ShipmentKey.of(4, f"LT{n}")
+        awb = result([scan(1, 4, 0), scan(2, 5, 2), scan(3, 6, 5 + n)])
+        log.append([diff(None, key, awb, NOW, CATALOGUE).events])
+    thresholds = MemoryThresholds()
+    settings = Settings({"DELAY_THRESHOLDS_TABLE_NAME": "thresholds", "DELAY_MIN_SAMPLES": "3"})
+    container = bootstrap(settings, clock=lambda: NOW, scan_log=log, thresholds=thresholds)
+
+    # When
+    answer = handler_of("learn_thresholds", container)(
+        sample("learn_thresholds_schedule.json"), CONTEXT
+    )
+
+    # Then
+    assert answer["items_read"] == 3
+    assert thresholds.table is not None
+    assert thresholds.table.dwell_hours(4, 5) is not None
+
+
+def test_send_ops_digest_sample_e_mails_what_its_queue_collected() -> None:
+    # Given a stuck shipment's event in the digest's queue
+    key = ShipmentKey.of(4, "OPS1")
+    awb = result([scan(1, 5, 0)])
+    events = diff(None, key, awb, NOW, CATALOGUE, delays=checks()).events
+    inbox = MemoryInbox([e for e in events if e.event_type == "shipment.stuck"])
+    sender = MemorySender()
+    settings = Settings(
+        {"OPS_DIGEST_QUEUE_URL": "ops-queue", "OPS_DIGEST_EMAIL": "ops@example.com"}
+    )
+    container = bootstrap(settings, clock=lambda: NOW, ops_inbox=inbox, senders={"email": sender})
+
+    # When
+    answer = handler_of("send_ops_digest", container)(
+        sample("send_ops_digest_schedule.json"), CONTEXT
+    )
+
+    # Then
+    assert answer["sent"] is True and answer["events"] == 1
+    (message,) = sender.sent
+    assert "OPS1" in message.body
+    assert inbox.messages == {}
 
 
 # --------------------------------------------------------------------------- change capture

@@ -8,7 +8,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.factories import CATALOGUE
-from tests.notify_samples import RULES, ndr_raised, scan_added, status_changed, stuck
+from tests.notify_samples import (
+    RULES,
+    delay_predicted,
+    ndr_raised,
+    scan_added,
+    status_changed,
+    stuck,
+)
 from trackwatch.errors import ConfigurationError, RecipientRejectedError
 from trackwatch.logic.addresses import e164, mailbox
 from trackwatch.logic.notify_rules import NotifyRules
@@ -38,6 +45,10 @@ QUIET = (time(21, 0), time(9, 0))
         (status_changed(9), None),
         (status_changed(1004), None),
         (scan_added(), None),
+        # Our own checks go to operations: a customer hears of Clickpost's flag only, and of
+        # no predicted delay, unless the rules say so.
+        (stuck().model_copy(update={"reason": "no_scan_for"}), None),
+        (delay_predicted(), None),
     ],
 )
 def test_default_rules_pick_the_customer_facing_events(
@@ -78,6 +89,29 @@ def test_a_channel_can_send_fewer_kinds_and_let_some_bypass_quiet_hours() -> Non
     assert rules.kind_of(stuck(), "sms") == "stuck"
     assert rules.bypasses_quiet_hours("delivered", "email")
     assert not rules.bypasses_quiet_hours("delivered", "sms")
+
+
+def test_a_rule_turns_on_predicted_delays_and_our_own_stuck_checks_for_customers() -> None:
+    # Given rules that tell customers by SMS of predicted delays, and of any stuck
+    text = (
+        '{"kinds": {"delay_predicted": {"event_type": "shipment.delay_predicted"},'
+        ' "stuck": {"event_type": "shipment.stuck"}},'
+        ' "channels": {"sms": {"kinds": ["delay_predicted", "stuck"]}}}'
+    )
+    rules = NotifyRules.from_json(text, "test", CATALOGUE)
+
+    # Then
+    assert rules.kind_of(delay_predicted(), "sms") == "delay_predicted"
+    assert rules.kind_of(stuck().model_copy(update={"reason": "no_scan_for"}), "sms") == "stuck"
+
+
+def test_reasons_are_only_for_stuck_kinds() -> None:
+    text = (
+        '{"kinds": {"x": {"event_type": "shipment.ndr_raised", "reasons": ["no_scan_for"]}},'
+        ' "channels": {}}'
+    )
+    with pytest.raises(ConfigurationError, match="reasons"):
+        NotifyRules.from_json(text, "test", CATALOGUE)
 
 
 # --- quiet hours ----------------------------------------------------------------
@@ -210,3 +244,20 @@ def test_email_addresses_are_checked_without_dns() -> None:
     assert mailbox("Priya@Example.in") == "Priya@example.in"
     with pytest.raises(RecipientRejectedError):
         mailbox("not-an-address")
+
+
+def test_turning_predicted_delays_on_for_every_channel_needs_only_the_rule() -> None:
+    # Given the packaged rules with delay_predicted added to every channel
+    from trackwatch.data import load_registry, load_templates
+    from trackwatch.logic.registry import problems
+
+    raw = RULES.model_dump(mode="json")
+    for channel in raw["channels"].values():
+        channel["kinds"] = [*channel["kinds"], "delay_predicted"]
+    rules = NotifyRules.model_validate(raw)
+
+    # When the container's start-up check runs over the packaged templates and registry
+    found = problems(load_registry(), load_templates(), rules, {"en", "hi"}, 3)
+
+    # Then every template is there, registered and within the SMS segment limit
+    assert found == []

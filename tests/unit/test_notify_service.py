@@ -139,6 +139,18 @@ def test_an_event_redelivered_is_sent_once() -> None:
     assert (message.encoding, message.segments) == ("gsm7", 1)
 
 
+def test_each_notifier_reads_only_the_memory_it_decides_with() -> None:
+    # Given a customer on every channel
+    world = World()
+
+    # When the event reaches every channel's notifier
+    world.everywhere(status_changed(6))
+
+    # Then the phone channels read both phone channels' memory (which one comes first, which
+    # takes over); e-mail reads its own alone
+    assert world.recipients.read == [("whatsapp", "sms"), ("whatsapp", "sms"), ("email",)]
+
+
 def test_a_hindi_customer_gets_hindi() -> None:
     world = World(recipient("hi", channels=SMS_FIRST))
     world.handle(status_changed(8))

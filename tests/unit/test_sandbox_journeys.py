@@ -15,6 +15,7 @@ from trackwatch_cli.sandbox import (
     load_journeys,
 )
 from trackwatch_cli.sandbox.journey import Journey
+from trackwatch_cli.sandbox.server import SCAN_LEAD
 
 EXPECTED_CODES = {
     "delivered_smoothly": [1, 4, 5, 6, 8],
@@ -24,6 +25,10 @@ EXPECTED_CODES = {
     "stuck": [1, 4, 5, 5, 1004, 6, 8],
     "edd_change": [1, 4, 5, 18, 1004, 6, 8],
     "late_scan_after_delivery": [1, 4, 5, 6, 8, 1004],
+    # The delay demos: a step per poll without a clock (their holds need one).
+    "stuck_in_transit": [5, 5, 1004, 6, 8],
+    "lost_in_transit": [5, 5, 1004, 6, 8],
+    "missed_promise": [4, 5, 5, 1004, 6, 8],
 }
 
 
@@ -181,9 +186,14 @@ def test_with_any_waybill_every_awb_gets_a_journey_picked_from_its_waybill() -> 
     for waybill in ("MYSHOP0001", "MYSHOP0002"):
         assert response.result[waybill].valid is True
         assert sandbox.journey_for(waybill) == SandboxServer().journey_for(waybill) != "invalid"
-    # (every journey but the demo order's delayed box, which no AWB gets by chance)
+    # (every journey but the demo order's delayed box, which no AWB gets by chance, and the
+    # delay demos, whose sitting depends on the clock)
     picked = {sandbox.journey_for(f"W{i}") for i in range(60)}
-    assert picked == set(EXPECTED_CODES) - {"delayed_then_delivered"}
+    assert picked == {
+        name
+        for name in EXPECTED_CODES
+        if not load_journeys()[name].holds and name != "delayed_then_delivered"
+    }
 
 
 def test_with_a_clock_scans_and_edds_follow_it() -> None:
@@ -249,3 +259,45 @@ def test_request_checks(
     assert parsed.meta.success is False
     assert fragment in (parsed.meta.message or "")
     assert sandbox.requests[-1].status_code == status
+
+
+def test_with_a_clock_a_step_waits_for_its_hold_and_is_dated_when_shown() -> None:
+    # Given a sandbox on a clock, with a shipment that sat 40 hours before it was registered
+    now = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)  # 09:00 in India
+
+    def clock() -> datetime:
+        return now
+
+    sandbox = SandboxServer(clock=clock)
+    sandbox.add_shipment("AWB1", 4, "stuck_in_transit")
+
+    # When it is polled at once, 5 hours later, and at 6 hours (the next step's hold)
+    first = _awb(sandbox, 4, "AWB1")
+    now += timedelta(hours=5)
+    held = _awb(sandbox, 4, "AWB1")
+    now += timedelta(hours=1)
+    moved = _awb(sandbox, 4, "AWB1")
+
+    # Then the history it came with is dated back from the first poll, the shipment sits
+    # until the hold has passed, and the new scan is dated when it was shown
+    assert first.latest_status is not None and first.latest_status.timestamp is not None
+    registered = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
+    assert first.latest_status.timestamp == registered - SCAN_LEAD - timedelta(hours=40, minutes=-2)
+    assert held.scans == first.scans
+    assert moved.latest_status is not None and moved.latest_status.timestamp is not None
+    assert moved.latest_status.clickpost_status_code == 5
+    assert moved.latest_status.location == "Nagpur_Wadi_H (Maharashtra)"
+    assert moved.latest_status.timestamp.astimezone(UTC) == now - SCAN_LEAD
+
+
+def test_with_a_clock_a_carrier_date_in_the_past_is_dated_from_registration() -> None:
+    # Given a sandbox on a clock
+    now = datetime(2026, 11, 27, 3, 30, tzinfo=UTC)
+    sandbox = SandboxServer(clock=lambda: now)
+    sandbox.add_shipment("AWB1", 5, "lost_in_transit")
+
+    # When
+    result = _awb(sandbox, 5, "AWB1")
+
+    # Then its carrier's date is the day before it was registered
+    assert result.additional.courier_partner_edd == "2026-11-26"

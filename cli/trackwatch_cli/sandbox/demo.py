@@ -35,6 +35,10 @@ def demo_shipments() -> list[DemoShipment]:
         DemoShipment("SBXBD0000002", 5, "late_scan_after_delivery"),
         DemoShipment("SBXEE0000001", 6, "rto"),
         DemoShipment("SBXEE0000002", 6, "stuck"),
+        # The delay checks' demos (they follow the local runtime's clock).
+        DemoShipment("SBXDL0000004", 4, "stuck_in_transit"),
+        DemoShipment("SBXBD0000003", 5, "lost_in_transit"),
+        DemoShipment("SBXEE0000003", 6, "missed_promise"),
         DemoShipment("SBXMP0000001", 4, "delivered_smoothly", DEMO_ORDER),
         DemoShipment("SBXMP0000002", 5, "delivered_smoothly", DEMO_ORDER),
         DemoShipment("SBXMP0000003", 6, "delayed_then_delivered", DEMO_ORDER),

@@ -5,6 +5,13 @@ scans and may override fields of ``additional`` (the overrides persist until a
 later step changes them). Scan times are offsets in hours from a journey start,
 so every response is reproducible.
 
+A sandbox given a clock (the local runtime's) dates each step's scans from the moment
+the step was first shown instead, so a shipment's times mean something to that clock:
+the delay checks measure real (simulated) hours. Scans written earlier than their step
+(``at_hours`` before the step's) are that much older than the step: the history a
+shipment already had when it was registered. There, too, a step may wait (``hold_hours``)
+before a poll can show it: a shipment that sits (the delay demos).
+
 Status codes follow Clickpost's published table. Bucket ids 1 (Order Placed),
 2 (Shipped), 3 (In transit), 6 (Delivered) and 8 (returns) come from Clickpost
 samples; every other bucket id used here (4 "Out for delivery", 5 "Failed
@@ -76,7 +83,8 @@ class AdditionalOverride(_Spec):
 
     is_stuck: bool | None = None
     ndr: NdrSpec | None = None
-    #: The carrier's EDD as days after the journey start (rendered YYYY-MM-DD).
+    #: The carrier's EDD as days after the journey start (rendered YYYY-MM-DD); negative:
+    #: a date already past.
     courier_partner_edd_days: int | None = None
     edd: EddSpec | None = None
 
@@ -99,6 +107,8 @@ class JourneyStep(_Spec):
     """What one poll reveals: new scans and changes to `additional`."""
 
     at_hours: float = Field(ge=0)
+    #: With a clock: shown no sooner than this many hours after the step before it was.
+    hold_hours: float = Field(default=0, ge=0)
     scans: tuple[ScanSpec, ...] = ()
     additional: AdditionalOverride = AdditionalOverride()
 
@@ -139,6 +149,11 @@ class Journey(_Spec):
     def last_step(self) -> int:
         """Index of the final step."""
         return len(self.steps) - 1
+
+    @property
+    def holds(self) -> bool:
+        """Whether a step waits for the clock (a delay demo)."""
+        return any(step.hold_hours for step in self.steps)
 
 
 class ShipmentIdentity(BaseModel):

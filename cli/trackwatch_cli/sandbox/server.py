@@ -182,13 +182,17 @@ class SandboxServer:
     ) -> None:
         """`clock` (zone-aware): journeys start when first polled and each step's scans
         are dated when a poll first shows it, so dates and EDDs follow that clock (else
-        every journey starts at `journey_start`). `any_waybill`: answer every waybill of
-        every cp_id, on a journey picked from the waybill (`journey_for`).
+        every journey starts at `journey_start`), and a step that holds (`hold_hours`: a
+        shipment that sits, the delay demos) is shown by the first poll after its hold has
+        passed. Without a clock a step shows every `advance_every` polls. `any_waybill`:
+        answer every waybill of every cp_id, on a journey picked from the waybill
+        (`journey_for`).
 
         `journey_clock` (zone-aware) instead: journeys move with it, a step appearing when
         Clickpost records it whoever polls, and the updated-order feed and webhooks tell of
         it (`trackwatch_cli.sandbox.timed`); without it, a shipment moves a step per poll.
-        It takes precedence over `clock` for dating: a step is dated when it is due."""
+        It takes precedence over `clock` for dating: a step is dated when it is due (and
+        holds are not used: the journey's hours are)."""
         if advance_every < 1:
             raise ValueError("advance_every must be at least 1")
         self._address = (host, port)
@@ -311,6 +315,11 @@ class SandboxServer:
                 else self._now()
             ),
         )
+        if self.journey_clock is not None and journey.holds:
+            # A delay demo keeps its hours: its first step is due at the start, and the
+            # history it arrives with is that much older (its hours are its holds).
+            start = identity.start - timedelta(hours=journey.steps[0].at_hours)
+            identity = identity.model_copy(update={"start": start})
         return _Shipment(identity, journey)
 
     def journey_for(self, waybill: str) -> str:
@@ -319,8 +328,11 @@ class SandboxServer:
         waybill (the same one every time, on every machine)."""
         if waybill.upper().startswith(INVALID_PREFIX) and "invalid" in self.journeys:
             return "invalid"
+        # Not the delay demos: whether they sit depends on the clock, not on the waybill.
         names = sorted(
-            name for name, j in self.journeys.items() if j.valid and j.picked_for_any_waybill
+            name
+            for name, j in self.journeys.items()
+            if j.valid and j.picked_for_any_waybill and not j.holds
         )
         digest = hashlib.sha256(waybill.encode()).digest()
         return names[int.from_bytes(digest[:8]) % len(names)]
@@ -370,6 +382,25 @@ class SandboxServer:
         with self._lock:
             for shipment in self._shipments.values():
                 shipment.step = min(shipment.step + steps, shipment.journey.last_step)
+
+    def _next_holds(self, shipment: _Shipment) -> bool:
+        """With a clock: whether the next step waits (`hold_hours`) before a poll shows it."""
+        step = shipment.step
+        return (
+            self.clock is not None
+            and self.journey_clock is None
+            and step < shipment.journey.last_step
+            and shipment.journey.steps[step + 1].hold_hours > 0
+        )
+
+    def _hold_passed(self, shipment: _Shipment) -> bool:
+        """With a clock: whether the next step holds, the step before it has been shown, and
+        the hold has passed since that step's time (lock held)."""
+        step = shipment.step
+        if not self._next_holds(shipment) or len(shipment.step_times) <= step:
+            return False
+        hold = timedelta(hours=shipment.journey.steps[step + 1].hold_hours)
+        return self._now() >= shipment.step_times[step] + hold
 
     def step_of(self, waybill: str, cp_id: int) -> int:
         """The step a shipment will show at its next poll."""
@@ -571,6 +602,7 @@ class SandboxServer:
                     result[waybill] = render_invalid(shipment.journey, shipment.identity)
                     continue
                 self._inject(shipment, faults)
+                self._release_hold(shipment)
                 awb = render_awb(
                     shipment.journey,
                     shipment.step,
@@ -590,10 +622,20 @@ class SandboxServer:
                         extra = fault.extra_waybill or f"{waybill}-C1"
                         if extra not in waybills:
                             result[extra] = _child_piece(shipment, extra)
-                shipment.polls += 1
-                if shipment.polls % self.advance_every == 0:
-                    shipment.step = min(shipment.step + 1, shipment.journey.last_step)
+                self._count_poll(shipment)
         return result
+
+    def _release_hold(self, shipment: _Shipment) -> None:
+        """A shipment that sat: the first poll after its next step's hold shows that step."""
+        if self._hold_passed(shipment):
+            shipment.step += 1
+
+    def _count_poll(self, shipment: _Shipment) -> None:
+        """One more poll answered: every `advance_every` polls the next step, unless that
+        step holds (it is shown by its hold, not by the count of polls)."""
+        shipment.polls += 1
+        if shipment.polls % self.advance_every == 0 and not self._next_holds(shipment):
+            shipment.step = min(shipment.step + 1, shipment.journey.last_step)
 
     # ------------------------------------------------------------------ the journey clock
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from trackwatch.config import Settings
 from trackwatch.errors import ConfigurationError
-from trackwatch.models.notification import PHONE_CHANNELS, Channel
 from trackwatch.ports import (
     ChangeFeedFactory,
     Deferrer,
@@ -32,6 +31,7 @@ from trackwatch.ports import (
     Handover,
     HintSink,
     HintSource,
+    Inbox,
     MemberChanges,
     OnceGuard,
     OrderDirectory,
@@ -41,9 +41,11 @@ from trackwatch.ports import (
     PollQueueWriter,
     RecipientStore,
     RejectSink,
+    ScanLog,
     Sender,
     SettleScheduler,
     ShipmentRepository,
+    ThresholdStore,
     TrackerFactory,
     WebhookKeys,
 )
@@ -56,13 +58,18 @@ if TYPE_CHECKING:
     from trackwatch.adapters.hint_queue import HintQueue
     from trackwatch.adapters.orders_table import OrdersTable
     from trackwatch.adapters.senders import SmtpCredentials
+    from trackwatch.logic.business_hours import BusinessCalendar
     from trackwatch.logic.catalogue import StatusCatalogue
+    from trackwatch.logic.delays import DelayPolicy
     from trackwatch.logic.notify_rules import NotifyRules
     from trackwatch.logic.orders import OrderStageTable
     from trackwatch.logic.registry import MessageRegistry
     from trackwatch.logic.render import Renderer
+    from trackwatch.models.delays import DelayRules
+    from trackwatch.models.notification import Channel
     from trackwatch.models.policy import Cadence
     from trackwatch.services.change_feed import FeedService
+    from trackwatch.services.delays import LearnThresholds, OpsDigest
     from trackwatch.services.dispatch import DispatchService
     from trackwatch.services.hints import HintService
     from trackwatch.services.ingest import IngestService
@@ -116,6 +123,9 @@ class Overrides(TypedDict, total=False):
     settle_scheduler: SettleScheduler
     member_changes: MemberChanges
     order_stages: OrderStageTable
+    thresholds: ThresholdStore
+    scan_log: ScanLog
+    ops_inbox: Inbox
 
 
 class Container:
@@ -140,6 +150,20 @@ class Container:
         from trackwatch.data import load_catalogue
 
         return load_catalogue(self.settings.data_files.status_catalogue)
+
+    @cached_property
+    def calendar(self) -> BusinessCalendar:
+        """The business-hours calendar of destinations (packaged, or the deployment's file)."""
+        from trackwatch.data import load_calendar
+
+        return load_calendar(self.settings.data_files.holiday_calendar)
+
+    @cached_property
+    def delay_rules(self) -> DelayRules:
+        """The dwell rules and promise sources (packaged, or the deployment's file)."""
+        from trackwatch.data import load_delay_rules
+
+        return load_delay_rules(self.catalogue, self.settings.data_files.delay_rules)
 
     @property
     def cadence(self) -> Cadence:
@@ -332,6 +356,36 @@ class Container:
             settings.webhook_secret_name, settings.webhook_secret_max_age_s, self.secrets
         )
 
+    @cached_property
+    def thresholds(self) -> ThresholdStore:
+        """The learned delay thresholds' table."""
+        if (given := self._overrides.get("thresholds")) is not None:
+            return given
+        from trackwatch.adapters.thresholds_table import ThresholdsTable
+
+        name = self.settings.delays.delay_thresholds_table_name
+        if name is None:
+            raise ConfigurationError("DELAY_THRESHOLDS_TABLE_NAME is required by this function")
+        return ThresholdsTable(name, self.clients.dynamodb)
+
+    @cached_property
+    def scan_log(self) -> ScanLog:
+        """The event log's scans, by the day they were logged."""
+        if (given := self._overrides.get("scan_log")) is not None:
+            return given
+        from trackwatch.adapters.event_log import EventLogTable
+
+        return EventLogTable(self.settings.event_log.event_log_table_name, self.clients.dynamodb)
+
+    @cached_property
+    def ops_inbox(self) -> Inbox:
+        """OpsDigestQueue: the delay events since the last digest."""
+        if (given := self._overrides.get("ops_inbox")) is not None:
+            return given
+        from trackwatch.adapters.inbox_queue import InboxQueue
+
+        return InboxQueue(self.settings.digest.ops_digest_queue_url, self.clients.sqs)
+
     # ------------------------------------------------------------------ services
 
     @cached_property
@@ -400,7 +454,65 @@ class Container:
         """The poller: Clickpost → diff → one conditional write per change."""
         from trackwatch.services.poll import PollService
 
-        return PollService(self.shipments, self.catalogue, self.cadence, self.clock, self.trackers)
+        return PollService(
+            self.shipments,
+            self.catalogue,
+            self.cadence,
+            self.clock,
+            self.trackers,
+            self.delay_policies,
+        )
+
+    @cached_property
+    def delay_policies(self) -> Callable[[], DelayPolicy] | None:
+        """The policy of our own stuck and late checks, its learned part kept fresh (None:
+        the checks are off)."""
+        settings = self.settings.delays
+        if not settings.delay_checks:
+            return None
+        from trackwatch.services.delays import DelayPolicies
+
+        return DelayPolicies(
+            self.calendar,
+            self.delay_rules,
+            self.thresholds,
+            self.clock,
+            timedelta(minutes=settings.delay_thresholds_refresh_minutes),
+        )
+
+    @cached_property
+    def learn_thresholds(self) -> LearnThresholds:
+        """The daily job: the event log's scans → the learned thresholds."""
+        from trackwatch.services.delays import LearnThresholds
+
+        settings = self.settings.learning
+        return LearnThresholds(
+            self.scan_log,
+            self.thresholds,
+            self.calendar,
+            self.delay_rules,
+            self.clock,
+            quantile=settings.delay_threshold_quantile,
+            min_samples=settings.delay_min_samples,
+            window_days=settings.delay_window_days,
+            terminal_codes=self.catalogue.terminal_codes,
+        )
+
+    @cached_property
+    def ops_digest(self) -> OpsDigest:
+        """The daily operations digest."""
+        from trackwatch.services.delays import OpsDigest
+
+        settings = self.settings.digest
+        recipient = settings.ops_digest_email
+        return OpsDigest(
+            self.ops_inbox,
+            self.sender("email") if recipient is not None else None,
+            recipient,
+            self.catalogue,
+            self.clock,
+            settings.ops_digest_timezone,
+        )
 
     @cached_property
     def publish_service(self) -> PublishService:
@@ -563,12 +675,25 @@ class Container:
 
     @cached_property
     def recipients(self) -> RecipientStore:
-        """Contact details and notification state, on the shipments table."""
+        """Contact details (the shipments table) and each channel's memory of a shipment
+        (NotificationsTable)."""
         if (given := self._overrides.get("recipients")) is not None:
             return given
         from trackwatch.adapters.notify_table import NotifyTable
 
-        return NotifyTable(self.settings.table.shipments_table_name, self.clients.dynamodb)
+        name = self.settings.channels.notifications_table_name
+        if name is None:
+            raise ConfigurationError("NOTIFICATIONS_TABLE_NAME is required by this function")
+        # Kept as long as a shipment can still cause a message after the last one it caused.
+        cadence = self.cadence
+        ttl_s = round((cadence.max_tracking_days * 24 + cadence.terminal_grace_hours) * 3600)
+        return NotifyTable(
+            self.settings.table.shipments_table_name,
+            name,
+            self.clients.dynamodb,
+            ttl_s=ttl_s,
+            clock=self.clock,
+        )
 
     @cached_property
     def guard(self) -> OnceGuard:
@@ -690,6 +815,7 @@ class Container:
         """The notifier of one channel."""
         built = self._notifiers.get(channel)
         if built is None:
+            from trackwatch.models.notification import PHONE_CHANNELS
             from trackwatch.services.notify import Chain, Notifier
 
             channels = self.settings.channels

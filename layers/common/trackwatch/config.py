@@ -23,8 +23,15 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from trackwatch.errors import ConfigurationError
-from trackwatch.models.clickpost import DEFAULT_RECORD_TIMEZONE, DEFAULT_SOURCE_TIMEZONE
-from trackwatch.models.policy import Cadence, ChangeFeedPolicy, NotifyPolicy, Sweep, zone
+from trackwatch.models.clickpost import DEFAULT_RECORD_TIMEZONE
+from trackwatch.models.policy import (
+    DEFAULT_SOURCE_TIMEZONE,
+    Cadence,
+    ChangeFeedPolicy,
+    NotifyPolicy,
+    Sweep,
+    zone,
+)
 
 
 class _Section(BaseModel):
@@ -130,7 +137,7 @@ class EventLogSettings(_Section):
 
     event_log_table_name: str = Field(min_length=3)
     #: Days an event stays replayable before DynamoDB's TTL deletes it.
-    event_log_retention_days: int = Field(default=90, ge=1, le=3650)
+    event_log_retention_days: int = Field(default=30, ge=1, le=3650)
 
 
 class RegistrationSettings(_Section):
@@ -306,6 +313,45 @@ class OrderRollUpSettings(_Section):
     order_settle_queue_url: str = Field(min_length=1)
 
 
+class DelaySettings(_OptionalSection):
+    """Our own stuck and late checks, as a poller makes them (variables DELAY_*)."""
+
+    #: Off only where a shipment's times mean nothing to the clock: a harness whose sandbox
+    #: journeys advance a step per poll, not per hour (tests/integration, bench).
+    delay_checks: bool = True
+    #: The learned thresholds' table; required while the checks are on.
+    delay_thresholds_table_name: str | None = Field(default=None, min_length=3)
+    #: How long a process keeps the learned thresholds before reading them again.
+    delay_thresholds_refresh_minutes: int = Field(default=60, ge=1, le=1440)
+
+
+class LearningSettings(_Section):
+    """The daily threshold job: its window and quantile (variables DELAY_*)."""
+
+    delay_thresholds_table_name: str = Field(min_length=3)
+    #: The quantile of the gaps between scans that becomes a status's threshold.
+    delay_threshold_quantile: float = Field(default=0.9, gt=0, lt=1)
+    #: Fewer samples than this for a carrier and status: the rules' threshold stands.
+    delay_min_samples: int = Field(default=30, ge=1, le=100_000)
+    #: Days of the event log each run learns from.
+    delay_window_days: int = Field(default=30, ge=1, le=365)
+
+
+class DigestSettings(_OptionalSection):
+    """The daily operations digest (variables OPS_DIGEST_*)."""
+
+    ops_digest_queue_url: str = Field(min_length=1)
+    #: Where the digest goes; None (empty): it is written to the log only.
+    ops_digest_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    #: The zone the digest's times are written in.
+    ops_digest_timezone: str = DEFAULT_SOURCE_TIMEZONE
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> Self:
+        zone(self.ops_digest_timezone)
+        return self
+
+
 class FeedStateSettings(_Section):
     """Where the change feed's high-water mark and health are kept."""
 
@@ -355,6 +401,8 @@ class DataFiles(_OptionalSection):
     notify_rules: Path | None = None
     message_registry: Path | None = None
     order_stages: Path | None = None
+    holiday_calendar: Path | None = None
+    delay_rules: Path | None = None
 
 
 class Settings:
@@ -514,5 +562,20 @@ class Settings:
     @cached_property
     def data_files(self) -> DataFiles:
         """TRACKWATCH_STATUS_CATALOGUE, TRACKWATCH_NOTIFY_RULES, TRACKWATCH_MESSAGE_REGISTRY,
-        TRACKWATCH_ORDER_STAGES."""
+        TRACKWATCH_ORDER_STAGES, TRACKWATCH_HOLIDAY_CALENDAR, TRACKWATCH_DELAY_RULES."""
         return parse(DataFiles, self._environ, "TRACKWATCH_")
+
+    @cached_property
+    def delays(self) -> DelaySettings:
+        """DELAY_CHECKS, DELAY_THRESHOLDS_TABLE_NAME, DELAY_THRESHOLDS_REFRESH_MINUTES."""
+        return parse(DelaySettings, self._environ)
+
+    @cached_property
+    def learning(self) -> LearningSettings:
+        """DELAY_THRESHOLDS_TABLE_NAME, DELAY_THRESHOLD_QUANTILE, DELAY_MIN_SAMPLES, ..."""
+        return parse(LearningSettings, self._environ)
+
+    @cached_property
+    def digest(self) -> DigestSettings:
+        """OPS_DIGEST_QUEUE_URL, OPS_DIGEST_EMAIL, OPS_DIGEST_TIMEZONE."""
+        return parse(DigestSettings, self._environ)

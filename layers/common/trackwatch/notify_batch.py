@@ -1,23 +1,15 @@
-"""The notifiers' handlers (SMS, WhatsApp, e-mail: they differ only in their channel) and the
-WhatsApp events consumer's: an SQS batch in, partial failures out."""
+"""The notifiers' handlers (SMS, WhatsApp, e-mail: they differ only in their channel): an SQS
+batch in, partial failures out. The WhatsApp events consumer's is trackwatch.whatsapp_batch."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from trackwatch.batches import SqsMessage, counted, each_message
 from trackwatch.bootstrap import Container, Handler
-from trackwatch.errors import TrackwatchError
 from trackwatch.models.events import TOPIC_EVENT_ADAPTER, is_order_event
 from trackwatch.models.notification import (
     FALLBACK_FROM_ATTRIBUTE,
@@ -28,10 +20,11 @@ from trackwatch.models.notification import (
     NotificationRequest,
     Outcome,
 )
-from trackwatch.models.whatsapp import WhatsAppEvent
 from trackwatch.observability import count_by, logger, record_values, tracer
 from trackwatch.services.notify import Notifier, NotifySummary
-from trackwatch.services.whatsapp_events import EventsSummary, WhatsAppEvents
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # The SDK's debug logs print request parameters, and here those are phone numbers and
 # e-mail addresses: whatever level the function runs at, they stay out.
@@ -46,14 +39,10 @@ _SENT = frozenset({Outcome.SENT, Outcome.FALLBACK_SENT})
 METRIC_PREFIX: dict[Channel, str] = {"sms": "Sms", "email": "Email", "whatsapp": "WhatsApp"}
 
 
-def request_of(record: SQSRecord) -> NotificationRequest:
+def request_of(record: SqsMessage) -> NotificationRequest:
     """The event in a queue message (raw SNS delivery), with its not_before marker if held,
     and the channel it stands in for if it is a fallback."""
-    attributes = {
-        name: (value.data_type, value.string_value)
-        for name, value in record.message_attributes.items()
-        if value.string_value is not None
-    }
+    attributes = dict(record.attributes)
     not_before = attributes.get(NOT_BEFORE_ATTRIBUTE)
     from_channel = attributes.get(FALLBACK_FROM_ATTRIBUTE)
     reason = attributes.get(FALLBACK_REASON_ATTRIBUTE)
@@ -74,7 +63,6 @@ def handle_batch(
     notifier: Notifier,
     event: dict[str, Any],
     context: LambdaContext,
-    processor: BatchProcessor,
     clock: Callable[[], datetime] | None = None,
 ) -> dict[str, Any]:
     """Notify for every record; a record that raises is reported as a batch item failure.
@@ -84,16 +72,9 @@ def handle_batch(
     summary = NotifySummary()
     lags: dict[str, list[float]] = {}
 
-    def notify(record: SQSRecord) -> None:
+    def notify(record: SqsMessage) -> None:
         request = request_of(record)
-        try:
-            outcome, kind = notifier.handle(request)
-        except TrackwatchError as exc:
-            summary.errors[exc.kind] += 1
-            raise
-        except Exception as exc:
-            summary.errors[type(exc).__name__] += 1
-            raise
+        outcome, kind = notifier.handle(request)
         summary.outcomes[outcome.value] += 1
         if kind is not None:
             summary.kinds[kind] += 1
@@ -103,9 +84,7 @@ def handle_batch(
         if clock is not None and kind is not None and outcome in _SENT and recorded:
             lags.setdefault(kind, []).append((clock() - recorded).total_seconds())
 
-    response = process_partial_response(
-        event=event, record_handler=notify, processor=processor, context=context
-    )
+    response, records = each_message(event, counted(notify, summary.errors))
     prefix = METRIC_PREFIX[channel]
     count_by(f"{prefix}Notifications", "outcome", summary.outcomes)
     count_by(f"{prefix}NotifyErrors", "kind", summary.errors)
@@ -114,12 +93,12 @@ def handle_batch(
         f"{channel} batch",
         extra={
             "channel": channel,
-            "records": len(event.get("Records", [])),
-            "failed": len(response.get("batchItemFailures", [])),
+            "records": records,
+            "failed": len(response["batchItemFailures"]),
             **summary.as_log(),
         },
     )
-    return dict(response)
+    return response
 
 
 def notify_handler(channel: Channel) -> Callable[[Container], Handler]:
@@ -127,67 +106,17 @@ def notify_handler(channel: Channel) -> Callable[[Container], Handler]:
 
     def handler(container: Container) -> Handler:
         notifier = container.notifier(channel)
-        # A batch that fails whole is reported as such rather than raised: the queue retries
-        # the same records either way, and no traceback (with what it quotes) reaches the logs.
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
+        # A batch that fails whole is reported as such rather than raised: the queue retries the
+        # same records either way, and no traceback (with what it quotes) reaches the logs.
         @logger.inject_lambda_context
         # No @metrics.log_metrics: the batch's counts go out as single metrics (by outcome),
         # and an empty flush would warn on every batch.
         @tracer.capture_lambda_handler
         def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             """Send the message each event calls for; report the records that failed."""
-            return handle_batch(notifier, event, context, processor, container.clock)
+            return handle_batch(notifier, event, context, container.clock)
 
         return lambda_handler
 
     return handler
-
-
-def handle_whatsapp_events(
-    service: WhatsAppEvents,
-    event: dict[str, Any],
-    context: LambdaContext,
-    processor: BatchProcessor,
-) -> dict[str, Any]:
-    """Apply every WhatsApp event; a record that raises is reported as a batch item failure."""
-    summary = EventsSummary()
-
-    def apply(record: SQSRecord) -> None:
-        try:
-            summary.outcomes.update(service.handle(WhatsAppEvent.from_sns_message(record.body)))
-        except TrackwatchError as exc:
-            summary.errors[exc.kind] += 1
-            raise
-        except Exception as exc:
-            summary.errors[type(exc).__name__] += 1
-            raise
-
-    response = process_partial_response(
-        event=event, record_handler=apply, processor=processor, context=context
-    )
-    count_by("WhatsAppEvents", "outcome", summary.outcomes)
-    count_by("WhatsAppEventErrors", "kind", summary.errors)
-    logger.info(
-        "whatsapp events batch",
-        extra={
-            "records": len(event.get("Records", [])),
-            "failed": len(response.get("batchItemFailures", [])),
-            **summary.as_log(),
-        },
-    )
-    return dict(response)
-
-
-def whatsapp_events_handler(container: Container) -> Handler:
-    """The handler of the WhatsApp events consumer (WhatsAppEventsQueue)."""
-    service = container.whatsapp_events
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-    @logger.inject_lambda_context
-    @tracer.capture_lambda_handler
-    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        """Record what Meta reports and what customers reply; report the records that failed."""
-        return handle_whatsapp_events(service, event, context, processor)
-
-    return lambda_handler

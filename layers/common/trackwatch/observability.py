@@ -20,8 +20,9 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether X-Ray traces this process: Lambda with active tracing gives the daemon's
-    address; POWERTOOLS_TRACE_DISABLED turns it off."""
+    """Whether X-Ray traces this process: in Lambda (which gives every function the daemon's
+    address, traced or not) unless POWERTOOLS_TRACE_DISABLED, which the template sets from
+    its TracingMode."""
     disabled = environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true")
     return "AWS_XRAY_DAEMON_ADDRESS" in environ and not disabled
 

@@ -2,33 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trackwatch.models.change_feed import FeedRead, FeedState, FeedWindow
-from trackwatch.models.events import OrderEvent, ShipmentEvent, TopicEvent
-from trackwatch.models.hints import HintBatch, QueuedMessage
-from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.messages import PollRequest
-from trackwatch.models.notification import (
-    Channel,
-    ChannelLog,
-    ContactFailure,
-    Deferral,
-    Delivery,
-    Fallback,
-    Message,
-    NotificationRequest,
-    Recipient,
-)
-from trackwatch.models.orders import MemberChange, OrderRecord
-from trackwatch.models.record import Outbox, ShipmentRecord, StateChange, StreamChange
-from trackwatch.models.tracking import CallOutcome, TrackCall
-
 if TYPE_CHECKING:
-    from trackwatch.models.record import RegistrationWrite
+    # Annotations only: a function imports the models it uses, not every port's.
+    from trackwatch.models.change_feed import FeedRead, FeedState, FeedWindow
+    from trackwatch.models.delays import ThresholdTable
+    from trackwatch.models.events import OrderEvent, ShipmentEvent, TopicEvent
+    from trackwatch.models.hints import HintBatch, QueuedMessage
+    from trackwatch.models.keys import ShipmentKey
+    from trackwatch.models.messages import InboxMessage, PollRequest
+    from trackwatch.models.notification import (
+        Channel,
+        ChannelLog,
+        ContactFailure,
+        Deferral,
+        Delivery,
+        Fallback,
+        Message,
+        NotificationRequest,
+        Recipient,
+    )
+    from trackwatch.models.orders import MemberChange, OrderRecord
+    from trackwatch.models.record import (
+        Outbox,
+        RegistrationWrite,
+        ShipmentRecord,
+        StateChange,
+        StreamChange,
+    )
+    from trackwatch.models.tracking import CallOutcome, TrackCall
 
 
 class ShipmentStore(Protocol):
@@ -251,6 +257,47 @@ class MemberChanges(Protocol):
         ...
 
 
+#: One shipment's carrier-timed scans as the event log keeps them for learning:
+#: (epoch second, clickpost_status_code) each.
+ScanPoints = list[tuple[int, int]]
+
+
+class ScanLog(Protocol):
+    """The scans in the event log, by the day they were logged (for learning thresholds)."""
+
+    def scan_sequences(
+        self, days: Sequence[date]
+    ) -> Iterator[list[tuple[ShipmentKey, ScanPoints]]]:
+        """The scans logged on `days`, in batches: every entry of a shipment is in the same
+        batch (a shipment may have several, one per change), so a batch can be grouped by
+        shipment without holding the whole window."""
+        ...
+
+
+class ThresholdStore(Protocol):
+    """Where the learned thresholds are kept: written daily, read by every poller."""
+
+    def load(self) -> ThresholdTable | None:
+        """The latest table; None before the first run."""
+        ...
+
+    def save(self, table: ThresholdTable) -> None:
+        """Replace the table, or raise."""
+        ...
+
+
+class Inbox(Protocol):
+    """A queue of events a scheduled job drains (the operations digest's)."""
+
+    def receive(self, deadline: float | None = None) -> list[InboxMessage]:
+        """Every message there is, until the queue is empty or `deadline` (time.monotonic())."""
+        ...
+
+    def delete(self, receipts: Sequence[str]) -> None:
+        """Delete the messages dealt with, or raise."""
+        ...
+
+
 class RejectSink(Protocol):
     """Where input that can never be accepted goes, with its reason."""
 
@@ -272,10 +319,12 @@ class Sender(Protocol):
 
 
 class RecipientStore(Protocol):
-    """Contact details and notification state, by shipment key."""
+    """Contact details (the shipment's) and each channel's memory of a shipment (its own
+    items: a send never writes the shipment), by shipment key."""
 
-    def recipient(self, key: ShipmentKey) -> Recipient | None:
-        """The shipment's contact and notification state; None if unknown."""
+    def recipient(self, key: ShipmentKey, channels: Collection[Channel]) -> Recipient | None:
+        """The shipment's contact, and what `channels` remember of it (their logs and contact
+        failures); None if the shipment is unknown."""
         ...
 
     def claim(self, key: ShipmentKey, channel: Channel, seen: ChannelLog, new: ChannelLog) -> None:

@@ -9,29 +9,73 @@ per event):
   that `history(since=...)` finds every change with an event from `since` on.
 - ``events`` (B): the change's events, JSON exactly as published, zlib-compressed
 - ``expires_at`` (N, TTL): `retention_days` after the change was detected
+- ``learn_key`` (S) "<day the change was detected, UTC>#<shard>" and ``scans`` (S)
+  "<epoch second>:<clickpost_status_code>,...": only on a change with scans whose
+  carrier time could be used. They make the sparse ``LearnIndex`` (projecting ``scans``),
+  from which the daily threshold job reads a window of days without reading the rest of
+  the log; a shipment's entries all share one shard (a hash of ``pk``).
 
 Items of the earlier layout (one per event, its JSON in ``event``) are still read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import zlib
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trackwatch.errors import StorageError
-from trackwatch.models.events import EVENT_ADAPTER, EVENT_LIST_ADAPTER, ShipmentEvent
+from trackwatch.models.events import EVENT_ADAPTER, EVENT_LIST_ADAPTER, ScanAdded, ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.ports import ScanPoints
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _BATCH_WRITE_LIMIT = 25
 _ATTEMPTS = 8
+#: Partitions of one day in LearnIndex: a day's writes spread over them, and the job reads
+#: one shard of the whole window at a time (its memory is a shard's shipments).
+LEARN_SHARDS = 16
+LEARN_INDEX = "LearnIndex"
+
+
+def learn_shard(pk: str) -> int:
+    """The LearnIndex shard of a shipment: the same for every change it has."""
+    return int.from_bytes(hashlib.blake2b(pk.encode(), digest_size=4).digest()) % LEARN_SHARDS
+
+
+def learn_fields(change: Sequence[ShipmentEvent]) -> dict[str, str] | None:
+    """The `learn_key` and `scans` attributes of a change (None: no scan to learn from)."""
+    points = [
+        f"{int(e.occurred_at.timestamp())}:{e.scan.clickpost_status_code}"
+        for e in change
+        if isinstance(e, ScanAdded)
+        and e.time_quality == "carrier"
+        and e.scan.clickpost_status_code is not None
+    ]
+    if not points:
+        return None
+    first = change[0]
+    pk = ShipmentKey.of(first.cp_id, first.waybill).pk
+    day = max(e.detected_at for e in change).astimezone(UTC).date()
+    return {"learn_key": f"{day.isoformat()}#{learn_shard(pk)}", "scans": ",".join(points)}
+
+
+def parse_scans(text: str) -> ScanPoints:
+    """The `scans` attribute as (epoch second, code) pairs; an entry that does not read is
+    left out."""
+    points: ScanPoints = []
+    for entry in text.split(","):
+        epoch, _, code = entry.partition(":")
+        if epoch.lstrip("-").isdigit() and code.lstrip("-").isdigit():
+            points.append((int(epoch), int(code)))
+    return points
 
 
 def sort_key(change: Sequence[ShipmentEvent]) -> str:
@@ -63,7 +107,7 @@ class EventLogTable:
         self,
         table_name: str,
         client: DynamoDBClient,
-        retention_days: int = 90,
+        retention_days: int = 30,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._table = table_name
@@ -93,16 +137,16 @@ class EventLogTable:
         first = change[0]
         detected = max(e.detected_at for e in change)
         expires = int((detected + self._retention).timestamp())
-        return {
-            "PutRequest": {
-                "Item": {
-                    "pk": {"S": ShipmentKey.of(first.cp_id, first.waybill).pk},
-                    "sk": {"S": sort_key(change)},
-                    "events": {"B": zlib.compress(EVENT_LIST_ADAPTER.dump_json(list(change)))},
-                    "expires_at": {"N": str(expires)},
-                }
-            }
+        item: dict[str, Any] = {
+            "pk": {"S": ShipmentKey.of(first.cp_id, first.waybill).pk},
+            "sk": {"S": sort_key(change)},
+            "events": {"B": zlib.compress(EVENT_LIST_ADAPTER.dump_json(list(change)))},
+            "expires_at": {"N": str(expires)},
         }
+        learn = learn_fields(change)
+        if learn is not None:
+            item.update({name: {"S": value} for name, value in learn.items()})
+        return {"PutRequest": {"Item": item}}
 
     def _write(self, requests: list[dict[str, Any]]) -> None:
         pending: Any = {self._table: requests}
@@ -151,6 +195,37 @@ class EventLogTable:
             floor = _utc(since)  # compared as UTC text: year 1 in +05:30 must not overflow
             events = [e for e in events if _utc(e.occurred_at) >= floor]
         return sorted(events, key=event_order)
+
+    def scan_sequences(
+        self, days: Sequence[date]
+    ) -> Iterator[list[tuple[ShipmentKey, ScanPoints]]]:
+        """Implements trackwatch.ports.ScanLog: one batch per LearnIndex shard, holding every
+        entry of `days` in it (a Query per day and shard; only the window is read)."""
+        for shard in range(LEARN_SHARDS):
+            batch: list[tuple[ShipmentKey, ScanPoints]] = []
+            for day in days:
+                batch.extend(self._learn_entries(f"{day.isoformat()}#{shard}"))
+            yield batch
+
+    def _learn_entries(self, learn_key: str) -> Iterator[tuple[ShipmentKey, ScanPoints]]:
+        paginator = self.client.get_paginator("query")
+        try:
+            for page in paginator.paginate(
+                TableName=self._table,
+                IndexName=LEARN_INDEX,
+                KeyConditionExpression="learn_key = :key",
+                ExpressionAttributeValues={":key": {"S": learn_key}},
+                ProjectionExpression="pk, scans",
+            ):
+                for item in page.get("Items", []):
+                    yield ShipmentKey.from_pk(item["pk"]["S"]), parse_scans(item["scans"]["S"])
+        except (ClientError, BotoCoreError) as exc:
+            code = (
+                exc.response["Error"]["Code"]
+                if isinstance(exc, ClientError)
+                else type(exc).__name__
+            )
+            raise StorageError(f"DynamoDB Query of {LEARN_INDEX} failed: {code}") from exc
 
 
 def _events_of(item: dict[str, Any]) -> list[ShipmentEvent]:

@@ -1,17 +1,32 @@
-"""The notifiers' view of the shipments table: contact details in, notification state out.
+"""The notifiers' memory: contact details from the shipments table, what each channel has
+told (and whether it can reach the customer) in small items of their own.
 
-The notifiers write only their own attributes, never `version` (the poller's and
-registration's conditional writes depend on it, and a notification must not make
-them conflict):
-- ``notified_<channel>`` (M; whatsapp, sms, email): the channel's ChannelLog; every
-  claim is conditional on its ``seq``
-- ``contact_failure_<channel>`` (M): {reason, at} of a permanent delivery failure
-  (a rejected number, a number not on WhatsApp); the channel is skipped from then on
+A send never writes the shipment item. Each (channel, shipment) has one item in
+NotificationsTable, ``pk = "channel#<channel>#<cp_id>#<waybill>"``:
+- ``log`` (M): the channel's ChannelLog (repeat window, daily cap, once-only kinds, the
+  newest news told); every claim is conditional on its ``seq``
+- ``contact_failure`` (M): {reason, at} of a permanent delivery failure (a rejected
+  number, a number not on WhatsApp); the channel is skipped from then on
+- ``expires_at`` (TTL): each write pushes it to `ttl_s` ahead, longer than a shipment is
+  tracked, so the memory outlives every message its shipment can cause
+
+Why its own item, and why in NotificationsTable: a claim used to rewrite the whole
+shipment item (its state, contact, checkpoints: 1.5 KB and more, so 2 write units and a
+stream record the publisher had to filter out) for ~300 bytes of news; here it is one
+write unit on an item no poll reads. NotificationsTable already holds the notifiers' own
+items (records, opt-outs), keyed and expired the same way; IdempotencyTable belongs to
+powertools' persistence layer, whose records and TTL attribute it owns.
+
+The shipment's contact is read in the same BatchGetItem as the channels' items, all
+consistently (claims are conditional: a stale read would only fail and be retried). Items
+written before this layout kept ``notified_<channel>`` and ``contact_failure_<channel>``
+on the shipment: they are still read, as the channel's memory until its own item has one.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Callable, Collection
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,14 +47,14 @@ if TYPE_CHECKING:
 
 #: The metadata key a registration may use to give the customer's IANA time zone.
 TIMEZONE_METADATA_KEY = "timezone"
+_LOG = "log"
+_FAILURE = "contact_failure"
+_BATCH_GET_ATTEMPTS = 8
 
 
-def _log_attribute(channel: Channel) -> str:
-    return f"notified_{channel}"
-
-
-def _failure_attribute(channel: Channel) -> str:
-    return f"contact_failure_{channel}"
+def channel_pk(channel: Channel, key: ShipmentKey) -> str:
+    """The key of one channel's memory of one shipment."""
+    return f"channel#{channel}#{key.pk}"
 
 
 def _error(action: str, exc: Exception) -> StorageError:
@@ -47,16 +62,26 @@ def _error(action: str, exc: Exception) -> StorageError:
     return StorageError(f"DynamoDB {action} failed: {code}")
 
 
-def recipient_from_item(item: dict[str, Any]) -> Recipient:
-    """Decode what the notifiers need from one stored item (attribute-value form)."""
-    record = record_from_item(item)
-    plain = from_item(item)
+def recipient_from_items(
+    shipment: dict[str, Any], channels: dict[Channel, dict[str, Any]]
+) -> Recipient:
+    """Decode what the notifiers need from the shipment item and the channels' items
+    (attribute-value form)."""
+    record = record_from_item(shipment)
+    legacy = from_item(shipment)
+    memory = {channel: from_item(item) for channel, item in channels.items()}
     edd = record.state.edd.courier_partner_edd if record.state.edd else None
     opted_out = set(record.contact.opt_out)
     # The channels the customer accepts, in their order of preference; the others count as
     # opted out.
     wanted = tuple(c for c in record.contact.channels if c in CHANNELS)
     opted_out |= {c for c in CHANNELS if c not in wanted}
+
+    def remembered(channel: Channel, attribute: str, legacy_prefix: str) -> Any:
+        return memory.get(channel, {}).get(attribute) or legacy.get(f"{legacy_prefix}_{channel}")
+
+    logs = {c: log for c in CHANNELS if (log := remembered(c, _LOG, "notified"))}
+    failures = {c: f for c in CHANNELS if (f := remembered(c, _FAILURE, "contact_failure"))}
     return Recipient(
         key=record.key,
         phone=record.contact.phone,
@@ -68,16 +93,8 @@ def recipient_from_item(item: dict[str, Any]) -> Recipient:
         order_id=record.state.order_id,
         courier_name=record.state.courier_name,
         expected_delivery=_date(edd),
-        logs={
-            channel: ChannelLog.model_validate(plain[_log_attribute(channel)])
-            for channel in CHANNELS
-            if plain.get(_log_attribute(channel))
-        },
-        failures={
-            channel: ContactFailure.model_validate(plain[_failure_attribute(channel)])
-            for channel in CHANNELS
-            if plain.get(_failure_attribute(channel))
-        },
+        logs={c: ChannelLog.model_validate(v) for c, v in logs.items()},
+        failures={c: ContactFailure.model_validate(v) for c, v in failures.items()},
     )
 
 
@@ -89,53 +106,86 @@ def _date(value: str | None) -> date | None:
 
 
 class NotifyTable:
-    """Implements trackwatch.ports.RecipientStore on the shipments table."""
+    """Implements trackwatch.ports.RecipientStore: contact on the shipments table, the
+    channels' memory on the notifications table."""
 
-    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
-        self._table = table_name
+    def __init__(
+        self,
+        shipments_table: str,
+        notifications_table: str,
+        client: DynamoDBClient,
+        *,
+        ttl_s: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._shipments = shipments_table
+        self._notifications = notifications_table
         self._client = client
+        self._ttl = timedelta(seconds=ttl_s)
+        self._clock = clock
 
     @property
     def client(self) -> DynamoDBClient:
-        """The DynamoDB client (built on first use)."""
+        """The DynamoDB client."""
         return self._client
 
-    def recipient(self, key: ShipmentKey) -> Recipient | None:
-        """The shipment's contact and notification state, read consistently; None if unknown."""
-        try:
-            answer = self.client.get_item(
-                TableName=self._table, Key={"pk": {"S": key.pk}}, ConsistentRead=True
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _error("GetItem", exc) from exc
-        item = answer.get("Item")
-        return recipient_from_item(item) if item else None
+    def recipient(self, key: ShipmentKey, channels: Collection[Channel]) -> Recipient | None:
+        """The shipment's contact and what `channels` remember of it, read consistently in one
+        BatchGetItem; None if the shipment is unknown."""
+        wanted = {channel_pk(c, key): c for c in channels}
+        request: dict[str, Any] = {
+            self._shipments: {"Keys": [{"pk": {"S": key.pk}}], "ConsistentRead": True},
+        }
+        if wanted:
+            request[self._notifications] = {
+                "Keys": [{"pk": {"S": pk}} for pk in wanted],
+                "ConsistentRead": True,
+            }
+        shipment: dict[str, Any] | None = None
+        found: dict[Channel, dict[str, Any]] = {}
+        for _attempt in range(_BATCH_GET_ATTEMPTS):
+            try:
+                answer = self.client.batch_get_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as exc:
+                raise _error("BatchGetItem", exc) from exc
+            responses = answer.get("Responses", {})
+            for item in responses.get(self._shipments, []):
+                shipment = item
+            for item in responses.get(self._notifications, []):
+                found[wanted[item["pk"]["S"]]] = item
+            request = dict(answer.get("UnprocessedKeys") or {})
+            if not request:
+                break
+        else:
+            raise StorageError("DynamoDB BatchGetItem left keys unprocessed after 8 attempts")
+        return recipient_from_items(shipment, found) if shipment else None
 
     def claim(self, key: ShipmentKey, channel: Channel, seen: ChannelLog, new: ChannelLog) -> None:
         """Store `new` if the channel's log is still `seen`; else StaleStateError."""
-        attribute = _log_attribute(channel)
-        condition = "attribute_exists(pk) AND "
-        values: dict[str, Any] = {":new": new.model_dump(mode="json")}
-        if seen.seq == 0:
-            condition += "(attribute_not_exists(#log) OR #log.seq = :seen)"
-        else:
-            condition += "#log.seq = :seen"
-        values[":seen"] = seen.seq
-        self._update(key, "SET #log = :new", condition, {"#log": attribute}, values, "claim")
+        # No log yet passes too: a log is only ever replaced, never removed (but by its TTL),
+        # so "none" can only mean none was claimed since `seen` was read from an earlier layout.
+        self._update(
+            key,
+            channel,
+            f"SET #log = :new, {_EXPIRES}",
+            "attribute_not_exists(#log) OR #log.seq = :seen",
+            {"#log": _LOG},
+            {":new": new.model_dump(mode="json"), ":seen": seen.seq},
+            "claim",
+        )
 
     def release(
         self, key: ShipmentKey, channel: Channel, claimed: ChannelLog, seen: ChannelLog
     ) -> None:
         """Put the log back to `seen` if it is still `claimed` (a send that did not happen)."""
-        attribute = _log_attribute(channel)
-        values = {":old": seen.model_dump(mode="json"), ":claimed": claimed.seq}
         try:
             self._update(
                 key,
-                "SET #log = :old",
+                channel,
+                f"SET #log = :old, {_EXPIRES}",
                 "#log.seq = :claimed",
-                {"#log": attribute},
-                values,
+                {"#log": _LOG},
+                {":old": seen.model_dump(mode="json"), ":claimed": claimed.seq},
                 "release",
             )
         except StaleStateError:
@@ -146,9 +196,10 @@ class NotifyTable:
         """Remember that `channel` cannot reach this customer."""
         self._update(
             key,
-            "SET #failure = :failure",
-            "attribute_exists(pk)",
-            {"#failure": _failure_attribute(channel)},
+            channel,
+            f"SET #failure = :failure, {_EXPIRES}",
+            None,
+            {"#failure": _FAILURE},
             {":failure": failure.model_dump(mode="json")},
             "record_failure",
         )
@@ -156,24 +207,31 @@ class NotifyTable:
     def _update(
         self,
         key: ShipmentKey,
+        channel: Channel,
         expression: str,
-        condition: str,
+        condition: str | None,
         names: dict[str, str],
         values: dict[str, Any],
         action: str,
     ) -> None:
+        values = {**values, ":expires": int((self._clock() + self._ttl).timestamp())}
+        request: dict[str, Any] = {
+            "TableName": self._notifications,
+            "Key": {"pk": {"S": channel_pk(channel, key)}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item(values),
+        }
+        if condition is not None:
+            request["ConditionExpression"] = condition
         try:
-            self.client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": key.pk}},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_item(values),
-            )
+            self.client.update_item(**request)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise StaleStateError(f"shipment {key}: notification {action} lost a race") from exc
             raise _error("UpdateItem", exc) from exc
         except BotoCoreError as exc:
             raise _error("UpdateItem", exc) from exc
+
+
+_EXPIRES = "expires_at = :expires"

@@ -6,15 +6,18 @@ read or does not validate is a ConfigurationError naming it.
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
 from trackwatch.errors import ConfigurationError
+from trackwatch.logic.business_hours import BusinessCalendar
 from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.logic.notify_rules import NotifyRules
 from trackwatch.logic.orders import OrderStageTable
 from trackwatch.logic.registry import MessageRegistry
 from trackwatch.logic.render import Renderer
+from trackwatch.models.delays import CalendarSpec, DelayRules
 
 
 def _read(name: str, override: Path | None, what: str) -> tuple[str, str]:
@@ -50,6 +53,44 @@ def load_registry(path: Path | None = None) -> MessageRegistry:
     """The message registry: the packaged one, or the file at `path`."""
     text, source = _read("messages.json", path, "message registry")
     return MessageRegistry.from_json(text, source)
+
+
+def load_calendar(path: Path | None = None) -> BusinessCalendar:
+    """The business-hours calendar: the packaged one (India), or the file at `path`."""
+    text, source = _read("holidays.json", path, "holiday calendar")
+    try:
+        spec = CalendarSpec.model_validate_json(_without_comment(text))
+        return BusinessCalendar(spec)
+    except ValueError as exc:  # not JSON, a bad zone, or pydantic's ValidationError
+        raise ConfigurationError(f"holiday calendar {source} is invalid: {exc}") from exc
+
+
+def load_delay_rules(catalogue: StatusCatalogue, path: Path | None = None) -> DelayRules:
+    """The dwell rules: the packaged ones, or the file at `path`; status codes must be in the
+    catalogue."""
+    text, source = _read("delays.json", path, "delay rules")
+    try:
+        rules = DelayRules.model_validate_json(_without_comment(text))
+    except ValueError as exc:  # not JSON, or pydantic's ValidationError
+        raise ConfigurationError(f"delay rules {source} are invalid: {exc}") from exc
+    dwell = rules.stuck_after_business_hours
+    codes = {*dwell.by_status, *rules.delivered_status_codes} | {
+        code for table in dwell.by_carrier.values() for code in table
+    }
+    unknown = sorted(code for code in codes if not catalogue.is_known(code))
+    if unknown:
+        raise ConfigurationError(
+            f"delay rules {source} name status codes not in the catalogue: {unknown}"
+        )
+    return rules
+
+
+def _without_comment(text: str) -> str:
+    """A data file without its `_comment` (the models forbid fields they do not know)."""
+    loaded = json.loads(text)
+    if isinstance(loaded, dict):
+        loaded.pop("_comment", None)
+    return json.dumps(loaded)
 
 
 def load_templates() -> dict[str, str]:

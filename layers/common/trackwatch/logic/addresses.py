@@ -1,15 +1,18 @@
-"""Phone numbers and e-mail addresses, checked and normalised before any provider sees them."""
+"""Phone numbers and e-mail addresses, checked and normalised before any provider sees them.
+
+Each library is imported where it is used: the e-mail notifier never loads phonenumbers'
+metadata, the phone notifiers never load email-validator.
+"""
 
 from __future__ import annotations
-
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 
 from trackwatch.errors import RecipientRejectedError
 
 
 def e164(phone: str, default_region: str) -> str:
     """`phone` in E.164 form (+919876543210); RecipientRejectedError if it cannot be a number."""
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(phone, default_region)
     except phonenumbers.NumberParseException:
@@ -22,6 +25,8 @@ def e164(phone: str, default_region: str) -> str:
 
 def mailbox(email: str) -> str:
     """`email` normalised; RecipientRejectedError if it is not an address (no DNS lookup)."""
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError:

@@ -41,6 +41,11 @@ class StatusCatalogue:
         """Whether `code` is in the catalogue."""
         return code in self._by_code
 
+    @property
+    def terminal_codes(self) -> frozenset[int]:
+        """The codes that end a journey."""
+        return frozenset(code for code, status in self._by_code.items() if status.terminal)
+
     def __len__(self) -> int:
         return len(self._by_code)
 

@@ -13,32 +13,45 @@ Pure: no I/O, no clock. Its rules —
   scan dated 9999 never freezes a shipment;
 - text from Clickpost is clipped to TEXT_LIMIT characters wherever it is kept;
 - every event id is a function of the shipment and the change, so running the
-  engine again on the same input yields the same ids (or nothing at all).
+  engine again on the same input yields the same ids (or nothing at all);
+- given the delay checks of the shipment (logic/delays.py), a shipment that has not
+  moved for longer than its status allows is stuck (`no_scan_for`), as it is when
+  Clickpost flags it (`clickpost_flag`); an open stuck episode ends, once, when it moves
+  again (or Clickpost clears the flag it was raised for); a shipment still on its way
+  when its promised day ends is `sla_breached`, and one whose carrier usually needs
+  longer than it has left is `delay_predicted`, each once per promise. `recheck` asks
+  the same time-based questions of a stored state without a Clickpost answer.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypedDict
 
 from trackwatch.logic.catalogue import StatusCatalogue, StatusInfo
+from trackwatch.logic.delays import Dwell, ShipmentDelays
 from trackwatch.models.clickpost import AwbResult, Ndr, Scan, StatusObject
 from trackwatch.models.events import (
+    DelayPredicted,
     Edd,
     EddChanged,
     Invalid,
     NdrRaised,
     ScanAdded,
     ShipmentEvent,
+    SlaBreached,
     StatusChanged,
     StatusFields,
     Stuck,
+    StuckReason,
+    ThresholdSource,
     TimeQuality,
     Unstuck,
+    UnstuckReason,
     event_id,
 )
 from trackwatch.models.keys import ShipmentKey
@@ -69,6 +82,19 @@ def seen_key(checkpoint: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
+def scans_digest(checkpoint_ids: Sequence[object]) -> str | None:
+    """The checkpoints of an answer, in any order, as 16 hex characters; None when a scan
+    has no checkpoint_id (its identity is its content: the full diff decides)."""
+    ids = []
+    for checkpoint_id in checkpoint_ids:
+        if checkpoint_id is None or checkpoint_id == "":
+            return None
+        ids.append(str(checkpoint_id))
+    ids.sort()
+    # repr() of a list of strings is unambiguous (each is quoted and escaped).
+    return hashlib.blake2b(repr(ids).encode(), digest_size=8).hexdigest()
+
+
 def checkpoint_key(scan: Scan) -> str:
     """The identity of a scan: its checkpoint_id, or a digest of its content when absent."""
     if scan.checkpoint_id is not None and str(scan.checkpoint_id) != "":
@@ -95,8 +121,10 @@ def diff(
     catalogue: StatusCatalogue,
     *,
     future_margin: timedelta = FUTURE_MARGIN,
+    delays: ShipmentDelays | None = None,
 ) -> DiffOutcome:
-    """Compare what we knew with what Clickpost says now."""
+    """Compare what we knew with what Clickpost says now (and, given `delays`, how late the
+    shipment is)."""
     before = state or ShipmentState()
     extra = result.additional
     shipment = _Shipment(
@@ -109,21 +137,96 @@ def diff(
     if not result.valid:
         return _invalid(before, shipment)
 
-    fresh = _fresh_scans(before, result.scans, shipment)
+    digest = scans_digest(result.checkpoint_ids)
+    # The steady poll: the same checkpoints as the answer the state was written from, so
+    # none is new, and no scan is built or digested.
+    steady = digest is not None and digest == before.scans_digest
+    if steady and _quiet(before, result, shipment):
+        source = result.latest_status
+        unknown = _unknown_codes([source] if source else [], catalogue)
+        if delays is not None:
+            # Nothing Clickpost said moves the shipment; time alone still may (dwell, promise).
+            return replace(recheck(before, key, now, delays), unknown_status_codes=unknown)
+        return DiffOutcome(state=before, events=(), unknown_status_codes=unknown, changed=False)
+    fresh = [] if steady else _fresh_scans(before, result.scans, shipment)
     source = _status_source(result, shipment)
     scans = _scan_step(fresh, extra.ndr, before.ndr_attempts, shipment, catalogue)
-    status = _status_step(before, source, _recorded_at(source, result), shipment, catalogue)
-    stuck = _stuck_step(before, extra.is_stuck, status.current, shipment)
-    edd = _edd_step(before, _edd_of(result), status.terminal, shipment)
-    recorded = _recorded_until(before, fresh, result.scans, shipment)
-    after = _next_state(before, shipment, fresh, scans, status, stuck, edd, recorded)
+    status = _status_step(before, source, lambda: _recorded_at(source, result), shipment, catalogue)
+    motion = _motion_step(before, fresh, status, shipment)
+    dwell = _dwell_of(delays, before, motion, status, shipment)
+    stuck = _stuck_step(before, extra.is_stuck, status.current, motion.moved, dwell, shipment)
+    edd = _edd_step(before, _edd_of(result, before.edd), status.terminal, shipment)
+    recorded = _recorded_until(before, fresh, result, shipment)
+    after = _next_state(before, shipment, fresh, scans, status, stuck, edd, motion, recorded)
     # Reported unknown: the codes of every status this diff looked up in the catalogue.
     looked_up = [scan for _, scan in fresh] + ([source] if source is not None else [])
+    changed = after != before
+    if changed and digest != before.scans_digest:
+        # Remembered only with a write that happens anyway: a new digest alone is no news.
+        after = after.model_copy(update={"scans_digest": digest})
+    promise = _promise_step(after, delays, shipment)
     return DiffOutcome(
-        state=after,
-        events=(*scans.events, *status.events, *stuck.events, *edd.events),
+        state=promise.state,
+        events=(*scans.events, *status.events, *stuck.events, *edd.events, *promise.events),
         unknown_status_codes=_unknown_codes(looked_up, catalogue),
-        changed=after != before,
+        changed=changed or promise.state is not after,
+    )
+
+
+def _quiet(before: ShipmentState, result: AwbResult, shipment: _Shipment) -> bool:
+    """Whether an answer with no new scan leaves every step below unchanged: a shortcut
+    for the common poll, taken only when sure (when not, the steps decide)."""
+    current, latest, extra = before.current, result.latest_status, result.additional
+    if current is None or latest is None or before.first_polled_at is None:
+        return False
+    until, trusted = current.ordered_until, shipment.time_of(latest).trusted
+    reported = extra.is_stuck
+    return (
+        # the status cannot move (_status_step)
+        until is not None
+        and trusted is not None
+        and trusted <= until
+        # nor the stuck flag (_stuck_step)
+        and (reported is None or reported == before.is_stuck or (current.is_terminal and reported))
+        # nor the expected delivery (_edd_step)
+        and _edd_of(result, before.edd) in (None, before.edd)
+        # nor anything else _next_state sets
+        and shipment.order_id == before.order_id
+        and shipment.courier_name == before.courier_name
+        and before.invalid_since is None
+        and before.unreadable_since is None
+        and before.unreadable_reason is None
+        and before.unreadable_fragment is None
+    )
+
+
+def recheck(
+    state: ShipmentState, key: ShipmentKey, now: datetime, delays: ShipmentDelays
+) -> DiffOutcome:
+    """The time-based checks alone, for a visit without a Clickpost answer: has the stored
+    shipment sat too long, or passed (or is it bound to miss) its promise, by now?"""
+    shipment = _Shipment(
+        key=key,
+        order_id=state.order_id,
+        courier_name=state.courier_name,
+        now=now,
+        trusted_until=now,
+    )
+    dwell = delays.dwell(state, now)
+    stuck = _stuck_step(state, None, state.current, False, dwell, shipment)
+    after = state.model_copy(
+        update={
+            "is_stuck": stuck.is_stuck,
+            "stuck_changes": stuck.stuck_changes,
+            "stuck_reason": stuck.reason,
+        }
+    )
+    promise = _promise_step(after, delays, shipment)
+    return DiffOutcome(
+        state=promise.state,
+        events=(*stuck.events, *promise.events),
+        unknown_status_codes=(),
+        changed=promise.state != state,
     )
 
 
@@ -339,13 +442,13 @@ def _recorded_at(source: StatusObject | None, result: AwbResult) -> datetime | N
 
 
 def _recorded_until(
-    before: ShipmentState, fresh: list[tuple[str, Scan]], scans: Sequence[Scan], shipment: _Shipment
+    before: ShipmentState, fresh: list[tuple[str, Scan]], result: AwbResult, shipment: _Shipment
 ) -> datetime | None:
     """The newest record time of any scan seen so far; moved on only by a poll that found
-    new scans, so an unchanged shipment is never rewritten for it."""
+    new scans, so an unchanged shipment is never rewritten for it (nor its scans built)."""
     if not fresh:
         return before.recorded_until
-    times = [t for scan in scans if (t := shipment.recorded(scan.created_at)) is not None]
+    times = [t for scan in result.scans if (t := shipment.recorded(scan.created_at)) is not None]
     if before.recorded_until is not None:
         times.append(before.recorded_until)
     return max(times, default=None)
@@ -354,7 +457,7 @@ def _recorded_until(
 def _status_step(
     before: ShipmentState,
     source: StatusObject | None,
-    recorded_at: datetime | None,
+    recorded_at: Callable[[], datetime | None],
     shipment: _Shipment,
     catalogue: StatusCatalogue,
 ) -> _StatusStep:
@@ -364,6 +467,10 @@ def _status_step(
         return unchanged
     previous = before.current
     time = shipment.time_of(source)
+    until = previous.ordered_until if previous is not None else None
+    if until is not None and time.trusted is not None and time.trusted <= until:
+        # Not newer than what we know: it cannot move the status (see _moves_forward).
+        return unchanged
     candidate = _current(source, _info(source, catalogue), time, previous)
     if not _moves_forward(previous, candidate):
         return unchanged
@@ -379,7 +486,7 @@ def _status_step(
         terminal_at=terminal_at,
         events=()
         if same_bucket
-        else (_status_changed(previous, candidate, time, recorded_at, shipment),),
+        else (_status_changed(previous, candidate, time, recorded_at(), shipment),),
     )
 
 
@@ -415,11 +522,82 @@ def _status_changed(
 
 
 @dataclass(frozen=True, slots=True)
+class _Motion:
+    """When the shipment last moved, when its status began, its first scan, and whether
+    this diff moved it."""
+
+    moved_at: datetime | None
+    status_since: datetime | None
+    first_scan_at: datetime | None
+    moved: bool
+
+
+def _motion_step(
+    before: ShipmentState, fresh: list[tuple[str, Scan]], status: _StatusStep, shipment: _Shipment
+) -> _Motion:
+    """Movement: a new scan or status newer than the last one (a scan whose time cannot be
+    used moves the shipment when it is noticed). A late scan dated before it does not."""
+    times = [shipment.time_of(scan).trusted or shipment.now for _, scan in fresh]
+    current = status.current
+    new_status = current is not None and current != before.current
+    if new_status and current is not None:
+        times.append(current.timestamp or shipment.now)
+    moved_at = max([t for t in (before.moved_at, *times) if t is not None], default=None)
+    trusted = [t for _, scan in fresh if (t := shipment.time_of(scan).trusted) is not None]
+    first_scan_at = min(
+        [t for t in (before.first_scan_at, *trusted) if t is not None], default=None
+    )
+    status_since = before.status_since
+    code = current.clickpost_status_code if current is not None else None
+    previous = before.current.clickpost_status_code if before.current is not None else None
+    if current is not None and (code != previous or status_since is None):
+        # The status began with its first scan among the new ones, else when it was seen.
+        entered = [
+            t
+            for _, scan in fresh
+            if scan.clickpost_status_code == code
+            and (t := shipment.time_of(scan).trusted) is not None
+        ]
+        status_since = min(entered, default=None) or current.timestamp or shipment.now
+    return _Motion(
+        moved_at=moved_at,
+        status_since=status_since,
+        first_scan_at=first_scan_at,
+        moved=moved_at is not None and moved_at != before.moved_at,
+    )
+
+
+def _dwell_of(
+    delays: ShipmentDelays | None,
+    before: ShipmentState,
+    motion: _Motion,
+    status: _StatusStep,
+    shipment: _Shipment,
+) -> Dwell | None:
+    """How long the shipment has gone without moving, as of this diff (None: not checked)."""
+    if delays is None:
+        return None
+    # States stored before moved_at existed: the newest status time stands in for it.
+    since = motion.moved_at or (status.current.ordered_until if status.current else None)
+    state = before.model_copy(
+        update={
+            "current": status.current,
+            "moved_at": since,
+            "first_polled_at": before.first_polled_at or shipment.now,
+            "invalid_since": None,
+        }
+    )
+    return delays.dwell(state, shipment.now)
+
+
+@dataclass(frozen=True, slots=True)
 class _StuckStep:
-    """Clickpost's stuck flag as remembered, the flips so far, and the news."""
+    """Clickpost's stuck flag as remembered, the episodes so far, and the news."""
 
     is_stuck: bool | None
+    #: Every stuck and unstuck counts one: an episode is open while this is odd.
     stuck_changes: int
+    reason: StuckReason | None
     events: tuple[Stuck | Unstuck, ...]
 
 
@@ -427,23 +605,81 @@ def _stuck_step(
     before: ShipmentState,
     reported: bool | None,
     current: CurrentStatus | None,
+    moved: bool,
+    dwell: Dwell | None,
     shipment: _Shipment,
 ) -> _StuckStep:
-    """Transitions of Clickpost's stuck flag; a finished journey is not stuck."""
+    """Stuck episodes, whatever opened them. One opens when Clickpost's flag turns true or
+    the shipment sits longer than its status allows; it closes, once, when the shipment
+    moves (or its journey ends), or when Clickpost clears the flag it was opened for and
+    the shipment has not sat too long meanwhile. A finished journey is never stuck."""
     terminal = current is not None and current.is_terminal
-    if reported is None or reported == before.is_stuck or (terminal and reported):
-        return _StuckStep(is_stuck=before.is_stuck, stuck_changes=before.stuck_changes, events=())
-    if not reported and before.is_stuck is None:
-        # Unknown → not stuck is no news (every other flip is), but it is remembered.
-        return _StuckStep(is_stuck=False, stuck_changes=before.stuck_changes, events=())
-    event_type, model = ("shipment.stuck", Stuck) if reported else ("shipment.unstuck", Unstuck)
-    event = model(
-        **shipment.envelope(event_type, str(before.stuck_changes), _DETECTED),
-        clickpost_status_code=current.clickpost_status_code if current else None,
-        clickpost_status_bucket=current.clickpost_status_bucket if current else None,
-        location=current.location if current else None,
+    # A finished journey's flag is not worth a write.
+    flag = before.is_stuck if reported is None or (terminal and reported) else reported
+    changes = before.stuck_changes
+    code = current.clickpost_status_code if current else None
+    bucket = current.clickpost_status_bucket if current else None
+    location = current.location if current else None
+
+    def open_(reason: StuckReason) -> _StuckStep:
+        stuck = Stuck(
+            **shipment.envelope("shipment.stuck", str(changes), _DETECTED),
+            clickpost_status_code=code,
+            clickpost_status_bucket=bucket,
+            location=location,
+            reason=reason,
+            **_dwell_fields(dwell),
+        )
+        return _StuckStep(flag, changes + 1, reason, (stuck,))
+
+    def close(reason: UnstuckReason) -> _StuckStep:
+        unstuck = Unstuck(
+            **shipment.envelope("shipment.unstuck", str(changes), _DETECTED),
+            clickpost_status_code=code,
+            clickpost_status_bucket=bucket,
+            location=location,
+            reason=reason,
+        )
+        return _StuckStep(flag, changes + 1, None, (unstuck,))
+
+    if before.stuck_open:
+        # States stored before stuck_reason existed only had Clickpost's flag.
+        opened_for = before.stuck_reason or "clickpost_flag"
+        if moved or terminal:
+            return close("moved")
+        if opened_for == "clickpost_flag" and reported is False and before.is_stuck:
+            if dwell is not None and dwell.over:
+                # Clickpost let go, but the shipment still sits: stuck, now for that reason.
+                return _StuckStep(flag, changes, "no_scan_for", ())
+            return close("clickpost_flag")
+        return _StuckStep(flag, changes, opened_for, ())
+    if not terminal:
+        if reported and not before.is_stuck:
+            return open_("clickpost_flag")
+        if dwell is not None and dwell.over:
+            return open_("no_scan_for")
+    # A flag seen false for the first time is no news, but it is remembered.
+    return _StuckStep(flag, changes, None, ())
+
+
+class _DwellFields(TypedDict, total=False):
+    """What a stuck event says about the dwell, when it was measured."""
+
+    no_scan_for_hours: float
+    threshold_hours: float
+    threshold_source: ThresholdSource
+    last_scan_at: datetime
+
+
+def _dwell_fields(dwell: Dwell | None) -> _DwellFields:
+    if dwell is None:
+        return _DwellFields()
+    return _DwellFields(
+        no_scan_for_hours=round(dwell.hours, 1),
+        threshold_hours=round(dwell.threshold.hours, 1),
+        threshold_source=dwell.threshold.source,
+        last_scan_at=dwell.since,
     )
-    return _StuckStep(is_stuck=reported, stuck_changes=before.stuck_changes + 1, events=(event,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,7 +698,7 @@ def _edd_step(
     if reported is None:
         return _EddStep(edd=before.edd, edd_changes=before.edd_changes, events=())
     first_sight = before.first_polled_at is None
-    if reported == before.edd or first_sight or terminal:
+    if reported is before.edd or reported == before.edd or first_sight or terminal:
         return _EddStep(edd=reported, edd_changes=before.edd_changes, events=())
     digest = hashlib.sha256(reported.model_dump_json().encode()).hexdigest()[:12]
     event = EddChanged(
@@ -481,32 +717,95 @@ def _next_state(
     status: _StatusStep,
     stuck: _StuckStep,
     edd: _EddStep,
+    motion: _Motion,
     recorded_until: datetime | None,
 ) -> ShipmentState:
     """The state to store: the steps' results over what we knew, the AWB valid again."""
     seen, seen_floor = _remember(before, fresh, shipment)
-    return before.model_copy(
-        update={
-            "order_id": shipment.order_id,
-            "courier_name": shipment.courier_name,
-            "first_polled_at": before.first_polled_at or shipment.now,
-            "current": status.current,
-            "seen": seen,
-            "seen_floor": seen_floor,
-            "scan_count": before.scan_count + len(fresh),
-            "ndr_attempts": scans.ndr_attempts,
-            "is_stuck": stuck.is_stuck,
-            "stuck_changes": stuck.stuck_changes,
-            "edd": edd.edd,
-            "edd_changes": edd.edd_changes,
-            "invalid_since": None,
-            "unreadable_since": None,
-            "unreadable_reason": None,
-            "unreadable_fragment": None,
-            "terminal_at": status.terminal_at,
-            "recorded_until": recorded_until,
-        }
+    update = {
+        "order_id": shipment.order_id,
+        "courier_name": shipment.courier_name,
+        "first_polled_at": before.first_polled_at or shipment.now,
+        "current": status.current,
+        "seen": seen,
+        "seen_floor": seen_floor,
+        "scan_count": before.scan_count + len(fresh),
+        "ndr_attempts": scans.ndr_attempts,
+        "is_stuck": stuck.is_stuck,
+        "stuck_changes": stuck.stuck_changes,
+        "stuck_reason": stuck.reason,
+        "moved_at": motion.moved_at,
+        "status_since": motion.status_since,
+        "first_scan_at": motion.first_scan_at,
+        "edd": edd.edd,
+        "edd_changes": edd.edd_changes,
+        "invalid_since": None,
+        "unreadable_since": None,
+        "unreadable_reason": None,
+        "unreadable_fragment": None,
+        "terminal_at": status.terminal_at,
+        "recorded_until": recorded_until,
+    }
+    values = before.__dict__
+    if all(value is values[name] or value == values[name] for name, value in update.items()):
+        # The steady poll: nothing moved, so no copy to build and compare.
+        return before
+    return before.model_copy(update=update)
+
+
+@dataclass(frozen=True, slots=True)
+class _PromiseStep:
+    """The state with the promises reported so far, and the news."""
+
+    state: ShipmentState
+    events: tuple[SlaBreached | DelayPredicted, ...]
+
+
+def _promise_step(
+    state: ShipmentState, delays: ShipmentDelays | None, shipment: _Shipment
+) -> _PromiseStep:
+    """A shipment still on its way when its promised day has ended breaches it; one whose
+    carrier usually needs longer than it has left is predicted late. Each once per promise
+    (the event id is the promise's date)."""
+    if delays is None or state.is_terminal or state.invalid_since is not None:
+        return _PromiseStep(state=state, events=())
+    promise = delays.promise(state)
+    if promise is None or state.breached_promise == promise.date:
+        return _PromiseStep(state=state, events=())
+    current = state.current
+    code = current.clickpost_status_code if current else None
+    bucket = current.clickpost_status_bucket if current else None
+    location = current.location if current else None
+    change = promise.date.isoformat()
+    if delays.missed(promise, shipment.now):
+        breached = SlaBreached(
+            **shipment.envelope("shipment.sla_breached", change, _DETECTED),
+            promised_delivery_date=promise.date,
+            promise_source=promise.source,
+            clickpost_status_code=code,
+            clickpost_status_bucket=bucket,
+            location=location,
+        )
+        after = state.model_copy(update={"breached_promise": promise.date})
+        return _PromiseStep(state=after, events=(breached,))
+    if state.predicted_promise == promise.date:
+        return _PromiseStep(state=state, events=())
+    prediction = delays.predict(state, shipment.now)
+    if prediction is None or prediction.delivery_date <= promise.date:
+        return _PromiseStep(state=state, events=())
+    predicted = DelayPredicted(
+        **shipment.envelope("shipment.delay_predicted", change, _DETECTED),
+        promised_delivery_date=promise.date,
+        promise_source=promise.source,
+        predicted_delivery_date=prediction.delivery_date,
+        expected_remaining_hours=round(prediction.remaining_hours, 1),
+        status_since=state.status_since,
+        clickpost_status_code=code,
+        clickpost_status_bucket=bucket,
+        location=location,
     )
+    after = state.model_copy(update={"predicted_promise": promise.date})
+    return _PromiseStep(state=after, events=(predicted,))
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -579,14 +878,31 @@ def _moves_forward(current: CurrentStatus | None, candidate: CurrentStatus) -> b
     return not _same_status(current, candidate)
 
 
-def _edd_of(result: AwbResult) -> Edd | None:
+def _edd_of(result: AwbResult, known: Edd | None) -> Edd | None:
+    """The expected delivery Clickpost reports; `known` itself when it reports the same."""
     extra = result.additional
     sla = extra.edd
+    fields = (
+        extra.courier_partner_edd,
+        sla.min_sla if sla else None,
+        sla.max_sla if sla else None,
+        sla.exact_sla if sla else None,
+    )
+    if fields == (None, None, None, None):
+        return None
+    if known is not None and fields == (
+        known.courier_partner_edd,
+        known.min_sla,
+        known.max_sla,
+        known.exact_sla,
+    ):
+        return known
+    courier_partner_edd, min_sla, max_sla, exact_sla = fields
     snapshot = Edd(
-        courier_partner_edd=extra.courier_partner_edd,
-        min_sla=sla.min_sla if sla else None,
-        max_sla=sla.max_sla if sla else None,
-        exact_sla=sla.exact_sla if sla else None,
+        courier_partner_edd=courier_partner_edd,
+        min_sla=min_sla,
+        max_sla=max_sla,
+        exact_sla=exact_sla,
     )
     return None if snapshot == Edd() else snapshot
 

@@ -12,7 +12,9 @@ from trackwatch.models.events import (
     MilestoneStage,
     OrderStatusChanged,
     StatusChanged,
+    Stuck,
     TopicEvent,
+    Unstuck,
 )
 from trackwatch.models.notification import Channel, ChannelLog
 from trackwatch.models.orders import stage_rank
@@ -28,6 +30,8 @@ NotifiableEventType = Literal[
     "order.status_changed",
     "order.partially_delivered",
     "order.completed",
+    "shipment.sla_breached",
+    "shipment.delay_predicted",
 ]
 
 
@@ -46,6 +50,9 @@ class KindRule(BaseModel):
     #: For a shipment in an order of several, the order's message says this instead (its
     #: siblings reaching the same stage together make one message).
     said_per_order: bool = False
+    #: For stuck and unstuck: the reasons that make this kind (empty: any). Clickpost's
+    #: flag only, by default: trackwatch's own no_scan_for goes to operations.
+    reasons: frozenset[str] = frozenset()
 
     @model_validator(mode="after")
     def _codes_only_for_status_changes(self) -> Self:
@@ -59,7 +66,22 @@ class KindRule(BaseModel):
             )
         if self.said_per_order and not self.event_type.startswith("shipment."):
             raise ValueError("said_per_order is for a shipment's kinds")
+        if self.reasons and self.event_type not in ("shipment.stuck", "shipment.unstuck"):
+            raise ValueError("reasons are for stuck and unstuck kinds only")
         return self
+
+    def takes(self, event: TopicEvent) -> bool:
+        """Whether `event` (of this kind's type) makes this kind."""
+        if self.status_codes:
+            return (
+                isinstance(event, StatusChanged)
+                and event.clickpost_status_code in self.status_codes
+            )
+        if self.order_stages:
+            return isinstance(event, OrderStatusChanged) and event.stage in self.order_stages
+        if self.reasons and isinstance(event, Stuck | Unstuck):
+            return event.reason in self.reasons
+        return True
 
 
 class ChannelRules(BaseModel):
@@ -112,16 +134,7 @@ class NotifyRules(BaseModel):
             return None
         for name in sorted(rules.kinds):
             kind = self.kinds[name]
-            if kind.event_type != event.event_type:
-                continue
-            if not kind.status_codes and not kind.order_stages:
-                return name
-            if (
-                isinstance(event, StatusChanged)
-                and event.clickpost_status_code in kind.status_codes
-            ):
-                return name
-            if isinstance(event, OrderStatusChanged) and event.stage in kind.order_stages:
+            if kind.event_type == event.event_type and kind.takes(event):
                 return name
         return None
 

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from trackwatch.logic.cadence import cadence_class, due_key, stop_reason
 from trackwatch.logic.catalogue import StatusCatalogue
-from trackwatch.logic.diff import diff
+from trackwatch.logic.delays import DelayPolicy, ShipmentDelays
+from trackwatch.logic.diff import diff, recheck
 from trackwatch.models.clickpost import AwbResult
 from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.policy import Cadence
@@ -20,10 +21,17 @@ def decide(
     now: datetime,
     catalogue: StatusCatalogue,
     cadence: Cadence,
+    delays: DelayPolicy | None = None,
 ) -> tuple[StateChange | None, tuple[int, ...]]:
     """The change to commit (None: nothing to write) and any unknown status codes."""
     outcome = diff(
-        record.state, record.key, result, now, catalogue, future_margin=cadence.future_margin
+        record.state,
+        record.key,
+        result,
+        now,
+        catalogue,
+        future_margin=cadence.future_margin,
+        delays=checks_for(record, delays),
     )
     reason = stop_reason(outcome.state, now, cadence, catalogue)
     if reason is not None:
@@ -40,6 +48,33 @@ def decide(
         due_key=new_due,
     )
     return change, outcome.unknown_status_codes
+
+
+#: The metadata key naming a shipment's destination zone (as the notifiers read it too).
+TIMEZONE_METADATA_KEY = "timezone"
+
+
+def checks_for(record: ShipmentRecord, delays: DelayPolicy | None) -> ShipmentDelays | None:
+    """One shipment's delay checks: its carrier, its destination's zone."""
+    if delays is None:
+        return None
+    return delays.for_shipment(record.key.cp_id, record.metadata.get(TIMEZONE_METADATA_KEY))
+
+
+def check(record: ShipmentRecord, now: datetime, delays: DelayPolicy) -> StateChange | None:
+    """A visit without a Clickpost answer: the write the delay checks need (None: none)."""
+    checks = checks_for(record, delays)
+    assert checks is not None
+    outcome = recheck(record.state, record.key, now, checks)
+    if not outcome.changed:
+        return None
+    return StateChange(
+        key=record.key,
+        expected_version=record.version,
+        state=outcome.state,
+        events=outcome.events,
+        due_key=record.due_key,
+    )
 
 
 #: Events one write carries at most. With Clickpost's text clipped (diff.TEXT_LIMIT) an

@@ -38,8 +38,8 @@ def plan_registration(
     """The write `registration` needs against the stored `record`, or None if it changes nothing.
 
     A new shipment starts in the NEW cadence class. A known one keeps its state,
-    its place in the due index and any stop: only its contact, metadata and
-    order_id can change.
+    its place in the due index and any stop: only its contact, metadata, order_id
+    and promised delivery date can change.
     """
     key = registration.key
     metadata = (
@@ -54,13 +54,21 @@ def plan_registration(
             expected_version=None,
             contact=contact,
             metadata=metadata,
-            state=ShipmentState(order_id=registration.order_id),
+            state=ShipmentState(
+                order_id=registration.order_id,
+                promised_delivery_date=registration.promised_delivery_date,
+            ),
             due_key=due_key(key.pk, CadenceClass.NEW, cadence),
             registered_at=now,
         )
     state: ShipmentState | None = None
-    if registration.given("order_id") and registration.order_id != record.state.order_id:
-        state = record.state.model_copy(update={"order_id": registration.order_id})
+    changes = {
+        name: getattr(registration, name)
+        for name in ("order_id", "promised_delivery_date")
+        if registration.given(name) and getattr(registration, name) != getattr(record.state, name)
+    }
+    if changes:
+        state = record.state.model_copy(update=changes)
     if contact == record.contact and metadata == record.metadata and state is None:
         return None
     return RegistrationWrite(

@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from jinja2 import DictLoader, Environment, StrictUndefined, TemplateError, TemplateNotFound
 from pydantic import BaseModel, ConfigDict
 
 from trackwatch.errors import ConfigurationError
@@ -31,6 +32,7 @@ from trackwatch.logic.registry import (
     template_name,
 )
 from trackwatch.models.events import (
+    DelayPredicted,
     NdrRaised,
     OrderCompleted,
     OrderPartiallyDelivered,
@@ -41,6 +43,9 @@ from trackwatch.models.events import (
     is_order_event,
 )
 from trackwatch.models.notification import Channel, Recipient, WhatsAppTemplate
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 DEFAULT_LANGUAGE = "en"
 _WHATSAPP_PARAMETER = re.compile(r"\{\{(\d+)\}\}")
@@ -152,6 +157,9 @@ def context_for(
             pass
     order_id = event.order_id or recipient.order_id
     edd = recipient.expected_delivery
+    if isinstance(event, DelayPredicted):
+        # The news is the new date.
+        location, edd = event.location, event.predicted_delivery_date
     return MessageContext(
         kind=kind,
         waybill=event.waybill,
@@ -296,7 +304,13 @@ class Renderer:
         self.templates = dict(templates)
         self.registry = registry
         self.sms_max_segments = sms_max_segments
-        self._env = Environment(
+
+    @cached_property
+    def _env(self) -> Environment:
+        # jinja2 only where e-mail is rendered: the SMS and WhatsApp notifiers never import it.
+        from jinja2 import DictLoader, Environment, StrictUndefined
+
+        return Environment(
             loader=DictLoader(self.templates),
             undefined=StrictUndefined,
             # Plain text (text/plain e-mail): HTML escaping would corrupt it.
@@ -342,6 +356,8 @@ class Renderer:
         return value if value else self.registry.placeholder(language, variable)
 
     def _email(self, name: str, context: MessageContext) -> RenderedText:
+        from jinja2 import TemplateError, TemplateNotFound
+
         try:
             template = self._env.get_template(name)
             variables = context.model_dump()

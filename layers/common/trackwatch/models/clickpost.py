@@ -32,7 +32,7 @@ import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self, TypedDict
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -41,15 +41,19 @@ from pydantic import (
     ConfigDict,
     Field,
     GetPydanticSchema,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
+    with_config,
 )
 from pydantic_core import core_schema
 
+# Re-exported: where Clickpost's zone-less times are read is Clickpost's matter too.
+from trackwatch.models.policy import DEFAULT_SOURCE_TIMEZONE as DEFAULT_SOURCE_TIMEZONE
+
 #: The zone Clickpost's zone-less timestamps are read in unless a deployment says otherwise.
-DEFAULT_SOURCE_TIMEZONE = "Asia/Kolkata"
 _DEFAULT_ZONE = ZoneInfo(DEFAULT_SOURCE_TIMEZONE)
 #: The zone of Clickpost's own record times (`created_at`, `updated_at`) unless told otherwise.
 DEFAULT_RECORD_TIMEZONE = "UTC"
@@ -175,7 +179,26 @@ _WIRE_TIME_SCHEMA = core_schema.nullable_schema(
     )
 )
 WireTime = Annotated[datetime | None, GetPydanticSchema(lambda _t, _h: _WIRE_TIME_SCHEMA)]
-_TIME_FIELDS = (("timestamp", "timestamp_raw"), ("created_at", "created_at_raw"))
+#: The same reading, for a time read only when someone asks for it (`created_at`).
+_WIRE_TIME = TypeAdapter[object](
+    Annotated[object, GetPydanticSchema(lambda _t, _h: _WIRE_TIME_SCHEMA)]
+)
+#: Where StatusObject keeps the zone it was read in (beside its fields, never dumped).
+_ZONE_KEY = "_source_tz"
+#: And the zone its record times (`created_at`) are read in, when the context names one.
+_RECORD_ZONE_KEY = "_record_tz"
+#: Where AwbResult keeps its scans once built.
+_SCANS_KEY = "_scans"
+
+
+def _finished_time(value: object, tz: ZoneInfo) -> tuple[datetime | None, str | None]:
+    """A wire time as (the aware time or None, the value as sent when it is unreadable)."""
+    if type(value) is datetime and value.tzinfo is None and MIN_YEAR <= value.year <= MAX_YEAR:
+        # The common case: a zone-less time pydantic has already parsed.
+        return value.replace(tzinfo=tz), None
+    parsed = None if value is None else parse_timestamp(value, tz)
+    unreadable = parsed is None and not _is_absent(value)
+    return parsed, _raw_text(value) if unreadable else None
 
 
 def _none_to_list(value: object) -> object:
@@ -192,7 +215,11 @@ class _ClickpostModel(BaseModel):
 
 
 class StatusObject(_ClickpostModel):
-    """One status: `latest_status`, and the shape every scan extends."""
+    """One status: `latest_status`, and the shape every scan extends.
+
+    `created_at` is kept as sent and read only when asked for: nothing on the poll path
+    needs it, and reading it for every scan was a fifth of the parse.
+    """
 
     timestamp: WireTime = None
     location: str | None = None
@@ -202,36 +229,52 @@ class StatusObject(_ClickpostModel):
     clickpost_status_description: str | None = None
     clickpost_status_bucket: int | None = None
     clickpost_status_bucket_description: str | None = None
-    created_at: WireTime = None
+    #: `created_at` as sent; read by the `created_at` property.
+    created_at_sent: Any = Field(default=None, alias="created_at", exclude=True)
     #: `timestamp` as sent (at most 64 characters) when it could not be read or is
     #: out of range; else None. Set only by validation, never taken from the input.
     timestamp_raw: str | None = None
-    #: `created_at` likewise.
-    created_at_raw: str | None = None
 
     @model_validator(mode="after")
-    def _finish_times(self, info: ValidationInfo) -> Self:
+    def _finish_time(self, info: ValidationInfo) -> Self:
         # One call per status object, after pydantic has parsed what it can. The
         # model is frozen, so the finished values go straight into its __dict__;
-        # the *_raw fields are always set here, never taken from the input.
+        # timestamp_raw is always set here, never taken from the input.
         values = self.__dict__
-        zones = (source_zone(info), record_zone(info))
-        for (name, raw_name), tz in zip(_TIME_FIELDS, zones, strict=True):
-            value = values[name]
-            if (
-                type(value) is datetime
-                and value.tzinfo is None
-                and MIN_YEAR <= value.year <= MAX_YEAR
-            ):
-                # The common case: a zone-less time pydantic has already parsed.
-                values[name] = value.replace(tzinfo=tz)
-                values[raw_name] = None
-                continue
-            parsed = None if value is None else parse_timestamp(value, tz)
-            values[name] = parsed
-            unreadable = parsed is None and not _is_absent(value)
-            values[raw_name] = _raw_text(value) if unreadable else None
+        context = info.context
+        if type(context) is dict:
+            tz = context.get("source_tz", _DEFAULT_ZONE)
+            record_tz = context.get("record_tz")
+            if isinstance(record_tz, ZoneInfo):
+                values[_RECORD_ZONE_KEY] = record_tz
+        else:
+            tz = _DEFAULT_ZONE
+        if not isinstance(tz, ZoneInfo):
+            tz = _DEFAULT_ZONE
+        values[_ZONE_KEY] = tz
+        value = values["timestamp"]
+        if type(value) is datetime and value.tzinfo is None and MIN_YEAR <= value.year <= MAX_YEAR:
+            values["timestamp"] = value.replace(tzinfo=tz)
+            values["timestamp_raw"] = None
+        else:
+            values["timestamp"], values["timestamp_raw"] = _finished_time(value, tz)
         return self
+
+    def _created(self) -> tuple[datetime | None, str | None]:
+        # Read as it would have been in the body (the union never refuses a value).
+        value = _WIRE_TIME.validate_python(self.created_at_sent)
+        # A record time: Clickpost's own clock (UTC unless the context says otherwise).
+        return _finished_time(value, self.__dict__.get(_RECORD_ZONE_KEY, _DEFAULT_RECORD_ZONE))
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When Clickpost recorded the status, aware; None when absent or unreadable."""
+        return self._created()[0]
+
+    @property
+    def created_at_raw(self) -> str | None:
+        """`created_at` as sent (at most 64 characters) when it could not be read."""
+        return self._created()[1]
 
 
 class Scan(StatusObject):
@@ -239,6 +282,26 @@ class Scan(StatusObject):
 
     checkpoint_id: int | str | None = None
     tracking_id: int | str | None = None
+
+
+@with_config(ConfigDict(extra="ignore", coerce_numbers_to_str=True))
+class ScanFields(TypedDict, total=False):
+    """A scan as read off the wire: Scan's fields with Scan's types, checked as strictly, but
+    held in a dict. Building a model (and zoning its times) for every scan was most of the
+    parse; a poll needs the models only of the scans it has not seen (see AwbResult.scans)."""
+
+    #: As sent: read when the scan's model is built.
+    timestamp: Any
+    location: str | None
+    remark: str | None
+    status: str | None
+    clickpost_status_code: int | None
+    clickpost_status_description: str | None
+    clickpost_status_bucket: int | None
+    clickpost_status_bucket_description: str | None
+    created_at: Any
+    checkpoint_id: int | str | None
+    tracking_id: int | str | None
 
 
 class Edd(_ClickpostModel):
@@ -285,7 +348,9 @@ class AwbResult(_ClickpostModel):
     """What Clickpost says about one AWB."""
 
     latest_status: StatusObject | None = None
-    scans: Annotated[list[Scan], BeforeValidator(_none_to_list)] = Field(default_factory=list)
+    #: The scans as read, every field checked (None when Clickpost sends null); `scans`
+    #: gives them as models.
+    scans_read: list[ScanFields] | None = Field(default=None, alias="scans")
     valid: bool = True
     additional: Additional = Field(default_factory=Additional)
 
@@ -297,6 +362,33 @@ class AwbResult(_ClickpostModel):
         if value is None and info.field_name == "additional":
             return {}
         return value
+
+    @model_validator(mode="after")
+    def _keep_zone(self, info: ValidationInfo) -> Self:
+        # The zones the scans' times are read in, when `scans` builds them.
+        self.__dict__[_ZONE_KEY] = source_zone(info)
+        self.__dict__[_RECORD_ZONE_KEY] = record_zone(info)
+        return self
+
+    @property
+    def scans(self) -> list[Scan]:
+        """Every scan as a model with its times read (built once, on first use)."""
+        built: list[Scan] | None = self.__dict__.get(_SCANS_KEY)
+        if built is None:
+            context = {
+                "source_tz": self.__dict__.get(_ZONE_KEY, _DEFAULT_ZONE),
+                "record_tz": self.__dict__.get(_RECORD_ZONE_KEY, _DEFAULT_RECORD_ZONE),
+            }
+            built = [
+                Scan.model_validate(fields, context=context) for fields in self.scans_read or ()
+            ]
+            self.__dict__[_SCANS_KEY] = built
+        return built
+
+    @property
+    def checkpoint_ids(self) -> list[object]:
+        """Each scan's checkpoint_id as sent, without building the scans."""
+        return [fields.get("checkpoint_id") for fields in self.scans_read or ()]
 
 
 class Meta(_ClickpostModel):

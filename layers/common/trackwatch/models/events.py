@@ -8,7 +8,7 @@ change detected twice, or delivered twice, always has the same id.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal, TypeIs
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
@@ -16,6 +16,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 SCHEMA_VERSION: Literal[1] = 1
 #: Where an event's occurred_at comes from.
 TimeQuality = Literal["carrier", "detected", "unreadable", "future"]
+#: Why a shipment is stuck: Clickpost's own flag, or no new scan for longer than its threshold.
+StuckReason = Literal["clickpost_flag", "no_scan_for"]
+#: Why a stuck shipment is not any more: it moved (a newer scan, a new status, the journey
+#: ended), or Clickpost cleared its flag.
+UnstuckReason = Literal["clickpost_flag", "moved"]
+#: Where a dwell threshold comes from: learned from the event log, or the rules data file.
+ThresholdSource = Literal["learned", "rule"]
+#: Where a promised delivery date comes from.
+PromiseSource = Literal["registration", "courier_partner_edd", "clickpost_sla"]
 # A fixed namespace makes event ids reproducible across deployments and runs.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1f9e-3a5e-4d2b-9a43-2b9c4f4e7d10")
 
@@ -124,21 +133,52 @@ class NdrRaised(_Event):
 
 
 class Stuck(_Event):
-    """Clickpost flagged the shipment as stuck mid-journey."""
+    """The shipment is stuck: Clickpost flagged it, or it had no new scan for too long."""
 
     event_type: Literal["shipment.stuck"] = "shipment.stuck"
     clickpost_status_code: int | None
     clickpost_status_bucket: int | None
     location: str | None
+    reason: StuckReason = Field(
+        default="clickpost_flag",
+        description=(
+            "'clickpost_flag': Clickpost's additional.is_stuck turned true; 'no_scan_for': no "
+            "new scan for longer than the threshold of the current status (threshold_hours)."
+        ),
+    )
+    no_scan_for_hours: float | None = Field(
+        default=None,
+        description=(
+            "Business hours (the destination's calendar) since last_scan_at, when trackwatch "
+            "noticed; null when not computed (trackwatch's own checks off)."
+        ),
+    )
+    threshold_hours: float | None = Field(
+        default=None, description="The business hours the current status may go without a scan."
+    )
+    threshold_source: ThresholdSource | None = Field(
+        default=None,
+        description="'learned' (the daily p90 of this carrier and status) or 'rule' (data file).",
+    )
+    last_scan_at: AwareDatetime | None = Field(
+        default=None, description="When the shipment last moved: its newest scan."
+    )
 
 
 class Unstuck(_Event):
-    """Clickpost no longer flags the shipment as stuck."""
+    """A stuck shipment is not stuck any more."""
 
     event_type: Literal["shipment.unstuck"] = "shipment.unstuck"
     clickpost_status_code: int | None
     clickpost_status_bucket: int | None
     location: str | None
+    reason: UnstuckReason = Field(
+        default="clickpost_flag",
+        description=(
+            "'moved': a newer scan or status arrived (or the journey ended); 'clickpost_flag': "
+            "Clickpost cleared its stuck flag."
+        ),
+    )
 
 
 class Edd(BaseModel):
@@ -166,8 +206,57 @@ class Invalid(_Event):
     event_type: Literal["shipment.invalid"] = "shipment.invalid"
 
 
+class SlaBreached(_Event):
+    """A shipment still on its way passed its promised delivery date."""
+
+    event_type: Literal["shipment.sla_breached"] = "shipment.sla_breached"
+    promised_delivery_date: date = Field(
+        description="The promise it missed (the end of this day in the destination's zone)."
+    )
+    promise_source: PromiseSource = Field(
+        description=(
+            "'registration' (promised_delivery_date as registered), 'courier_partner_edd' "
+            "(the carrier's date) or 'clickpost_sla' (Clickpost's SLA days from the first scan)."
+        )
+    )
+    clickpost_status_code: int | None
+    clickpost_status_bucket: int | None
+    location: str | None
+
+
+class DelayPredicted(_Event):
+    """The time a shipment usually needs from its current status says it will miss its promise."""
+
+    event_type: Literal["shipment.delay_predicted"] = "shipment.delay_predicted"
+    promised_delivery_date: date
+    promise_source: PromiseSource
+    predicted_delivery_date: date = Field(
+        description="When it is now expected, in the destination's zone."
+    )
+    expected_remaining_hours: float = Field(
+        description=(
+            "Business hours this carrier usually takes from the current status to delivery "
+            "(the median learned from the event log)."
+        )
+    )
+    status_since: AwareDatetime | None = Field(
+        default=None, description="When the shipment entered its current status."
+    )
+    clickpost_status_code: int | None
+    clickpost_status_bucket: int | None
+    location: str | None
+
+
 ShipmentEvent = Annotated[
-    ScanAdded | StatusChanged | NdrRaised | Stuck | Unstuck | EddChanged | Invalid,
+    ScanAdded
+    | StatusChanged
+    | NdrRaised
+    | Stuck
+    | Unstuck
+    | EddChanged
+    | Invalid
+    | SlaBreached
+    | DelayPredicted,
     Field(discriminator="event_type"),
 ]
 EVENT_TYPES: tuple[type[_Event], ...] = (
@@ -178,6 +267,8 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     Unstuck,
     EddChanged,
     Invalid,
+    SlaBreached,
+    DelayPredicted,
 )
 EVENT_ADAPTER: TypeAdapter[ShipmentEvent] = TypeAdapter(ShipmentEvent)
 EVENT_LIST_ADAPTER: TypeAdapter[list[ShipmentEvent]] = TypeAdapter(list[ShipmentEvent])
@@ -309,6 +400,8 @@ TopicEvent = Annotated[
     | Unstuck
     | EddChanged
     | Invalid
+    | SlaBreached
+    | DelayPredicted
     | OrderStatusChanged
     | OrderPartiallyDelivered
     | OrderCompleted,
@@ -351,6 +444,14 @@ def routing_attributes(event: TopicEvent) -> dict[str, str | int | bool]:
             code, bucket = event.scan.clickpost_status_code, event.scan.clickpost_status_bucket
             terminal = event.is_terminal
         case Stuck() | Unstuck():
+            code, bucket, terminal = (
+                event.clickpost_status_code,
+                event.clickpost_status_bucket,
+                None,
+            )
+            # Lets a subscription take, say, only trackwatch's own stuck checks.
+            attributes["reason"] = event.reason
+        case SlaBreached() | DelayPredicted():
             code, bucket, terminal = (
                 event.clickpost_status_code,
                 event.clickpost_status_bucket,

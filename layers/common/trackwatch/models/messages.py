@@ -6,7 +6,13 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.tracking import TrackCall
+
+#: A poll request that calls no one: the shipments' stored state is checked against the
+#: clock (stuck, a missed or doomed promise). A sweep that does not poll a shipment can
+#: still have it checked (docs/architecture.md, "Staleness without polling more").
+CHECK_ONLY = "check"
 
 
 class PollRequest(BaseModel):
@@ -15,7 +21,8 @@ class PollRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     calls: tuple[TrackCall, ...] = Field(min_length=1)
-    #: Why the poll was asked for: "schedule" (the dispatcher) or "refresh" (on demand).
+    #: Why the poll was asked for: "schedule" (the dispatcher), "refresh" (on demand), or
+    #: CHECK_ONLY (no Clickpost call: the delay checks on the stored state alone).
     reason: str = "schedule"
     requested_at: AwareDatetime
 
@@ -35,3 +42,14 @@ class ScheduleTick(BaseModel):
     def at(self, fallback: AwareDatetime) -> AwareDatetime:
         """The minute this tick stands for; a retried tick dispatches the same minute."""
         return self.scheduled_time or self.time or fallback
+
+
+class InboxMessage(BaseModel):
+    """One event waiting in a queue a scheduled job drains (the operations digest's)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: What deletes it once it has been dealt with.
+    receipt: str
+    #: None when the body is not an event (it is left for its queue's dead-letter queue).
+    event: ShipmentEvent | None

@@ -29,7 +29,7 @@ FallbackReason = Literal["failed", "undeliverable", "timeout"]
 
 
 class ChannelLog(BaseModel):
-    """What one channel has told one shipment's customer (stored as `notified_<channel>`)."""
+    """What one channel has told one shipment's customer (its item in NotificationsTable)."""
 
     model_config = ConfigDict(frozen=True)
 

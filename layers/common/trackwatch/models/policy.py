@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trackwatch.errors import ConfigurationError
 
+#: The zone Clickpost's zone-less times are read in, and customers' quiet hours by default.
+DEFAULT_SOURCE_TIMEZONE = "Asia/Kolkata"
+
 
 def zone(name: str) -> ZoneInfo:
     """The IANA zone called `name`, or a ConfigurationError naming it."""

@@ -11,12 +11,12 @@ stands or falls on its own.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -38,6 +38,7 @@ from trackwatch.models.inputs import (
 from trackwatch.models.keys import MAX_CP_ID, MAX_WAYBILL_LENGTH, CpId, ShipmentKey, Waybill
 
 MAX_BATCH = 100
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DEFAULT_PHONE_REGION = "IN"
 DEFAULT_LANGUAGE = "en"
 MAX_ORDER_ID_LENGTH = 100
@@ -53,6 +54,10 @@ def check_phone(value: object) -> str:
     """A phone number, normalised to E.164; national numbers are read as Indian."""
     if not isinstance(value, str):
         raise InvalidInputError("phone", "must be a string")
+    # Imported on first use rather than at cold start: of the API's routes, only a
+    # registration needs it.
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(value, DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException as exc:
@@ -66,6 +71,8 @@ def check_email(value: object) -> str:
     """An e-mail address by its syntax (no DNS look-up), normalised."""
     if not isinstance(value, str):
         raise InvalidInputError("email", "must be a string")
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -175,6 +182,24 @@ class Registration(BaseModel):
         default=None, description="Channels the customer refused; never used.", max_length=3
     )
     metadata: Metadata | None = None
+    promised_delivery_date: date | None = Field(
+        default=None,
+        description=(
+            "The delivery date promised to the customer (YYYY-MM-DD). A shipment still on its "
+            "way when this day ends in its destination's zone gets shipment.sla_breached; "
+            "without it, the carrier's EDD is the promise."
+        ),
+    )
+
+    @field_validator("promised_delivery_date", mode="before")
+    @classmethod
+    def _plain_date(cls, value: object) -> object:
+        # A date only: pydantic would also take a timestamp, or a datetime at midnight.
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        if value is not None and not (isinstance(value, str) and _DATE.fullmatch(value)):
+            raise InvalidInputError("promised_delivery_date", "must be a date, YYYY-MM-DD")
+        return value
 
     @field_validator("order_id", mode="before")
     @classmethod

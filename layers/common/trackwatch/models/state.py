@@ -9,9 +9,11 @@ poll that brings nothing new, so an unchanged shipment is never rewritten.
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from trackwatch.models.events import Edd
+from trackwatch.models.events import Edd, StuckReason
 
 MAX_SEEN = 1000
 
@@ -56,6 +58,9 @@ class ShipmentState(BaseModel):
     #: Scans at or before this epoch second were evicted from `seen` and count as seen.
     seen_floor: int | None = None
     scan_count: int = 0
+    #: A digest of the checkpoint ids of the answer this state was last written from: an
+    #: answer with the same ids has no scan the state has not seen (the steady poll's exit).
+    scans_digest: str | None = None
     ndr_attempts: int = 0
     is_stuck: bool | None = None
     stuck_changes: int = 0
@@ -70,6 +75,24 @@ class ShipmentState(BaseModel):
     #: The start of the unreadable answer as sent (at most 2 KB), for diagnosis.
     unreadable_fragment: str | None = None
     terminal_at: AwareDatetime | None = None
+    # --- delays (logic/delays.py); every field None until it means something ---------
+    #: When the shipment last moved: its newest trusted scan or status time (the detection
+    #: time for a scan whose own time cannot be used). The dwell clock runs from here.
+    moved_at: AwareDatetime | None = None
+    #: When the current status code began (its first scan's time, else when it was seen).
+    status_since: AwareDatetime | None = None
+    #: The earliest trusted scan time: where Clickpost's SLA days count from.
+    first_scan_at: AwareDatetime | None = None
+    #: Why the open stuck episode was raised. An episode is open while `stuck_changes` is
+    #: odd (every stuck and unstuck counts one), so states stored before this field existed
+    #: read right: their open episodes came from Clickpost's flag.
+    stuck_reason: StuckReason | None = None
+    #: The merchant's promised delivery date, as registered.
+    promised_delivery_date: date | None = None
+    #: The promise a breach was reported for, and the one a delay was predicted for:
+    #: each is reported once per promise.
+    breached_promise: date | None = None
+    predicted_promise: date | None = None
     #: The newest time at which Clickpost recorded a scan of this shipment that has been
     #: seen (scans' created_at): a change hint recorded no later than this brings nothing new.
     recorded_until: AwareDatetime | None = None
@@ -78,3 +101,8 @@ class ShipmentState(BaseModel):
     def is_terminal(self) -> bool:
         """Whether the current status ends the journey."""
         return self.current is not None and self.current.is_terminal
+
+    @property
+    def stuck_open(self) -> bool:
+        """Whether a stuck episode is open (a stuck event not yet followed by an unstuck)."""
+        return self.stuck_changes % 2 == 1

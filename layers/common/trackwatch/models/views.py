@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -103,7 +104,18 @@ class ShipmentView(_View):
     status: StatusView | None = Field(description="Null until Clickpost first reports a status.")
     ndr: NdrView
     expected_delivery: Edd | None
-    is_stuck: bool
+    promised_delivery_date: date | None = Field(
+        default=None, description="The promised delivery date, as registered."
+    )
+    is_stuck: bool = Field(
+        description="Whether it is stuck now: Clickpost's flag, or no scan for too long."
+    )
+    stuck_reason: Literal["clickpost_flag", "no_scan_for"] | None = Field(
+        default=None, description="Why it is stuck (null when it is not)."
+    )
+    last_scan_at: AwareDatetime | None = Field(
+        default=None, description="When it last moved: its newest scan."
+    )
     timeline: list[ScanView] = Field(description="The newest scans (up to 30), oldest first.")
     stopped: StopView | None = Field(description="Set when tracking stopped, with the reason.")
     language: str
@@ -144,7 +156,10 @@ class ShipmentView(_View):
                 else None,
             ),
             expected_delivery=state.edd,
-            is_stuck=bool(state.is_stuck),
+            promised_delivery_date=state.promised_delivery_date,
+            is_stuck=state.stuck_open,
+            stuck_reason=(state.stuck_reason or "clickpost_flag") if state.stuck_open else None,
+            last_scan_at=state.moved_at,
             timeline=[ScanView.of(event) for event in scans],
             stopped=StopView(reason=record.stop_reason, stopped_at=record.stopped_at)
             if record.stop_reason

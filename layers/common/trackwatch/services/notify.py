@@ -8,14 +8,14 @@ to take over); for a delivery check, did the first channel's message arrive; is 
 hours where they are (then a delayed copy goes back to the queue, and nothing is recorded
 as sent); then, at most once per event and channel (the idempotency guard; a fallback has
 its own key): pacing (once-only kinds, older news, repeats, daily cap), a conditional claim
-on the shipment's channel log, render, the notification record, for WhatsApp a delivery
-check queued for the next channel, send.
+on the channel's log (an item of its own: a send never writes the shipment), render, the
+notification record, for WhatsApp a delivery check queued for the next channel, send.
 
 A retryable provider error undoes the claim and fails the message (the queue retries it,
-then its DLQ); a rejected address is recorded on the shipment, the next channel takes over,
-and the message succeeds. The only step between the provider accepting a message and the
-idempotency record saying so is that record's own write: see docs/architecture.md, "The
-delivery promise".
+then its DLQ); a rejected address is recorded in the channel's memory of the shipment, the
+next channel takes over, and the message succeeds. The only step between the provider
+accepting a message and the idempotency record saying so is that record's own write: see
+docs/architecture.md, "The delivery promise".
 """
 
 from __future__ import annotations
@@ -147,6 +147,12 @@ class Notifier:
         self._chain = chain
         self._orders = orders
         self._languages = renderer.languages(channel)
+        # What this notifier reads of the channels' memory: its own log and failure, and for a
+        # phone channel the other's too (which comes first, which takes over, and how recent
+        # the news it told is, for a fallback).
+        self._memory: tuple[Channel, ...] = (
+            PHONE_CHANNELS if channel in PHONE_CHANNELS else (channel,)
+        )
         if channel in PHONE_CHANNELS and (chain.ledger is None or chain.handover is None):
             raise ValueError(f"the {channel} notifier needs the notification records and queues")
 
@@ -215,7 +221,7 @@ class Notifier:
 
     def _recipient(self, key: ShipmentKey) -> Recipient | None:
         """The shipment's customer, with their STOP replies counted as opt-outs."""
-        recipient = self._recipients.recipient(key)
+        recipient = self._recipients.recipient(key, self._memory)
         ledger = self._chain.ledger
         if recipient is None or ledger is None or not recipient.phone:
             return recipient

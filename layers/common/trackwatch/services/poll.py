@@ -20,11 +20,12 @@ from trackwatch.errors import (
     TrackwatchError,
 )
 from trackwatch.logic.catalogue import StatusCatalogue
-from trackwatch.logic.poll_decision import decide, in_parts, stop
+from trackwatch.logic.delays import DelayPolicy
+from trackwatch.logic.poll_decision import check, decide, in_parts, stop
 from trackwatch.logic.poll_decision import unreadable as unreadable_change
 from trackwatch.models.clickpost import AwbResult, Meta
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.messages import PollRequest
+from trackwatch.models.messages import CHECK_ONLY, PollRequest
 from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord, StateChange
 from trackwatch.models.tracking import AwbOutcome, AwbStatus, CallOutcome, TrackCall
@@ -47,6 +48,8 @@ class PollSummary:
     skipped: int = 0
     conflicts: int = 0
     stopped: int = 0
+    #: Shipments visited for the delay checks alone (no Clickpost call).
+    checked: int = 0
     events: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     unknown_status_codes: Counter[int] = field(default_factory=Counter)
@@ -65,6 +68,7 @@ class PollSummary:
             "skipped": self.skipped,
             "conflicts": self.conflicts,
             "stopped": self.stopped,
+            "checked": self.checked,
             "events": dict(self.events),
             "errors": dict(self.errors),
             "unknown_status_codes": {str(k): v for k, v in self.unknown_status_codes.items()},
@@ -82,12 +86,15 @@ class PollService:
         cadence: Cadence,
         clock: Callable[[], datetime],
         trackers: TrackerFactory,
+        delays: Callable[[], DelayPolicy] | None = None,
     ) -> None:
+        """`delays`: the policy of our own stuck and late checks (None: they are off)."""
         self._store = store
         self._catalogue = catalogue
         self._cadence = cadence
         self._clock = clock
         self._trackers = trackers
+        self._delays = delays
 
     async def poll(
         self,
@@ -133,6 +140,10 @@ class PollService:
         deadline: float | None,
         redelivered: bool,
     ) -> None:
+        if request.reason == CHECK_ONLY:
+            keys = [key for call in request.calls for key in call.keys]
+            await asyncio.to_thread(self._check, keys, summary)
+            return
         answers = await _track_all(request.calls, tracker, deadline)
         # Calls that failed on their content (or, for a redelivered message, at all) are asked
         # again waybill by waybill, and what still fails is blamed on its own waybill.
@@ -224,10 +235,22 @@ class PollService:
             self._store.commit(stop(record, reason, now, self._cadence))
             summary.stopped += 1
 
+    def _check(self, keys: list[ShipmentKey], summary: PollSummary) -> None:
+        """Visit shipments without asking Clickpost: only the delay checks can change them."""
+        summary.checked += len(keys)
+        if self._delays is None:
+            return
+        now = self._clock()
+        policy = self._delays()
+        records = self._store.get_many(keys)
+        for key in keys:
+            self._commit(records.get(key), key, summary, partial(check, now=now, delays=policy))
+
     def _decide(
         self, current: ShipmentRecord, result: AwbResult, now: datetime, summary: PollSummary
     ) -> StateChange | None:
-        change, unknown = decide(current, result, now, self._catalogue, self._cadence)
+        policy = self._delays() if self._delays is not None else None
+        change, unknown = decide(current, result, now, self._catalogue, self._cadence, policy)
         summary.unknown_status_codes.update(unknown)
         return change
 
