@@ -37,9 +37,9 @@ NOTIFYING_EVENT_TYPES = [
     "shipment.status_changed",
     "shipment.ndr_raised",
     "shipment.stuck",
+    "shipment.delay_predicted",
     "order.status_changed",
     "order.partially_delivered",
-    "shipment.delay_predicted",
 ]
 
 pytestmark = pytest.mark.filterwarnings(
