@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import ModuleType
 from typing import IO, Any
@@ -61,6 +61,8 @@ STREAM_RETRIES = 3
 #: Concurrent invocations of a mapping whose template sets no MaximumConcurrency (Lambda
 #: would scale it to the account's limit; a laptop has two to eight cores).
 LOCAL_CONCURRENCY = 4
+#: Without real-time waits: how long a poller rests after an empty short poll.
+SHORT_POLL_IDLE_S = 0.02
 
 
 @dataclass
@@ -202,10 +204,14 @@ class LocalRuntime:
         log: IO[str] | None = None,
         concurrency: int = LOCAL_CONCURRENCY,
         backlog_limit: int = BACKLOG_LIMIT,
+        real_time_waits: bool = True,
     ) -> None:
         """`settings`: variables set for every function on top of its own (say, a test's
         short Clickpost budget); `overrides`: ports to use instead, by function;
-        `concurrency`: invocations at once of a mapping without MaximumConcurrency."""
+        `concurrency`: invocations at once of a mapping without MaximumConcurrency;
+        `real_time_waits` False: a short batch does not wait out its batching window and an
+        idle queue is polled short, not long, so that `stop()` is immediate (a test harness,
+        where a second per hop and per settle adds up; what is delivered is the same)."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.stack = stack
@@ -213,6 +219,7 @@ class LocalRuntime:
         self.clock = clock
         self.concurrency = concurrency
         self.backlog_limit = backlog_limit
+        self.real_time_waits = real_time_waits
         self._settings = dict(settings or {})
         self._overrides = dict(overrides or {})
         self._factories = {
@@ -405,7 +412,12 @@ class LocalRuntime:
             self.activity.ended(source.function)
 
     def _long_poll(self, source: EventSource) -> list[dict[str, Any]]:
-        return self._receive(source, LONG_POLL_S)
+        if self.real_time_waits:
+            return self._receive(source, LONG_POLL_S)
+        messages = self._receive(source)
+        if not messages:
+            self._stopping.wait(SHORT_POLL_IDLE_S)
+        return messages
 
     def _receive_more(self, source: EventSource, most: int) -> list[dict[str, Any]]:
         return self._receive(source, 0, most)
@@ -613,6 +625,8 @@ class LocalRuntime:
         self._monitor.start()
         self._states = {}
         for source in sources:
+            if not self.real_time_waits:
+                source = replace(source, batching_window_s=0.0)
             state = SourceState(source, self.concurrency_of(source))
             self._states[source] = state
             poller: Poller

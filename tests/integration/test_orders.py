@@ -124,6 +124,7 @@ def order() -> Iterator[Order]:
                 clients,
                 SimulatedClock(START),
                 stack_name="trackwatch-orders",
+                real_time_waits=False,
                 settings={
                     "CLICKPOST_BASE_URL": sandbox.base_url,
                     "CLICKPOST_RETRY_BUDGET_S": "3",
