@@ -187,8 +187,9 @@ class Registration(BaseModel):
     promised_delivery_date: date | None = Field(
         default=None,
         description=(
-            "The delivery date promised to the customer (YYYY-MM-DD). A shipment still on its "
-            "way when this day ends in its destination's zone gets shipment.sla_breached; "
+            "The delivery date promised to the customer (YYYY-MM-DD, 2000 to 2099). A shipment "
+            "still on its way when this day ends in its destination's zone gets "
+            "shipment.sla_breached; "
             "without it, the carrier's EDD is the promise."
         ),
     )
