@@ -177,7 +177,7 @@ class Template:
         retention = re.search(r"LogRetentionDays:\n(?:.*\n)*?\s+Default: (\d+)", text)
         return cls(
             memory_gb=int(memory[1]) / 1024 if memory else 0.5,
-            notifier_queues=len(re.findall(r"^\s+notify: \[\w+\]$", text, re.MULTILINE)),
+            notifier_queues=len(re.findall(r"^\s+(?:- )?notify: \[\w+\]$", text, re.MULTILINE)),
             alarms=text.count("Type: AWS::CloudWatch::Alarm"),
             kms_keys=text.count("Type: AWS::KMS::Key"),
             queues=text.count("Type: AWS::SQS::Queue"),

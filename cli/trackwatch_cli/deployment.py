@@ -142,9 +142,10 @@ def start_stack(
     log: IO[str] | None = None,
     on_invoke: Callable[[Invocation], None] | None = None,
     concurrency: int = LOCAL_CONCURRENCY,
+    real_time_waits: bool = True,
 ) -> LocalStack:
     """Deploy `template` into the emulator and make its secrets; raises StackError.
-    `on_invoke`, `concurrency`: see LocalRuntime."""
+    `on_invoke`, `concurrency`, `real_time_waits`: see LocalRuntime."""
     stack = deploy(
         template,
         clients,
@@ -186,6 +187,7 @@ def start_stack(
         log=log,
         on_invoke=on_invoke,
         concurrency=concurrency,
+        real_time_waits=real_time_waits,
     )
     return LocalStack(
         stack=stack,

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import ModuleType
 from typing import IO, Any
@@ -61,6 +61,8 @@ STREAM_RETRIES = 3
 #: Concurrent invocations of a mapping whose template sets no MaximumConcurrency (Lambda
 #: would scale it to the account's limit; a laptop has two to eight cores).
 LOCAL_CONCURRENCY = 4
+#: Without real-time waits: how long a poller rests after an empty short poll.
+SHORT_POLL_IDLE_S = 0.02
 
 
 @dataclass
@@ -202,10 +204,14 @@ class LocalRuntime:
         log: IO[str] | None = None,
         concurrency: int = LOCAL_CONCURRENCY,
         backlog_limit: int = BACKLOG_LIMIT,
+        real_time_waits: bool = True,
     ) -> None:
         """`settings`: variables set for every function on top of its own (say, a test's
         short Clickpost budget); `overrides`: ports to use instead, by function;
-        `concurrency`: invocations at once of a mapping without MaximumConcurrency."""
+        `concurrency`: invocations at once of a mapping without MaximumConcurrency;
+        `real_time_waits` False: a short batch does not wait out its batching window and an
+        idle queue is polled short, not long, so that `stop()` is immediate (a test harness,
+        where a second per hop and per settle adds up; what is delivered is the same)."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.stack = stack
@@ -213,6 +219,7 @@ class LocalRuntime:
         self.clock = clock
         self.concurrency = concurrency
         self.backlog_limit = backlog_limit
+        self.real_time_waits = real_time_waits
         self._settings = dict(settings or {})
         self._overrides = dict(overrides or {})
         self._factories = {
@@ -232,12 +239,14 @@ class LocalRuntime:
             if clients.endpoint_url is None
             else clients.client("dynamodbstreams")
         )
-        self._iterators: dict[str, str] = {}
+        #: (consumer, shard) → where that consumer is in that shard: each event source
+        #: mapping reads the stream on its own (the publisher and the roll-up both read it).
+        self._iterators: dict[tuple[str, str], str] = {}
         self._stream_lock = threading.Lock()
         #: The emulator's own stream read (our emulator process serves it), if it has one.
         self._direct_streams = _direct_stream_reads(clients.endpoint_url)
-        #: Per stream, the last sequence number read through it.
-        self._after: dict[str, int] = {}
+        #: Per (consumer, stream), the last sequence number that consumer read.
+        self._after: dict[tuple[str, str], int] = {}
         self._on_invoke = on_invoke or (lambda _: None)
         #: Where handlers' printed output (EMF metrics, logs) goes; None leaves it on stdout.
         self._log = log
@@ -403,7 +412,12 @@ class LocalRuntime:
             self.activity.ended(source.function)
 
     def _long_poll(self, source: EventSource) -> list[dict[str, Any]]:
-        return self._receive(source, LONG_POLL_S)
+        if self.real_time_waits:
+            return self._receive(source, LONG_POLL_S)
+        messages = self._receive(source)
+        if not messages:
+            self._stopping.wait(SHORT_POLL_IDLE_S)
+        return messages
 
     def _receive_more(self, source: EventSource, most: int) -> list[dict[str, Any]]:
         return self._receive(source, 0, most)
@@ -475,8 +489,9 @@ class LocalRuntime:
             shards = self._streams.describe_stream(StreamArn=source.source_arn)
             for shard in shards["StreamDescription"].get("Shards", []):
                 shard_id = shard["ShardId"]
+                position = (source.function, shard_id)
                 iterator = (
-                    self._iterators.get(shard_id)
+                    self._iterators.get(position)
                     or self._streams.get_shard_iterator(
                         StreamArn=source.source_arn,
                         ShardId=shard_id,
@@ -488,7 +503,7 @@ class LocalRuntime:
                     records = answer.get("Records", [])
                     next_iterator = answer.get("NextShardIterator")
                     if next_iterator:
-                        self._iterators[shard_id] = next_iterator
+                        self._iterators[position] = next_iterator
                     found.extend(records)
                     if not records:
                         break
@@ -502,7 +517,8 @@ class LocalRuntime:
         GetRecords through moto costs milliseconds of its serializer per image."""
         table = source.source_arn.split(":table/", 1)[1].split("/", 1)[0]
         with self._stream_lock:
-            after = self._after.get(source.source_arn)
+            position = (source.function, source.source_arn)
+            after = self._after.get(position)
             params = {"table": table, "region": self.stack.region, "limit": "1000"}
             if after is not None:
                 params["after"] = str(after)
@@ -510,7 +526,7 @@ class LocalRuntime:
             answer.raise_for_status()
             records: list[dict[str, Any]] = answer.json()["Records"]
             if records:
-                self._after[source.source_arn] = int(records[-1]["dynamodb"]["SequenceNumber"])
+                self._after[position] = int(records[-1]["dynamodb"]["SequenceNumber"])
         return records
 
     def _deliver_stream(self, source: EventSource, records: list[dict[str, Any]]) -> None:
@@ -609,6 +625,8 @@ class LocalRuntime:
         self._monitor.start()
         self._states = {}
         for source in sources:
+            if not self.real_time_waits:
+                source = replace(source, batching_window_s=0.0)
             state = SourceState(source, self.concurrency_of(source))
             self._states[source] = state
             poller: Poller

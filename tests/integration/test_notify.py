@@ -85,6 +85,7 @@ class Notify:
             clock=self.clock,
             settings=variables,
             overrides=with_local_senders(self.local.senders, {}),
+            real_time_waits=False,
         )
 
     def shipment(self, **contact: Any) -> None:
@@ -189,6 +190,7 @@ def notify() -> Iterator[Notify]:
             clients,
             SimulatedClock(DAYTIME),
             stack_name="trackwatch-notify",
+            real_time_waits=False,
         )
         email_from = local.stack.functions["NotifyEmailFunction"].environment["EMAIL_FROM"]
         clients.ses.verify_email_identity(EmailAddress=email_from)

@@ -17,13 +17,13 @@ def ndr_only_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of template.yaml whose SMS subscription passes failed deliveries only."""
     folder = tmp_path_factory.mktemp("template")
     text = (ROOT / "template.yaml").read_text(encoding="utf-8")
-    default = "        notify: [sms]\n\n  # --- E-mail"
+    default = "          - notify: [sms]\n"
     assert default in text, "the SMS filter policy moved; update this test"
     copy = folder / "template.yaml"
     copy.write_text(
         text.replace(
             default,
-            '        notify: [sms]\n        event_type: ["shipment.ndr_raised"]\n\n  # --- E-mail',
+            '          - notify: [sms]\n            event_type: ["shipment.ndr_raised"]\n',
         ),
         encoding="utf-8",
     )

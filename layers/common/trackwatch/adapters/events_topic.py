@@ -11,9 +11,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from trackwatch.errors import PoisonEventsError, PublishError
 from trackwatch.models.events import (
-    EVENT_ADAPTER,
-    EVENT_LIST_ADAPTER,
-    ShipmentEvent,
+    TOPIC_EVENT_ADAPTER,
+    TOPIC_EVENT_LIST_ADAPTER,
+    TopicEvent,
     routing_attributes,
 )
 from trackwatch.models.notification import NOTIFY_ATTRIBUTE
@@ -26,7 +26,7 @@ _ATTEMPTS = 3
 
 
 def message_attributes(
-    event: ShipmentEvent, notify: Collection[str] = ()
+    event: TopicEvent, notify: Collection[str] = ()
 ) -> dict[str, dict[str, str]]:
     """SNS message attributes: numbers as Number, booleans as 'true'/'false' strings; the
     channels to notify, if any, as a String.Array (left out when there are none: no
@@ -47,13 +47,14 @@ def message_attributes(
     return attributes
 
 
-def message_body(event: ShipmentEvent) -> str:
+def message_body(event: TopicEvent) -> str:
     """The event exactly as subscribers receive it."""
-    return EVENT_ADAPTER.dump_json(event).decode()
+    return TOPIC_EVENT_ADAPTER.dump_json(event).decode()
 
 
 class EventsTopic:
-    """Implements trackwatch.ports.EventPublisher on SNS PublishBatch."""
+    """Implements trackwatch.ports.EventPublisher (shipment events) and OrderEventPublisher
+    (order events, on the same topic) on SNS PublishBatch."""
 
     def __init__(
         self,
@@ -67,7 +68,7 @@ class EventsTopic:
 
     def publish(
         self,
-        events: Sequence[ShipmentEvent],
+        events: Sequence[TopicEvent],
         audiences: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         """Publish all events (each routed to the channels `audiences` names for its id);
@@ -78,10 +79,10 @@ class EventsTopic:
         """
         client = self._client
         pending = list(events)
-        refused: list[ShipmentEvent] = []
+        refused: list[TopicEvent] = []
         refused_codes: set[str] = set()
         for attempt in range(_ATTEMPTS):
-            failed: list[ShipmentEvent] = []
+            failed: list[TopicEvent] = []
             codes: set[str] = set()
             for start in range(0, len(pending), _BATCH):
                 chunk = pending[start : start + _BATCH]
@@ -108,7 +109,7 @@ class EventsTopic:
             raise PoisonEventsError(
                 f"SNS refused {len(refused)} event(s) for their content "
                 f"({', '.join(sorted(refused_codes))})",
-                EVENT_LIST_ADAPTER.dump_json(refused).decode(),
+                TOPIC_EVENT_LIST_ADAPTER.dump_json(refused).decode(),
                 event_ids=tuple(e.event_id for e in refused),
                 events=len(refused),
             )
@@ -116,7 +117,7 @@ class EventsTopic:
     def _publish_chunk(
         self,
         client: SNSClient,
-        chunk: list[ShipmentEvent],
+        chunk: list[TopicEvent],
         audiences: Mapping[str, Collection[str]],
     ) -> list[Any]:
         """PublishBatch of up to ten events; the failed entries (a whole failed request
