@@ -226,10 +226,17 @@ def inject(monkeypatch: pytest.MonkeyPatch, notify: Notify, boundary: Boundary) 
     original = getattr(owner, name)
     crashed: list[str] = []
     bound = not isinstance(owner, type)
+    # The local runtime works batches of one queue in threads of their own: the first call
+    # on the path is chosen under a lock, so two batches crossing at once crash only one.
+    chosen = threading.Lock()
+    taken: list[bool] = []
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         call_args = args if bound else args[1:]
-        armed = not crashed and boundary.applies(*call_args, **kwargs)
+        with chosen:
+            armed = not taken and boundary.applies(*call_args, **kwargs)
+            if armed:
+                taken.append(True)
         if armed and boundary.when == "before":
             crashed.append(boundary.name)
             raise Killed(boundary.name)
