@@ -1,5 +1,6 @@
 """Change capture: which windows the feed poller reads, whether the feed can be trusted,
-which shipments the reconciliation sweep polls, and which hints are worth a poll.
+which shipments the reconciliation sweep polls (and which of the others it visits for
+their delay checks alone), and which hints are worth a poll.
 
 Pure: times come in as arguments, nothing is read or written here.
 
