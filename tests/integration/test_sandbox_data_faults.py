@@ -465,7 +465,8 @@ def test_hang_ends_only_by_a_client_timeout(live: SandboxServer) -> None:
         pytest.raises(httpx.ReadTimeout),
     ):
         impatient.get(PATH, params=_params(TARGET, MATE))
-    assert time.monotonic() - started < 2.0
+    # (the hang holds the connection for good: any bound tells the timeout ended it)
+    assert time.monotonic() - started < 10.0
     assert live.requests[-1].faults == (FaultKind.HANG,)
     assert live.requests[-1].waybills == (TARGET, MATE)
 
