@@ -683,8 +683,8 @@ async def test_an_invocation_deadline_stops_a_dripping_call(raised: list[BaseExc
         elapsed = time.monotonic() - started
     raised.append(info.value)
 
-    # Then
-    assert 0.7 < elapsed < 1.5
+    # Then (the whole body takes 30 s to drip)
+    assert 0.7 < elapsed < 8.0
     assert "invocation deadline reached" in str(info.value)
 
 
