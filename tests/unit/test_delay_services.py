@@ -294,9 +294,11 @@ class ReadsBefore(MemoryStore):
         return super().get_many(keys, consistent=consistent)
 
 
-def test_a_check_visit_that_read_before_a_hint_poll_moved_the_shipment_writes_nothing() -> None:
-    # Given a shipment in transit since Monday 10:00, polled on Monday
-    key = ShipmentKey.of(4, "RACE1")
+def polled_on_monday(
+    waybill: str,
+) -> tuple[ShipmentKey, ReadsBefore, FakeTracker, TrackCall]:
+    """A shipment in transit since Monday 10:00, polled on Monday."""
+    key = ShipmentKey.of(4, waybill)
     store, tracker = ReadsBefore(), FakeTracker()
     store.add(key, due_key(key.pk, CadenceClass.TRANSIT, CADENCE), at(2))
     call = TrackCall(cp_id=4, waybills=(key.waybill,))
@@ -306,6 +308,12 @@ def test_a_check_visit_that_read_before_a_hint_poll_moved_the_shipment_writes_no
             {"m1": PollRequest(calls=(call,), requested_at=at(2))}
         )
     )
+    return key, store, tracker, call
+
+
+def test_a_check_visit_that_read_before_a_hint_poll_moved_the_shipment_writes_nothing() -> None:
+    # Given a shipment in transit since Monday 10:00, polled on Monday
+    key, store, tracker, call = polled_on_monday("RACE1")
     # and, on Wednesday, a hint poll that finds it moved an hour ago, committed after a
     # check visit read the shipment (its read answers Monday's state)
     monday = dict(store.records)
@@ -332,16 +340,7 @@ def test_a_check_visit_that_read_before_a_hint_poll_moved_the_shipment_writes_no
 
 def test_a_hint_poll_that_read_before_a_check_visit_wrote_stuck_reports_unstuck_after() -> None:
     # Given a shipment in transit since Monday 10:00, polled on Monday
-    key = ShipmentKey.of(4, "RACE2")
-    store, tracker = ReadsBefore(), FakeTracker()
-    store.add(key, due_key(key.pk, CadenceClass.TRANSIT, CADENCE), at(2))
-    call = TrackCall(cp_id=4, waybills=(key.waybill,))
-    tracker.results[key] = result([scan(1, 5, 25)])
-    asyncio.run(
-        poll_service(store, tracker, at(2)).poll(
-            {"m1": PollRequest(calls=(call,), requested_at=at(2))}
-        )
-    )
+    key, store, tracker, call = polled_on_monday("RACE2")
     # and, on Wednesday, a check visit that reports it stuck, committed after a hint poll
     # read the shipment (its read answers Monday's state)
     monday = dict(store.records)
