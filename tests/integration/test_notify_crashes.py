@@ -16,7 +16,6 @@ What it shows (docs/architecture.md, "The delivery promise"):
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,7 +34,6 @@ from trackwatch.adapters.notify_table import NotifyTable
 from trackwatch.adapters.senders import SesEmailSender
 from trackwatch.models.notification import DeliveryState
 from trackwatch.services.notify import Notifier
-from trackwatch_cli.runtime import LambdaContext
 
 __all__ = ["notify"]  # the fixture, for pytest
 
@@ -250,10 +248,31 @@ def inject(monkeypatch: pytest.MonkeyPatch, notify: Notify, boundary: Boundary) 
     return crashed
 
 
+def expire_in_progress(notify: Notify) -> None:
+    """Mark every idempotency record still in progress as past its in-progress expiry, as
+    Lambda's timeout does for a dead invocation's record (powertools takes over a record
+    whose `in_progress_expiration` has passed)."""
+    dynamodb = notify.clients.dynamodb
+    table = notify.stack.physical_ids["IdempotencyTable"]
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            if item.get("status", {}).get("S") == "INPROGRESS":
+                dynamodb.update_item(
+                    TableName=table,
+                    Key={"id": item["id"]},
+                    UpdateExpression="SET in_progress_expiration = :past",
+                    ExpressionAttributeValues={":past": {"N": "0"}},
+                )
+
+
 def revive(notify: Notify) -> None:
-    """After a crash: Lambda's timeout passes (the in-progress record expires) and the
-    visibility timeout with it (the unfinished batch is visible again)."""
-    time.sleep(0.01)
+    """After a crash: Lambda's timeout passes (the in-progress records the dead invocation
+    left expire) and the visibility timeout with it (the unfinished batch is visible again).
+
+    Only the records in progress now are expired: a record of an invocation still alive
+    keeps guarding (expiring every in-progress record at once let two live invocations
+    send the same fallback, which Lambda's timeout would never do)."""
+    expire_in_progress(notify)
     for logical_id in ("WhatsAppQueue", "SmsQueue", "EmailQueue", "WhatsAppEventsQueue"):
         for message in notify.queue(logical_id)._messages:
             if not message.visible:
@@ -274,13 +293,6 @@ def run_until_settled(notify: Notify) -> int:
     raise AssertionError("the stack never settled")
 
 
-@pytest.fixture
-def short_lived(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Invocations that time out at once: an in-progress idempotency record left by a crash
-    expires before the retry (as it does in Lambda: the visibility timeout is 6x the function's)."""
-    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda self: 1)
-
-
 def sent(notify: Notify) -> dict[str, int]:
     return {
         "whatsapp": len(notify.whatsapp()),
@@ -289,7 +301,6 @@ def sent(notify: Notify) -> dict[str, int]:
     }
 
 
-@pytest.mark.usefixtures("short_lived")
 @pytest.mark.parametrize("boundary", BOUNDARIES, ids=lambda b: f"{b.channel}: {b.name}")
 def test_a_crash_at_each_boundary_loses_nothing_and_duplicates_only_in_the_window(
     notify: Notify, monkeypatch: pytest.MonkeyPatch, boundary: Boundary
@@ -320,7 +331,7 @@ def test_a_crash_at_each_boundary_loses_nothing_and_duplicates_only_in_the_windo
 
 
 def test_three_crashes_in_the_window_are_three_duplicates(
-    notify: Notify, monkeypatch: pytest.MonkeyPatch, short_lived: None
+    notify: Notify, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given an SMS customer, and a process that dies after each of the first three sends
     notify.shipment(channels=["sms"])
