@@ -63,6 +63,8 @@ class Request:
     #: DynamoDB read and write request units it consumed (0 elsewhere).
     rru: float = 0.0
     wru: float = 0.0
+    #: Of `wru`, the units of global secondary index entries put, moved or deleted.
+    index_wru: float = 0.0
     #: Billed requests: SNS and SQS count each 64 KB chunk of payload; 1 elsewhere.
     billed: int = 1
     #: Messages it carried (SNS publishes, SQS sends and receives), else 0.
@@ -114,6 +116,7 @@ def tally(requests: Iterable[Request]) -> defaultdict[str, float]:
             totals[f"dynamodb:{r.operation}:rru"] += r.rru
             totals[f"dynamodb:{r.operation}:wru"] += r.wru
             totals[f"dynamodb:{r.resource}:wru"] += r.wru
+            totals[f"dynamodb:{r.resource}:index_wru"] += r.index_wru
             if r.operation in _DYNAMO_WRITES:
                 totals["dynamodb:write_requests"] += 1
     return totals
@@ -215,7 +218,18 @@ def _write_units(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> float:
-    units = max(1, math.ceil(max(item_size(before), item_size(after)) / _WRITE_BLOCK))
+    item = max(1, math.ceil(max(item_size(before), item_size(after)) / _WRITE_BLOCK))
+    return item + _index_units(tables, table, before, after)
+
+
+def _index_units(
+    tables: _Tables,
+    table: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> float:
+    """The write's units on the table's global secondary indexes."""
+    units = 0
     for keys, projection in tables.indexes(table):
         old = tuple(json.dumps((before or {}).get(k), sort_keys=True) for k in keys)
         new = tuple(json.dumps((after or {}).get(k), sort_keys=True) for k in keys)
@@ -363,12 +377,17 @@ class _Counting:
             targets.append((table, key))
         before = [self.tables.item(t, k) for t, k in targets]
         answer = self.app(environ, start)
+        after = [self.tables.item(t, k) for t, k in targets]
         wru = sum(
-            _write_units(self.tables, t, b, self.tables.item(t, k))
-            for (t, k), b in zip(targets, before, strict=True)
+            _write_units(self.tables, t, b, a)
+            for (t, _), b, a in zip(targets, before, after, strict=True)
+        )
+        index_wru = sum(
+            _index_units(self.tables, t, b, a)
+            for (t, _), b, a in zip(targets, before, after, strict=True)
         )
         resource = targets[0][0] if targets else ""
-        self.log.add(Request("dynamodb", operation, resource, wru=wru))
+        self.log.add(Request("dynamodb", operation, resource, wru=wru, index_wru=index_wru))
         return answer
 
     def _key_of(self, table: str, item: dict[str, Any]) -> dict[str, Any]:

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import base64
 import math
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.emulator import item_size
 from bench.parse_diff import call_body, long_haul
-from trackwatch.adapters.event_log import sort_key
+from trackwatch.adapters.event_log import encode_change, sort_key
 from trackwatch.adapters.shipments_table import encode_outbox, encode_state, to_item
 from trackwatch.data import load_catalogue
 from trackwatch.logic.diff import diff
 from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE, parse_track_order
-from trackwatch.models.events import EVENT_LIST_ADAPTER
 from trackwatch.models.policy import zone
 from trackwatch.models.state import ShipmentState
 
@@ -129,7 +127,7 @@ def sizes(scans: int) -> ItemSizes:
         {
             "pk": {"S": key.pk},
             "sk": {"S": sort_key(later.events)},
-            "events": {"B": zlib.compress(EVENT_LIST_ADAPTER.dump_json(list(later.events)))},
+            "events": {"B": encode_change(later.events)},
             "expires_at": {"N": "1800000000"},
         }
     )

@@ -337,6 +337,7 @@ def money(results: Results) -> list[str]:
     assumed = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in cost.ASSUMED.items())
     prices = "; ".join(f"{p.unit} ${p.dollars:.10g} [{p.source}]" for p in cost.PRICES.values())
     sources = " ".join(f"[{n}] {url}." for n, url in cost.SOURCES.items())
+    item_wru = m.change_wru_shipments - m.change_index_wru_shipments
     rows = [
         "## Monthly bill for 1,000,000 active shipments",
         "",
@@ -346,7 +347,12 @@ def money(results: Results) -> list[str]:
         "scans, plus what the longer item adds over the 8-scan one). Measured in this run: "
         f"per poll {m.poll_rru:.3f} RRU and "
         f"{m.poll_sqs_billed:.4f} billed SQS requests; per change {m.change_wru_shipments:.2f} "
-        f"WRU on the shipments table (item and index) and {m.change_wru_event_log:.2f} on the "
+        f"WRU on the shipments table (the item {item_wru:.2f}, "
+        f"DueIndex moves {m.change_index_wru_shipments:.2f}: the bench's five-step journeys change "
+        "cadence class on most changes; the bill counts a life's moves instead, "
+        f"{cost.CLASS_MOVES_PER_SHIPMENT:.2f} of {cost.INDEX_MOVE_WRU} WRU over "
+        f"{cost.CHANGES_PER_SHIPMENT} changes, {cost.index_wru_per_change():.2f} a change) and "
+        f"{m.change_wru_event_log:.2f} on the "
         f"event log, {m.change_sns_billed:.2f} billed SNS publishes, {m.events_per_change:.2f} "
         f"events of which {m.notifiable_per_change:.2f} of the notifiable types and "
         f"{m.routed_per_change:.2f} deliveries to notifier queues as routed (the bench's "

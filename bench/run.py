@@ -124,6 +124,13 @@ class Results:
                 if key.startswith("dynamodb:") and name in key and key.endswith(":wru")
             )
 
+        def table_index_wru(name: str) -> float:
+            return sum(
+                extra(key)
+                for key in changed.totals
+                if key.startswith("dynamodb:") and name in key and key.endswith(":index_wru")
+            )
+
         notifiable = sum(
             n
             for kind, n in self.events["ours"].items()
@@ -134,6 +141,7 @@ class Results:
             poll_sqs_billed=ours.per("sqs:billed"),
             change_wru_shipments=table_wru("ShipmentsTable"),
             change_wru_event_log=table_wru("EventLogTable"),
+            change_index_wru_shipments=table_index_wru("ShipmentsTable"),
             change_sns_billed=extra("sns:billed"),
             events_per_change=sum(self.events["ours"].values()) / changes,
             notifiable_per_change=notifiable / changes,

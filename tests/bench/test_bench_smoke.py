@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,8 @@ from bench.run import QUICK, Results, requests_and_calls
 from trackwatch.logic.batching import plan_calls
 from trackwatch.models.keys import ShipmentKey
 from trackwatch_cli.sandbox import SandboxServer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_lower_bound_is_the_sum_over_carriers_of_ceil_n_over_5() -> None:
@@ -49,6 +52,21 @@ def test_item_size_follows_dynamodb_rules() -> None:
     assert item_size(None) == 0
 
 
+#: Units as a bench run measures them (the cost model's input).
+MEASURED = cost.Measured(
+    poll_rru=0.5,
+    poll_sqs_billed=0.01,
+    change_wru_shipments=3.7,
+    change_wru_event_log=1.85,
+    change_sns_billed=0.2,
+    events_per_change=2.0,
+    notifiable_per_change=0.83,
+    routed_per_change=0.5,
+    awbs_per_s=150.0,
+    naive_awbs_per_s=30.0,
+)
+
+
 def test_cost_model_reproduces_the_architecture_workload() -> None:
     # The workload of docs/architecture.md: 14.2M polls and 1.6M changes a day
     assert cost.polls_per_day() == pytest.approx(14_200_000)
@@ -59,27 +77,47 @@ def test_cost_model_reproduces_the_architecture_workload() -> None:
     size = ItemSizes(
         scans=30, item_bytes=1199, change_bytes=1199, event_log_bytes=488, naive_bytes=1425
     )
-    measured = cost.Measured(
-        poll_rru=0.5,
-        poll_sqs_billed=0.01,
-        change_wru_shipments=3.7,
-        change_wru_event_log=1.85,
-        change_sns_billed=0.2,
-        events_per_change=2.0,
-        notifiable_per_change=0.83,
-        routed_per_change=0.5,
-        awbs_per_s=150.0,
-        naive_awbs_per_s=30.0,
-    )
+    measured = MEASURED
     naive = cost.naive(measured, size, size)
     assert naive[0].dollars == pytest.approx(426e6 * 2 * 0.625e-6)
     assert cost.total(naive) > cost.total(cost.ours(measured, size, size))
+    # A change's shipments-table units: the measured item units, and a life's DueIndex
+    # moves (3 2/3 of 2 WRU over 8 changes) in place of the bench journeys' moves
+    split = replace(measured, change_index_wru_shipments=2.7)
+    assert cost.change_wru(split, size, size) == pytest.approx(3.7 - 2.7 + (3 + 2 / 3) * 2 / 8)
     # Every line of ours is priced, and the notification side is the same in both
     ours = cost.ours(measured, size, size)
     assert all(line.dollars > 0 for line in ours)
     assert cost.total(ours, ("notifications",)) == pytest.approx(
         cost.total(naive, ("notifications",))
     )
+
+
+def test_the_event_log_is_priced_at_the_table_class_the_template_sets(tmp_path: Path) -> None:
+    # Given the template, and a copy whose event log is Standard-IA
+    text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    ia = tmp_path / "template.yaml"
+    head, log = text.split("\n  EventLogTable:\n", 1)
+    log = log.replace(
+        "    Properties:\n", "    Properties:\n      TableClass: STANDARD_INFREQUENT_ACCESS\n", 1
+    )
+    ia.write_text(f"{head}\n  EventLogTable:\n{log}", encoding="utf-8")
+    size = item_sizes(30)
+    measured = replace(MEASURED, change_wru_shipments=1.0, change_wru_event_log=2.0)
+
+    def log_writes(template: cost.Template) -> cost.Line:
+        (line,) = [
+            x
+            for x in cost.ours(measured, size, size, template)
+            if "event log" in x.what and "writes" in x.what
+        ]
+        return line
+
+    # Then the template's log (Standard) is priced at Standard's write price, the copy at IA's
+    standard, infrequent = log_writes(cost.Template.read()), log_writes(cost.Template.read(ia))
+    assert "(Standard)" in standard.what and "(Standard-IA)" in infrequent.what
+    assert standard.dollars == pytest.approx(48e6 * 2.0 * 0.625e-6)
+    assert infrequent.dollars == pytest.approx(48e6 * 2.0 * 0.78125e-6)
 
 
 def test_item_sizes_grow_with_the_journey_and_stay_within_the_goals() -> None:
@@ -124,6 +162,13 @@ def test_ours_and_the_naive_poller_publish_the_same_events(bench: Bench) -> None
     routed = bench.routed("ours.changed")
     assert {channels for _, _, channels in routed} <= {(), ("whatsapp",), ("sms",)}
     assert any(channels for _, _, channels in routed)
+    # and of a change's units on the shipments table, the DueIndex moves are told apart
+    # (a move is a delete and a put, two units: the journeys change class on most steps)
+    changed = results.phases["ours.changed"].totals
+    table = next(k for k in changed if "ShipmentsTable" in k and k.endswith(":index_wru"))
+    index = changed[table]
+    assert index > 0 and index % 2 == 0
+    assert changed[table.replace(":index_wru", ":wru")] > index
 
 
 @pytest.mark.slow
