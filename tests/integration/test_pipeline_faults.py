@@ -61,10 +61,10 @@ def test_crash_after_the_state_write_before_publishing(
     original = EventsTopic.publish
     crashes = iter(range(3))
 
-    def crashing(self: EventsTopic, events: Any) -> None:
+    def crashing(self: EventsTopic, events: Any, audiences: Any = None) -> None:
         if next(crashes, None) is not None:
             raise PublishError("SNS is down")
-        original(self, events)
+        original(self, events, audiences)
 
     monkeypatch.setattr(EventsTopic, "publish", crashing)
     run(frozen)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import zlib
+from datetime import UTC, datetime
 
 import pytest
 
-from tests.notify_samples import status_changed
+from tests.notify_samples import KEY, status_changed
+from trackwatch.adapters.orders_table import StreamMemberChanges
 from trackwatch.adapters.packing import DICTIONARY, pack, unpack
-from trackwatch.adapters.shipments_table import encode_outbox
+from trackwatch.adapters.shipments_table import encode_outbox, encode_state, state_of_image
 from trackwatch.models.events import EVENT_LIST_ADAPTER
+from trackwatch.models.record import StreamChange
+from trackwatch.models.state import ShipmentState
 
 
 def test_a_packed_document_unpacks_and_is_smaller_than_zlib_alone() -> None:
@@ -35,3 +39,20 @@ def test_a_stream_naming_an_unknown_dictionary_is_an_error() -> None:
     stream = deflate.compress(b"{}") + deflate.flush()
     with pytest.raises(zlib.error):
         unpack(stream)
+
+
+def test_every_reader_of_a_packed_state_reads_it_the_order_roll_up_too() -> None:
+    # Given a shipment of an order, its state packed as the table writes it, in a stream image
+    state = ShipmentState.model_validate({"order_id": "ORD-1042"})
+    packed = encode_state(state)["state"]
+    assert packed[1] & 0x20
+    image = {"pk": {"S": KEY.pk}, "version": {"N": "2"}, "state": {"B": packed}}
+
+    # When the stream's images are read, by the publisher's decoder and the roll-up's
+    change = StreamMemberChanges().change(
+        StreamChange(record_id="1", new_image=image, old_image=None), datetime.now(UTC)
+    )
+
+    # Then both read the order (a roll-up that could not skipped every write as unreadable)
+    assert state_of_image(image).order_id == "ORD-1042"
+    assert change is not None and change.order_id == "ORD-1042"

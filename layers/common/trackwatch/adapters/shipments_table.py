@@ -123,7 +123,7 @@ def state_of_image(image: Mapping[str, Any]) -> ShipmentState:
     typed = image.get("state") or {}
     try:
         if "B" in typed:
-            return ShipmentState.model_validate_json(zlib.decompress(_raw(typed["B"])))
+            return ShipmentState.model_validate_json(unpack(_raw(typed["B"])))
         if "S" in typed:
             return ShipmentState.model_validate_json(typed["S"])
     except (ValueError, TypeError, zlib.error) as exc:  # ValidationError too
