@@ -487,7 +487,8 @@ class LocalRuntime:
         table = source.source_arn.split(":table/", 1)[1].split("/", 1)[0]
         with self._stream_lock:
             after = self._after.get(source.source_arn)
-            params = {"table": table, "region": self.stack.region, "limit": "1000"}
+            # One batch at a time: the backlog is looked at before each (event_sources).
+            params = {"table": table, "region": self.stack.region, "limit": str(source.batch_size)}
             if after is not None:
                 params["after"] = str(after)
             answer = client.get(STREAM_RECORDS_PATH, params=params)
@@ -620,14 +621,24 @@ class LocalRuntime:
             if s.kind == "sqs" and s.queue_url == self.stack.outputs.get("PollQueueUrl")
         }
 
-    def _depth(self, url: str) -> int:
+    def _depth(self, url: str) -> tuple[int, int]:
+        """A queue's visible messages, and those plus the ones in flight (delayed ones are
+        left out: they wait for the simulated clock, not for a consumer)."""
         attributes = self._sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"])
+        visible = int(attributes["ApproximateNumberOfMessages"])
+        return visible, visible + int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
 
-    def _backlog(self) -> tuple[str, int] | None:
-        return self._monitor.over(self.backlog_limit) if self._monitor else None
+    def _backlog(self, fresh: bool) -> tuple[str, int] | None:
+        """The fullest watched queue if over the backlog limit; `fresh`: read now (a
+        publish batch fills the queues within the monitor's second)."""
+        if self._monitor is None:
+            return None
+        if fresh:
+            self._monitor.read()
+        return self._monitor.over(self.backlog_limit)
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Stop reading event sources; wait up to `timeout_s` for the pollers (invocations
