@@ -54,8 +54,6 @@ MONITOR_EVERY_S = 1.0
 #: Messages (visible and in flight) a watched queue may hold before the stream poller
 #: waits for it: a publish batch of 100 events then finds each queue at most this full.
 BACKLOG_LIMIT = 100
-#: Seconds the stream poller waits before reading a full queue's depth again.
-BACKLOG_WAIT_S = 0.2
 
 
 class Activity:
@@ -223,8 +221,8 @@ class StreamPoller(Poller):
         backlog: Callable[[bool], tuple[str, int] | None],
     ) -> None:
         """`backlog(fresh)`: the watched queue over the limit, if one is; `fresh` reads the
-        depths now rather than using the monitor's last reading (after a delivery, or
-        while waiting: an idle stream is read too often to read the depths each time)."""
+        depths now rather than using the monitor's last reading (after a delivery: an
+        idle or waiting stream poller would read them too often)."""
         super().__init__(state, activity, stopping)
         self._read = read
         self._deliver = deliver
@@ -237,11 +235,11 @@ class StreamPoller(Poller):
         fresh = True
         while not self.stopping.is_set():
             full = self._backlog(fresh)
-            fresh = full is not None
+            fresh = False
             if full is not None:
                 name, depth = full
                 self.state.waiting_for = f"{name} to drain ({depth:,} messages)"
-                self.stopping.wait(BACKLOG_WAIT_S)
+                self.stopping.wait(MONITOR_EVERY_S / 2)
                 continue
             self.state.waiting_for = ""
             seen = self.activity.count
@@ -282,8 +280,12 @@ class DepthMonitor(threading.Thread):
         queues: Mapping[str, str],
         depth_of: Callable[[str], tuple[int, int]],
         stopping: threading.Event,
+        every: Callable[[], object] = lambda: None,
     ) -> None:
+        """`every`: also run each period (the runtime releases delayed messages that are
+        due)."""
         super().__init__(name="queue-depths", daemon=True)
+        self._every = every
         self._queues = dict(queues)
         self._depth_of = depth_of
         self.stopping = stopping
@@ -292,6 +294,10 @@ class DepthMonitor(threading.Thread):
     def run(self) -> None:
         """Until stopped."""
         while not self.stopping.is_set():
+            try:
+                self._every()
+            except Exception:  # the emulator going away at shutdown
+                logging.getLogger(__name__).debug("periodic work failed", exc_info=True)
             self.read()
             self.stopping.wait(MONITOR_EVERY_S)
 

@@ -39,6 +39,7 @@ import httpx
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.bootstrap import Clock, Container, Handler, Overrides, bootstrap, utc_now
 from trackwatch.config import Settings
+from trackwatch_cli.delay_line import DelayingClients, DelayLine
 from trackwatch_cli.environment import STREAM_RECORDS_PATH
 from trackwatch_cli.event_sources import (
     BACKLOG_LIMIT,
@@ -202,10 +203,13 @@ class LocalRuntime:
         log: IO[str] | None = None,
         concurrency: int = LOCAL_CONCURRENCY,
         backlog_limit: int = BACKLOG_LIMIT,
+        hold_delayed: bool = False,
     ) -> None:
         """`settings`: variables set for every function on top of its own (say, a test's
         short Clickpost budget); `overrides`: ports to use instead, by function;
-        `concurrency`: invocations at once of a mapping without MaximumConcurrency."""
+        `concurrency`: invocations at once of a mapping without MaximumConcurrency;
+        `hold_delayed`: the functions' delayed messages wait in `delay_line` rather than
+        in the emulator's queues (`trackwatch local` at scale; delay_line.py says why)."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.stack = stack
@@ -222,6 +226,11 @@ class LocalRuntime:
         self._pools: dict[str, EnvironmentPool] = {}
         self._pools_lock = threading.Lock()
         self._sqs = clients.sqs
+        #: Delayed messages the functions send, held here rather than in the emulator.
+        self.delay_line = DelayLine(clients.sqs)
+        self._function_clients = (
+            DelayingClients(clients, self.delay_line) if hold_delayed else clients
+        )
         # In-process moto answers Streams only at the classic endpoint; an emulator's own
         # endpoint (moto's server) serves every service.
         self._streams = (
@@ -270,7 +279,7 @@ class LocalRuntime:
         return bootstrap(
             settings,
             clock=self.clock,
-            clients=self.clients,
+            clients=self._function_clients,
             **self._overrides.get(function, Overrides()),
         )
 
@@ -582,7 +591,12 @@ class LocalRuntime:
             if s.kind == "sqs" and s.queue_url and s.function not in self._upstream()
         }
         watched.update({queue_name(url): url for url in watch})
-        self._monitor = DepthMonitor(watched, self._depth, self._stopping)
+        self._monitor = DepthMonitor(
+            watched,
+            self._depth,
+            self._stopping,
+            every=lambda: self.delay_line.release(due_only=True),
+        )
         self._monitor.read()
         self._monitor.start()
         self._states = {}
@@ -661,6 +675,8 @@ class LocalRuntime:
     def is_quiet(self) -> bool:
         """Nothing running, the stream read empty since the last activity, and no message
         in any worked queue, visible or in flight (see event_sources)."""
+        # A held message whose real delay passed is the queue's now, as in the emulator.
+        self.delay_line.release(due_only=True)
         count = self.activity.count
         if not settled_streams(self._states.values(), self.activity):
             return False
