@@ -52,8 +52,9 @@ LONG_POLL_S = 1
 #: How often queue depths are read for backpressure and progress.
 MONITOR_EVERY_S = 1.0
 #: Messages (visible and in flight) a watched queue may hold before the stream poller
-#: waits for it: a publish batch of 100 events then finds each queue at most this full.
-BACKLOG_LIMIT = 100
+#: waits for it (below some 50, a receive costs moto about the same: its fixed cost per
+#: message dominates).
+BACKLOG_LIMIT = 50
 
 
 class Activity:
