@@ -19,18 +19,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 from trackwatch.adapters.aws import AwsClients
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_pinpoint_sms_voice_v2 import PinpointSMSVoiceV2Client
-    from mypy_boto3_secretsmanager import SecretsManagerClient
-    from mypy_boto3_ses import SESClient
-    from mypy_boto3_sns import SNSClient
-    from mypy_boto3_socialmessaging import EndUserMessagingSocialClient
     from mypy_boto3_sqs import SQSClient
 
 
@@ -97,47 +90,15 @@ class DelayingClients(AwsClients):
     once), but SQS hands delayed messages to `line`."""
 
     def __init__(self, base: AwsClients, line: DelayLine) -> None:
-        # No session of its own: every client is the base's.
+        # No session of its own: every client is the base's, taken now (building two at
+        # once from one session, as the functions' threads would, is not safe).
         self.region = base.region
         self.endpoint_url = base.endpoint_url
         self._base = base
-        self._line = line
+        for name in ("dynamodb", "sns", "ses", "secretsmanager", "sms_voice", "socialmessaging"):
+            self.__dict__[name] = getattr(base, name)
+        self.__dict__["sqs"] = _DelayingSqs(base.sqs, line)
 
     def client(self, service: str, endpoint_url: str | None = None) -> Any:
         """The base's."""
         return self._base.client(service, endpoint_url)
-
-    @cached_property
-    def sqs(self) -> SQSClient:
-        """SQS, delayed sends held by the line."""
-        return cast("SQSClient", _DelayingSqs(self._base.sqs, self._line))
-
-    @cached_property
-    def dynamodb(self) -> DynamoDBClient:
-        """The base's."""
-        return self._base.dynamodb
-
-    @cached_property
-    def sns(self) -> SNSClient:
-        """The base's."""
-        return self._base.sns
-
-    @cached_property
-    def ses(self) -> SESClient:
-        """The base's."""
-        return self._base.ses
-
-    @cached_property
-    def sms_voice(self) -> PinpointSMSVoiceV2Client:
-        """The base's."""
-        return self._base.sms_voice
-
-    @cached_property
-    def socialmessaging(self) -> EndUserMessagingSocialClient:
-        """The base's."""
-        return self._base.socialmessaging
-
-    @cached_property
-    def secretsmanager(self) -> SecretsManagerClient:
-        """The base's."""
-        return self._base.secretsmanager

@@ -43,6 +43,15 @@ SOURCE = EventSource(
 )
 
 
+STREAM = EventSource(
+    function="PublishEventsFunction",
+    kind="dynamodb",
+    source_arn="arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/1",
+    batch_size=100,
+    report_batch_item_failures=True,
+)
+
+
 class FakeQueue:
     """A queue of numbered messages, received ten at a time."""
 
@@ -104,16 +113,7 @@ def test_a_queue_is_worked_by_as_many_invocations_at_once_as_the_mapping_allows(
 
 def test_streams_are_settled_only_when_nothing_runs_and_each_read_empty_since() -> None:
     activity = Activity()
-    stream = SourceState(
-        EventSource(
-            function="PublishEventsFunction",
-            kind="dynamodb",
-            source_arn="arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/1",
-            batch_size=100,
-            report_batch_item_failures=True,
-        ),
-        concurrency=1,
-    )
+    stream = SourceState(STREAM, concurrency=1)
     queue = SourceState(SOURCE, concurrency=4)
 
     assert not settled_streams([stream, queue], activity)  # never read
@@ -125,15 +125,6 @@ def test_streams_are_settled_only_when_nothing_runs_and_each_read_empty_since() 
     assert not settled_streams([stream, queue], activity)  # it may have written since
     stream.quiet_at = activity.count
     assert settled_streams([stream, queue], activity)
-
-
-STREAM = EventSource(
-    function="PublishEventsFunction",
-    kind="dynamodb",
-    source_arn="arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/1",
-    batch_size=100,
-    report_batch_item_failures=True,
-)
 
 
 def test_the_stream_waits_while_a_queue_it_feeds_is_full_and_looks_afresh_after_each_batch() -> (
@@ -189,7 +180,7 @@ def test_delayed_messages_wait_in_the_delay_line_until_due_or_released() -> None
     # Given functions' clients whose delayed sends go to a delay line
     sqs = FakeSqs()
     line = DelayLine(sqs)  # type: ignore[arg-type]
-    base = AwsClients(region="us-east-1")
+    base = AwsClients.emulator("http://emulator")
     base.__dict__["sqs"] = sqs
     clients = DelayingClients(base, line)
 
