@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from trackwatch.errors import NotificationProviderError, StaleStateError
-from trackwatch.models.events import ShipmentEvent
+from trackwatch.models.events import TopicEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.notification import (
     Channel,
@@ -109,11 +109,11 @@ class MemoryHandover:
     """Keeps the fallback requests it was given."""
 
     def __init__(self) -> None:
-        self.handed: list[tuple[ShipmentEvent, Channel, Fallback, datetime | None]] = []
+        self.handed: list[tuple[TopicEvent, Channel, Fallback, datetime | None]] = []
 
     def hand_over(
         self,
-        event: ShipmentEvent,
+        event: TopicEvent,
         to_channel: Channel,
         fallback: Fallback,
         not_before: datetime | None = None,

@@ -8,7 +8,15 @@ from zoneinfo import ZoneInfo
 
 from tests.factories import CATALOGUE
 from trackwatch.data import load_renderer, load_rules
-from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent, event_id
+from trackwatch.models.events import (
+    EVENT_ADAPTER,
+    ORDER_EVENT_ADAPTER,
+    OrderEvent,
+    ShipmentEvent,
+    TopicEvent,
+    event_id,
+    order_event_id,
+)
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.notification import Recipient
 
@@ -31,6 +39,16 @@ STATUS_OF_KIND: dict[str, int | None] = {
     "stuck": None,
     "delay_predicted": None,
 }
+#: order kind → the stage of the order.status_changed that makes it (None: its own type).
+STAGE_OF_KIND: dict[str, str | None] = {
+    "order_shipped": "shipped",
+    "order_out_for_delivery": "out_for_delivery",
+    "order_delivered": "delivered",
+    "order_partially_delivered": None,
+}
+ORDER_ID = "ORD-1042"
+#: The sample order's three parcels: ours (KEY), and two siblings on another carrier.
+SIBLINGS = (ShipmentKey.of(5, "BD77120001"), ShipmentKey.of(5, "BD77120002"))
 _STATUS_TEXT = {4: "PickedUp", 6: "OutForDelivery", 8: "Delivered", 11: "RTORequested"}
 _BUCKET = {4: 2, 6: 4, 8: 6, 11: 8}
 
@@ -128,8 +146,61 @@ def scan_added() -> ShipmentEvent:
     )
 
 
-def sample_event(kind: str) -> ShipmentEvent:
+def order_event(
+    event_type: str = "order.status_changed",
+    stage: str = "shipped",
+    standings: tuple[str, str, str] = ("shipped", "shipped", "placed"),
+    occurred: datetime = OCCURRED,
+) -> OrderEvent:
+    """An event of the sample order of three parcels (KEY first), where they stand."""
+    members = [
+        {
+            "cp_id": key.cp_id,
+            "waybill": key.waybill,
+            "standing": standing,
+            "stage": standing
+            if standing in ("placed", "shipped", "out_for_delivery")
+            else ("delivered" if standing == "delivered" else "out_for_delivery"),
+            "clickpost_status_code": None,
+            "clickpost_status_description": None,
+        }
+        for key, standing in zip((KEY, *SIBLINGS), standings, strict=True)
+    ]
+    order = ("placed", "shipped", "out_for_delivery", "delivered")
+    reached = sum(1 for m in members if order.index(str(m["stage"])) >= order.index(stage))
+    delivered = standings.count("delivered")
+    body: dict[str, Any] = {
+        "event_id": order_event_id(ORDER_ID, event_type, f"{stage}|{reached}"),
+        "order_id": ORDER_ID,
+        "occurred_at": occurred.isoformat(),
+        "detected_at": occurred.isoformat(),
+        "event_type": event_type,
+        "milestone": "placed",
+        "total": 3,
+        "counts": {s: standings.count(s) for s in sorted(set(standings))},
+        "members": members,
+    }
+    if event_type == "order.status_changed":
+        body.update({"stage": stage, "reached": reached, "newly_reached": []})
+    else:
+        body["delivered"] = delivered
+    return ORDER_EVENT_ADAPTER.validate_python(body)
+
+
+def sample_event(kind: str) -> TopicEvent:
     """The fixed sample event of one kind."""
+    if kind in STAGE_OF_KIND:
+        stage = STAGE_OF_KIND[kind]
+        if stage is None:
+            return order_event(
+                "order.partially_delivered", standings=("delivered", "delivered", "lost")
+            )
+        standings = {
+            "shipped": ("shipped", "shipped", "placed"),
+            "out_for_delivery": ("out_for_delivery", "out_for_delivery", "shipped"),
+            "delivered": ("delivered", "delivered", "out_for_delivery"),
+        }[stage]
+        return order_event(stage=stage, standings=standings)
     code = STATUS_OF_KIND[kind]
     if code is not None:
         return status_changed(code)
@@ -145,7 +216,7 @@ def recipient(language: str = "en", **update: Any) -> Recipient:
         phone=PHONE,
         email=EMAIL,
         language=language,
-        order_id="ORD-1042",
+        order_id=ORDER_ID,
         courier_name="Delhivery",
         expected_delivery=date(2026, 12, 4),
     ).model_copy(update=update)

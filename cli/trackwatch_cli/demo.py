@@ -21,25 +21,28 @@ def demo_registrations(
     sandbox: SandboxServer, languages: frozenset[str], today: date | None = None
 ) -> list[Registration]:
     """The sandbox's demo shipments, registered with a customer each (some in Hindi); the
-    missed-promise one with a promise for `today` (its registration day)."""
-    demo = [
-        parse_entry(
-            {
-                "waybill": s.waybill,
-                "cp_id": s.cp_id,
-                "phone": f"+9198765{43210 + i:05d}",
-                "email": f"customer{i + 1}@example.com",
-                "language": "hi" if i % 3 == 2 and "hi" in languages else "en",
-                **(
-                    {"promised_delivery_date": today.isoformat()}
-                    if today is not None and s.journey == PROMISED_TODAY
-                    else {}
-                ),
-            },
-            languages,
-        )
-        for i, s in enumerate(sandbox.add_demo_shipments())
-    ]
+    boxes of one order share their customer (the first box's); the missed-promise one
+    with a promise for `today` (its registration day)."""
+    shipments = sandbox.add_demo_shipments()
+    first_of: dict[str, int] = {}
+    for i, s in enumerate(shipments):
+        if s.order_id is not None:
+            first_of.setdefault(s.order_id, i)
+    demo = []
+    for i, s in enumerate(shipments):
+        customer = first_of.get(s.order_id, i) if s.order_id is not None else i
+        entry: dict[str, object] = {
+            "waybill": s.waybill,
+            "cp_id": s.cp_id,
+            "phone": f"+9198765{43210 + customer:05d}",
+            "email": f"customer{customer + 1}@example.com",
+            "language": "hi" if customer % 3 == 2 and "hi" in languages else "en",
+        }
+        if s.order_id is not None:
+            entry["order_id"] = s.order_id
+        if today is not None and s.journey == PROMISED_TODAY:
+            entry["promised_delivery_date"] = today.isoformat()
+        demo.append(parse_entry(entry, languages))
     rows = [r for r in demo if isinstance(r, Registration)]
     if len(rows) != len(demo):  # the demo's own data broke a rule: a bug here
         raise RuntimeError(f"demo shipments rejected: {demo}")

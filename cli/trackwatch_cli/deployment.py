@@ -145,10 +145,11 @@ def start_stack(
     log: IO[str] | None = None,
     on_invoke: Callable[[Invocation], None] | None = None,
     concurrency: int = LOCAL_CONCURRENCY,
+    real_time_waits: bool = True,
     hold_delayed: bool = False,
 ) -> LocalStack:
     """Deploy `template` into the emulator and make its secrets; raises StackError.
-    `on_invoke`, `concurrency`, `hold_delayed`: see LocalRuntime."""
+    `on_invoke`, `concurrency`, `real_time_waits`, `hold_delayed`: see LocalRuntime."""
     stack = deploy(
         template,
         clients,
@@ -190,6 +191,7 @@ def start_stack(
         log=log,
         on_invoke=on_invoke,
         concurrency=concurrency,
+        real_time_waits=real_time_waits,
         hold_delayed=hold_delayed,
     )
     return LocalStack(

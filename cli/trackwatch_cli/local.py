@@ -524,6 +524,8 @@ class LocalSystem:
                 self.clock.advance(timedelta(minutes=CYCLE_MINUTES))
                 shown.advance()
                 shown.status(self._status(f"cycle {cycle + 1} done"), force=True)
+            # What the last cycle left waiting (an order's window, a held message) is due now.
+            self._wait_quiet(shown, "after the last cycle")
         self.timeline.collect()
 
     def _wait_quiet(self, shown: RunProgress, doing: str) -> None:

@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 
 from trackwatch.models.events import events_json_schema
-from trackwatch_cli import delays_cli, shipments_cli
+from trackwatch_cli import delays_cli, orders_cli, shipments_cli
 from trackwatch_cli.local import local_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(shipments_cli.app, name="shipments")
+app.add_typer(orders_cli.app, name="orders")
 app.add_typer(delays_cli.app, name="delays")
 app.command()(shipments_cli.openapi)
 app.command(name="local")(local_command)

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import ModuleType
 from typing import IO, Any
@@ -62,6 +62,8 @@ STREAM_RETRIES = 3
 #: Concurrent invocations of a mapping whose template sets no MaximumConcurrency (Lambda
 #: would scale it to the account's limit; a laptop has two to eight cores).
 LOCAL_CONCURRENCY = 4
+#: Without real-time waits: how long a poller rests after an empty short poll.
+SHORT_POLL_IDLE_S = 0.02
 
 
 @dataclass
@@ -203,11 +205,15 @@ class LocalRuntime:
         log: IO[str] | None = None,
         concurrency: int = LOCAL_CONCURRENCY,
         backlog_limit: int = BACKLOG_LIMIT,
+        real_time_waits: bool = True,
         hold_delayed: bool = False,
     ) -> None:
         """`settings`: variables set for every function on top of its own (say, a test's
         short Clickpost budget); `overrides`: ports to use instead, by function;
         `concurrency`: invocations at once of a mapping without MaximumConcurrency;
+        `real_time_waits` False: a short batch does not wait out its batching window and an
+        idle queue is polled short, not long, so that `stop()` is immediate (a test harness,
+        where a second per hop and per settle adds up; what is delivered is the same);
         `hold_delayed`: the functions' delayed messages wait in `delay_line` rather than
         in the emulator's queues (`trackwatch local` at scale; delay_line.py says why)."""
         if concurrency < 1:
@@ -217,6 +223,7 @@ class LocalRuntime:
         self.clock = clock
         self.concurrency = concurrency
         self.backlog_limit = backlog_limit
+        self.real_time_waits = real_time_waits
         self._settings = dict(settings or {})
         self._overrides = dict(overrides or {})
         self._factories = {
@@ -241,12 +248,14 @@ class LocalRuntime:
             if clients.endpoint_url is None
             else clients.client("dynamodbstreams")
         )
-        self._iterators: dict[str, str] = {}
+        #: (consumer, shard) → where that consumer is in that shard: each event source
+        #: mapping reads the stream on its own (the publisher and the roll-up both read it).
+        self._iterators: dict[tuple[str, str], str] = {}
         self._stream_lock = threading.Lock()
         #: The emulator's own stream read (our emulator process serves it), if it has one.
         self._direct_streams = _direct_stream_reads(clients.endpoint_url)
-        #: Per stream, the last sequence number read through it.
-        self._after: dict[str, int] = {}
+        #: Per (consumer, stream), the last sequence number that consumer read.
+        self._after: dict[tuple[str, str], int] = {}
         self._on_invoke = on_invoke or (lambda _: None)
         #: Where handlers' printed output (EMF metrics, logs) goes; None leaves it on stdout.
         self._log = log
@@ -255,6 +264,9 @@ class LocalRuntime:
         self.invocations: list[Invocation] = []
         #: Handlers that raised instead of returning (their whole batch failed).
         self.crashes: list[tuple[str, Exception]] = []
+        #: Invocations that died (a BaseException: the process gone), not yet raised in
+        #: the thread that waits on the runtime.
+        self.deaths: list[BaseException] = []
         self.activity = Activity()
         self._states: dict[EventSource, SourceState] = {}
         self._pollers: list[Poller] = []
@@ -378,7 +390,14 @@ class LocalRuntime:
         delete what succeeded, make what failed visible again."""
         assert source.queue_url is not None
         try:
-            result = self._call(source.function, self.sqs_event(messages, source))
+            try:
+                result = self._call(source.function, self.sqs_event(messages, source))
+            except BaseException as death:  # the process died mid-batch
+                # As in Lambda: no report, nothing deleted; the batch stays in flight until
+                # its visibility timeout. The death is raised where the runtime is awaited.
+                self.deaths.append(death)
+                self.activity.happened()
+                return
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
             if done:
@@ -402,7 +421,12 @@ class LocalRuntime:
             self.activity.ended(source.function)
 
     def _long_poll(self, source: EventSource) -> list[dict[str, Any]]:
-        return self._receive(source, LONG_POLL_S)
+        if self.real_time_waits:
+            return self._receive(source, LONG_POLL_S)
+        messages = self._receive(source)
+        if not messages:
+            self._stopping.wait(SHORT_POLL_IDLE_S)
+        return messages
 
     def _receive_more(self, source: EventSource, most: int) -> list[dict[str, Any]]:
         return self._receive(source, 0, most)
@@ -428,7 +452,13 @@ class LocalRuntime:
             delivered += len(messages)
             self.activity.started(source.function)
             self._deliver_sqs(source, messages)
+            self.raise_death()
         return delivered
+
+    def raise_death(self) -> None:
+        """Raise, in the caller's thread, the first invocation death not yet raised."""
+        if self.deaths:
+            raise self.deaths.pop(0)
 
     def sqs_event(
         self, messages: list[Mapping[str, Any]] | Any, source: EventSource
@@ -468,8 +498,9 @@ class LocalRuntime:
             shards = self._streams.describe_stream(StreamArn=source.source_arn)
             for shard in shards["StreamDescription"].get("Shards", []):
                 shard_id = shard["ShardId"]
+                position = (source.function, shard_id)
                 iterator = (
-                    self._iterators.get(shard_id)
+                    self._iterators.get(position)
                     or self._streams.get_shard_iterator(
                         StreamArn=source.source_arn,
                         ShardId=shard_id,
@@ -481,7 +512,7 @@ class LocalRuntime:
                     records = answer.get("Records", [])
                     next_iterator = answer.get("NextShardIterator")
                     if next_iterator:
-                        self._iterators[shard_id] = next_iterator
+                        self._iterators[position] = next_iterator
                     found.extend(records)
                     if not records:
                         break
@@ -495,7 +526,8 @@ class LocalRuntime:
         GetRecords through moto costs milliseconds of its serializer per image."""
         table = source.source_arn.split(":table/", 1)[1].split("/", 1)[0]
         with self._stream_lock:
-            after = self._after.get(source.source_arn)
+            position = (source.function, source.source_arn)
+            after = self._after.get(position)
             # One batch at a time: the backlog is looked at before each (event_sources).
             params = {"table": table, "region": self.stack.region, "limit": str(source.batch_size)}
             if after is not None:
@@ -504,7 +536,7 @@ class LocalRuntime:
             answer.raise_for_status()
             records: list[dict[str, Any]] = answer.json()["Records"]
             if records:
-                self._after[source.source_arn] = int(records[-1]["dynamodb"]["SequenceNumber"])
+                self._after[position] = int(records[-1]["dynamodb"]["SequenceNumber"])
         return records
 
     def _deliver_stream(self, source: EventSource, records: list[dict[str, Any]]) -> None:
@@ -515,12 +547,19 @@ class LocalRuntime:
         records = self._read_stream(source)
         for start in range(0, len(records), source.batch_size):
             self._deliver_stream(source, records[start : start + source.batch_size])
+        self.raise_death()
         return len(records)
 
     def _deliver_stream_batch(self, source: EventSource, records: list[dict[str, Any]]) -> None:
         pending = records
         for _attempt in range(STREAM_RETRIES + 1):
-            result = self.invoke(source.function, {"Records": pending})
+            try:
+                result = self.invoke(source.function, {"Records": pending})
+            except BaseException as death:  # the process died mid-batch
+                # Lambda retries a stream batch whose invocation died, records and all.
+                self.deaths.append(death)
+                self.activity.happened()
+                continue
             failures = (result or {}).get("batchItemFailures", [])
             if not failures:
                 return
@@ -601,6 +640,8 @@ class LocalRuntime:
         self._monitor.start()
         self._states = {}
         for source in sources:
+            if not self.real_time_waits:
+                source = replace(source, batching_window_s=0.0)
             state = SourceState(source, self.concurrency_of(source))
             self._states[source] = state
             poller: Poller
@@ -700,12 +741,14 @@ class LocalRuntime:
         self, *, timeout_s: float | None = None, cancel: threading.Event | None = None
     ) -> bool:
         """Wait until every started source is drained and nothing runs; False if
-        `timeout_s` passed or `cancel` was set first."""
+        `timeout_s` passed or `cancel` was set first. An invocation that died (a
+        BaseException in a handler) is raised here."""
         if not self._pollers:
             raise RuntimeError("start() the runtime's event sources first")
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         states = self._states.values()
         while True:
+            self.raise_death()
             if self.activity.wait(lambda: settled_streams(states, self.activity), 0.1):
                 if self.is_quiet():
                     return True

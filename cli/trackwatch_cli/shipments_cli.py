@@ -43,6 +43,7 @@ from trackwatch.errors import InvalidInputError, TrackwatchError
 from trackwatch.models.inputs import check_since
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.registration import Registration, Rejected, parse_entry
+from trackwatch.services.orders import OrdersService
 from trackwatch.services.registration import EntryResult
 from trackwatch.services.shipments import ShipmentsService
 from trackwatch_cli.display import message, redact, redact_url, text
@@ -93,7 +94,11 @@ _PARAMETER_SETTINGS = {
     "DueShards": "DUE_SHARDS",
     "SupportedLanguages": "SUPPORTED_LANGUAGES",
     "EventLogRetentionDays": "EVENT_LOG_RETENTION_DAYS",
+    "OrderWindowMinutes": "ORDER_WINDOW_MINUTES",
 }
+#: Outputs of a stack with orders (one deployed before them has none: its shipments are
+#: still served).
+_ORDER_OUTPUT_SETTINGS = {"OrdersTableName": "ORDERS_TABLE_NAME"}
 
 
 class TargetError(RuntimeError):
@@ -106,6 +111,8 @@ class Target:
 
     service: ShipmentsService
     languages: frozenset[str]
+    #: The orders service (None: the stack has no orders table).
+    orders: OrdersService | None = None
 
 
 def describe(stack: str, clients: AwsClients) -> tuple[dict[str, str], dict[str, str]]:
@@ -133,6 +140,13 @@ def connect(stack: str, clients: AwsClients) -> Target:
     variables = {variable: outputs[name] for name, variable in _OUTPUT_SETTINGS.items()}
     variables.update(
         {
+            variable: outputs[name]
+            for name, variable in _ORDER_OUTPUT_SETTINGS.items()
+            if name in outputs
+        }
+    )
+    variables.update(
+        {
             variable: str(parameters[name])
             for name, variable in _PARAMETER_SETTINGS.items()
             if parameters.get(name)
@@ -141,7 +155,8 @@ def connect(stack: str, clients: AwsClients) -> Target:
     container = bootstrap(Settings(variables), clients=clients)
     service = container.shipments_service
     languages = container.languages
-    return Target(service=service, languages=languages)
+    orders = container.orders_service if "ORDERS_TABLE_NAME" in variables else None
+    return Target(service=service, languages=languages, orders=orders)
 
 
 StackOption = Annotated[

@@ -45,6 +45,26 @@ def tracking(record: ShipmentRecord, cadence: Cadence) -> str:
     return "active"
 
 
+def by_order(
+    keys: Sequence[ShipmentKey], records: Mapping[ShipmentKey, ShipmentRecord]
+) -> list[tuple[str | None, list[ShipmentKey]]]:
+    """The shipments grouped by their order_id, each group where its first member was; a
+    shipment with no order is a group of its own."""
+    groups: list[tuple[str | None, list[ShipmentKey]]] = []
+    index: dict[str, int] = {}
+    for key in keys:
+        record = records.get(key)
+        order_id = record.state.order_id if record else None
+        if order_id is None:
+            groups.append((None, [key]))
+        elif order_id in index:
+            groups[index[order_id]][1].append(key)
+        else:
+            index[order_id] = len(groups)
+            groups.append((order_id, [key]))
+    return groups
+
+
 def shipments_table(
     keys: Sequence[ShipmentKey],
     records: Mapping[ShipmentKey, ShipmentRecord],
@@ -52,25 +72,40 @@ def shipments_table(
     *,
     total: int | None = None,
 ) -> Table:
-    """One row per shipment: its status, bucket, scans and whether it is still tracked.
-    `total`: how many shipments there are, when `keys` lists only the first of them."""
+    """One row per shipment, the boxes of one order together: its order, status, bucket,
+    scans and whether it is still tracked. `total`: how many shipments there are, when
+    `keys` lists only the first of them."""
     more = (total or len(keys)) - len(keys)
     title = "Shipments" + (f" (the first {len(keys):,} of {total:,})" if more > 0 else "")
     table = Table(title=title)
-    for column in ("waybill", "cp_id", "status", "bucket", "scans", "tracking"):
+    # Waybills whole (they are what a reader looks for); an order id folds instead.
+    longest = max((len(key.waybill) for key in keys), default=7)
+    table.add_column("order", overflow="fold")
+    table.add_column("waybill", no_wrap=True, min_width=min(longest, 30))
+    for column in ("cp_id", "status", "bucket", "scans", "tracking"):
         table.add_column(column)
-    for key in keys:
-        record = records.get(key)
-        current = record.state.current if record else None
-        # Waybills and Clickpost's text are shown as text, never read as markup.
-        table.add_row(
-            text(key.waybill),
-            str(key.cp_id),
-            text((current.clickpost_status_description or "") if current else "-"),
-            text((current.clickpost_status_bucket_description or "") if current else "-"),
-            str(record.state.scan_count) if record else "-",
-            text(tracking(record, cadence) if record else "unknown"),
-        )
+    for order_id, members in by_order(keys, records):
+        several = len(members) > 1
+        if several and table.row_count:
+            table.add_section()
+        for position, key in enumerate(members):
+            record = records.get(key)
+            current = record.state.current if record else None
+            label = order_id or "-"
+            if several:
+                label = f"{order_id} ({len(members)} boxes)" if position == 0 else ""
+            # Waybills, order ids and Clickpost's text are shown as text, never read as markup.
+            table.add_row(
+                text(label),
+                text(key.waybill),
+                str(key.cp_id),
+                text((current.clickpost_status_description or "") if current else "-"),
+                text((current.clickpost_status_bucket_description or "") if current else "-"),
+                str(record.state.scan_count) if record else "-",
+                text(tracking(record, cadence) if record else "unknown"),
+            )
+        if several:
+            table.add_section()
     return table
 
 

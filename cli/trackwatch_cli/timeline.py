@@ -89,8 +89,27 @@ def _delay_detail(kind: str, event: dict[str, Any]) -> Text:
     return Text()
 
 
+def _order_detail(event: dict[str, Any]) -> Text:
+    """An order event's counts: "2 of 3 delivered", or how its members stand."""
+    if event["event_type"] == "order.status_changed":
+        return text(f"{event['reached']} of {event['total']} {event['stage']}", style="bold")
+    counts = event.get("counts") or {}
+    return text(", ".join(f"{n} {standing}" for standing, n in sorted(counts.items())))
+
+
 def event_line(event: dict[str, Any], when: str) -> Text | None:
     """The timeline's line for an event (None for scans, which are not shown)."""
+    if event["event_type"].startswith("order."):
+        kind = event["event_type"].removeprefix("order.")
+        return Text.assemble(
+            (when, "dim"),
+            " ",
+            ("order", "cyan"),
+            f" {kind:<15} ",
+            text(event["order_id"]),
+            " ",
+            _order_detail(event),
+        )
     kind = event["event_type"].removeprefix("shipment.")
     if kind == "scan_added":
         return None

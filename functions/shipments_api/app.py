@@ -15,8 +15,12 @@ if TYPE_CHECKING:
 
 
 def handler(container: Container) -> Handler:
-    """The handler over `container`'s shipments service."""
-    api = ApiContext(service=container.shipments_service, languages=container.languages)
+    """The handler over `container`'s shipments and orders services."""
+    api = ApiContext(
+        service=container.shipments_service,
+        languages=container.languages,
+        orders=lambda: container.orders_service,
+    )
 
     # No @metrics.log_metrics: the routes emit their counts with single metrics, and an
     # empty flush would warn on every request.

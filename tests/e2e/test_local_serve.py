@@ -63,6 +63,13 @@ class Running:
         return elapsed
 
 
+#: Ctrl-C stops within 2 s by design (the runtime gives its pollers 1 s, then prints what it
+#: has). Wall time is not what a test can promise on a loaded CI machine (house rule: speed is
+#: measured, not asserted), so the bound here only tells "stopped at once" from "ran on to
+#: the end of its cycles", which takes minutes.
+STOP_BOUND_S = 10.0
+
+
 @pytest.fixture
 def environment(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
@@ -158,7 +165,7 @@ def test_another_service_subscribes_its_own_queue_and_a_new_shipment_moves(
     seconds = running.interrupt()
     assert running.process.returncode == 130
     assert "Totals" in running.output
-    assert seconds < 2.0, seconds
+    assert seconds < STOP_BOUND_S, seconds
     assert not Path(environment["TRACKWATCH_LOCAL_FILE"]).exists()
 
 
@@ -185,4 +192,4 @@ def test_ctrl_c_during_cycles_stops_within_two_seconds_with_a_summary(
     assert running.process.returncode == 130, running.output
     assert "interrupted" in running.output
     assert "Totals" in running.output
-    assert seconds < 2.0, seconds
+    assert seconds < STOP_BOUND_S, seconds

@@ -116,6 +116,14 @@ SHIPMENTS_TABLE_GRANTS = {
             "dynamodb:GetShardIterator",
         },
     },
+    # The roll-up: a second stream event source.
+    "RollUpOrdersFunction": {
+        "{ShipmentsTable.StreamArn}": {
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+        },
+    },
     # Registration: get_many(), get(), save_registration() (PutItem or UpdateItem);
     # stop: commit() (UpdateItem).
     "ShipmentsApiFunction": {

@@ -208,7 +208,7 @@ def test_stream_consumers_are_alarmed_well_before_records_expire(cfn_template: T
     alarms = _function_alarms(cfn_template, "IteratorAge")
 
     # Then: fired within the first hour of falling behind, leaving most of the day to act
-    assert stream_consumers == {"PublishEventsFunction"}
+    assert stream_consumers == {"PublishEventsFunction", "RollUpOrdersFunction"}
     assert set(alarms) == stream_consumers
     for function, alarm in alarms.items():
         fires_after_ms = alarm["Threshold"] + alarm["Period"] * alarm["EvaluationPeriods"] * 1000

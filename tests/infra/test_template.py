@@ -38,6 +38,8 @@ NOTIFYING_EVENT_TYPES = [
     "shipment.ndr_raised",
     "shipment.stuck",
     "shipment.delay_predicted",
+    "order.status_changed",
+    "order.partially_delivered",
 ]
 
 pytestmark = pytest.mark.filterwarnings(
@@ -495,6 +497,7 @@ def test_function_log_groups_expire_their_logs(stack: Stack, cfn_template: Templ
             "NotifyEmailLogGroup",
             "ShipmentsApiLogGroup",
             "IngestShipmentsLogGroup",
+            "RollUpOrdersLogGroup",
             "ShipmentsHttpApiAccessLogGroup",
             "LearnThresholdsLogGroup",
             "SendOpsDigestLogGroup",
@@ -612,6 +615,8 @@ def test_outputs_are_exported_under_the_stack_name(stack: Stack) -> None:
         "WhatsAppEventsDeadLetterQueueUrl",
         "WhatsAppEventsSubscriptionDeadLetterQueueUrl",
         "NotificationsTableName",
+        "OrdersTableName",
+        "OrderSettleDeadLetterQueueUrl",
         "DelayThresholdsTableName",
         "OpsDigestQueueUrl",
         "OpsDigestDeadLetterQueueUrl",
@@ -666,6 +671,7 @@ def test_every_queue_but_a_dead_letter_queue_redrives(cfn_template: Template) ->
         "WhatsAppSubscriptionDeadLetterQueue",
         "WhatsAppEventsSubscriptionDeadLetterQueue",
         "AllEventsSubscriptionDeadLetterQueue",
+        "OrderSettleDeadLetterQueue",
         "DelayJobsDeadLetterQueue",
         "OpsDigestDeadLetterQueue",
         "OpsDigestSubscriptionDeadLetterQueue",
@@ -780,7 +786,7 @@ def test_every_function_runs_python_313_on_arm64_with_the_common_layer(
     assert others == []
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert len(functions) == 14
+    assert len(functions) == 15
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13", name
@@ -813,6 +819,7 @@ def test_translate_points_code_at_the_local_folders(cfn_template: Template) -> N
         "NotifyEmailFunction": "functions/notify_email",
         "ShipmentsApiFunction": "functions/shipments_api",
         "IngestShipmentsFunction": "functions/ingest_shipments",
+        "RollUpOrdersFunction": "functions/roll_up_orders",
         "LearnThresholdsFunction": "functions/learn_thresholds",
         "SendOpsDigestFunction": "functions/send_ops_digest",
         "PollChangeFeedFunction": "functions/poll_change_feed",
@@ -878,6 +885,7 @@ def test_shipments_api_requires_iam_on_every_route(cfn_template: Template) -> No
         ("DELETE", "/shipments/{cp_id}/{waybill}"),
         ("POST", "/shipments/{cp_id}/{waybill}/refresh"),
         ("POST", "/shipments/{cp_id}/{waybill}/replay"),
+        ("GET", "/orders/{order_id}"),
     }
     for route, operation in operations.items():
         assert operation["security"] == [{"AWS_IAM": []}], route
@@ -969,6 +977,42 @@ def test_ingest_queue_feeds_ingest_shipments_reporting_item_failures(stack: Stac
     (mapping,) = mappings
     assert mapping["EventSourceArn"] == queue_arn
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_roll_up_reads_the_whole_stream_and_its_own_settle_queue(stack: Stack) -> None:
+    # Given
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    ids = stack.physical_ids
+    stream_arn = dynamodb.describe_table(TableName=ids["ShipmentsTable"])["Table"][
+        "LatestStreamArn"
+    ]
+    settle_arn = sqs.get_queue_attributes(
+        QueueUrl=ids["OrderSettleQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+
+    # When
+    mappings = lambda_client.list_event_source_mappings(FunctionName=ids["RollUpOrdersFunction"])[
+        "EventSourceMappings"
+    ]
+    environment = lambda_client.get_function_configuration(
+        FunctionName=ids["RollUpOrdersFunction"]
+    )["Environment"]["Variables"]
+
+    # Then: every write of the stream (order_id is inside the state: no filter can see it)
+    by_source = {mapping["EventSourceArn"]: mapping for mapping in mappings}
+    assert set(by_source) == {stream_arn, settle_arn}
+    stream = by_source[stream_arn]
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert "FilterCriteria" not in stream or not stream["FilterCriteria"].get("Filters")
+    assert by_source[settle_arn]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert environment["ORDERS_TABLE_NAME"] == ids["OrdersTable"]
+    assert str(environment["ORDER_WINDOW_MINUTES"]) == "10"
+    assert environment["EVENTS_TOPIC_ARN"] == ids["ShipmentEventsTopic"]
+    key = dynamodb.describe_table(TableName=ids["OrdersTable"])["Table"]["KeySchema"]
+    assert key == [{"AttributeName": "pk", "KeyType": "HASH"}]
 
 
 def test_every_table_says_whether_it_can_be_recovered_and_why_not(cfn_template: Template) -> None:

@@ -175,6 +175,7 @@ def open_pipeline(
             clients,
             clock or SimulatedClock(START),
             stack_name="trackwatch-it",
+            real_time_waits=False,
             parameters=parameters,
             settings={
                 "CLICKPOST_BASE_URL": sandbox.base_url,

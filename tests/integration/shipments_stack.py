@@ -143,6 +143,10 @@ def http_event(
 def shipments_stack() -> Iterator[ShipmentsStack]:
     with emulated_aws() as clients:
         local = start_stack(
-            ROOT / "template.yaml", clients, SimulatedClock(START), stack_name=STACK_NAME
+            ROOT / "template.yaml",
+            clients,
+            SimulatedClock(START),
+            stack_name=STACK_NAME,
+            real_time_waits=False,
         )
         yield ShipmentsStack(local=local)

@@ -84,6 +84,7 @@ class Notify:
             clock=self.clock,
             settings=variables,
             overrides=with_local_senders(self.local.senders, {}),
+            real_time_waits=False,
         )
 
     def shipment(self, **contact: Any) -> None:
@@ -179,6 +180,7 @@ def notify() -> Iterator[Notify]:
             clients,
             SimulatedClock(DAYTIME),
             stack_name="trackwatch-notify",
+            real_time_waits=False,
         )
         email_from = local.stack.functions["NotifyEmailFunction"].environment["EMAIL_FROM"]
         clients.ses.verify_email_identity(EmailAddress=email_from)

@@ -107,6 +107,8 @@ def hostile(draw: st.DrawFn, cases: st.SearchStrategy[Any]) -> Any:
     targets = ["body"] if case.method.upper() == "POST" and case.path == "/shipments" else []
     if "waybill" in (case.path_parameters or {}):
         targets.append("waybill")
+    if "order_id" in (case.path_parameters or {}):
+        targets.append("order_id")
     if case.path.endswith("/replay"):
         targets.append("since")
     if not targets:
@@ -115,9 +117,9 @@ def hostile(draw: st.DrawFn, cases: st.SearchStrategy[Any]) -> Any:
     body, path_parameters, query = case.body, dict(case.path_parameters or {}), case.query
     if target == "body":
         body = _poisoned(case.body, draw)
-    elif target == "waybill":
+    elif target in ("waybill", "order_id"):
         # A path is sent as UTF-8: no surrogates (the gateway could not have decoded them).
-        path_parameters["waybill"] = draw(_TEXT)
+        path_parameters[target] = draw(_TEXT)
     else:
         query = {**(case.query or {}), "since": draw(st.sampled_from(EXTREME_DATES))}
     # A new case, not the generated one edited: schemathesis would check the edited one
@@ -147,6 +149,10 @@ def corpus(operations: list[Any]) -> list[Any]:
                     [{"waybill": "OK-3", "cp_id": 4, "metadata": {text: text}, text: 1}],
                 ):
                     cases.append(operation.Case(body=body, media_type="application/json"))
+            continue
+        if operation.path.startswith("/orders/"):
+            for text in HOSTILE_TEXT:
+                cases.append(operation.Case(path_parameters={"order_id": text}))
             continue
         for text in HOSTILE_TEXT:
             cases.append(operation.Case(path_parameters={"cp_id": 1, "waybill": text}))
@@ -240,7 +246,7 @@ def test_no_request_the_document_allows_or_forbids_gets_a_5xx(base_url: str) -> 
         for operation in operations
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
     ]
-    assert len(strategies) == 10
+    assert len(strategies) == 12
     # and the same with hostile text or an extreme date in a body, a path or a query
     strategies += [hostile(strategy) for strategy in strategies]
 

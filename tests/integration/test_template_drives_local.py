@@ -18,7 +18,7 @@ def ndr_only_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = (ROOT / "template.yaml").read_text(encoding="utf-8")
     default = (
         "        event_type: [shipment.status_changed, shipment.ndr_raised, shipment.stuck, "
-        "shipment.delay_predicted]\n"
+        "shipment.delay_predicted, order.status_changed, order.partially_delivered]\n"
         "\n  # --- E-mail"
     )
     assert default in text, "the SMS filter policy moved; update this test"

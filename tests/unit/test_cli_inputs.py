@@ -15,12 +15,14 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.order_views import OrderMemberView, OrderTimelineEntry, OrderView
 from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.state import CurrentStatus, ShipmentState
 from trackwatch_cli.display import redact, redact_url, text
 from trackwatch_cli.main import app
-from trackwatch_cli.summary import shipments_table
+from trackwatch_cli.orders_cli import order_tables
+from trackwatch_cli.summary import by_order, shipments_table
 from trackwatch_cli.timeline import event_line, notification_line
 
 NOW = datetime(2026, 11, 27, 6, 30, tzinfo=UTC)
@@ -257,3 +259,99 @@ def test_the_timeline_prints_events_and_messages_as_text() -> None:
 def test_text_escapes_control_characters_and_never_reads_markup() -> None:
     shown = rendered(text(f"[bold]{ESC}[1mX[/]"))
     assert shown == "[bold]\\x1b[1mX[/]\n"
+
+
+@pytest.mark.parametrize(
+    ("order_id", "says"),
+    [("ORD\u200b1", "ZERO WIDTH SPACE"), ("O" * 101, "1 to 100 characters")],
+)
+def test_a_bad_order_id_is_exit_2_printed_as_text(order_id: str, says: str) -> None:
+    code, output = run("orders", "show", order_id, "--local")
+    assert code == 2
+    assert says in output
+
+
+def test_an_order_prints_waybills_and_statuses_as_text() -> None:
+    # Given an order whose waybill and status hold markup and escape codes
+    view = OrderView(
+        order_id="[bold]ORD-1",
+        total=2,
+        milestone="shipped",
+        complete=False,
+        counts={"shipped": 1, "out_for_delivery": 1},
+        members=[
+            OrderMemberView(
+                cp_id=4,
+                waybill="AB[/]12",
+                standing="shipped",
+                stage="shipped",
+                clickpost_status_code=4,
+                clickpost_status_description=HOSTILE_REMARK,
+                clickpost_status_bucket=2,
+                clickpost_status_bucket_description=None,
+                is_terminal=False,
+                joined_at=NOW,
+            )
+        ],
+        told_until=NOW,
+        timeline=[
+            OrderTimelineEntry(
+                at=NOW,
+                what="status",
+                cp_id=4,
+                waybill="AB[/]12",
+                clickpost_status_description=HOSTILE_STATUS,
+            ),
+            OrderTimelineEntry(
+                at=NOW, what="order.status_changed", stage="shipped", reached=1, total=2
+            ),
+        ],
+    )
+
+    # When its tables are printed
+    shown = "".join(rendered(table) for table in order_tables(view))
+
+    # Then every value is shown as written, escape codes escaped
+    assert "[bold]ORD-1" in shown and "AB[/]12" in shown and "1 of 2 shipped" in shown
+    assert HOSTILE_STATUS in shown and "\\x1b[31mred\\x1b[0m" in shown
+    assert ESC not in shown
+
+
+def test_the_summary_groups_the_boxes_of_an_order_together() -> None:
+    # Given a lone shipment between two boxes of one order
+    def record(key: ShipmentKey, order_id: str | None) -> ShipmentRecord:
+        return ShipmentRecord(
+            key=key, version=1, registered_at=NOW, state=ShipmentState(order_id=order_id)
+        )
+
+    boxes = [ShipmentKey.of(4, "BOX1"), ShipmentKey.of(5, "LONE"), ShipmentKey.of(6, "BOX2")]
+    records = {
+        boxes[0]: record(boxes[0], "[b]ORD-2"),
+        boxes[1]: record(boxes[1], None),
+        boxes[2]: record(boxes[2], "[b]ORD-2"),
+    }
+
+    # When
+    groups = by_order(boxes, records)
+    shown = rendered(shipments_table(boxes, records, Cadence()))
+
+    # Then the order's boxes are one group, where its first box was, its id shown as text
+    assert groups == [("[b]ORD-2", [boxes[0], boxes[2]]), (None, [boxes[1]])]
+    assert "[b]ORD-2 (2 boxes)" in shown
+    assert shown.index("BOX2") < shown.index("LONE")
+
+
+def test_the_timeline_prints_order_events_with_their_counts() -> None:
+    event = {
+        "event_type": "order.status_changed",
+        "order_id": "[b]ORD-2",
+        "stage": "delivered",
+        "reached": 2,
+        "total": 3,
+    }
+    completed = {"event_type": "order.completed", "order_id": "O", "counts": {"delivered": 3}}
+    line = event_line(event, "12:00")
+    other = event_line(completed, "12:10")
+    assert line is not None and other is not None
+    assert "[b]ORD-2" in rendered(line) and "2 of 3 delivered" in rendered(line)
+    assert "3 delivered" in rendered(other)

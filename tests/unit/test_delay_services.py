@@ -392,3 +392,27 @@ def test_nothing_to_report_sends_nothing() -> None:
     summary = digest.send()
 
     assert sender.sent == [] and not summary.sent
+
+
+def test_the_digest_clips_and_flattens_what_a_carrier_wrote() -> None:
+    # Given stuck events whose location is 300 KB of a carrier's text with control and
+    # bidi characters (as an event on the queue may carry)
+    hostile = "\x1b[31mHub\x00\r\n\u202e" + "Nagpur " * 43_000 + "\x07"
+    events = [
+        e.model_copy(update={"location": hostile})
+        for e in delay_events()
+        if e.event_type == "shipment.stuck"
+    ]
+    assert events
+
+    # When
+    digest = build_digest(events, at(5, 18).date())
+    _, body = render_digest(digest, IST, lambda code: CATALOGUE.lookup(code or 0).name)
+
+    # Then each case is one short line of printable text
+    cases = [line for line in body.splitlines() if "no scan for" in line]
+    assert cases
+    for line in cases:
+        assert len(line) < 400, len(line)
+        assert line.isprintable(), repr(line)
+    assert len(body) < 10_000

@@ -397,3 +397,38 @@ def test_the_checks_are_off_without_a_policy() -> None:
     )
 
     assert later.events == ()
+
+
+@pytest.mark.parametrize("edd", ["9999-12-31", "0001-01-01", "2026-02-30", "9999-12-31T23:59:59"])
+def test_a_carrier_date_at_the_ends_of_the_calendar_is_no_promise_and_breaks_nothing(
+    edd: str,
+) -> None:
+    # Given a carrier EDD no carrier means (the calendar's first or last day, or no day)
+    scans = [scan(1, 5, 25)]
+
+    # When the shipment is polled, then visited days later
+    first = poll(None, scans, at(2), courier_partner_edd=edd)
+    later = poll(first.state, scans, at(20), courier_partner_edd=edd)
+    visit = recheck(later.state, KEY, at(25), checks())
+
+    # Then no promise is read from it (no breach, no prediction), and the other checks run
+    assert of_type([first, later], SlaBreached) == []
+    assert [e.event_type for e in later.events] == ["shipment.stuck"]
+    assert visit.events == ()
+
+
+@pytest.mark.parametrize("promised", [date(9999, 12, 31), date(1, 1, 1)])
+def test_a_stored_promise_at_the_ends_of_the_calendar_never_breaks_a_poll(promised: date) -> None:
+    # Given a shipment stored with a promise at the calendar's last or first day (as a
+    # record written before registration checked the range would hold)
+    scans = [scan(1, 5, 25)]
+    stored = poll(None, scans, at(2)).state.model_copy(update={"promised_delivery_date": promised})
+
+    # When it is polled and visited
+    polled = poll(stored, scans, at(3))
+    visit = recheck(stored, KEY, at(3), checks())
+
+    # Then the last day is never missed, the first was missed long ago: once, not a crash
+    breaches = of_type([polled], SlaBreached)
+    assert len(breaches) == (1 if promised.year == 1 else 0)
+    assert len(of_type([visit], SlaBreached)) == len(breaches)

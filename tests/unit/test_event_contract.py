@@ -7,7 +7,15 @@ from pathlib import Path
 
 from tests.factories import CATALOGUE, NOW, result, scan
 from trackwatch.logic.diff import diff
-from trackwatch.models.events import EVENT_ADAPTER, EVENT_TYPES, event_type_name, routing_attributes
+from trackwatch.models.events import (
+    EVENT_ADAPTER,
+    EVENT_TYPES,
+    ORDER_EVENT_TYPES,
+    _Event,
+    _OrderEvent,
+    event_type_name,
+    routing_attributes,
+)
 from trackwatch.models.keys import ShipmentKey
 from trackwatch_cli.main import render_events_schema
 
@@ -24,7 +32,8 @@ def test_committed_schema_matches_the_models() -> None:
 def test_every_event_type_is_in_the_schema_and_documented() -> None:
     schema = json.loads(render_events_schema())
     documented = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
-    for model in EVENT_TYPES:
+    models: list[type[_Event] | type[_OrderEvent]] = [*EVENT_TYPES, *ORDER_EVENT_TYPES]
+    for model in models:
         name = event_type_name(model)
         assert model.__name__ in schema["$defs"]
         assert f"`{name}`" in documented, f"docs/events.md does not describe {name}"

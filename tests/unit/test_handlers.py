@@ -42,13 +42,14 @@ from tests.notify_fakes import (
     MemorySender,
 )
 from tests.notify_samples import KEY, PHONE, recipient
+from tests.order_fakes import MemoryOrderPublisher, MemoryOrders, MemoryScheduler
 from trackwatch.bootstrap import Container, Handler, bootstrap
 from trackwatch.config import Settings
 from trackwatch.errors import ClickpostUnavailableError, StorageError
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
 from trackwatch.logic.diff import diff
 from trackwatch.models.change_feed import UpdatedOrder
-from trackwatch.models.events import EVENT_ADAPTER
+from trackwatch.models.events import EVENT_ADAPTER, OrderStatusChanged
 from trackwatch.models.hints import ChangeHint, HintBatch
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.messages import PollRequest
@@ -331,6 +332,7 @@ def test_notify_samples_send_one_message_and_fail_a_poison_record_alone(
         guard=guard,
         ledger=MemoryLedger(),
         handover=MemoryHandover(),
+        order_directory=MemoryOrders(),
     )
 
     # When
@@ -363,6 +365,7 @@ def test_a_fallback_request_is_read_from_its_message_attributes() -> None:
         guard=MemoryGuard(),
         ledger=MemoryLedger(),
         handover=MemoryHandover(),
+        order_directory=MemoryOrders(),
     )
 
     # When
@@ -443,6 +446,98 @@ def test_the_api_samples_register_then_show_a_shipment() -> None:
     assert shown["statusCode"] == 200, shown["body"]
     assert json.loads(shown["body"])["waybill"] == "4210610508756"
     assert missing["statusCode"] == 404
+
+
+# --------------------------------------------------------------------------- orders
+
+
+def test_roll_up_samples_join_two_boxes_then_a_tick_tells_the_first_one_shipped() -> None:
+    # Given the stream sample (two boxes of one order registered at 06:00, the first shipped
+    # at 06:30) and the settle tick sample (06:40)
+    orders, topic, ticks = MemoryOrders(), MemoryOrderPublisher(), MemoryScheduler()
+    clock = [NOW]
+    container = bootstrap(
+        Settings({"ORDERS_TABLE_NAME": "unit-orders"}),
+        clock=lambda: clock[0],
+        orders=orders,
+        order_publisher=topic,
+        settle_scheduler=ticks,
+    )
+    handle = handler_of("roll_up_orders", container)
+
+    # When the stream batch is rolled up
+    answer = handle(sample("roll_up_orders_stream.json"), CONTEXT)
+
+    # Then the order has both boxes, nothing is told yet, and a tick is asked for 06:40
+    assert failures(answer) == []
+    record = orders.records["ORD-3BOX"]
+    assert record.member_count == 2
+    assert topic.published == []
+    assert ticks.ticks == [("ORD-3BOX", NOW + timedelta(minutes=10))]
+
+    # And when the tick comes at 06:40, one box of two is told shipped
+    clock[0] = NOW + timedelta(minutes=10)
+    answer = handle(sample("roll_up_orders_settle_sqs.json"), CONTEXT)
+    assert failures(answer) == []
+    (event,) = topic.published
+    assert isinstance(event, OrderStatusChanged)
+    assert (event.stage, event.reached, event.total) == ("shipped", 1, 2)
+    assert orders.records["ORD-3BOX"].pending == ()
+
+
+def test_roll_up_retries_the_records_of_an_order_it_could_not_publish() -> None:
+    orders, topic = MemoryOrders(), MemoryOrderPublisher(fail=True)
+    container = bootstrap(
+        Settings({"ORDERS_TABLE_NAME": "unit-orders"}),
+        clock=lambda: NOW + timedelta(hours=1),
+        orders=orders,
+        order_publisher=topic,
+        settle_scheduler=MemoryScheduler(),
+    )
+
+    answer = handler_of("roll_up_orders", container)(sample("roll_up_orders_stream.json"), CONTEXT)
+
+    # The windows closed at once (an hour later), the event is kept pending, the batch retried
+    assert failures(answer) == ["100", "101", "102"]
+    assert [e.event_type for e in orders.records["ORD-3BOX"].pending] == ["order.status_changed"]
+
+
+def test_the_api_shows_an_order_the_roll_up_keeps() -> None:
+    # Given the roll-up's stream sample rolled up into the orders table
+    orders = MemoryOrders()
+    roll_up = bootstrap(
+        Settings({"ORDERS_TABLE_NAME": "unit-orders"}),
+        clock=lambda: NOW + timedelta(hours=1),
+        orders=orders,
+        order_publisher=MemoryOrderPublisher(),
+        settle_scheduler=MemoryScheduler(),
+    )
+    handler_of("roll_up_orders", roll_up)(sample("roll_up_orders_stream.json"), CONTEXT)
+    api = bootstrap(
+        Settings({"ORDERS_TABLE_NAME": "unit-orders"}),
+        clock=lambda: NOW + timedelta(hours=1),
+        shipments=MemoryStore(),
+        poll_queue=MemoryQueue(),
+        event_log=MemoryEventLog(),
+        publisher=MemoryPublisher(),
+        orders=orders,
+    )
+    handle = handler_of("shipments_api", api)
+    request = sample("shipments_api_get_order.json")
+
+    # When
+    shown = handle(request, CONTEXT)
+    missing = handle({**request, "rawPath": "/orders/ORD-NONE"}, CONTEXT)
+    invisible = handle({**request, "rawPath": "/orders/ORD%E2%80%8B3BOX"}, CONTEXT)
+
+    # Then
+    assert shown["statusCode"] == 200, shown["body"]
+    body = json.loads(shown["body"])
+    assert (body["order_id"], body["total"], body["milestone"]) == ("ORD-3BOX", 2, "placed")
+    assert [m["waybill"] for m in body["members"]] == ["SBXORD000001", "SBXORD000002"]
+    assert any(entry["what"] == "order.status_changed" for entry in body["timeline"])
+    assert missing["statusCode"] == 404
+    assert invisible["statusCode"] == 422, invisible["body"]
 
 
 def _request(method: str, path: str, query: str = "") -> dict[str, Any]:

@@ -18,20 +18,23 @@ from tests.notify_fakes import (
 from tests.notify_samples import (
     KEY,
     OCCURRED,
+    ORDER_ID,
     PHONE,
     RENDERER,
     RULES,
     ndr_raised,
+    order_event,
     recipient,
     status_changed,
     stuck,
 )
+from tests.order_fakes import OrderSizes
 from trackwatch.errors import (
     ProviderRejectedError,
     ProviderUnavailableError,
     RecipientRejectedError,
 )
-from trackwatch.models.events import ShipmentEvent
+from trackwatch.models.events import ShipmentEvent, TopicEvent
 from trackwatch.models.notification import (
     CHANNELS,
     Channel,
@@ -54,9 +57,13 @@ class World:
     """Three notifiers over one set of fakes, as three functions over one stack."""
 
     def __init__(
-        self, who: Recipient | None = None, enabled: frozenset[str] = frozenset(CHANNELS)
+        self,
+        who: Recipient | None = None,
+        enabled: frozenset[str] = frozenset(CHANNELS),
+        order_size: int = 0,
     ) -> None:
         self.recipients = MemoryRecipients(who or recipient())
+        self.orders = OrderSizes({ORDER_ID: order_size})
         self.senders = {channel: MemorySender() for channel in CHANNELS}
         self.deferrer = MemoryDeferrer()
         self.guard = MemoryGuard()
@@ -81,15 +88,16 @@ class World:
                     ledger=self.ledger if channel in phone else None,
                     handover=self.handover if channel in phone else None,
                 ),
+                orders=self.orders,
             )
             for channel in CHANNELS
         }
 
-    def handle(self, event: ShipmentEvent, channel: Channel = "sms", **extra: object) -> Outcome:
+    def handle(self, event: TopicEvent, channel: Channel = "sms", **extra: object) -> Outcome:
         request = NotificationRequest(event=event, **extra)  # type: ignore[arg-type]
         return self.notifiers[channel].handle(request)[0]
 
-    def everywhere(self, event: ShipmentEvent) -> dict[Channel, Outcome]:
+    def everywhere(self, event: TopicEvent) -> dict[Channel, Outcome]:
         """The event as the topic delivers it: to every channel's queue."""
         return {channel: self.handle(event, channel) for channel in CHANNELS}
 
@@ -458,3 +466,98 @@ def test_a_fallback_for_news_whatsapp_has_since_overtaken_is_not_sent() -> None:
     assert outcomes == [Outcome.SUPERSEDED, Outcome.FALLBACK_SENT]
     (sms,) = world.senders["sms"].sent
     assert sms.kind == "delivered"
+
+
+# --------------------------------------------------------------------------- orders
+
+
+def test_a_box_of_an_order_of_three_leaves_its_milestones_to_the_order() -> None:
+    # Given a shipment that is one of three boxes of its order
+    world = World(recipient(channels=SMS_FIRST), order_size=3)
+
+    # When its own milestones, a failed attempt and a return reach the SMS notifier
+    outcomes = [
+        world.handle(status_changed(code))
+        for code in (4, 6, 8)  # shipped, out for delivery, delivered
+    ]
+    failed = world.handle(ndr_raised())
+    world.now += timedelta(days=1)
+    returning = world.handle(status_changed(11))
+
+    # Then the milestones are the order's to say; the failure and the return are said per box
+    assert outcomes == [Outcome.ORDER_LEVEL] * 3
+    assert (failed, returning) == (Outcome.SENT, Outcome.SENT)
+    assert world.sent("sms") == 2
+
+
+def test_a_single_piece_order_is_told_as_before() -> None:
+    world = World(recipient(channels=SMS_FIRST), order_size=1)
+    assert world.handle(status_changed(6)) is Outcome.SENT
+    lone = order_event(standings=("shipped", "placed", "placed")).model_copy(update={"total": 1})
+    assert world.handle(lone) is Outcome.NOT_NOTIFIED
+
+
+def test_an_order_says_each_milestone_first_and_when_every_box_reaches_it() -> None:
+    # Given an order of three boxes, told shipped 1, 2, then 3 of 3 within the repeat window
+    world = World(recipient(channels=SMS_FIRST), order_size=3)
+    first = order_event(standings=("shipped", "placed", "placed"))
+    second = order_event(standings=("shipped", "shipped", "placed"))
+    third = order_event(standings=("shipped", "shipped", "shipped")).model_copy(
+        update={"milestone": "shipped"}
+    )
+
+    # When each reaches the SMS notifier, ten minutes apart
+    outcomes = []
+    for i, event in enumerate((first, second, third)):
+        world.now = DAYTIME + timedelta(minutes=10 * i)
+        outcomes.append(world.handle(event))
+
+    # Then "1 of 3" and "3 of 3" go, the count between does not
+    assert outcomes == [Outcome.SENT, Outcome.REPEAT, Outcome.SENT]
+    bodies = [m.body for m in world.senders["sms"].sent]
+    assert "1 of 3 parcels have been shipped" in bodies[0]
+    assert "3 of 3 parcels have been shipped" in bodies[1]
+    assert world.senders["sms"].sent[0].dlt_template_id
+
+
+def test_an_order_event_goes_once_per_channel_and_partial_delivery_is_told() -> None:
+    world = World(order_size=3)
+    delivered = order_event(stage="delivered", standings=("delivered", "delivered", "delivered"))
+    partial = order_event(
+        "order.partially_delivered", standings=("delivered", "delivered", "returning")
+    )
+
+    assert world.everywhere(delivered) == {
+        "whatsapp": Outcome.SENT,
+        "sms": Outcome.STANDBY,
+        "email": Outcome.SENT,
+    }
+    assert world.everywhere(delivered)["whatsapp"] is Outcome.DUPLICATE
+    world.now += timedelta(minutes=5)
+    assert world.handle(partial, "email") is Outcome.SENT
+    (whatsapp,) = world.senders["whatsapp"].sent
+    assert whatsapp.whatsapp is not None
+    assert whatsapp.whatsapp.name == "trackwatch_order_delivered"
+    assert whatsapp.whatsapp.parameters == (ORDER_ID, "3", "3")
+    assert "could not be delivered" in world.senders["email"].sent[-1].body
+
+
+def test_an_orders_messages_may_go_past_its_boxs_daily_cap() -> None:
+    # Given the box the order's messages are told on has had its day's five messages
+    world = World(recipient(channels=SMS_FIRST), order_size=3)
+    (box,) = world.recipients.recipients
+    log = world.recipients.recipients[box].log("sms")
+    today = DAYTIME.date()
+    full = log.model_copy(update={"day": today, "day_count": 5})
+    world.recipients.recipients[box] = world.recipients.recipients[box].model_copy(
+        update={"logs": {"sms": full}}
+    )
+
+    # When the order is told delivered, and the box itself is stuck
+    delivered = world.handle(
+        order_event(stage="delivered", standings=("delivered", "delivered", "delivered"))
+    )
+    own = world.handle(stuck())
+
+    # Then the order's message goes; the box's own is capped as before
+    assert (delivered, own) == (Outcome.SENT, Outcome.DAILY_CAP)

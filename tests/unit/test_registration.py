@@ -81,6 +81,17 @@ def problems(raw: object) -> list[str]:
         ({"metadata": {"k": "v" * 257}}, "metadata: value of 'k' must be at most 256 characters"),
         ({"order_id": ""}, "order_id: must be at least 1 characters"),
         ({"phone_number": "x"}, "phone_number: is not a known field"),
+        (
+            {"promised_delivery_date": "9999-12-31"},
+            "promised_delivery_date: must be a date from 2000-01-01 to 2099-12-31",
+        ),
+        (
+            {"promised_delivery_date": "0001-01-01"},
+            "promised_delivery_date: must be a date from 2000-01-01 to 2099-12-31",
+        ),
+        ({"promised_delivery_date": "2026-02-30"}, "promised_delivery_date: must be a date"),
+        ({"promised_delivery_date": "2026-12-01T00:00"}, "promised_delivery_date: must be a date"),
+        ({"promised_delivery_date": 1795820709}, "promised_delivery_date: must be a date"),
     ],
 )
 def test_a_broken_rule_names_the_field_and_the_rule(

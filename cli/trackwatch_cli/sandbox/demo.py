@@ -16,10 +16,17 @@ class DemoShipment(NamedTuple):
     waybill: str
     cp_id: int
     journey: str
+    #: The order it belongs to (None: an order of its own, named by the sandbox).
+    order_id: str | None = None
+
+
+#: The demo's multi-piece order: three boxes split across the three carriers, one delayed.
+DEMO_ORDER = "SBX-ORDER-3BOX"
 
 
 def demo_shipments() -> list[DemoShipment]:
-    """One shipment per journey, spread over the sandbox's carriers; always the same."""
+    """One shipment per journey, spread over the sandbox's carriers, and one order of three
+    boxes (one of them delayed); always the same."""
     return [
         DemoShipment("SBXDL0000001", 4, "delivered_smoothly"),
         DemoShipment("SBXDL0000002", 4, "failed_then_delivered"),
@@ -32,4 +39,7 @@ def demo_shipments() -> list[DemoShipment]:
         DemoShipment("SBXDL0000004", 4, "stuck_in_transit"),
         DemoShipment("SBXBD0000003", 5, "lost_in_transit"),
         DemoShipment("SBXEE0000003", 6, "missed_promise"),
+        DemoShipment("SBXMP0000001", 4, "delivered_smoothly", DEMO_ORDER),
+        DemoShipment("SBXMP0000002", 5, "delivered_smoothly", DEMO_ORDER),
+        DemoShipment("SBXMP0000003", 6, "delayed_then_delivered", DEMO_ORDER),
     ]

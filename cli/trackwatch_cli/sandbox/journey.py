@@ -120,6 +120,9 @@ class Journey(_Spec):
     description: str
     #: False for an AWB Clickpost does not know: always answered `valid: false`.
     valid: bool = True
+    #: False for a journey only the demo names (the delayed box of its order): an AWB nobody
+    #: chose a journey for never gets it, so adding one changes no other AWB's journey.
+    picked_for_any_waybill: bool = True
     #: Which scan `latest_status` shows: the newest by timestamp, or the last to
     #: arrive (so a late scan can displace a terminal one, as carriers cause).
     latest_status_from: Literal["timestamp", "arrival"] = "timestamp"

@@ -329,7 +329,11 @@ class SandboxServer:
         if waybill.upper().startswith(INVALID_PREFIX) and "invalid" in self.journeys:
             return "invalid"
         # Not the delay demos: whether they sit depends on the clock, not on the waybill.
-        names = sorted(name for name, j in self.journeys.items() if j.valid and not j.holds)
+        names = sorted(
+            name
+            for name, j in self.journeys.items()
+            if j.valid and j.picked_for_any_waybill and not j.holds
+        )
         digest = hashlib.sha256(waybill.encode()).digest()
         return names[int.from_bytes(digest[:8]) % len(names)]
 
@@ -363,7 +367,7 @@ class SandboxServer:
         """Register `demo_shipments()` and return them."""
         shipments = demo_shipments()
         for shipment in shipments:
-            self.add_shipment(shipment.waybill, shipment.cp_id, shipment.journey)
+            self.add_shipment(shipment.waybill, shipment.cp_id, shipment.journey, shipment.order_id)
         return shipments
 
     def advance(self, waybill: str, cp_id: int, steps: int = 1) -> int:

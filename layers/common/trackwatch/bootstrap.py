@@ -32,13 +32,18 @@ from trackwatch.ports import (
     HintSink,
     HintSource,
     Inbox,
+    MemberChanges,
     OnceGuard,
+    OrderDirectory,
+    OrderEventPublisher,
+    OrderStore,
     OutboxReader,
     PollQueueWriter,
     RecipientStore,
     RejectSink,
     ScanLog,
     Sender,
+    SettleScheduler,
     ShipmentRepository,
     ThresholdStore,
     TrackerFactory,
@@ -51,11 +56,13 @@ if TYPE_CHECKING:
     from trackwatch.adapters.aws import AwsClients
     from trackwatch.adapters.clickpost import ClickpostClient, CredentialsProvider
     from trackwatch.adapters.hint_queue import HintQueue
+    from trackwatch.adapters.orders_table import OrdersTable
     from trackwatch.adapters.senders import SmtpCredentials
     from trackwatch.logic.business_hours import BusinessCalendar
     from trackwatch.logic.catalogue import StatusCatalogue
     from trackwatch.logic.delays import DelayPolicy
     from trackwatch.logic.notify_rules import NotifyRules
+    from trackwatch.logic.orders import OrderStageTable
     from trackwatch.logic.registry import MessageRegistry
     from trackwatch.logic.render import Renderer
     from trackwatch.models.delays import DelayRules
@@ -67,6 +74,7 @@ if TYPE_CHECKING:
     from trackwatch.services.hints import HintService
     from trackwatch.services.ingest import IngestService
     from trackwatch.services.notify import Notifier
+    from trackwatch.services.orders import OrderRollUp, OrdersService
     from trackwatch.services.poll import PollService
     from trackwatch.services.publish import PublishService
     from trackwatch.services.registration import RegistrationService
@@ -109,6 +117,12 @@ class Overrides(TypedDict, total=False):
     guard: OnceGuard
     ledger: DeliveryLedger
     handover: Handover
+    orders: OrderStore
+    order_directory: OrderDirectory
+    order_publisher: OrderEventPublisher
+    settle_scheduler: SettleScheduler
+    member_changes: MemberChanges
+    order_stages: OrderStageTable
     thresholds: ThresholdStore
     scan_log: ScanLog
     ops_inbox: Inbox
@@ -541,6 +555,91 @@ class Container:
             self.registration_service.register, self.ingest_rejects, self.languages
         )
 
+    # ------------------------------------------------------------------ orders
+
+    @cached_property
+    def order_stages(self) -> OrderStageTable:
+        """What each status code means for an order's member (packaged, or the deployment's)."""
+        if (given := self._overrides.get("order_stages")) is not None:
+            return given
+        from trackwatch.data import load_order_stages
+
+        return load_order_stages(self.catalogue, self.settings.data_files.order_stages)
+
+    @cached_property
+    def _orders_table(self) -> OrdersTable:
+        from trackwatch.adapters.orders_table import OrdersTable
+
+        return OrdersTable(self.settings.orders.orders_table_name, self.clients.dynamodb)
+
+    @cached_property
+    def orders(self) -> OrderStore:
+        """The orders table."""
+        if (given := self._overrides.get("orders")) is not None:
+            return given
+        return self._orders_table
+
+    @cached_property
+    def order_directory(self) -> OrderDirectory:
+        """How many shipments an order has (the notifiers' question)."""
+        if (given := self._overrides.get("order_directory")) is not None:
+            return given
+        return self._orders_table
+
+    @cached_property
+    def order_publisher(self) -> OrderEventPublisher:
+        """Order events go to the shipment events topic."""
+        if (given := self._overrides.get("order_publisher")) is not None:
+            return given
+        from trackwatch.adapters.events_topic import EventsTopic
+
+        return EventsTopic(self.settings.publish.events_topic_arn, self.clients.sns)
+
+    @cached_property
+    def settle_scheduler(self) -> SettleScheduler:
+        """The roll-up's own queue, for its settle ticks."""
+        if (given := self._overrides.get("settle_scheduler")) is not None:
+            return given
+        from trackwatch.adapters.settle_queue import SettleQueue
+
+        return SettleQueue(
+            self.settings.order_roll_up.order_settle_queue_url, self.clients.sqs, self.clock
+        )
+
+    @cached_property
+    def member_changes(self) -> MemberChanges:
+        """Reads the shipments stream's images as member changes."""
+        if (given := self._overrides.get("member_changes")) is not None:
+            return given
+        from trackwatch.adapters.orders_table import StreamMemberChanges
+
+        return StreamMemberChanges()
+
+    @cached_property
+    def order_roll_up(self) -> OrderRollUp:
+        """The roll-up: shipments' writes → orders' items → order events."""
+        from trackwatch.services.orders import OrderRollUp
+
+        settings = self.settings.orders
+        return OrderRollUp(
+            self.orders,
+            self.member_changes,
+            self.order_publisher,
+            self.settle_scheduler,
+            self.order_stages,
+            window=timedelta(minutes=settings.order_window_minutes),
+            retention=timedelta(days=settings.order_retention_days),
+            clock=self.clock,
+        )
+
+    @cached_property
+    def orders_service(self) -> OrdersService:
+        """Show an order."""
+        from trackwatch.services.orders import OrdersService
+
+        window = timedelta(minutes=self.settings.orders.order_window_minutes)
+        return OrdersService(self.orders, window)
+
     # ------------------------------------------------------------------ notifiers
 
     @cached_property
@@ -738,6 +837,7 @@ class Container:
                 renderer=self.renderer,
                 clock=self.clock,
                 chain=chain,
+                orders=self.order_directory,
             )
             self._notifiers[channel] = built
         return built

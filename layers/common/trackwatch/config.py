@@ -295,6 +295,24 @@ class EmailSettings(_Section):
         return self
 
 
+class OrderSettings(_Section):
+    """Where orders are rolled up, and how long siblings' changes are collected into one
+    event (variables ORDERS_TABLE_NAME, ORDER_WINDOW_MINUTES, ...)."""
+
+    orders_table_name: str = Field(min_length=3)
+    #: Steps of an order's members are collected this long before the order is told; SQS
+    #: delays a settle tick at most 15 minutes, and one tick is enough.
+    order_window_minutes: int = Field(default=10, ge=1, le=15)
+    #: Days an order's item is kept after its last change (DynamoDB's TTL).
+    order_retention_days: int = Field(default=90, ge=1, le=3650)
+
+
+class OrderRollUpSettings(_Section):
+    """Where the roll-up queues its settle ticks (ORDER_SETTLE_QUEUE_URL)."""
+
+    order_settle_queue_url: str = Field(min_length=1)
+
+
 class DelaySettings(_OptionalSection):
     """Our own stuck and late checks, as a poller makes them (variables DELAY_*)."""
 
@@ -382,6 +400,7 @@ class DataFiles(_OptionalSection):
     status_catalogue: Path | None = None
     notify_rules: Path | None = None
     message_registry: Path | None = None
+    order_stages: Path | None = None
     holiday_calendar: Path | None = None
     delay_rules: Path | None = None
 
@@ -491,6 +510,16 @@ class Settings:
         return parse(EmailSettings, self._environ)
 
     @cached_property
+    def orders(self) -> OrderSettings:
+        """ORDERS_TABLE_NAME, ORDER_WINDOW_MINUTES, ORDER_RETENTION_DAYS."""
+        return parse(OrderSettings, self._environ)
+
+    @cached_property
+    def order_roll_up(self) -> OrderRollUpSettings:
+        """ORDER_SETTLE_QUEUE_URL."""
+        return parse(OrderRollUpSettings, self._environ)
+
+    @cached_property
     def change_feed(self) -> ChangeFeedPolicy:
         """CHANGE_FEED_*."""
         return parse(ChangeFeedPolicy, self._environ)
@@ -533,7 +562,7 @@ class Settings:
     @cached_property
     def data_files(self) -> DataFiles:
         """TRACKWATCH_STATUS_CATALOGUE, TRACKWATCH_NOTIFY_RULES, TRACKWATCH_MESSAGE_REGISTRY,
-        TRACKWATCH_HOLIDAY_CALENDAR, TRACKWATCH_DELAY_RULES."""
+        TRACKWATCH_ORDER_STAGES, TRACKWATCH_HOLIDAY_CALENDAR, TRACKWATCH_DELAY_RULES."""
         return parse(DataFiles, self._environ, "TRACKWATCH_")
 
     @cached_property

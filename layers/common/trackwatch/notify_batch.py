@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from trackwatch.batches import SqsMessage, counted, each_message
 from trackwatch.bootstrap import Container, Handler
-from trackwatch.models.events import EVENT_ADAPTER
+from trackwatch.models.events import TOPIC_EVENT_ADAPTER, is_order_event
 from trackwatch.models.notification import (
     FALLBACK_FROM_ATTRIBUTE,
     FALLBACK_REASON_ATTRIBUTE,
@@ -52,7 +52,7 @@ def request_of(record: SqsMessage) -> NotificationRequest:
         else None
     )
     return NotificationRequest(
-        event=EVENT_ADAPTER.validate_json(record.body),
+        event=TOPIC_EVENT_ADAPTER.validate_json(record.body),
         not_before=datetime.fromisoformat(not_before[1]) if not_before else None,
         fallback=fallback,
         attributes=attributes,
@@ -78,7 +78,9 @@ def handle_batch(
         summary.outcomes[outcome.value] += 1
         if kind is not None:
             summary.kinds[kind] += 1
-        recorded = request.event.recorded_at
+        event = request.event
+        # An order's event sums up several scans: its lag is not one scan's.
+        recorded = None if is_order_event(event) else event.recorded_at
         if clock is not None and kind is not None and outcome in _SENT and recorded:
             lags.setdefault(kind, []).append((clock() - recorded).total_seconds())
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     # Annotations only: a function imports the models it uses, not every port's.
     from trackwatch.models.change_feed import FeedRead, FeedState, FeedWindow
     from trackwatch.models.delays import ThresholdTable
-    from trackwatch.models.events import ShipmentEvent
+    from trackwatch.models.events import OrderEvent, ShipmentEvent, TopicEvent
     from trackwatch.models.hints import HintBatch, QueuedMessage
     from trackwatch.models.keys import ShipmentKey
     from trackwatch.models.messages import InboxMessage, PollRequest
@@ -26,11 +26,13 @@ if TYPE_CHECKING:
         NotificationRequest,
         Recipient,
     )
+    from trackwatch.models.orders import MemberChange, OrderRecord
     from trackwatch.models.record import (
         Outbox,
         RegistrationWrite,
         ShipmentRecord,
         StateChange,
+        StreamChange,
     )
     from trackwatch.models.tracking import CallOutcome, TrackCall
 
@@ -201,6 +203,60 @@ class EventLog(Protocol):
         ...
 
 
+# --- orders -------------------------------------------------------------------
+
+
+class OrderStore(Protocol):
+    """The orders table: one small item per order."""
+
+    def get(self, order_id: str) -> OrderRecord | None:
+        """The order's item, read consistently; None if it has none yet."""
+        ...
+
+    def save(self, record: OrderRecord, expected_version: int | None) -> None:
+        """Write `record` if the stored version is still `expected_version` (None: the order
+        has no item yet); else StaleStateError."""
+        ...
+
+    def published(self, order_id: str, version: int) -> None:
+        """Forget the pending events of the item at `version` (they are out); if the item
+        moved on since, leave it: its writer publishes them."""
+        ...
+
+
+class OrderDirectory(Protocol):
+    """How many shipments an order has: the notifiers ask, per waybill event."""
+
+    def member_count(self, order_id: str) -> int:
+        """Shipments in the order now; 0 if the order is unknown."""
+        ...
+
+
+class OrderEventPublisher(Protocol):
+    """Where order events go: the same topic as the shipments'."""
+
+    def publish(self, events: Sequence[OrderEvent]) -> None:
+        """Publish every event, or raise PublishError."""
+        ...
+
+
+class SettleScheduler(Protocol):
+    """Where the roll-up asks to be woken when an order's window closes."""
+
+    def schedule(self, order_id: str, at: datetime) -> None:
+        """Have the order settled at `at` (or soon after); or raise."""
+        ...
+
+
+class MemberChanges(Protocol):
+    """Reads what a write of the shipments table means for orders, from its stream record."""
+
+    def change(self, record: StreamChange, now: datetime) -> MemberChange | None:
+        """The member change the write makes (None: no shipment after the write, as when TTL
+        removes one); raises PoisonEventsError when the image cannot be read."""
+        ...
+
+
 #: One shipment's carrier-timed scans as the event log keeps them for learning:
 #: (epoch second, clickpost_status_code) each.
 ScanPoints = list[tuple[int, int]]
@@ -299,7 +355,7 @@ class Handover(Protocol):
 
     def hand_over(
         self,
-        event: ShipmentEvent,
+        event: TopicEvent,
         to_channel: Channel,
         fallback: Fallback,
         not_before: datetime | None = None,

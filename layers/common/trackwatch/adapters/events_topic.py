@@ -10,9 +10,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from trackwatch.errors import PoisonEventsError, PublishError
 from trackwatch.models.events import (
-    EVENT_ADAPTER,
-    EVENT_LIST_ADAPTER,
-    ShipmentEvent,
+    TOPIC_EVENT_ADAPTER,
+    TOPIC_EVENT_LIST_ADAPTER,
+    TopicEvent,
     routing_attributes,
 )
 
@@ -23,7 +23,7 @@ _BATCH = 10
 _ATTEMPTS = 3
 
 
-def message_attributes(event: ShipmentEvent) -> dict[str, dict[str, str]]:
+def message_attributes(event: TopicEvent) -> dict[str, dict[str, str]]:
     """SNS message attributes: numbers as Number, booleans as 'true'/'false' strings."""
     attributes: dict[str, dict[str, str]] = {}
     for name, value in routing_attributes(event).items():
@@ -36,13 +36,14 @@ def message_attributes(event: ShipmentEvent) -> dict[str, dict[str, str]]:
     return attributes
 
 
-def message_body(event: ShipmentEvent) -> str:
+def message_body(event: TopicEvent) -> str:
     """The event exactly as subscribers receive it."""
-    return EVENT_ADAPTER.dump_json(event).decode()
+    return TOPIC_EVENT_ADAPTER.dump_json(event).decode()
 
 
 class EventsTopic:
-    """Implements trackwatch.ports.EventPublisher on SNS PublishBatch."""
+    """Implements trackwatch.ports.EventPublisher (shipment events) and OrderEventPublisher
+    (order events, on the same topic) on SNS PublishBatch."""
 
     def __init__(
         self,
@@ -54,7 +55,7 @@ class EventsTopic:
         self._client = client
         self._sleep = sleep
 
-    def publish(self, events: Sequence[ShipmentEvent]) -> None:
+    def publish(self, events: Sequence[TopicEvent]) -> None:
         """Publish all events; entries that fail are retried, then PublishError.
 
         Entries SNS refuses as the sender's fault (their content) are not retried: the
@@ -62,10 +63,10 @@ class EventsTopic:
         """
         client = self._client
         pending = list(events)
-        refused: list[ShipmentEvent] = []
+        refused: list[TopicEvent] = []
         refused_codes: set[str] = set()
         for attempt in range(_ATTEMPTS):
-            failed: list[ShipmentEvent] = []
+            failed: list[TopicEvent] = []
             codes: set[str] = set()
             for start in range(0, len(pending), _BATCH):
                 chunk = pending[start : start + _BATCH]
@@ -92,12 +93,12 @@ class EventsTopic:
             raise PoisonEventsError(
                 f"SNS refused {len(refused)} event(s) for their content "
                 f"({', '.join(sorted(refused_codes))})",
-                EVENT_LIST_ADAPTER.dump_json(refused).decode(),
+                TOPIC_EVENT_LIST_ADAPTER.dump_json(refused).decode(),
                 event_ids=tuple(e.event_id for e in refused),
                 events=len(refused),
             )
 
-    def _publish_chunk(self, client: SNSClient, chunk: list[ShipmentEvent]) -> list[Any]:
+    def _publish_chunk(self, client: SNSClient, chunk: list[TopicEvent]) -> list[Any]:
         """PublishBatch of up to ten events; the failed entries (a whole failed request
         counts as every entry failed, not by the sender's fault)."""
         entries: list[Any] = [

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from trackwatch.errors import ConfigurationError, StorageError
 from trackwatch.logic.pacing import MAX_SQS_DELAY_S
-from trackwatch.models.events import EVENT_ADAPTER, ShipmentEvent
+from trackwatch.models.events import TOPIC_EVENT_ADAPTER, TopicEvent
 from trackwatch.models.notification import (
     FALLBACK_FROM_ATTRIBUTE,
     FALLBACK_REASON_ATTRIBUTE,
@@ -41,14 +41,14 @@ def _string(value: str) -> dict[str, str]:
 def _send(
     client: SQSClient,
     url: str,
-    event: ShipmentEvent,
+    event: TopicEvent,
     delay_s: int,
     attributes: Mapping[str, Any],
 ) -> None:
     try:
         client.send_message(
             QueueUrl=url,
-            MessageBody=EVENT_ADAPTER.dump_json(event).decode(),
+            MessageBody=TOPIC_EVENT_ADAPTER.dump_json(event).decode(),
             DelaySeconds=delay_s,
             MessageAttributes=dict(attributes),
         )
@@ -100,7 +100,7 @@ class ChannelQueues:
 
     def hand_over(
         self,
-        event: ShipmentEvent,
+        event: TopicEvent,
         to_channel: Channel,
         fallback: Fallback,
         not_before: datetime | None = None,

@@ -112,6 +112,24 @@ def decode_state(plain: dict[str, Any]) -> ShipmentState:
     return state.model_copy(update={"seen": seen}) if seen else state
 
 
+def state_of_image(image: Mapping[str, Any]) -> ShipmentState:
+    """The state in a stream image (attribute-value form, as the event carries it), without
+    `seen` (the checkpoints are the poller's business only); PoisonEventsError when it does
+    not decode."""
+    typed = image.get("state") or {}
+    try:
+        if "B" in typed:
+            return ShipmentState.model_validate_json(zlib.decompress(_raw(typed["B"])))
+        if "S" in typed:
+            return ShipmentState.model_validate_json(typed["S"])
+    except (ValueError, TypeError, zlib.error) as exc:  # ValidationError too
+        reason = "the state does not decode"
+        if isinstance(exc, ValidationError):
+            reason += ": " + describe_validation(exc)
+        raise PoisonEventsError(reason, _as_text(typed.get("B", typed.get("S")))) from None
+    return ShipmentState()
+
+
 def encode_outbox(events: Sequence[ShipmentEvent]) -> bytes:
     """The `outbox` attribute: the events as JSON, compressed (they compress 3-5x)."""
     return zlib.compress(EVENT_LIST_ADAPTER.dump_json(list(events)))

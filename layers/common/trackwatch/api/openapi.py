@@ -20,6 +20,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from trackwatch.api.shipments import (
     CP_ID_DESCRIPTION,
     JSON,
+    ORDER_ID_DESCRIPTION,
+    ORDER_ID_PATH_MAX_LENGTH,
     ROUTES,
     SINCE_DESCRIPTION,
     TITLE,
@@ -36,6 +38,9 @@ WaybillPath = Annotated[
     str, Path(min_length=1, max_length=WAYBILL_PATH_MAX_LENGTH, description=WAYBILL_DESCRIPTION)
 ]
 SinceQuery = Annotated[datetime | None, Query(description=SINCE_DESCRIPTION)]
+OrderIdPath = Annotated[
+    str, Path(min_length=1, max_length=ORDER_ID_PATH_MAX_LENGTH, description=ORDER_ID_DESCRIPTION)
+]
 
 
 def _stand_in(params: tuple[str, ...]) -> Callable[..., Any]:
@@ -58,6 +63,12 @@ def _stand_in(params: tuple[str, ...]) -> Callable[..., Any]:
             raise NotImplementedError
 
         return shipment_since
+    if params == ("order_id",):
+
+        def order(order_id: OrderIdPath) -> None:
+            raise NotImplementedError
+
+        return order
     raise ValueError(f"no stand-in for the parameters {params}: add one")
 
 
@@ -72,7 +83,7 @@ def resolver(routes: tuple[Route, ...] = ROUTES) -> APIGatewayHttpResolver:
             description=route.description,
             responses=route.responses,
             operation_id=route.operation_id,
-            tags=["shipments"],
+            tags=[route.tag],
         )(_stand_in(route.params))
     return app
 

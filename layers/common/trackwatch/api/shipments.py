@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs, unquote
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -41,9 +41,11 @@ from trackwatch.errors import (
     NotFoundError,
     TrackwatchError,
 )
-from trackwatch.models.inputs import check_since
+from trackwatch.models.inputs import check_printable, check_since
 from trackwatch.models.keys import MAX_CP_ID, MAX_WAYBILL_LENGTH, WAYBILL_CHARACTERS, ShipmentKey
+from trackwatch.models.order_views import OrderView
 from trackwatch.models.registration import (
+    MAX_ORDER_ID_LENGTH,
     Outcome,
     Problem,
     Registration,
@@ -62,6 +64,9 @@ from trackwatch.observability import count_by, logger
 from trackwatch.services.registration import EntryResult
 from trackwatch.services.shipments import ShipmentsService
 
+if TYPE_CHECKING:  # built on the first orders request only
+    from trackwatch.services.orders import OrdersService
+
 TITLE = "trackwatch shipments API"
 VERSION = "1.0.0"
 JSON = "application/json"
@@ -75,12 +80,18 @@ WAYBILL_DESCRIPTION = (
     f"{WAYBILL_CHARACTERS} other than a comma."
 )
 SINCE_DESCRIPTION = "ISO 8601 with an offset; only events that occurred from then on."
+ORDER_ID_PATH_MAX_LENGTH = 3 * MAX_ORDER_ID_LENGTH
+ORDER_ID_DESCRIPTION = (
+    f"The order_id, percent-encoded: once decoded, 1-{MAX_ORDER_ID_LENGTH} characters of "
+    "printable text, exactly as the shipments carry it."
+)
 
 #: The rule of a path or query parameter, in the same words as the registration's.
 PARAMETER_RULES = {
     "cp_id": "must be a positive integer",
     "waybill": f"must be 1 to {WAYBILL_PATH_MAX_LENGTH} characters, percent-encoded",
     "since": "must be an ISO 8601 date-time with an offset",
+    "order_id": f"must be 1 to {ORDER_ID_PATH_MAX_LENGTH} characters, percent-encoded",
 }
 #: Each parameter as the resolver validated it: pydantic, lax (text to int, to datetime).
 PARAMETERS: dict[str, tuple[str, TypeAdapter[Any]]] = {
@@ -90,6 +101,10 @@ PARAMETERS: dict[str, tuple[str, TypeAdapter[Any]]] = {
         TypeAdapter(Annotated[str, Field(min_length=1, max_length=WAYBILL_PATH_MAX_LENGTH)]),
     ),
     "since": ("query", TypeAdapter(datetime | None)),
+    "order_id": (
+        "path",
+        TypeAdapter(Annotated[str, Field(min_length=1, max_length=ORDER_ID_PATH_MAX_LENGTH)]),
+    ),
 }
 
 # A path parameter is what powertools' resolver matched: RFC 3986's unreserved and
@@ -105,6 +120,8 @@ class ApiContext:
 
     service: ShipmentsService
     languages: frozenset[str]
+    #: The orders service, built on the first orders request (None: the API shows none).
+    orders: Callable[[], OrdersService] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +166,8 @@ class Route:
     operation_id: str
     responses: dict[int, Any]
     description: str | None = None
+    #: The OpenAPI document's tag.
+    tag: str = "shipments"
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -173,7 +192,7 @@ def _json(status: HTTPStatus, view: BaseModel) -> ApiResponse:
 def _responses(ok: int, model: type, *errors: int) -> dict[int, Any]:
     described = {
         400: "The body is not JSON.",
-        404: "No such shipment is registered.",
+        404: "No such shipment is registered (for an order: no shipment carries it).",
         409: "Tracking of this shipment has stopped.",
         422: "A field breaks a rule; each problem names the field and the rule.",
         503: "Storage was briefly unavailable; retry.",
@@ -329,6 +348,20 @@ def replay_shipment(api: ApiContext, request: Request) -> ApiResponse:
     return _json(HTTPStatus.OK, view)
 
 
+def _order_id(request: Request) -> str:
+    order_id = unquote(request.params["order_id"])
+    if not 1 <= len(order_id) <= MAX_ORDER_ID_LENGTH:
+        raise InvalidInputError("order_id", f"must be 1 to {MAX_ORDER_ID_LENGTH} characters")
+    return check_printable("order_id", order_id)
+
+
+def get_order(api: ApiContext, request: Request) -> ApiResponse:
+    """GET /orders/{order_id}."""
+    if api.orders is None:
+        raise NotFoundError("orders are not served here")
+    return _json(HTTPStatus.OK, api.orders().show(_order_id(request)))
+
+
 _SHIPMENT = ("cp_id", "waybill")
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -402,6 +435,22 @@ ROUTES: tuple[Route, ...] = (
         ),
         responses=_responses(200, ReplayView, 404, 422),
         operation_id="replayShipment",
+    ),
+    Route(
+        "GET",
+        "/orders/<order_id>",
+        get_order,
+        ("order_id",),
+        summary="An order: its shipments, where each stands, counts, milestone and timeline",
+        description=(
+            "An order is the shipments that share an order_id (as registered, or from "
+            "Clickpost's additional.order_id), across carriers. `milestone` and the timeline's "
+            "order events are what was told; `members` and `counts` are as the roll-up last "
+            "saw them, including changes still in their collection window."
+        ),
+        responses=_responses(200, OrderView, 404, 422),
+        operation_id="getOrder",
+        tag="orders",
     ),
 )
 _MATCHERS = [(route, route.pattern) for route in ROUTES]

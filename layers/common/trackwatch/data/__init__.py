@@ -14,6 +14,7 @@ from trackwatch.errors import ConfigurationError
 from trackwatch.logic.business_hours import BusinessCalendar
 from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.logic.notify_rules import NotifyRules
+from trackwatch.logic.orders import OrderStageTable
 from trackwatch.logic.registry import MessageRegistry
 from trackwatch.logic.render import Renderer
 from trackwatch.models.delays import CalendarSpec, DelayRules
@@ -40,6 +41,12 @@ def load_rules(catalogue: StatusCatalogue, path: Path | None = None) -> NotifyRu
     """The notification rules: the packaged ones, or the file at `path`."""
     text, source = _read("notifications.json", path, "notification rules")
     return NotifyRules.from_json(text, source, catalogue)
+
+
+def load_order_stages(catalogue: StatusCatalogue, path: Path | None = None) -> OrderStageTable:
+    """What each status code means for an order's member: the packaged table, or `path`."""
+    text, source = _read("order_stages.json", path, "order stage table")
+    return OrderStageTable.from_json(text, source, catalogue)
 
 
 def load_registry(path: Path | None = None) -> MessageRegistry:

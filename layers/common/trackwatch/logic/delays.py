@@ -14,6 +14,7 @@ from datetime import date, datetime, tzinfo
 from trackwatch.logic.business_hours import BusinessCalendar
 from trackwatch.models.delays import DelayRules, Promise, ThresholdTable
 from trackwatch.models.events import ThresholdSource
+from trackwatch.models.inputs import is_promise_date
 from trackwatch.models.state import ShipmentState
 
 
@@ -113,8 +114,13 @@ class ShipmentDelays:
         return None
 
     def missed(self, promise: Promise, now: datetime) -> bool:
-        """Whether the promised day has ended in the destination's zone."""
-        return now >= self.calendar.end_of_day(promise.date, self.zone)
+        """Whether the promised day has ended in the destination's zone (the calendar's
+        last day, which a record may hold from before registration checked dates, never
+        ends)."""
+        try:
+            return now >= self.calendar.end_of_day(promise.date, self.zone)
+        except OverflowError:
+            return False
 
     def predict(self, state: ShipmentState, now: datetime) -> Prediction | None:
         """When the shipment should arrive, from its status and the time this carrier (or,
@@ -146,12 +152,16 @@ def _promise_from(source: str, state: ShipmentState, zone: tzinfo) -> Promise | 
                 day = date.fromisoformat(edd.courier_partner_edd[:10])
             except ValueError:  # the carrier's text, not a date
                 return None
+            if not is_promise_date(day):  # a placeholder such as 9999-12-31
+                return None
             return Promise(date=day, source="courier_partner_edd")
         return None
     days = edd.exact_sla if edd.exact_sla is not None else edd.max_sla
     if source == "clickpost_sla" and days is not None and state.first_scan_at is not None:
         start = state.first_scan_at.astimezone(zone).date()
-        return Promise(
-            date=date.fromordinal(start.toordinal() + max(0, days)), source="clickpost_sla"
-        )
+        try:
+            day = date.fromordinal(start.toordinal() + max(0, days))
+        except (OverflowError, ValueError):  # SLA days past the calendar's end
+            return None
+        return Promise(date=day, source="clickpost_sla") if is_promise_date(day) else None
     return None

@@ -19,6 +19,7 @@ from trackwatch.models.events import (
     Stuck,
     Unstuck,
 )
+from trackwatch.models.inputs import visible
 
 #: Cases listed per carrier and kind.
 OLDEST_CASES = 5
@@ -219,5 +220,7 @@ def _stuck_since(event: Stuck) -> tuple[datetime, str]:
 
 
 def _clip(text: str) -> str:
+    """A carrier's text on one short line: whitespace runs as one space, then clipped, then
+    what a mail reader or terminal would act on (ESC, a bidi override) shown escaped."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= _TEXT else flat[: _TEXT - 1] + "…"
+    return visible(flat if len(flat) <= _TEXT else flat[: _TEXT - 1] + "…")

@@ -34,6 +34,8 @@ VariableName = Literal[
     "expected_delivery",
     "ndr_reason",
     "attempt",
+    "pieces",
+    "total_pieces",
 ]
 #: Variables that always have a value.
 ALWAYS_KNOWN: frozenset[str] = frozenset({"order_ref", "waybill"})

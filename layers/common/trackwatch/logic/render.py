@@ -31,7 +31,17 @@ from trackwatch.logic.registry import (
     SmsEntry,
     template_name,
 )
-from trackwatch.models.events import DelayPredicted, NdrRaised, ShipmentEvent, StatusChanged, Stuck
+from trackwatch.models.events import (
+    DelayPredicted,
+    NdrRaised,
+    OrderCompleted,
+    OrderPartiallyDelivered,
+    OrderStatusChanged,
+    StatusChanged,
+    Stuck,
+    TopicEvent,
+    is_order_event,
+)
 from trackwatch.models.notification import Channel, Recipient, WhatsAppTemplate
 
 if TYPE_CHECKING:
@@ -60,6 +70,16 @@ _MONTHS = {
 }
 
 
+class Parcel(BaseModel):
+    """One shipment of an order, as an order's e-mail lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    waybill: str
+    #: Where it stands (an OrderMember's standing: the template words it).
+    standing: str
+
+
 class MessageContext(BaseModel):
     """The variables every template may use (None where unknown)."""
 
@@ -76,6 +96,12 @@ class MessageContext(BaseModel):
     expected_delivery: str | None
     ndr_reason: str | None
     attempt: int | None
+    #: For an order: how many of its parcels the message is about (shipped, delivered...),
+    #: and how many it has.
+    pieces: int | None = None
+    total_pieces: int | None = None
+    #: For an order's e-mail: each parcel and where it stands.
+    parcels: tuple[Parcel, ...] = ()
 
     def value(self, variable: str) -> str | None:
         """One variable as text; None when unknown."""
@@ -113,9 +139,11 @@ def format_date(value: date, language: str) -> str:
 
 
 def context_for(
-    event: ShipmentEvent, kind: str, recipient: Recipient, language: str
+    event: TopicEvent, kind: str, recipient: Recipient, language: str
 ) -> MessageContext:
     """The template variables for one event, filled from the event and the stored shipment."""
+    if is_order_event(event):
+        return _order_context(event, kind, recipient, language)
     status = location = ndr_reason = None
     attempt = None
     match event:
@@ -143,6 +171,33 @@ def context_for(
         expected_delivery=format_date(edd, language) if edd else None,
         ndr_reason=ndr_reason,
         attempt=attempt,
+    )
+
+
+def _order_context(
+    event: OrderStatusChanged | OrderPartiallyDelivered | OrderCompleted,
+    kind: str,
+    recipient: Recipient,
+    language: str,
+) -> MessageContext:
+    """An order's message: its order number, how many of its parcels, each parcel's standing.
+    The courier and the status are left out: an order's parcels may travel with several."""
+    pieces = event.reached if isinstance(event, OrderStatusChanged) else event.delivered
+    edd = recipient.expected_delivery
+    return MessageContext(
+        kind=kind,
+        waybill=event.members[0].waybill if event.members else recipient.key.waybill,
+        order_id=event.order_id,
+        order_ref=event.order_id,
+        courier=None,
+        status=None,
+        location=None,
+        expected_delivery=format_date(edd, language) if edd else None,
+        ndr_reason=None,
+        attempt=None,
+        pieces=pieces,
+        total_pieces=event.total,
+        parcels=tuple(Parcel(waybill=m.waybill, standing=m.standing) for m in event.members),
     )
 
 

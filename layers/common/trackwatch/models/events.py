@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeIs
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -274,15 +274,161 @@ EVENT_ADAPTER: TypeAdapter[ShipmentEvent] = TypeAdapter(ShipmentEvent)
 EVENT_LIST_ADAPTER: TypeAdapter[list[ShipmentEvent]] = TypeAdapter(list[ShipmentEvent])
 
 
-def event_type_name(model: type[_Event]) -> str:
+# --------------------------------------------------------------------------- orders
+
+#: How far a shipment has come on its way to the customer, in order. A shipment's stage
+#: never goes back: it is the furthest any of its statuses reached.
+Stage = Literal["placed", "shipped", "out_for_delivery", "delivered"]
+STAGES: tuple[Stage, ...] = ("placed", "shipped", "out_for_delivery", "delivered")
+#: The stages an order announces when its members reach them.
+MilestoneStage = Literal["shipped", "out_for_delivery", "delivered"]
+MILESTONE_STAGES: tuple[MilestoneStage, ...] = ("shipped", "out_for_delivery", "delivered")
+#: Where a member stands now: on its way (a stage), on its way back, or ended.
+Standing = Literal[
+    "placed",
+    "shipped",
+    "out_for_delivery",
+    "delivered",
+    "returning",
+    "returned",
+    "lost",
+    "cancelled",
+    "damaged",
+    "expired",
+    "ended",
+]
+
+
+def order_event_id(order_id: str, event_type: str, change: str = "") -> str:
+    """The deterministic id of one change of one order."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"order|{order_id}|{event_type}|{change}"))
+
+
+class OrderMember(BaseModel):
+    """One shipment of an order, where it stands when the event was settled."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cp_id: int
+    waybill: str
+    standing: Standing = Field(
+        description=(
+            "placed, shipped, out_for_delivery or delivered; returning (on its way back to "
+            "the seller); or how it ended otherwise: returned, lost, cancelled, damaged, "
+            "expired, ended (another terminal status)."
+        )
+    )
+    stage: Stage = Field(description="The furthest it came: it never goes back.")
+    clickpost_status_code: int | None
+    clickpost_status_description: str | None
+
+
+class MemberRef(BaseModel):
+    """A shipment named by its carrier and waybill."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cp_id: int
+    waybill: str
+
+
+class _OrderEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str = Field(description="Deterministic id: the same change always has the same id.")
+    schema_version: Literal[1] = SCHEMA_VERSION
+    order_id: str
+    occurred_at: AwareDatetime = Field(
+        description="When the latest member change this event sums up was written."
+    )
+    detected_at: AwareDatetime = Field(
+        description="The end of the collection window that settled it (OrderWindowMinutes)."
+    )
+    milestone: Stage | None = Field(
+        description=(
+            "The order's milestone: the stage of its least advanced member still on its way "
+            "(members returning or ended otherwise do not hold it back). Never moves backwards."
+        )
+    )
+    total: int = Field(ge=1, description="Shipments in the order.")
+    counts: dict[Standing, int] = Field(description="Members by standing.")
+    members: tuple[OrderMember, ...]
+
+
+class OrderStatusChanged(_OrderEvent):
+    """Members of the order reached a stage: `reached` of `total` now have."""
+
+    event_type: Literal["order.status_changed"] = "order.status_changed"
+    stage: MilestoneStage
+    reached: int = Field(ge=1, description="Members that have reached `stage` (or gone past).")
+    newly_reached: tuple[MemberRef, ...] = Field(
+        description="The members that reached `stage` in this window."
+    )
+
+
+class OrderPartiallyDelivered(_OrderEvent):
+    """Some members were delivered and some will not be (on their way back, or ended)."""
+
+    event_type: Literal["order.partially_delivered"] = "order.partially_delivered"
+    delivered: int = Field(ge=1)
+
+
+class OrderCompleted(_OrderEvent):
+    """Every member's journey has ended; `members` says how each ended."""
+
+    event_type: Literal["order.completed"] = "order.completed"
+    delivered: int = Field(ge=0)
+
+
+OrderEvent = Annotated[
+    OrderStatusChanged | OrderPartiallyDelivered | OrderCompleted,
+    Field(discriminator="event_type"),
+]
+ORDER_EVENT_TYPES: tuple[type[_OrderEvent], ...] = (
+    OrderStatusChanged,
+    OrderPartiallyDelivered,
+    OrderCompleted,
+)
+ORDER_EVENT_ADAPTER: TypeAdapter[OrderEvent] = TypeAdapter(OrderEvent)
+
+#: Anything published on the events topic: a shipment's event or an order's.
+TopicEvent = Annotated[
+    ScanAdded
+    | StatusChanged
+    | NdrRaised
+    | Stuck
+    | Unstuck
+    | EddChanged
+    | Invalid
+    | SlaBreached
+    | DelayPredicted
+    | OrderStatusChanged
+    | OrderPartiallyDelivered
+    | OrderCompleted,
+    Field(discriminator="event_type"),
+]
+TOPIC_EVENT_ADAPTER: TypeAdapter[TopicEvent] = TypeAdapter(TopicEvent)
+TOPIC_EVENT_LIST_ADAPTER: TypeAdapter[list[TopicEvent]] = TypeAdapter(list[TopicEvent])
+
+
+def is_order_event(
+    event: TopicEvent,
+) -> TypeIs[OrderStatusChanged | OrderPartiallyDelivered | OrderCompleted]:
+    """Whether `event` is an order's (else a shipment's)."""
+    return isinstance(event, _OrderEvent)
+
+
+def event_type_name(model: type[_Event] | type[_OrderEvent]) -> str:
     """The event_type literal of an event class."""
     default = model.model_fields["event_type"].default
     assert isinstance(default, str)
     return default
 
 
-def routing_attributes(event: ShipmentEvent) -> dict[str, str | int | bool]:
+def routing_attributes(event: TopicEvent) -> dict[str, str | int | bool]:
     """The attributes subscribers filter on without parsing the body."""
+    if is_order_event(event):
+        return order_routing_attributes(event)
     attributes: dict[str, str | int | bool] = {
         "event_type": event.event_type,
         "cp_id": event.cp_id,
@@ -322,15 +468,28 @@ def routing_attributes(event: ShipmentEvent) -> dict[str, str | int | bool]:
     return attributes
 
 
+def order_routing_attributes(event: _OrderEvent) -> dict[str, str | int | bool]:
+    """An order event's attributes: its type, its size, and for status_changed its stage."""
+    attributes: dict[str, str | int | bool] = {
+        "event_type": event_type_name(type(event)),
+        "schema_version": event.schema_version,
+        "order_members": event.total,
+    }
+    if isinstance(event, OrderStatusChanged):
+        attributes["order_stage"] = event.stage
+    return attributes
+
+
 def occurred(value: datetime | None, fallback: datetime) -> datetime:
     """A status's timestamp, or `fallback` when the carrier gave none."""
     return value if value is not None else fallback
 
 
 def events_json_schema() -> dict[str, object]:
-    """The JSON Schema of every event, as committed in docs/events.schema.json."""
-    schema = EVENT_ADAPTER.json_schema(mode="serialization")
+    """The JSON Schema of every event (shipments' and orders'), as committed in
+    docs/events.schema.json."""
+    schema = TOPIC_EVENT_ADAPTER.json_schema(mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://trackwatch.dev/schemas/shipment-event/v1.json"
-    schema["title"] = "trackwatch shipment event (schema_version 1)"
+    schema["title"] = "trackwatch shipment or order event (schema_version 1)"
     return schema

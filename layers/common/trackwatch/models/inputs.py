@@ -13,12 +13,23 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from trackwatch.errors import InvalidInputError
 
 #: General categories that are not text to be shown: control (Cc), format (Cf),
 #: surrogate (Cs), private use (Co), unassigned (Cn), line and paragraph separators.
+#: The delivery dates a promise may name (a merchant's or a carrier's): a date outside is
+#: a placeholder ("9999-12-31", "0001-01-01") or a typo, never a promise, and the
+#: calendar's last day has no end to compare with.
+PROMISE_DATES = (date(2000, 1, 1), date(2099, 12, 31))
+
+
+def is_promise_date(day: date) -> bool:
+    """Whether `day` can be a promised delivery date (see PROMISE_DATES)."""
+    return PROMISE_DATES[0] <= day <= PROMISE_DATES[1]
+
+
 UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 #: Format characters that scripts need to be spelt right (Devanagari uses both): harmless
 #: on a terminal, so `visible` keeps them. They are still refused in a waybill.

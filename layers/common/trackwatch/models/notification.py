@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from trackwatch.models.events import ShipmentEvent
+from trackwatch.models.events import TopicEvent
 from trackwatch.models.keys import ShipmentKey
 
 Channel = Literal["sms", "email", "whatsapp"]
@@ -146,7 +146,7 @@ class NotificationRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    event: ShipmentEvent
+    event: TopicEvent
     #: Set on a message sent back to the queue for quiet hours, and on a delivery check.
     not_before: AwareDatetime | None = None
     fallback: Fallback | None = None
@@ -175,6 +175,8 @@ class Outcome(StrEnum):
     STANDBY = "standby"
     #: A delivery check found the first channel's message delivered: no fallback.
     DELIVERED_ELSEWHERE = "delivered_elsewhere"
+    #: The shipment is one of an order of several: the order's message says it.
+    ORDER_LEVEL = "order_level"
 
 
 class Deferral(BaseModel):
@@ -234,7 +236,7 @@ class Delivery(BaseModel):
     kind: str
     language: str
     #: The event itself: a fallback re-sends it to the next channel's queue.
-    event: ShipmentEvent
+    event: TopicEvent
     state: DeliveryState = DeliveryState.PENDING
     state_at: AwareDatetime
     #: The provider's id of the message, once a report names it.

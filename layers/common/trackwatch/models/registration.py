@@ -29,8 +29,10 @@ from pydantic import (
 
 from trackwatch.errors import InvalidInputError, MalformedInputError
 from trackwatch.models.inputs import (
+    PROMISE_DATES,
     check_printable,
     describe,
+    is_promise_date,
     is_surrogate,
     lone_surrogates,
     visible,
@@ -185,8 +187,9 @@ class Registration(BaseModel):
     promised_delivery_date: date | None = Field(
         default=None,
         description=(
-            "The delivery date promised to the customer (YYYY-MM-DD). A shipment still on its "
-            "way when this day ends in its destination's zone gets shipment.sla_breached; "
+            "The delivery date promised to the customer (YYYY-MM-DD, 2000 to 2099). A shipment "
+            "still on its way when this day ends in its destination's zone gets "
+            "shipment.sla_breached; "
             "without it, the carrier's EDD is the promise."
         ),
     )
@@ -195,11 +198,25 @@ class Registration(BaseModel):
     @classmethod
     def _plain_date(cls, value: object) -> object:
         # A date only: pydantic would also take a timestamp, or a datetime at midnight.
-        if isinstance(value, date) and not isinstance(value, datetime):
+        if value is None:
             return value
-        if value is not None and not (isinstance(value, str) and _DATE.fullmatch(value)):
+        day: date | None = None
+        if isinstance(value, date) and not isinstance(value, datetime):
+            day = value
+        elif isinstance(value, str) and _DATE.fullmatch(value):
+            try:
+                day = date.fromisoformat(value)
+            except ValueError:
+                day = None  # 2026-02-30
+        if day is None:
             raise InvalidInputError("promised_delivery_date", "must be a date, YYYY-MM-DD")
-        return value
+        if not is_promise_date(day):
+            first, last = PROMISE_DATES
+            raise InvalidInputError(
+                "promised_delivery_date",
+                f"must be a date from {first.isoformat()} to {last.isoformat()}",
+            )
+        return day
 
     @field_validator("order_id", mode="before")
     @classmethod

@@ -31,9 +31,10 @@ from trackwatch.errors import RecipientRejectedError, StaleStateError
 from trackwatch.logic.addresses import e164, mailbox
 from trackwatch.logic.channels import next_after, unreachable, waits_for_fallback
 from trackwatch.logic.delivery import advance, with_fallback
-from trackwatch.logic.notify_rules import NotifyRules
+from trackwatch.logic.notify_rules import NotifyRules, order_news
 from trackwatch.logic.pacing import Admission, admit, hold, quiet_until
 from trackwatch.logic.render import Renderer, context_for, language_of
+from trackwatch.models.events import OrderStatusChanged, StatusChanged, TopicEvent, is_order_event
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.notification import (
     ARRIVED,
@@ -50,9 +51,20 @@ from trackwatch.models.notification import (
     Recipient,
 )
 from trackwatch.models.policy import NotifyPolicy, zone
-from trackwatch.ports import Deferrer, DeliveryLedger, Handover, OnceGuard, RecipientStore, Sender
+from trackwatch.ports import (
+    Deferrer,
+    DeliveryLedger,
+    Handover,
+    OnceGuard,
+    OrderDirectory,
+    RecipientStore,
+    Sender,
+)
 from trackwatch.services.conflicts import retry_on_conflict
 
+#: The most messages one order can send on one channel: each stage first reached and
+#: reached by every box (3 x 2), and the partial delivery.
+ORDER_MESSAGES_MOST = 7
 #: Channels whose provider reports delivery: a message on them gets a delivery check.
 REPORTING_CHANNELS: frozenset[Channel] = frozenset({"whatsapp"})
 #: Channels a customer can opt out of by replying STOP (the opt-out is kept by number).
@@ -119,7 +131,10 @@ class Notifier:
         renderer: Renderer,
         clock: Callable[[], datetime],
         chain: Chain,
+        orders: OrderDirectory | None = None,
     ) -> None:
+        """`orders`: how many shipments an order has, for the kinds an order of several says
+        once for all of them (None: every shipment is told about on its own)."""
         self.channel = channel
         self._rules = rules
         self._policy = policy
@@ -130,6 +145,7 @@ class Notifier:
         self._renderer = renderer
         self._clock = clock
         self._chain = chain
+        self._orders = orders
         self._languages = renderer.languages(channel)
         # What this notifier reads of the channels' memory: its own log and failure, and for a
         # phone channel the other's too (which comes first, which takes over, and how recent
@@ -148,12 +164,15 @@ class Notifier:
         """Decide and act on one message; returns the outcome and the message kind."""
         event = request.event
         kind = self._rules.kind_of(event, self.channel)
-        if kind is None:
+        if kind is None or (is_order_event(event) and event.total < 2):
+            # A lone shipment's order says nothing its own messages did not.
             return Outcome.NOT_NOTIFIED, None
-        recipient = self._recipient(ShipmentKey.of(event.cp_id, event.waybill))
+        if self._said_per_order(event, kind):
+            return Outcome.ORDER_LEVEL, kind
+        recipient = self._recipient_of(event)
         if recipient is None:
             return Outcome.NO_SHIPMENT, kind
-        skipped = self._skipped(recipient, request)
+        skipped = self._skipped(recipient, request, kind)
         if skipped is not None:
             return skipped, kind
         now = self._clock()
@@ -181,6 +200,25 @@ class Notifier:
 
     # ------------------------------------------------------------------ deciding
 
+    def _said_per_order(self, event: TopicEvent, kind: str) -> bool:
+        """Whether the shipment is one of an order of several whose own message says this
+        (once for the siblings that reach the same stage together)."""
+        if is_order_event(event) or self._orders is None or not self._rules.said_per_order(kind):
+            return False
+        order_id = event.order_id if isinstance(event, StatusChanged) else None
+        return order_id is not None and self._orders.member_count(order_id) > 1
+
+    def _recipient_of(self, event: TopicEvent) -> Recipient | None:
+        """The shipment's customer; for an order, the customer of its first member on file
+        (an order's shipments are registered for one customer)."""
+        if not is_order_event(event):
+            return self._recipient(ShipmentKey.of(event.cp_id, event.waybill))
+        for member in event.members:
+            recipient = self._recipient(ShipmentKey.of(member.cp_id, member.waybill))
+            if recipient is not None:
+                return recipient
+        return None
+
     def _recipient(self, key: ShipmentKey) -> Recipient | None:
         """The shipment's customer, with their STOP replies counted as opt-outs."""
         recipient = self._recipients.recipient(key, self._memory)
@@ -196,12 +234,20 @@ class Notifier:
             return recipient
         return recipient.model_copy(update={"opt_out": recipient.opt_out | stopped})
 
-    def _skipped(self, recipient: Recipient, request: NotificationRequest) -> Outcome | None:
+    def _skipped(
+        self, recipient: Recipient, request: NotificationRequest, kind: str
+    ) -> Outcome | None:
         """Why this channel does not send this event (now), or None."""
         enabled = self._chain.enabled
         why = unreachable(recipient, self.channel, enabled)
         if why is not None:
             return why
+        event = request.event
+        if isinstance(event, OrderStatusChanged) and not order_news(
+            event, kind, recipient.log(self.channel)
+        ):
+            # An order's count in between its first and its last is not news enough.
+            return Outcome.REPEAT
         fallback = request.fallback
         if fallback is None:
             if waits_for_fallback(recipient, self.channel, enabled):
@@ -244,6 +290,9 @@ class Notifier:
         now: datetime,
         customer_zone: ZoneInfo,
     ) -> Admission:
+        # An order's messages are told on one of its boxes' channel log: they count towards
+        # its day, but may go beyond the cap by as many as an order can ever send.
+        order_kind = self._rules.is_order_kind(kind)
         return admit(
             recipient.log(self.channel),
             kind=kind,
@@ -252,8 +301,10 @@ class Notifier:
             occurred_at=request.event.occurred_at,
             now=now,
             today=now.astimezone(customer_zone).date(),
-            repeat_window=self._policy.repeat_window,
-            daily_cap=self._policy.daily_cap,
+            repeat_window=(
+                timedelta(0) if self._rules.is_order_stage(kind) else self._policy.repeat_window
+            ),
+            daily_cap=self._policy.daily_cap + (ORDER_MESSAGES_MOST if order_kind else 0),
         )
 
     # ------------------------------------------------------------------ sending
