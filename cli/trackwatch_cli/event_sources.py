@@ -24,8 +24,9 @@ are not waited for.
 (every message it holds, visible, in flight or delayed) on every send, receive and
 delete: it counts the queue's messages for its attributes on each SendMessage and for
 each message a ReceiveMessage returns (its retention check reads the queue's attributes,
-three times), and rebuilds the list on each delete. A receive from a queue of 1,000
-messages costs it 40 ms, from one of 50 about 2 ms. So the stream poller, the only
+three times), and rebuilds the list on each delete. Receiving ten messages (and making
+them visible again, client included, moto in-process) took 18 ms from a queue of 10, 24
+ms from 50, 67 ms from 200 and 335 ms from 1,000. So the stream poller, the only
 producer that can be held back without holding up an invocation, reads one batch at a
 time and, before each, reads the watched queues' depths (the subscriber queues its
 publishes fan out to): while one holds more than `backlog_limit` messages, in flight
