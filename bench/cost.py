@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.items import STORAGE_OVERHEAD, ItemSizes
+from trackwatch.logic.cadence import CadenceClass
+from trackwatch.logic.change_capture import check_factor, sweep_factor
+from trackwatch.models.policy import Cadence, Sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 DAYS = 30
@@ -180,6 +183,23 @@ def polls_per_day() -> float:
     return sum(SHIPMENTS * share * 1440 / period for share, period in MIX.values())
 
 
+def check_visits_per_day(cadence: Cadence | None = None, sweep: Sweep | None = None) -> float:
+    """Check-only visits a day with change capture healthy (the template's periods, and
+    `DelayCheckMinutes`): per class, a visit every c cycles, less the sweep's polls that
+    fall on a visit's cycle (docs/architecture.md, "Staleness without polling more")."""
+    cadence, sweep = cadence or Cadence(), sweep or Sweep()
+    visits = 0.0
+    for name, (share, period) in MIX.items():
+        klass = CadenceClass(name)
+        every = check_factor(klass, cadence, sweep)
+        if every == 0:
+            continue
+        factor = sweep_factor(klass, cadence, sweep)
+        polls_on_visits = 1440 / (period * factor) if factor % every == 0 else 0
+        visits += SHIPMENTS * share * (1440 / (period * every) - polls_on_visits)
+    return visits
+
+
 def changes_per_day() -> float:
     """N / life · changes per shipment."""
     return SHIPMENTS / LIFE_DAYS * CHANGES_PER_SHIPMENT
@@ -236,6 +256,7 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
     t = t or Template.read()
     a = ASSUMED
     p, c, s = polls_per_day() * DAYS, changes_per_day() * DAYS, starts_per_day() * DAYS
+    v = check_visits_per_day() * DAYS
     calls = p / AWBS_PER_CALL
     poll_invocations = calls / CALLS_PER_MESSAGE / BATCH_SIZE
     publish_invocations = c / a["publish_records_per_invocation"]
@@ -310,6 +331,13 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
             "SQS, PollQueue",
             f"{p / 1e6:.0f}M polls x {m.poll_sqs_billed:.4f} billed + empty receives",
             (p * m.poll_sqs_billed + EMPTY_RECEIVES_PER_QUEUE_DAY * DAYS) * price("sqs"),
+        ),
+        Line(
+            "delays",
+            "DynamoDB reads + SQS, check-only visits (change capture on)",
+            f"{v / 1e6:.0f}M visits x {size.poll_rru} RRU (a poll's read; no call, no write "
+            f"without news; none at the full cadence) + x {m.poll_sqs_billed:.4f} SQS billed",
+            v * (size.poll_rru * price("rru") + m.poll_sqs_billed * price("sqs")),
         ),
         Line(
             "events",

@@ -13,9 +13,8 @@ import typer
 from rich.table import Table
 
 from trackwatch.errors import InvalidInputError
-from trackwatch.models.inputs import check_printable
 from trackwatch.models.order_views import OrderView
-from trackwatch.models.registration import MAX_ORDER_ID_LENGTH
+from trackwatch.models.registration import parse_order_id
 from trackwatch_cli.display import text
 from trackwatch_cli.shipments_cli import (
     LocalOption,
@@ -37,10 +36,8 @@ OrderIdArgument = Annotated[str, typer.Argument(help="The order_id, as the shipm
 
 
 def _order_id(value: str) -> str:
-    if not 1 <= len(value) <= MAX_ORDER_ID_LENGTH:
-        fail(f"order_id must be 1 to {MAX_ORDER_ID_LENGTH} characters", 2)
     try:
-        return check_printable("order_id", value)
+        return parse_order_id(value)
     except InvalidInputError as exc:
         fail(exc, 2)
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch.bootstrap import Container, Handler, lambda_entry
+from trackwatch.bootstrap import Container, Handler, deadline_of, lambda_entry
 from trackwatch.observability import count_by, logger, metrics, tracer
 
 #: Receiving stops this long before Lambda's timeout, leaving time to poll and delete.
@@ -25,8 +24,7 @@ def handler(container: Container) -> Handler:
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
         """Drain the window's hints into PollQueue (the scheduled time does not matter: a
         late run takes what is there)."""
-        remaining = context.get_remaining_time_in_millis() / 1000
-        deadline = time.monotonic() + remaining - min(DEADLINE_MARGIN_S, remaining / 2)
+        deadline = deadline_of(context, DEADLINE_MARGIN_S, 1 / 2)
         summary = service.drain(deadline=deadline)
         metrics.add_metric("HintWaybills", MetricUnit.Count, summary.waybills)
         metrics.add_metric("HintPolls", MetricUnit.Count, summary.polled)

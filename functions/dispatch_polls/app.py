@@ -24,6 +24,8 @@ def handler(container: Container) -> Handler:
         summary = service.dispatch(ScheduleTick.model_validate(event))
         metrics.add_metric("ShipmentsDispatched", MetricUnit.Count, summary.due)
         metrics.add_metric("PollMessagesSent", MetricUnit.Count, summary.messages)
+        # Check-only visits: the delay checks of shipments the sweep leaves alone (no call).
+        metrics.add_metric("ShipmentsCheckVisited", MetricUnit.Count, summary.checks)
         # 1 while the change feed is enabled but the full cadence stands in for it (alarmed).
         if summary.health not in (None, "disabled"):
             metrics.add_metric("ChangeFeedFallback", MetricUnit.Count, int(summary.fallback))

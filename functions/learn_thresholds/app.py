@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch.bootstrap import Container, Handler, lambda_entry
+from trackwatch.bootstrap import Container, Handler, deadline_of, lambda_entry
 from trackwatch.observability import logger, metrics, tracer
 
 #: No shard is started this close to Lambda's timeout: the table is still written.
@@ -24,8 +23,7 @@ def handler(container: Container) -> Handler:
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
         """Read the window's scans, write the thresholds table (the event is the schedule's)."""
-        remaining = context.get_remaining_time_in_millis() / 1000
-        deadline = time.monotonic() + remaining - min(DEADLINE_MARGIN_S, remaining / 2)
+        deadline = deadline_of(context, DEADLINE_MARGIN_S, 1 / 2)
         _table, summary = job.run(deadline)
         metrics.add_metric("ThresholdEntriesRead", MetricUnit.Count, summary.items_read)
         # Under all of them: the window outgrew one run (the table is learned from a sample).

@@ -4,13 +4,12 @@ every waybill it lists."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch.bootstrap import Container, Handler, lambda_entry
+from trackwatch.bootstrap import Container, Handler, deadline_of, lambda_entry
 from trackwatch.models.messages import ScheduleTick
 from trackwatch.observability import count_by, logger, metrics, tracer
 
@@ -28,8 +27,7 @@ def handler(container: Container) -> Handler:
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
         """Read the windows due by the scheduled time; a failure is recorded, not raised."""
-        remaining = context.get_remaining_time_in_millis() / 1000
-        deadline = time.monotonic() + remaining - min(DEADLINE_MARGIN_S, remaining / 4)
+        deadline = deadline_of(context, DEADLINE_MARGIN_S, 1 / 4)
         tick = ScheduleTick.model_validate(event)
         summary = asyncio.run(service.run(tick.at(clock()), deadline=deadline))
         metrics.add_metric("ChangeFeedWindows", MetricUnit.Count, summary.windows)

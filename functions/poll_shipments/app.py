@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Any
 
 from trackwatch.batches import failures_response, sqs_messages
-from trackwatch.bootstrap import Container, Handler, lambda_entry
+from trackwatch.bootstrap import Container, Handler, deadline_of, lambda_entry
 from trackwatch.models.messages import PollRequest
 from trackwatch.observability import logger, metrics, record_poll, tracer
 
@@ -17,12 +16,6 @@ if TYPE_CHECKING:
 #: Clickpost calls stop this long before Lambda's own timeout (at most a fifth of the time
 #: left), so the batch still reports which messages failed instead of being killed whole.
 DEADLINE_MARGIN_S = 5.0
-
-
-def deadline_of(context: LambdaContext) -> float:
-    """When this invocation stops calling Clickpost, on time.monotonic()."""
-    remaining = context.get_remaining_time_in_millis() / 1000
-    return time.monotonic() + remaining - min(DEADLINE_MARGIN_S, remaining / 5)
 
 
 def handler(container: Container) -> Handler:
@@ -49,7 +42,11 @@ def handler(container: Container) -> Handler:
                     "poll request is malformed", extra={"message_id": record.message_id}
                 )
         failures, summary = asyncio.run(
-            service.poll(requests, deadline=deadline_of(context), redelivered=redelivered)
+            service.poll(
+                requests,
+                deadline=deadline_of(context, DEADLINE_MARGIN_S, 1 / 5),
+                redelivered=redelivered,
+            )
         )
         record_poll(summary)
         logger.info("poll batch", extra=summary.as_log())

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trackwatch.bootstrap import Container, Handler, lambda_entry
+from trackwatch.bootstrap import Container, Handler, deadline_of, lambda_entry
 from trackwatch.observability import logger, metrics, tracer
 
 #: Receiving stops this long before Lambda's timeout: what was received is still sent.
@@ -24,8 +23,7 @@ def handler(container: Container) -> Handler:
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
         """Drain OpsDigestQueue, send the digest, delete what it covered."""
-        remaining = context.get_remaining_time_in_millis() / 1000
-        deadline = time.monotonic() + remaining - min(DEADLINE_MARGIN_S, remaining / 2)
+        deadline = deadline_of(context, DEADLINE_MARGIN_S, 1 / 2)
         summary = digest.send(deadline)
         metrics.add_metric("DigestEvents", MetricUnit.Count, summary.events)
         metrics.add_metric("DigestsSent", MetricUnit.Count, int(summary.sent))

@@ -53,6 +53,8 @@ def test_cost_model_reproduces_the_architecture_workload() -> None:
     # The workload of docs/architecture.md: 14.2M polls and 1.6M changes a day
     assert cost.polls_per_day() == pytest.approx(14_200_000)
     assert cost.changes_per_day() == pytest.approx(1_600_000)
+    # and, with change capture, 8.6M check-only visits: transit 700k x 11, ofd 100k x 9
+    assert cost.check_visits_per_day() == pytest.approx(700_000 * 11 + 100_000 * 9)
     # and, with items of 1,425 bytes, the naive PutItem line: 426M polls x 2 WRU at $0.625/M
     size = ItemSizes(
         scans=30, item_bytes=1199, change_bytes=1199, event_log_bytes=488, naive_bytes=1425

@@ -451,6 +451,7 @@ def test_functions_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "SWEEP_NEW_MINUTES": "240",
         "SWEEP_GRACE_MINUTES": "1440",
         "SWEEP_INVALID_MINUTES": "1440",
+        "DELAY_CHECK_MINUTES": "120",
     }
     assert environment["PollShipmentsFunction"] == {
         **common,

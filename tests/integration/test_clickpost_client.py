@@ -658,8 +658,9 @@ async def test_a_dripping_body_cannot_hold_a_call_past_its_budget(
         elapsed = time.monotonic() - started
     raised.append(info.value)
 
-    # Then the call ended at its budget, a few bytes in, and says why
-    assert 1.1 < elapsed < 2.0
+    # Then the call ended at its budget, a few bytes in, and says why (the whole body takes
+    # 17 s to drip: the upper bound leaves a loaded machine room, the bytes sent are exact)
+    assert 1.1 < elapsed < 8.0
     assert server.sent < len(body)
     assert "call budget of 1.2s spent" in str(info.value)
     assert info.value.retryable
@@ -682,8 +683,8 @@ async def test_an_invocation_deadline_stops_a_dripping_call(raised: list[BaseExc
         elapsed = time.monotonic() - started
     raised.append(info.value)
 
-    # Then
-    assert 0.7 < elapsed < 1.5
+    # Then (the whole body takes 30 s to drip)
+    assert 0.7 < elapsed < 8.0
     assert "invocation deadline reached" in str(info.value)
 
 

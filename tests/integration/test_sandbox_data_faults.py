@@ -465,7 +465,8 @@ def test_hang_ends_only_by_a_client_timeout(live: SandboxServer) -> None:
         pytest.raises(httpx.ReadTimeout),
     ):
         impatient.get(PATH, params=_params(TARGET, MATE))
-    assert time.monotonic() - started < 2.0
+    # (the hang holds the connection for good: any bound tells the timeout ended it)
+    assert time.monotonic() - started < 10.0
     assert live.requests[-1].faults == (FaultKind.HANG,)
     assert live.requests[-1].waybills == (TARGET, MATE)
 
@@ -505,8 +506,8 @@ def test_drip_on_one_waybill_leaves_other_requests_fast(
     started = time.monotonic()
     mate = _poll(client, MATE)
 
-    # Then it is answered healthily and at once
-    assert time.monotonic() - started < 1.0
+    # Then it is answered healthily and at once (not after the target's 2 s drip)
+    assert time.monotonic() - started < 1.9
     assert mate.content == twin.handle_track_order(_params(MATE)).body
     assert live.requests[-1].faults == ()
 

@@ -17,9 +17,11 @@ from trackwatch.logic.change_capture import (
     CadenceMode,
     FeedHealth,
     cadence_mode,
+    check_factor,
     check_sweep,
     coalesce,
     feed_health,
+    in_check_visit,
     in_sweep,
     plan_windows,
     sweep_factor,
@@ -202,6 +204,101 @@ def test_a_sweep_equal_to_the_cadence_keeps_everything() -> None:
         in_sweep(f"4#W{i}", CadenceClass.OUT_FOR_DELIVERY, 1000 + i, cadence, sweep)
         for i in range(50)
     )
+
+
+# --- check-only visits ---------------------------------------------------------------
+
+
+def _visits(
+    klass: CadenceClass,
+    sweep: Sweep,
+    keys: list[ShipmentKey],
+    cycles: int,
+    cadence: Cadence = CADENCE,
+) -> dict[ShipmentKey, list[tuple[int, str]]]:
+    """Each shipment's (minute, "poll" or "check") over `cycles` of its class, as the
+    dispatcher decides them in the sweep."""
+    period = period_minutes(klass, cadence)
+    slots = {k: int(due_key(k.pk, klass, cadence).split("#")[1]) for k in keys}
+    start = 29_000_000 - 29_000_000 % (period * 48)
+    seen: dict[ShipmentKey, list[tuple[int, str]]] = {k: [] for k in keys}
+    for minute in range(start, start + period * cycles):
+        for key in (k for k in keys if slots[k] == minute % period):
+            if in_sweep(key.pk, klass, minute, cadence, sweep):
+                seen[key].append((minute, "poll"))
+            elif in_check_visit(key.pk, klass, minute, cadence, sweep):
+                seen[key].append((minute, "check"))
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("klass", "every"),
+    [
+        (CadenceClass.TRANSIT, 1),  # 120 / 120: a visit at each cycle the sweep skips
+        (CadenceClass.OUT_FOR_DELIVERY, 4),  # 120 / 30, swept every 480
+        (CadenceClass.INVALID, 1),  # its cadence (720) is longer than 120: at its cadence
+        (CadenceClass.NEW, 0),  # swept at its cadence: polled as often as it can be visited
+        (CadenceClass.GRACE, 0),  # terminal: nothing to check
+    ],
+)
+def test_which_classes_get_check_visits_with_the_defaults(klass: CadenceClass, every: int) -> None:
+    assert check_factor(klass, CADENCE, SWEEP) == every
+
+
+@pytest.mark.parametrize("klass", [CadenceClass.TRANSIT, CadenceClass.OUT_FOR_DELIVERY])
+def test_a_swept_shipment_is_polled_or_visited_at_least_every_check_period(
+    klass: CadenceClass,
+) -> None:
+    # Given 200 shipments of a class, dispatched for two sweep periods
+    keys = [ShipmentKey.of(4, f"CV{i:05d}") for i in range(200)]
+    factor = sweep_factor(klass, CADENCE, SWEEP)
+    seen = _visits(klass, SWEEP, keys, 2 * factor)
+
+    for key, visits in seen.items():
+        minutes = [m for m, _ in visits]
+        kinds = Counter(kind for _, kind in visits)
+        # Then polled once per sweep period, never visited in the cycle it is polled
+        assert kinds["poll"] == 2
+        assert len(minutes) == len(set(minutes))
+        # and between two of them never more than the check period (120 minutes) apart
+        assert max(b - a for a, b in pairwise(minutes)) <= SWEEP.delay_check_minutes
+        # and visited no more than needed: a visit every 120 minutes, the poll in one's place
+        assert len(visits) == 2 * factor // check_factor(klass, CADENCE, SWEEP), key
+
+
+def test_visits_are_spread_over_the_cycles_like_the_sweep() -> None:
+    keys = [ShipmentKey.of(4, f"SP{i:05d}") for i in range(4_000)]
+    seen = _visits(CadenceClass.OUT_FOR_DELIVERY, SWEEP, keys, 16)
+    per_cycle = Counter((m // 30) % 4 for visits in seen.values() for m, _ in visits)
+    assert len(per_cycle) == 4
+    assert max(per_cycle.values()) < 1.2 * min(per_cycle.values())
+
+
+@pytest.mark.parametrize(
+    "sweep",
+    [
+        Sweep(delay_check_minutes=0),  # visits off
+        Sweep(sweep_transit_minutes=120),  # the sweep polls as often as the cadence
+        Sweep(sweep_transit_minutes=240, delay_check_minutes=240),  # as often as the checks
+        Sweep(sweep_transit_minutes=480, delay_check_minutes=600),  # more often than them
+    ],
+)
+def test_no_visits_when_checks_are_off_or_the_class_is_polled_often_enough(sweep: Sweep) -> None:
+    keys = [ShipmentKey.of(4, f"NV{i:05d}") for i in range(100)]
+    factor = sweep_factor(CadenceClass.TRANSIT, CADENCE, sweep)
+    seen = _visits(CadenceClass.TRANSIT, sweep, keys, 2 * factor)
+    assert check_factor(CadenceClass.TRANSIT, CADENCE, sweep) == 0
+    assert {kind for visits in seen.values() for _, kind in visits} == {"poll"}
+
+
+def test_a_check_period_that_is_not_a_multiple_of_the_cadence_is_rounded_down() -> None:
+    # 100 minutes over a 30-minute cadence: every 90 minutes, never later than 100
+    sweep = Sweep(delay_check_minutes=100)
+    assert check_factor(CadenceClass.OUT_FOR_DELIVERY, CADENCE, sweep) == 3
+    keys = [ShipmentKey.of(4, f"RD{i:05d}") for i in range(100)]
+    seen = _visits(CadenceClass.OUT_FOR_DELIVERY, sweep, keys, 32)
+    for visits in seen.values():
+        assert max(b - a for (a, _), (b, _) in pairwise(visits)) <= 100
 
 
 # --- hints ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -25,12 +26,12 @@ from trackwatch.logic.cadence import CadenceClass, due_key
 from trackwatch.models.change_feed import FeedState, UpdatedOrder
 from trackwatch.models.hints import ChangeHint, HintBatch
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.messages import PollRequest, ScheduleTick
+from trackwatch.models.messages import CHECK_ONLY, PollRequest, ScheduleTick
 from trackwatch.models.policy import ChangeFeedPolicy, Sweep
 from trackwatch.models.state import ShipmentState
 from trackwatch.models.webhook import WebhookRequest
 from trackwatch.services.change_feed import FeedService
-from trackwatch.services.dispatch import DispatchService
+from trackwatch.services.dispatch import DispatchService, DispatchSummary
 from trackwatch.services.hints import HintService, Registrar
 from trackwatch.services.registration import RegistrationService
 from trackwatch.services.webhooks import WebhookOutcome, WebhookService
@@ -418,6 +419,66 @@ def test_a_healthy_feed_sweeps_transit_shipments_once_a_day_instead_of_twelve_ti
     assert polled == 40
 
 
+def _healthy_day(
+    store: MemoryStore, queue: MemoryQueue, sweep: Sweep
+) -> tuple[list[DispatchSummary], MemoryFeedState]:
+    healthy = MemoryFeedState(FeedState(caught_up_to=NOW, last_entry_at=NOW))
+    service = DispatchService(
+        store, queue, CADENCE, lambda: NOW, feed=POLICY, sweep=sweep, feed_state=healthy
+    )
+    start = NOW.replace(hour=0, minute=0)
+    summaries = []
+    for minute in range(24 * 60):
+        at = start + timedelta(minutes=minute)
+        healthy.state = FeedState(caught_up_to=at, last_entry_at=at)
+        summaries.append(service.dispatch(ScheduleTick(scheduled_time=at)))
+    return summaries, healthy
+
+
+def test_the_sweep_visits_a_transit_shipment_for_its_checks_every_two_hours_it_is_not_polled() -> (
+    None
+):
+    # Given 40 shipments in transit and a healthy feed for a day
+    store, queue = MemoryStore(), MemoryQueue()
+    keys = _transit(store, 40)
+
+    # When the dispatcher runs every minute of it
+    summaries, _ = _healthy_day(store, queue, Sweep())
+
+    # Then each is polled once and visited for its checks at the other 11 cycles
+    polls = [r for r in queue.sent if r.reason != CHECK_ONLY]
+    checks = [r for r in queue.sent if r.reason == CHECK_ONLY]
+    polled = Counter(k for r in polls for c in r.calls for k in c.keys)
+    checked = Counter(k for r in checks for c in r.calls for k in c.keys)
+    assert polled == Counter(dict.fromkeys(keys, 1))
+    assert checked == Counter(dict.fromkeys(keys, 11))
+    assert sum(s.checks for s in summaries) == 440
+    assert sum(s.check_messages for s in summaries) == len(checks)
+    # never polled and visited at the same minute, and nothing written to the index
+    for request in checks:
+        same_minute = [r for r in polls if r.requested_at == request.requested_at]
+        assert not {k for c in request.calls for k in c.keys} & {
+            k for r in same_minute for c in r.calls for k in c.keys
+        }
+    assert store.writes == 0
+
+
+def test_no_visits_when_checks_are_off_or_a_class_is_swept_at_its_cadence() -> None:
+    # Given shipments in transit with the checks' visits off, and new ones (swept at their
+    # cadence, 240 minutes: polled as often as a visit could come)
+    store, queue = MemoryStore(), MemoryQueue()
+    _transit(store, 20)
+    for i in range(20):
+        key = ShipmentKey.of(4, f"N{i:04d}")
+        store.add(key, due_key(key.pk, CadenceClass.NEW, CADENCE), NOW)
+
+    summaries, _ = _healthy_day(store, queue, Sweep(delay_check_minutes=0))
+
+    assert sum(s.checks for s in summaries) == 0
+    assert all(r.reason != CHECK_ONLY for r in queue.sent)
+    assert sum(s.due for s in summaries) == 20 + 20 * 6
+
+
 def test_a_failing_feed_brings_back_the_full_cadence_and_says_so() -> None:
     store, queue = MemoryStore(), MemoryQueue()
     _transit(store, 40)
@@ -433,6 +494,8 @@ def test_a_failing_feed_brings_back_the_full_cadence_and_says_so() -> None:
     assert summary.fallback is True
     assert "behind" in summary.reason and "unavailable" in summary.reason
     assert polled == 40 * 12
+    # and the full cadence polls every shipment at each cycle: no visit on top
+    assert all(r.reason != CHECK_ONLY for r in queue.sent)
 
 
 def test_a_silent_feed_falls_back_only_while_something_is_tracked() -> None:
@@ -472,4 +535,4 @@ def test_a_tick_of_every_shipment_ignores_the_mode() -> None:
 
     summary = service.dispatch(ScheduleTick(scheduled_time=NOW, scope="all"))
 
-    assert (summary.mode, summary.due) == ("all", 7)
+    assert (summary.mode, summary.due, summary.checks) == ("all", 7, 0)

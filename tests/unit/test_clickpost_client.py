@@ -384,8 +384,8 @@ async def test_a_dripping_body_ends_at_the_call_budget(raised: list[BaseExceptio
     started = time.monotonic()
     error = await expect(ClickpostUnavailableError, c, raised)
 
-    # Then
-    assert time.monotonic() - started < 1.0
+    # Then (the body never ends: the bound only leaves a loaded machine room)
+    assert time.monotonic() - started < 5.0
     assert "call budget of 0.3s spent" in str(error)
     assert "1 attempt(s)" in str(error)
 
@@ -446,8 +446,8 @@ async def test_the_earlier_of_the_client_and_call_deadlines_wins(
         await track(c, CALL, deadline=started + 0.2)
     raised.append(info.value)
 
-    # Then
-    assert time.monotonic() - started < 1.0
+    # Then (the answer takes 5 s: under 4 s, the 0.2 s deadline ended it)
+    assert time.monotonic() - started < 4.0
     assert "invocation deadline reached" in str(info.value)
 
 

@@ -278,6 +278,97 @@ def test_a_check_only_visit_calls_no_one_and_writes_only_news() -> None:
     assert again.events == {} and again.unchanged == 1
 
 
+class ReadsBefore(MemoryStore):
+    """A store whose next eventually consistent read answers what it held before a write
+    that raced it (as a check visit's `BatchGetItem` may, while a hint poll commits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale: dict[ShipmentKey, Any] | None = None
+
+    def get_many(self, keys: Any, *, consistent: bool = False) -> dict[ShipmentKey, Any]:
+        if self.stale is not None and not consistent:
+            old, self.stale = self.stale, None
+            self.reads += 1
+            return {k: old[k] for k in keys if k in old}
+        return super().get_many(keys, consistent=consistent)
+
+
+def polled_on_monday(
+    waybill: str,
+) -> tuple[ShipmentKey, ReadsBefore, FakeTracker, TrackCall]:
+    """A shipment in transit since Monday 10:00, polled on Monday."""
+    key = ShipmentKey.of(4, waybill)
+    store, tracker = ReadsBefore(), FakeTracker()
+    store.add(key, due_key(key.pk, CadenceClass.TRANSIT, CADENCE), at(2))
+    call = TrackCall(cp_id=4, waybills=(key.waybill,))
+    tracker.results[key] = result([scan(1, 5, 25)])
+    asyncio.run(
+        poll_service(store, tracker, at(2)).poll(
+            {"m1": PollRequest(calls=(call,), requested_at=at(2))}
+        )
+    )
+    return key, store, tracker, call
+
+
+def test_a_check_visit_that_read_before_a_hint_poll_moved_the_shipment_writes_nothing() -> None:
+    # Given a shipment in transit since Monday 10:00, polled on Monday
+    key, store, tracker, call = polled_on_monday("RACE1")
+    # and, on Wednesday, a hint poll that finds it moved an hour ago, committed after a
+    # check visit read the shipment (its read answers Monday's state)
+    monday = dict(store.records)
+    tracker.results[key] = result([scan(1, 5, 25), scan(2, 6, 74)])
+    asyncio.run(
+        poll_service(store, tracker, at(4)).poll(
+            {"m2": PollRequest(calls=(call,), reason="hint", requested_at=at(4))}
+        )
+    )
+    store.stale = monday
+    calls, writes = len(tracker.calls), store.writes
+
+    # When the check visit decides on what it read
+    check = {"m3": PollRequest(calls=(call,), reason=CHECK_ONLY, requested_at=at(4))}
+    _, summary = asyncio.run(poll_service(store, tracker, at(4)).poll(check))
+
+    # Then its write is refused (the version moved), it decides again on the shipment as it
+    # now is, and finds nothing: no stuck, no call, no write, no event after the scan
+    assert summary.conflicts == 1 and summary.unchanged == 1 and summary.events == {}
+    assert (len(tracker.calls), store.writes) == (calls, writes)
+    kinds = [e.event_type for _, events in store.outboxes for e in events]
+    assert "shipment.stuck" not in kinds
+
+
+def test_a_hint_poll_that_read_before_a_check_visit_wrote_stuck_reports_unstuck_after() -> None:
+    # Given a shipment in transit since Monday 10:00, polled on Monday
+    key, store, tracker, call = polled_on_monday("RACE2")
+    # and, on Wednesday, a check visit that reports it stuck, committed after a hint poll
+    # read the shipment (its read answers Monday's state)
+    monday = dict(store.records)
+    check = {"m2": PollRequest(calls=(call,), reason=CHECK_ONLY, requested_at=at(4))}
+    asyncio.run(poll_service(store, tracker, at(4)).poll(check))
+    store.stale = monday
+
+    # When the hint poll brings the scan of an hour ago
+    tracker.results[key] = result([scan(1, 5, 25), scan(2, 6, 74)])
+    _, summary = asyncio.run(
+        poll_service(store, tracker, at(4)).poll(
+            {"m3": PollRequest(calls=(call,), reason="hint", requested_at=at(4))}
+        )
+    )
+
+    # Then the poll decides again on the stuck shipment: the scan, then unstuck, once each,
+    # after the stuck event, in the order they were written
+    assert summary.conflicts == 1
+    kinds = [e.event_type for _, events in store.outboxes for e in events]
+    assert kinds[2:] == [
+        "shipment.stuck",
+        "shipment.scan_added",
+        "shipment.status_changed",
+        "shipment.unstuck",
+    ]
+    assert kinds.count("shipment.stuck") == kinds.count("shipment.unstuck") == 1
+
+
 # --- the digest ----------------------------------------------------------------------------
 
 

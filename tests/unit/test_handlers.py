@@ -48,11 +48,11 @@ from trackwatch.config import Settings
 from trackwatch.errors import ClickpostUnavailableError, StorageError
 from trackwatch.logic.cadence import CadenceClass, due_key, due_keys_at, epoch_minute
 from trackwatch.logic.diff import diff
-from trackwatch.models.change_feed import UpdatedOrder
+from trackwatch.models.change_feed import FeedState, UpdatedOrder
 from trackwatch.models.events import EVENT_ADAPTER, OrderStatusChanged
 from trackwatch.models.hints import ChangeHint, HintBatch
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.messages import PollRequest
+from trackwatch.models.messages import CHECK_ONLY, PollRequest
 from trackwatch.models.notification import Channel, Delivery, DeliveryState
 from trackwatch_cli.runtime import LambdaContext
 
@@ -96,6 +96,40 @@ def test_dispatch_sample_enqueues_the_polls_of_its_minute() -> None:
     assert answer["minute"] == minute
     assert answer["due"] == 2
     assert [c.waybills for r in queue.sent for c in r.calls] == [("D1", "D2")]
+
+
+def test_dispatch_sample_sends_check_only_visits_for_what_the_sweep_leaves() -> None:
+    # Given a healthy change feed, and shipments in transit due at the sample's minute: the
+    # sweep polls the one whose turn of the day it is, and visits the others for their checks
+    event = sample("dispatch_polls_schedule.json")
+    at = datetime.fromisoformat(event["scheduled_time"])
+    minute = epoch_minute(at)
+    store, queue = MemoryStore(), MemoryQueue()
+    state = MemoryFeedState(FeedState(caught_up_to=at, last_entry_at=at))
+    transit = f"transit#{minute % CADENCE.cadence_transit_minutes}#0"
+    keys = [ShipmentKey.of(4, f"V{i}") for i in range(24)]
+    for key in keys:
+        store.add(key, transit, NOW)
+    container = bootstrap(
+        Settings({**FEED_SETTINGS, "DUE_SHARDS": "1"}),
+        clock=lambda: NOW,
+        shipments=store,
+        poll_queue=queue,
+        feed_state=state,
+    )
+
+    # When
+    answer = handler_of("dispatch_polls", container)(event, CONTEXT)
+
+    # Then the sweep's share is polled, the rest visited without a Clickpost call (every
+    # cycle at the default 120 minutes), none both, none left out
+    polled = {k for r in queue.sent if r.reason == "schedule" for c in r.calls for k in c.keys}
+    checked = {k for r in queue.sent if r.reason == CHECK_ONLY for c in r.calls for k in c.keys}
+    assert answer["mode"] == "sweep"
+    assert (answer["due"], answer["checks"]) == (len(polled), len(checked))
+    assert polled and checked and not polled & checked
+    assert polled | checked == set(keys)
+    assert answer["check_messages"] == len([r for r in queue.sent if r.reason == CHECK_ONLY])
 
 
 # --------------------------------------------------------------------------- poll

@@ -14,6 +14,7 @@ Adapters are imported inside the properties that build them, for the same reason
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -90,6 +91,14 @@ Handler = Callable[[dict[str, Any], Any], Any]
 def utc_now() -> datetime:
     """The wall clock, zone-aware."""
     return datetime.now(UTC)
+
+
+def deadline_of(context: Any, margin_s: float, share: float) -> float:
+    """When an invocation stops starting work, on time.monotonic(): `margin_s` before
+    Lambda's timeout, or `share` of the time left if that is less, so that it still has
+    time to write and report what it did instead of being killed whole."""
+    remaining: float = context.get_remaining_time_in_millis() / 1000
+    return time.monotonic() + remaining - min(margin_s, remaining * share)
 
 
 class Overrides(TypedDict, total=False):

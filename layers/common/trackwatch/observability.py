@@ -81,6 +81,8 @@ def record_poll(summary: PollSummary) -> None:
     metrics.add_metric("ClickpostCalls", MetricUnit.Count, summary.calls)
     metrics.add_metric("ClickpostRequests", MetricUnit.Count, summary.http_requests)
     metrics.add_metric("ShipmentsWritten", MetricUnit.Count, summary.written)
+    # Check-only visits (the delay checks alone): no Clickpost call behind them.
+    metrics.add_metric("ShipmentsChecked", MetricUnit.Count, summary.checked)
     metrics.add_metric("ShipmentsStopped", MetricUnit.Count, summary.stopped)
     metrics.add_metric("WriteConflicts", MetricUnit.Count, summary.conflicts)
     metrics.add_metric(

@@ -41,7 +41,7 @@ from trackwatch.errors import (
     NotFoundError,
     TrackwatchError,
 )
-from trackwatch.models.inputs import check_printable, check_since
+from trackwatch.models.inputs import check_since
 from trackwatch.models.keys import MAX_CP_ID, MAX_WAYBILL_LENGTH, WAYBILL_CHARACTERS, ShipmentKey
 from trackwatch.models.order_views import OrderView
 from trackwatch.models.registration import (
@@ -51,6 +51,7 @@ from trackwatch.models.registration import (
     Registration,
     parse_body,
     parse_entry,
+    parse_order_id,
 )
 from trackwatch.models.views import (
     BatchView,
@@ -348,18 +349,13 @@ def replay_shipment(api: ApiContext, request: Request) -> ApiResponse:
     return _json(HTTPStatus.OK, view)
 
 
-def _order_id(request: Request) -> str:
-    order_id = unquote(request.params["order_id"])
-    if not 1 <= len(order_id) <= MAX_ORDER_ID_LENGTH:
-        raise InvalidInputError("order_id", f"must be 1 to {MAX_ORDER_ID_LENGTH} characters")
-    return check_printable("order_id", order_id)
-
-
 def get_order(api: ApiContext, request: Request) -> ApiResponse:
     """GET /orders/{order_id}."""
     if api.orders is None:
         raise NotFoundError("orders are not served here")
-    return _json(HTTPStatus.OK, api.orders().show(_order_id(request)))
+    return _json(
+        HTTPStatus.OK, api.orders().show(parse_order_id(unquote(request.params["order_id"])))
+    )
 
 
 _SHIPMENT = ("cp_id", "waybill")

@@ -1,5 +1,6 @@
 """Change capture: which windows the feed poller reads, whether the feed can be trusted,
-which shipments the reconciliation sweep polls, and which hints are worth a poll.
+which shipments the reconciliation sweep polls (and which of the others it visits for
+their delay checks alone), and which hints are worth a poll.
 
 Pure: times come in as arguments, nothing is read or written here.
 
@@ -199,6 +200,42 @@ def in_sweep(pk: str, klass: CadenceClass, minute: int, cadence: Cadence, sweep:
         return True
     cycle = minute // period_minutes(klass, cadence)
     return sweep_phase(pk, factor) == cycle % factor
+
+
+# --- check-only visits ------------------------------------------------------------------
+#
+# The sweep leaves a shipment that does not move alone for up to a day, and the delay
+# checks run when a shipment is visited. The dispatcher already reads every due key at the
+# full cadence (the sweep only filters), so the shipments it defers are in hand at no extra
+# read: some of them become check-only visits, each on the cycles where
+# ``(cycle - sweep phase) mod c == 0``, c full periods apart. Its sweep poll falls on one
+# of those cycles when c divides k, and takes that visit's place.
+
+
+def check_factor(klass: CadenceClass, cadence: Cadence, sweep: Sweep) -> int:
+    """Full cycles of its class between two check-only visits of a swept shipment; 0 when
+    the class gets none: a terminal class, checks off, or a sweep as frequent as the visits."""
+    if sweep.delay_check_minutes == 0 or klass is CadenceClass.GRACE:
+        return 0
+    # Never more often than the class's cadence: the due keys come round no faster, and the
+    # full cadence (the fallback) checks at that pace too.
+    every = max(1, sweep.delay_check_minutes // period_minutes(klass, cadence))
+    if sweep_factor(klass, cadence, sweep) <= every:
+        return 0
+    return every
+
+
+def in_check_visit(
+    pk: str, klass: CadenceClass, minute: int, cadence: Cadence, sweep: Sweep
+) -> bool:
+    """Whether a due shipment the sweep does not poll at epoch minute `minute` is visited
+    for its delay checks alone."""
+    every = check_factor(klass, cadence, sweep)
+    if every == 0:
+        return False
+    cycle = minute // period_minutes(klass, cadence)
+    phase = sweep_phase(pk, sweep_factor(klass, cadence, sweep))
+    return (cycle - phase) % every == 0
 
 
 # --- hints -------------------------------------------------------------------------------

@@ -247,7 +247,8 @@ class DelayPredicted(_Event):
     location: str | None
 
 
-ShipmentEvent = Annotated[
+#: Every kind of shipment event (ShipmentEvent and TopicEvent hold them all).
+_ShipmentEvents = (
     ScanAdded
     | StatusChanged
     | NdrRaised
@@ -256,9 +257,9 @@ ShipmentEvent = Annotated[
     | EddChanged
     | Invalid
     | SlaBreached
-    | DelayPredicted,
-    Field(discriminator="event_type"),
-]
+    | DelayPredicted
+)
+ShipmentEvent = Annotated[_ShipmentEvents, Field(discriminator="event_type")]
 EVENT_TYPES: tuple[type[_Event], ...] = (
     ScanAdded,
     StatusChanged,
@@ -393,18 +394,7 @@ ORDER_EVENT_ADAPTER: TypeAdapter[OrderEvent] = TypeAdapter(OrderEvent)
 
 #: Anything published on the events topic: a shipment's event or an order's.
 TopicEvent = Annotated[
-    ScanAdded
-    | StatusChanged
-    | NdrRaised
-    | Stuck
-    | Unstuck
-    | EddChanged
-    | Invalid
-    | SlaBreached
-    | DelayPredicted
-    | OrderStatusChanged
-    | OrderPartiallyDelivered
-    | OrderCompleted,
+    _ShipmentEvents | OrderStatusChanged | OrderPartiallyDelivered | OrderCompleted,
     Field(discriminator="event_type"),
 ]
 TOPIC_EVENT_ADAPTER: TypeAdapter[TopicEvent] = TypeAdapter(TopicEvent)

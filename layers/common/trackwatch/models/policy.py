@@ -91,6 +91,10 @@ class Sweep(BaseModel):
     sweep_new_minutes: int = Field(default=240, ge=1, le=10080)
     sweep_grace_minutes: int = Field(default=1440, ge=1, le=10080)
     sweep_invalid_minutes: int = Field(default=1440, ge=1, le=10080)
+    #: While the sweep stands, every active non-terminal shipment the sweep leaves alone
+    #: for longer than this still has its delay checks made this often (a check-only visit,
+    #: no Clickpost call), or at its class's cadence if that is longer; 0: no visits.
+    delay_check_minutes: int = Field(default=120, ge=0, le=1440)
 
 
 class ChangeFeedPolicy(BaseModel):

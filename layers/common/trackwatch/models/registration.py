@@ -111,6 +111,14 @@ def check_order_id(value: object) -> object:
     return check_printable("order_id", value) if isinstance(value, str) else value
 
 
+def parse_order_id(value: str) -> str:
+    """An order id given on its own (a path, a command's argument): 1 to
+    MAX_ORDER_ID_LENGTH characters of printable text; else InvalidInputError."""
+    if not 1 <= len(value) <= MAX_ORDER_ID_LENGTH:
+        raise InvalidInputError("order_id", f"must be 1 to {MAX_ORDER_ID_LENGTH} characters")
+    return check_printable("order_id", value)
+
+
 Phone = Annotated[
     str,
     BeforeValidator(check_phone),

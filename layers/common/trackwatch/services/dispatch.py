@@ -4,6 +4,9 @@ While change capture is healthy (the updated-order feed keeps up and lists what 
 the dispatcher polls only the reconciliation sweep, a slower pass over the same due
 keys; when the feed fails or falls silent while shipments are tracked, it polls every
 class at its full cadence again, by itself, and says why. Switching rewrites nothing.
+In the sweep, some of the due shipments it does not poll are sent as check-only visits
+(no Clickpost call), so that a shipment that sits is found stuck or late in hours, not
+a day later.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from trackwatch.logic.change_capture import (
     cadence_mode,
     check_sweep,
     feed_health,
+    in_check_visit,
     in_sweep,
 )
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.messages import PollRequest, ScheduleTick
+from trackwatch.models.messages import CHECK_ONLY, PollRequest, ScheduleTick
 from trackwatch.models.policy import Cadence, ChangeFeedPolicy, Sweep
 from trackwatch.models.tracking import TrackCall
 from trackwatch.ports import FeedStateStore, PollQueueWriter, ShipmentStore
@@ -42,8 +46,12 @@ class DispatchSummary:
     mode: str = CadenceMode.FULL.value
     #: Why this mode: the change feed's health, in a sentence.
     reason: str = ""
-    #: Due shipments the sweep leaves for a later cycle.
+    #: Due shipments the sweep leaves for a later cycle (the visited among them).
     deferred: int = 0
+    #: Deferred shipments sent as check-only visits (the delay checks, no Clickpost call).
+    checks: int = 0
+    #: PollQueue messages that carry them (`messages` counts the polls' alone).
+    check_messages: int = 0
     #: The change feed's health as judged this minute (None for a tick of every shipment).
     health: str | None = None
     #: Whether the feed is enabled but the full cadence is in force (the fallback).
@@ -59,6 +67,8 @@ class DispatchSummary:
             "mode": self.mode,
             "reason": self.reason,
             "deferred": self.deferred,
+            "checks": self.checks,
+            "check_messages": self.check_messages,
             "health": self.health,
             "fallback": self.fallback,
         }
@@ -128,6 +138,7 @@ class DispatchService:
         scheduled_at = tick.at(self._clock())
         minute = epoch_minute(scheduled_at)
         summary = DispatchSummary(minute=minute)
+        visits: list[ShipmentKey] = []
         if tick.scope == "all":
             keys = self._store.active()
             summary.mode, summary.reason = "all", "every active shipment"
@@ -138,22 +149,36 @@ class DispatchService:
             summary.fallback = (
                 decision.mode is CadenceMode.FULL and decision.health is not FeedHealth.DISABLED
             )
-            keys = self._due(minute, decision.mode, summary)
+            keys = self._due(minute, decision.mode, summary, visits)
         summary.due = len(keys)
         summary.calls, summary.messages = enqueue_polls(
             keys, self._queue, self._per_message, "schedule", scheduled_at
         )
+        summary.checks = len(visits)
+        _, summary.check_messages = enqueue_polls(
+            visits, self._queue, self._per_message, CHECK_ONLY, scheduled_at
+        )
         return summary
 
-    def _due(self, minute: int, mode: CadenceMode, summary: DispatchSummary) -> list[ShipmentKey]:
-        """The shipments of every class due at `minute`; in the sweep, its share of them."""
+    def _due(
+        self,
+        minute: int,
+        mode: CadenceMode,
+        summary: DispatchSummary,
+        visits: list[ShipmentKey],
+    ) -> list[ShipmentKey]:
+        """The shipments of every class due at `minute`; in the sweep, its share of them,
+        and the deferred ones whose check-only visit is due go to `visits`."""
         keys: list[ShipmentKey] = []
         for klass in CadenceClass:
             found = self._store.due(class_due_keys_at(klass, minute, self._cadence))
             if mode is CadenceMode.SWEEP:
-                kept = [
-                    k for k in found if in_sweep(k.pk, klass, minute, self._cadence, self._sweep)
-                ]
+                kept: list[ShipmentKey] = []
+                for key in found:
+                    if in_sweep(key.pk, klass, minute, self._cadence, self._sweep):
+                        kept.append(key)
+                    elif in_check_visit(key.pk, klass, minute, self._cadence, self._sweep):
+                        visits.append(key)
                 summary.deferred += len(found) - len(kept)
                 found = kept
             keys.extend(found)
