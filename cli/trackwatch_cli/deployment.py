@@ -89,12 +89,15 @@ class LocalStack:
         `not_before`, and its notifier holds it again (re-sent, delayed) while the simulated
         clock has not reached it, so releasing them early changes nothing but the wait.
         """
+        # The functions' delayed messages wait in the runtime's delay line (delay_line.py);
+        # any other (sent by a client outside the runtime) waits in the emulator.
+        held = self.runtime.delay_line.release()
         names = sorted(
             {url.rsplit("/", 1)[1] for url in self.stack.physical_ids.values() if "/" in url}
         )
         endpoint = self.clients.endpoint_url
         if endpoint is None:  # moto in this process (the integration tests)
-            return release_delayed(self.stack.region, names)
+            return held + release_delayed(self.stack.region, names)
         # moto in a process of its own: it does the same there (environment.serve).
         answer = httpx.post(
             f"{endpoint}{RELEASE_DELAYED_PATH}",
@@ -103,7 +106,7 @@ class LocalStack:
         )
         answer.raise_for_status()
         released: int = answer.json()["released"]
-        return released
+        return held + released
 
 
 class OverLocalStack:
@@ -143,9 +146,10 @@ def start_stack(
     on_invoke: Callable[[Invocation], None] | None = None,
     concurrency: int = LOCAL_CONCURRENCY,
     real_time_waits: bool = True,
+    hold_delayed: bool = False,
 ) -> LocalStack:
     """Deploy `template` into the emulator and make its secrets; raises StackError.
-    `on_invoke`, `concurrency`, `real_time_waits`: see LocalRuntime."""
+    `on_invoke`, `concurrency`, `real_time_waits`, `hold_delayed`: see LocalRuntime."""
     stack = deploy(
         template,
         clients,
@@ -188,6 +192,7 @@ def start_stack(
         on_invoke=on_invoke,
         concurrency=concurrency,
         real_time_waits=real_time_waits,
+        hold_delayed=hold_delayed,
     )
     return LocalStack(
         stack=stack,

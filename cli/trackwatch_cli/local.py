@@ -275,6 +275,8 @@ class LocalSystem:
                     log=log,
                     on_invoke=self.polls,
                     concurrency=self.options.concurrency,
+                    # Thousands of delayed WhatsApp checks would slow every SMS receive.
+                    hold_delayed=True,
                 )
             except StackError as exc:
                 raise LocalInputError(str(exc)) from exc

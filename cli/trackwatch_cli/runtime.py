@@ -39,6 +39,7 @@ import httpx
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.bootstrap import Clock, Container, Handler, Overrides, bootstrap, utc_now
 from trackwatch.config import Settings
+from trackwatch_cli.delay_line import DelayingClients, DelayLine
 from trackwatch_cli.environment import STREAM_RECORDS_PATH
 from trackwatch_cli.event_sources import (
     BACKLOG_LIMIT,
@@ -205,13 +206,16 @@ class LocalRuntime:
         concurrency: int = LOCAL_CONCURRENCY,
         backlog_limit: int = BACKLOG_LIMIT,
         real_time_waits: bool = True,
+        hold_delayed: bool = False,
     ) -> None:
         """`settings`: variables set for every function on top of its own (say, a test's
         short Clickpost budget); `overrides`: ports to use instead, by function;
         `concurrency`: invocations at once of a mapping without MaximumConcurrency;
         `real_time_waits` False: a short batch does not wait out its batching window and an
         idle queue is polled short, not long, so that `stop()` is immediate (a test harness,
-        where a second per hop and per settle adds up; what is delivered is the same)."""
+        where a second per hop and per settle adds up; what is delivered is the same);
+        `hold_delayed`: the functions' delayed messages wait in `delay_line` rather than
+        in the emulator's queues (`trackwatch local` at scale; delay_line.py says why)."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.stack = stack
@@ -229,6 +233,11 @@ class LocalRuntime:
         self._pools: dict[str, EnvironmentPool] = {}
         self._pools_lock = threading.Lock()
         self._sqs = clients.sqs
+        #: Delayed messages the functions send, held here rather than in the emulator.
+        self.delay_line = DelayLine(clients.sqs)
+        self._function_clients = (
+            DelayingClients(clients, self.delay_line) if hold_delayed else clients
+        )
         # In-process moto answers Streams only at the classic endpoint; an emulator's own
         # endpoint (moto's server) serves every service.
         self._streams = (
@@ -282,7 +291,7 @@ class LocalRuntime:
         return bootstrap(
             settings,
             clock=self.clock,
-            clients=self.clients,
+            clients=self._function_clients,
             **self._overrides.get(function, Overrides()),
         )
 
@@ -519,7 +528,8 @@ class LocalRuntime:
         with self._stream_lock:
             position = (source.function, source.source_arn)
             after = self._after.get(position)
-            params = {"table": table, "region": self.stack.region, "limit": "1000"}
+            # One batch at a time: the backlog is looked at before each (event_sources).
+            params = {"table": table, "region": self.stack.region, "limit": str(source.batch_size)}
             if after is not None:
                 params["after"] = str(after)
             answer = client.get(STREAM_RECORDS_PATH, params=params)
@@ -620,7 +630,12 @@ class LocalRuntime:
             if s.kind == "sqs" and s.queue_url and s.function not in self._upstream()
         }
         watched.update({queue_name(url): url for url in watch})
-        self._monitor = DepthMonitor(watched, self._depth, self._stopping)
+        self._monitor = DepthMonitor(
+            watched,
+            self._depth,
+            self._stopping,
+            every=lambda: self.delay_line.release(due_only=True),
+        )
         self._monitor.read()
         self._monitor.start()
         self._states = {}
@@ -661,14 +676,24 @@ class LocalRuntime:
             if s.kind == "sqs" and s.queue_url == self.stack.outputs.get("PollQueueUrl")
         }
 
-    def _depth(self, url: str) -> int:
+    def _depth(self, url: str) -> tuple[int, int]:
+        """A queue's visible messages, and those plus the ones in flight (delayed ones are
+        left out: they wait for the simulated clock, not for a consumer)."""
         attributes = self._sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"])
+        visible = int(attributes["ApproximateNumberOfMessages"])
+        return visible, visible + int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
 
-    def _backlog(self) -> tuple[str, int] | None:
-        return self._monitor.over(self.backlog_limit) if self._monitor else None
+    def _backlog(self, fresh: bool) -> tuple[str, int] | None:
+        """The fullest watched queue if over the backlog limit; `fresh`: read now (a
+        publish batch fills the queues within the monitor's second)."""
+        if self._monitor is None:
+            return None
+        if fresh:
+            self._monitor.read()
+        return self._monitor.over(self.backlog_limit)
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Stop reading event sources; wait up to `timeout_s` for the pollers (invocations
@@ -691,6 +716,8 @@ class LocalRuntime:
     def is_quiet(self) -> bool:
         """Nothing running, the stream read empty since the last activity, and no message
         in any worked queue, visible or in flight (see event_sources)."""
+        # A held message whose real delay passed is the queue's now, as in the emulator.
+        self.delay_line.release(due_only=True)
         count = self.activity.count
         if not settled_streams(self._states.values(), self.activity):
             return False

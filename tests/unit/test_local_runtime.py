@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from trackwatch.adapters.aws import AwsClients
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.policy import Cadence
 from trackwatch.models.record import ShipmentRecord
 from trackwatch.models.state import CurrentStatus, ShipmentState
+from trackwatch_cli.delay_line import DelayingClients, DelayLine
 from trackwatch_cli.endpoints import (
     LocalEndpoints,
     endpoints_file,
@@ -21,7 +23,13 @@ from trackwatch_cli.endpoints import (
     remove_endpoints,
     write_endpoints,
 )
-from trackwatch_cli.event_sources import Activity, QueuePoller, SourceState, settled_streams
+from trackwatch_cli.event_sources import (
+    Activity,
+    QueuePoller,
+    SourceState,
+    StreamPoller,
+    settled_streams,
+)
 from trackwatch_cli.stack import EventSource
 from trackwatch_cli.summary import tracking
 
@@ -32,6 +40,15 @@ SOURCE = EventSource(
     batch_size=10,
     report_batch_item_failures=True,
     queue_url="http://emulator/123456789012/SmsQueue",
+)
+
+
+STREAM = EventSource(
+    function="PublishEventsFunction",
+    kind="dynamodb",
+    source_arn="arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/1",
+    batch_size=100,
+    report_batch_item_failures=True,
 )
 
 
@@ -96,16 +113,7 @@ def test_a_queue_is_worked_by_as_many_invocations_at_once_as_the_mapping_allows(
 
 def test_streams_are_settled_only_when_nothing_runs_and_each_read_empty_since() -> None:
     activity = Activity()
-    stream = SourceState(
-        EventSource(
-            function="PublishEventsFunction",
-            kind="dynamodb",
-            source_arn="arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/1",
-            batch_size=100,
-            report_batch_item_failures=True,
-        ),
-        concurrency=1,
-    )
+    stream = SourceState(STREAM, concurrency=1)
     queue = SourceState(SOURCE, concurrency=4)
 
     assert not settled_streams([stream, queue], activity)  # never read
@@ -117,6 +125,77 @@ def test_streams_are_settled_only_when_nothing_runs_and_each_read_empty_since() 
     assert not settled_streams([stream, queue], activity)  # it may have written since
     stream.quiet_at = activity.count
     assert settled_streams([stream, queue], activity)
+
+
+def test_the_stream_waits_while_a_queue_it_feeds_is_full_and_looks_afresh_after_each_batch() -> (
+    None
+):
+    # Given a stream with two batches, and a fed queue that is full until one look
+    records = [[{"n": 1}], [{"n": 2}], []]
+    looks: list[bool] = []
+    full = [("SmsQueue", 80), None]
+    delivered: list[list[dict[str, Any]]] = []
+    stopping = threading.Event()
+
+    def backlog(fresh: bool) -> tuple[str, int] | None:
+        looks.append(fresh)
+        return full.pop(0) if full else None
+
+    def read(source: EventSource) -> list[dict[str, Any]]:
+        if not records:
+            stopping.set()
+            return []
+        return records.pop(0)
+
+    poller = StreamPoller(
+        SourceState(STREAM, concurrency=1),
+        Activity(),
+        stopping,
+        read,
+        lambda source, batch: delivered.append(batch),
+        backlog,
+    )
+
+    # When
+    poller.run()
+
+    # Then nothing was delivered while the queue was full; the depths were read afresh
+    # first and after each delivery, the monitor's reading used otherwise
+    assert delivered == [[{"n": 1}], [{"n": 2}]]
+    assert looks[:4] == [True, False, True, True]
+
+
+class FakeSqs:
+    """SendMessage, kept."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send_message(self, **request: Any) -> dict[str, Any]:
+        self.sent.append(request)
+        return {"MessageId": str(len(self.sent))}
+
+
+def test_delayed_messages_wait_in_the_delay_line_until_due_or_released() -> None:
+    # Given functions' clients whose delayed sends go to a delay line
+    sqs = FakeSqs()
+    line = DelayLine(sqs)  # type: ignore[arg-type]
+    base = AwsClients.emulator("http://emulator")
+    base.__dict__["sqs"] = sqs
+    clients = DelayingClients(base, line)
+
+    # When one message is sent at once, one due at once and one in 15 minutes
+    clients.sqs.send_message(QueueUrl="q", MessageBody="now")
+    clients.sqs.send_message(QueueUrl="q", MessageBody="soon", DelaySeconds=0)
+    clients.sqs.send_message(QueueUrl="q", MessageBody="later", DelaySeconds=900)
+
+    # Then only the delayed one is held, until released (without its delay)
+    assert [r["MessageBody"] for r in sqs.sent] == ["now", "soon"]
+    assert line.release(due_only=True) == 0
+    assert len(line) == 1
+    assert line.release() == 1
+    assert sqs.sent[-1] == {"QueueUrl": "q", "MessageBody": "later"}
+    assert len(line) == 0
 
 
 def test_a_running_stack_is_found_by_its_file_while_its_process_lives(tmp_path: Path) -> None:
