@@ -107,6 +107,8 @@ class Results:
     #: Change capture, three ways (None when not run).
     freshness: freshness.FreshnessResults | None = None
     elapsed_s: float = 0.0
+    #: What was measured again since (rendered under the header).
+    notes: list[str] = field(default_factory=list)
 
     def measured(self) -> Measured:
         """The per-unit figures the cost model takes."""
