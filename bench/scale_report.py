@@ -115,7 +115,8 @@ def _size_table(size: int, runs: list[ScaleRun]) -> list[str]:
         _row("trackwatch events published", runs, lambda r: r.ours.events),
         _row("naive events published", runs, lambda r: r.naive.events),
         _row(
-            "messages sent (SMS + e-mail; the naive poller sends none)",
+            "messages sent (the phone channel, WhatsApp or SMS, and e-mail; the naive "
+            "poller sends none)",
             runs,
             lambda r: r.ours.messages,
         ),
