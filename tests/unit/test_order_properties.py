@@ -193,6 +193,25 @@ def test_changes_arriving_after_their_window_still_cannot_break_the_order(
     assert final is None or final.total <= 4
 
 
+def furthest_in_windows(world: list[MemberChange]) -> set[str]:
+    """The milestone stages members newly stood at, each at its furthest in a window."""
+    state = OrderState(order_id=ORDER)
+    for item in world:
+        state = apply(state, item, STAGES)
+    high: dict[str, int] = {}
+    found: set[str] = set()
+    for closed in windows(state, WINDOW):
+        furthest: dict[str, int] = {}
+        for key, step in closed.steps:
+            furthest[key] = max(furthest.get(key, -1), rank(step.stage))
+        for key, reached in furthest.items():
+            if reached > high.get(key, -1):
+                high[key] = reached
+                if reached >= rank("shipped"):
+                    found.add(STAGE_ORDER[reached])
+    return found
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_the_world_in_its_own_order_tells_every_stage_a_member_reached(
@@ -202,8 +221,11 @@ def test_the_world_in_its_own_order_tells_every_stage_a_member_reached(
 
     outcome = in_its_own_order(world)
 
+    # Every stage some member stood at when a window closed is told ("shipped" is not when
+    # each box that reached it went further within the same window: a member that went past
+    # a stage within the window is told about at the furthest stage it reached only)
     stages = {e.stage for e in outcome.events if isinstance(e, OrderStatusChanged)}
-    assert "shipped" in stages
+    assert furthest_in_windows(world) <= stages
     assert "delivered" in stages
     partial = [e for e in outcome.events if e.event_type == "order.partially_delivered"]
     assert len(partial) == 1
