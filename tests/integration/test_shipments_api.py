@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from tests.factories import CADENCE
+from tests.integration.conftest import START
 from tests.integration.shipments_stack import ROOT, ShipmentsStack, shipments_stack
 from trackwatch.logic.poll_decision import stop
 from trackwatch.models.events import Invalid, NdrRaised, event_id
@@ -173,7 +174,9 @@ def test_delete_stops_tracking_with_a_ttl_and_leaves_the_due_index(
     assert first.status == second.status == 200
     assert "due_key" not in item
     assert item["stop_reason"]["S"] == "stopped by request"
-    assert int(item["expires_at"]["N"]) > datetime.now(UTC).timestamp() + 29 * 86400
+    # the stack runs on a simulated clock that starts at START: a stopped item lives 30 days
+    # (the cadence's stopped_retention_days) from the stop, on that clock, not the wall's
+    assert int(item["expires_at"]["N"]) == int((START + timedelta(days=30)).timestamp())
     assert api.record(4, "AWB-1").version == version  # type: ignore[union-attr]
     assert shipments_stack.local.container().shipments.active() == []
 
