@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         help="only change capture's three-way run; rewrites that section of --out in place",
     )
     parser.add_argument(
+        "--throughput",
+        action="store_true",
+        help="only the poll worker's throughput; rewrites that section of --out in place",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help=f"rewrite the report from the last run's results ({LAST_RUN}), measuring nothing",
@@ -47,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     if args.freshness:
         return _freshness_only(args.out, quick=args.quick)
+    if args.throughput:
+        return _throughput_only(args.out, quick=args.quick)
     if args.render_only:
         results = pickle.loads(LAST_RUN.read_bytes())  # noqa: S301 - our own file
     else:
@@ -69,6 +76,27 @@ def main(argv: list[str] | None = None) -> int:
     rewritten = keep_section(previous, report.markdown(results, command, plot))
     args.out.write_text(rewritten, encoding="utf-8")
     print(f"wrote {args.out} and {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _throughput_only(out: Path, *, quick: bool) -> int:
+    """Measure the poll worker's throughput alone and splice its section into `out`."""
+    from datetime import UTC, datetime
+
+    from bench.run import throughput_only
+
+    ours, naive = throughput_only(QUICK if quick else FULL)
+    command = "uv run python -m bench --throughput" + (" --quick" if quick else "")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    note = (
+        f"the poll worker's throughput measured again at {when} by `{command}`, each worker in "
+        "a process of its own (`bench/throughput_child.py`); the bill's PollShipments line "
+        "still uses the full run's figure"
+    )
+    document = out.read_text(encoding="utf-8") if out.exists() else ""
+    section = report.throughput_section(ours, naive)
+    out.write_text(report.splice_throughput(document, section, note), encoding="utf-8")
+    print(f"wrote the throughput section of {out}", file=sys.stderr)
     return 0
 
 

@@ -101,6 +101,10 @@ DISPATCH_RRU_PER_DAY = 126_720
 #: 1) per shipment, as the architecture counts them; the index's moves when a change
 #: changes the cadence class are counted per change (below).
 LIFECYCLE_WRU_PER_SHIPMENT = 1 + 1 + 3 + 1
+#: What change capture (the feed healthy) takes off a month: PollShipments ≈ $13 and the
+#: state reads ≈ $11, less the feed and its hints ≈ $1 (docs/architecture.md, "With change
+#: capture"); the writes, the event log and the notification side are the same.
+CHANGE_CAPTURE_SAVING = 13 + 11 - 1
 #: (A) Changes of cadence class in a life of CHANGES_PER_SHIPMENT changes: new -> transit,
 #: transit -> out for delivery, out for delivery -> grace, and for the one shipment in
 #: three with a failed delivery, back to transit and out again (2 more). Each moves the

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from bench.calls import carrier_mix
 from bench.emulator import CountingMotoServer
-from bench.naive import NaivePoller
+from bench.naive import NaivePoller, against_sandbox
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.adapters.shipments_table import contact_value, encode_state, to_item
 from trackwatch.data import load_catalogue
@@ -151,6 +151,7 @@ class Bench(OverLocalStack):
     local: LocalStack
     naive: NaivePoller
     naive_table: str
+    naive_topic: str
     seeded: list[Shipment] = field(default_factory=list)
 
     @property
@@ -268,16 +269,18 @@ def open_bench(server: CountingMotoServer, sandbox: SandboxServer, log: IO[str])
         sns = clients.sns
         naive_topic = sns.create_topic(Name="naive-events")["TopicArn"]
         _quiet_topic(clients, local.stack.outputs["ShipmentEventsTopicArn"])
-    naive = NaivePoller(
+    naive = against_sandbox(
         table=naive_table,
         topic_arn=naive_topic,
         base_url=sandbox.base_url,
-        key=DEFAULT_KEY,
-        username=DEFAULT_USERNAME,
-        catalogue=load_catalogue(),
-        source_tz=zone(DEFAULT_SOURCE_TIMEZONE),
+        clients=clients,
         clock=local.clock,
-        dynamodb=dynamodb,
-        sns=sns,
     )
-    yield Bench(server=server, sandbox=sandbox, local=local, naive=naive, naive_table=naive_table)
+    yield Bench(
+        server=server,
+        sandbox=sandbox,
+        local=local,
+        naive=naive,
+        naive_table=naive_table,
+        naive_topic=naive_topic,
+    )

@@ -23,12 +23,15 @@ import httpx
 from trackwatch.adapters.clickpost import TRACK_ORDER_PATH
 from trackwatch.adapters.events_topic import message_attributes, message_body
 from trackwatch.adapters.shipments_table import decode_state, from_item, to_item
+from trackwatch.data import load_catalogue
 from trackwatch.logic.catalogue import StatusCatalogue
 from trackwatch.logic.diff import diff
-from trackwatch.models.clickpost import parse_track_order
+from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE, parse_track_order
 from trackwatch.models.events import ShipmentEvent
 from trackwatch.models.keys import ShipmentKey
+from trackwatch.models.policy import zone
 from trackwatch.models.state import ShipmentState
+from trackwatch_cli.sandbox import DEFAULT_KEY, DEFAULT_USERNAME
 
 #: Clickpost calls in flight: as many as the product's poll worker keeps.
 IN_FLIGHT = 10
@@ -36,6 +39,8 @@ IN_FLIGHT = 10
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sns import SNSClient
+
+    from trackwatch.adapters.aws import AwsClients
 
 
 @dataclass
@@ -47,6 +52,30 @@ class NaiveSummary:
     written: int = 0
     events: Counter[str] = field(default_factory=Counter)
     published: list[ShipmentEvent] = field(default_factory=list)
+
+
+def against_sandbox(
+    *,
+    table: str,
+    topic_arn: str,
+    base_url: str,
+    clients: AwsClients,
+    clock: Callable[[], datetime],
+) -> NaivePoller:
+    """The naive poller of `table` and `topic_arn`, polling the sandbox at `base_url` with its
+    default credentials, Clickpost's status catalogue and source time zone."""
+    return NaivePoller(
+        table=table,
+        topic_arn=topic_arn,
+        base_url=base_url,
+        key=DEFAULT_KEY,
+        username=DEFAULT_USERNAME,
+        catalogue=load_catalogue(),
+        source_tz=zone(DEFAULT_SOURCE_TIMEZONE),
+        clock=clock,
+        dynamodb=clients.dynamodb,
+        sns=clients.sns,
+    )
 
 
 class NaivePoller:

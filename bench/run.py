@@ -233,6 +233,31 @@ def scaling_point(bench: Bench, size: int, change_share: float, mixed: bool) -> 
     )
 
 
+def throughput_only(config: Config) -> tuple[list[Throughput], list[Throughput]]:
+    """The throughput phase alone (ours, naive), on a stack seeded as the full run's is."""
+    server = CountingMotoServer().start()
+    sandbox = SandboxServer().start()
+    ours: list[Throughput] = []
+    naive: list[Throughput] = []
+    log = open(os.devnull, "w")  # noqa: SIM115 - closed in finally
+    try:
+        with open_bench(server, sandbox, log) as bench:
+            bench.seed(shipments(config.shipments))
+            bench.cycle("warmup")
+            bench.tick()
+            _say(f"throughput at {config.latency_s * 1000:.0f} ms latency, three times")
+            for _ in range(REPETITIONS):
+                ours.append(throughput.ours(bench, config.throughput_awbs, config.latency_s))
+                naive.append(
+                    throughput.naive(bench, config.naive_throughput_awbs, config.latency_s)
+                )
+    finally:
+        sandbox.stop()
+        server.stop()
+        log.close()
+    return ours, naive
+
+
 def run(config: Config) -> Results:
     """Every benchmark of `config`, in order; progress on stderr."""
     results = Results(config)

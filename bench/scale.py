@@ -36,16 +36,13 @@ from typing import Any
 import httpx
 
 from bench.harness import batch_write
-from bench.naive import NaivePoller
+from bench.naive import against_sandbox
 from bench.scale_emulator import CPU_PATH
 from trackwatch.adapters.shipments_table import to_item
-from trackwatch.data import load_catalogue
-from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE
-from trackwatch.models.policy import zone
 from trackwatch_cli.deployment import SimulatedClock
 from trackwatch_cli.environment import Emulator, peak_memory_bytes
 from trackwatch_cli.local import CYCLE_MINUTES, SIM_START
-from trackwatch_cli.sandbox import DEFAULT_KEY, DEFAULT_USERNAME, SandboxServer
+from trackwatch_cli.sandbox import SandboxServer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(tempfile.gettempdir()) / "trackwatch-bench-scale.pickle"
@@ -207,17 +204,12 @@ def run_naive(
         ],
     )
     clock = SimulatedClock(SIM_START)
-    poller = NaivePoller(
+    poller = against_sandbox(
         table=table,
         topic_arn=topic,
         base_url=sandbox.base_url,
-        key=DEFAULT_KEY,
-        username=DEFAULT_USERNAME,
-        catalogue=load_catalogue(),
-        source_tz=zone(DEFAULT_SOURCE_TIMEZONE),
+        clients=clients,
         clock=clock,
-        dynamodb=clients.dynamodb,
-        sns=clients.sns,
     )
     before = _emulator_cpu(emulator)
     cpu_before = time.process_time()

@@ -2,20 +2,20 @@
 
 The real poll path: the poll function's own `PollService` (over the deployed shipments
 table, with its `ClickpostClient` and credentials), one `asyncio.run` and one client per
-batch of ten PollQueue messages, exactly as one PollShipments invocation runs them. The
-bound for one invocation is calls in flight x 5 AWBs ÷ latency.
+batch of ten PollQueue messages, exactly as one PollShipments invocation runs them, in a
+process of its own (`bench.throughput_child`), as Lambda runs it: the sandbox and the
+emulator work in other processes, not under the worker's interpreter lock. The bound for
+one invocation is calls in flight x 5 AWBs ÷ latency.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 
 from bench.harness import Bench
 from bench.naive import IN_FLIGHT
+from bench.throughput_child import Naive, Ours, timed
 from trackwatch.logic.batching import plan_calls
-from trackwatch.models.messages import PollRequest
 from trackwatch.models.tracking import MAX_WAYBILLS_PER_CALL
 from trackwatch.services.dispatch import pack
 
@@ -54,27 +54,26 @@ def ours(bench: Bench, awbs: int, latency_s: float) -> Throughput:
     keys = [s.key for s in bench.seeded[:awbs]]
     calls = plan_calls(keys)
     messages = pack(calls, CALLS_PER_MESSAGE, "bench", bench.clock)
-    # The poll function's own service: its client, credentials and settings, as deployed.
-    service = bench.runtime.container("PollShipmentsFunction").poll_service
-
-    async def invocation(batch: list[PollRequest]) -> None:
-        failures, _ = await service.poll({str(i): r for i, r in enumerate(batch)})
-        if any(failures.values()):
-            raise RuntimeError(f"poll failed: {failures}")
-
+    batches = [messages[i : i + BATCH_SIZE] for i in range(0, len(messages), BATCH_SIZE)]
+    job = Ours(
+        environment=bench.runtime.environment_of("PollShipmentsFunction"),
+        endpoint_url=bench.server.endpoint,
+        region=bench.stack.region,
+        now=bench.clock,
+        warm_up=batches[0],
+        batches=batches,
+    )
+    warm_up_calls = sum(len(m.calls) for m in job.warm_up)
     bench.sandbox.latency_s = latency_s
     bench.sandbox.reset_stats()
     try:
         with bench.server.log.during("throughput"):
-            started = time.perf_counter()
-            for start in range(0, len(messages), BATCH_SIZE):
-                asyncio.run(invocation(messages[start : start + BATCH_SIZE]))
-            elapsed = time.perf_counter() - started
+            elapsed = timed(job)
     finally:
         bench.sandbox.latency_s = 0.0
     return Throughput(
         awbs=len(keys),
-        calls=len(bench.sandbox.requests),
+        calls=len(bench.sandbox.requests) - warm_up_calls,
         elapsed_s=elapsed,
         in_flight=in_flight,
         latency_s=latency_s,
@@ -84,12 +83,20 @@ def ours(bench: Bench, awbs: int, latency_s: float) -> Throughput:
 
 def naive(bench: Bench, awbs: int, latency_s: float) -> Throughput:
     """The naive poller over the first `awbs` items of its scan, at the same latency."""
+    job = Naive(
+        table=bench.naive_table,
+        topic_arn=bench.naive_topic,
+        base_url=bench.sandbox.base_url,
+        endpoint_url=bench.server.endpoint,
+        region=bench.stack.region,
+        now=bench.clock,
+        limit=awbs,
+    )
     bench.sandbox.latency_s = latency_s
     bench.sandbox.reset_stats()
     try:
-        started = time.perf_counter()
-        bench.naive_cycle("naive.throughput", limit=awbs)
-        elapsed = time.perf_counter() - started
+        with bench.server.log.during("naive.throughput"):
+            elapsed = timed(job)
     finally:
         bench.sandbox.latency_s = 0.0
     return Throughput(

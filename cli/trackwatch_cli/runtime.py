@@ -285,9 +285,13 @@ class LocalRuntime:
                 self._containers[function] = built
             return built
 
+    def environment_of(self, function: str) -> dict[str, str]:
+        """The environment the function's handlers see: the template's, and the runtime's
+        settings over it."""
+        return {**self.stack.functions[function].environment, **self._settings}
+
     def _container(self, function: str) -> Container:
-        spec = self.stack.functions[function]
-        settings = Settings({**spec.environment, **self._settings})
+        settings = Settings(self.environment_of(function))
         return bootstrap(
             settings,
             clock=self.clock,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cost
+from bench import cost, report, throughput
 from bench.calls import carrier_mix, lower_bound
 from bench.emulator import CountingMotoServer, item_size
 from bench.harness import Bench, open_bench, shipments
@@ -173,6 +173,60 @@ def test_ours_and_the_naive_poller_publish_the_same_events(bench: Bench) -> None
     index = changed[table]
     assert index > 0 and index % 2 == 0
     assert changed[table.replace(":index_wru", ":wru")] > index
+
+
+def test_the_throughput_section_is_spliced_in_with_a_note_and_the_rest_kept() -> None:
+    # Given a report with a header, a throughput section and the sections around it
+    document = (
+        "# Benchmarks\n\n- date: then\n\n**How it is measured.** as ever\n\n"
+        "## Parse\n\nparse table\n\n"
+        "## Poll throughput at 300 ms Clickpost latency\n\nold table\n\n"
+        "## Scaling\n\nscaling table\n"
+    )
+    run = throughput.Throughput(
+        awbs=500, calls=100, elapsed_s=3.2, in_flight=10, latency_s=0.3, peak_concurrency=10
+    )
+    plain = throughput.Throughput(
+        awbs=100, calls=100, elapsed_s=4.2, in_flight=10, latency_s=0.3, peak_concurrency=10
+    )
+
+    # When the section measured again is spliced in
+    spliced = report.splice_throughput(
+        document, report.throughput_section([run] * 3, [plain] * 3), "measured again"
+    )
+
+    # Then the section is the new one, the header says so, and nothing else moved
+    assert "old table" not in spliced
+    assert "**0.94 (0.94 to 0.94)**" in spliced
+    assert "- date: then\n- then: measured again\n\n**How it is measured.**" in spliced
+    assert (
+        spliced.index("## Parse")
+        < spliced.index("## Poll throughput")
+        < spliced.index("## Scaling")
+    )
+    assert spliced.endswith("## Scaling\n\nscaling table\n")
+
+
+@pytest.mark.slow
+def test_the_throughput_workers_poll_from_processes_of_their_own(bench: Bench) -> None:
+    # Given a few steady shipments over several carriers
+    seeded = shipments(12)
+    bench.seed(seeded)
+    bench.cycle("warmup")
+    keys = [s.key for s in seeded]
+
+    # When the product's poll worker and the naive poller are timed, each in a child process
+    ours = throughput.ours(bench, 12, latency_s=0.01)
+    naive = throughput.naive(bench, 6, latency_s=0.01)
+
+    # Then ours asked the sandbox in the fewest calls (the warm-up's not counted), the naive
+    # poller one call per AWB, and the emulator saw the child's requests in their phases
+    assert (ours.awbs, ours.calls) == (12, lower_bound(keys))
+    assert (naive.awbs, naive.calls) == (6, 6)
+    assert ours.elapsed_s > 0 and naive.elapsed_s > 0
+    assert ours.peak_concurrency >= 1
+    assert any(r.operation == "BatchGetItem" for r in bench.server.log.of("throughput"))
+    assert [r.operation for r in bench.server.log.of("naive.throughput")].count("PutItem") == 6
 
 
 @pytest.mark.slow
