@@ -3,8 +3,9 @@
 `python -m bench.scale_emulator REGION` runs `trackwatch_cli.environment.serve` with a
 WSGI wrapper that, per request, reads the serving thread's CPU time before and after
 (`time.thread_time`: unaffected by other threads or processes) and adds it to the
-operation's total. `GET /_bench/cpu` returns {operation: [requests, cpu_s]}; where the
-emulator's time goes in the scale benchmark is read there.
+operation's total (a DynamoDB operation per table it names: "GetItem OrdersTable").
+`GET /_bench/cpu` returns {operation: [requests, cpu_s]}; where the emulator's time goes in
+the scale benchmark is read there.
 """
 
 from __future__ import annotations
@@ -24,8 +25,26 @@ from trackwatch_cli.environment import STREAM_RECORDS_PATH, WsgiApp, serve
 CPU_PATH = "/_bench/cpu"
 
 
-def _operation(environ: dict[str, Any]) -> str:
+def _table_name(physical: str) -> str:
+    """A table's logical name in its stack (`<stack>-<LogicalId>-<suffix>`), or its name."""
+    parts = physical.split("-")
+    return parts[-2] if len(parts) >= 3 else physical
+
+
+def operation_of(environ: dict[str, Any]) -> str:
+    """The operation a request asks for; for DynamoDB, with the tables it names."""
     target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target.startswith("DynamoDB_"):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        body = json.loads(raw or b"{}")
+        tables = (
+            [body["TableName"]] if "TableName" in body else sorted(body.get("RequestItems", {}))
+        )
+        names = ",".join(_table_name(t) for t in tables)
+        operation = str(target.rsplit(".", 1)[-1])
+        return f"{operation} {names}" if names else operation
     if target:
         return str(target.rsplit(".", 1)[-1])
     path = str(environ.get("PATH_INFO", ""))
@@ -49,7 +68,7 @@ def timed(app: WsgiApp) -> WsgiApp:
                 body = json.dumps(dict(totals)).encode()
             start_response("200 OK", [("Content-Length", str(len(body)))])
             return [body]
-        operation = _operation(environ)
+        operation = operation_of(environ)
         started = time.thread_time()
         chunks = list(app(environ, start_response))
         spent = time.thread_time() - started
