@@ -208,11 +208,28 @@ def test_an_unknown_status_leaves_a_member_where_it_stood() -> None:
 
 
 def test_next_window_end_is_when_the_open_window_closes() -> None:
-    state = apply(OrderState(order_id=ORDER), change("A", 1, 5, None), STAGES)
+    state = OrderState(order_id=ORDER)
+    for member in (change("A", 1, 5, None), change("B", 1, 6, None)):
+        state = apply(state, member, STAGES)
 
     assert next_window_end(state, WINDOW) == T0 + timedelta(minutes=15)
     assert settle(state, T0 + timedelta(minutes=14), WINDOW).next_at == T0 + timedelta(minutes=15)
     assert settle(state, T0 + timedelta(minutes=15), WINDOW).next_at is None
+
+
+def test_an_order_of_one_box_asks_for_no_tick_until_a_second_box_joins() -> None:
+    # Given an order that has only ever had one box, its window still open
+    alone = apply(OrderState(order_id=ORDER), change("A", 1, 5, None), STAGES)
+
+    # Then closing the window could tell nothing: no tick is asked for
+    assert next_window_end(alone, WINDOW) == T0 + timedelta(minutes=15)
+    assert settle(alone, T0 + timedelta(minutes=14), WINDOW).next_at is None
+
+    # And when a second box joins, the window of two asks for one
+    joined_later = apply(alone, change("B", 1, 12, None), STAGES)
+    assert settle(joined_later, T0 + timedelta(minutes=14), WINDOW).next_at == T0 + timedelta(
+        minutes=15
+    )
 
 
 def test_event_ids_are_deterministic() -> None:

@@ -198,7 +198,7 @@ def test_an_order_is_shown_with_its_members_counts_milestone_and_timeline() -> N
     clock.now = T0 + timedelta(hours=3)
     service.roll_up(records(*changes))
 
-    view = OrdersService(orders, WINDOW).show(ORDER)
+    view = OrdersService(orders, WINDOW, lambda: T0 + timedelta(hours=3)).show(ORDER)
 
     assert (view.total, view.milestone, view.complete) == (2, "shipped", False)
     assert view.counts == {"delivered": 1, "shipped": 1}
@@ -212,6 +212,27 @@ def test_an_order_is_shown_with_its_members_counts_milestone_and_timeline() -> N
     assert view.told_until == T0 + timedelta(minutes=70)
 
 
+def test_an_order_of_one_box_is_written_once_a_change_asks_no_tick_and_shows_as_it_stands() -> None:
+    # Given a box alone in its order, registered and then shipped in two batches
+    changes = {"1": change("A", 1, 0, None), "2": change("A", 2, 1, 4)}
+    service, orders, topic, ticks, clock = world(changes)
+
+    # When each change is rolled up
+    service.roll_up(records("1"))
+    clock.now = T0 + timedelta(minutes=1)
+    service.roll_up(records("2"))
+
+    # Then each made one write and asked for no settle tick (closing its windows tells nothing)
+    assert orders.writes == 2
+    assert ticks.ticks == []
+    assert topic.published == []
+    # And once its window has closed, the order shows where its box stands, told up to now
+    later = T0 + timedelta(hours=1)
+    view = OrdersService(orders, WINDOW, lambda: later).show(ORDER)
+    assert (view.total, view.milestone) == (1, "shipped")
+    assert view.told_until == T0 + WINDOW  # both steps fell in its one window
+
+
 def test_an_unknown_order_is_not_found() -> None:
     with pytest.raises(NotFoundError):
-        OrdersService(MemoryOrders(), WINDOW).show("ORD-NONE")
+        OrdersService(MemoryOrders(), WINDOW, lambda: T0).show("ORD-NONE")

@@ -661,7 +661,7 @@ class Container:
         from trackwatch.services.orders import OrdersService
 
         window = timedelta(minutes=self.settings.orders.order_window_minutes)
-        return OrdersService(self.orders, window)
+        return OrdersService(self.orders, window, self.clock)
 
     # ------------------------------------------------------------------ notifiers
 

@@ -430,7 +430,7 @@ class _EventContext:
 @dataclass(frozen=True)
 class Settled:
     """What settling an order did: its new state, the events to publish, and when its next
-    window closes (None: no step is waiting)."""
+    window closes (None: no step is waiting, or closing it cannot tell anything)."""
 
     state: OrderState
     events: list[OrderEvent]
@@ -464,6 +464,11 @@ def settle(state: OrderState, now: datetime, window: timedelta) -> Settled:
         if settled_until is None or closing.end > settled_until:
             fresh.extend(e for e in events if e.event_id not in told)
             settled_until = closing.end
+    if next_at is not None and len(state.members) < TOLD_FROM_MEMBERS:
+        # An order that has never had two boxes tells nothing when a window closes (its box's
+        # own messages say it all): no tick is asked for. The next change of a member settles
+        # what has closed by then, and a box that joins opens a window of two, which asks.
+        next_at = None
     if settled_until == state.settled_until and not fresh:
         return Settled(state, [], next_at)
     new_state = state.model_copy(

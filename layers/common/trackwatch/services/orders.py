@@ -179,17 +179,21 @@ class OrderRollUp:
 class OrdersService:
     """What the orders API and the command line show."""
 
-    def __init__(self, store: OrderStore, window: timedelta) -> None:
+    def __init__(self, store: OrderStore, window: timedelta, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._window = window
+        self._clock = clock
 
     def show(self, order_id: str) -> OrderView:
-        """The order's members, their statuses, counts, milestone and timeline."""
+        """The order's members, their statuses, counts, milestone and timeline, with every
+        window that has closed by now told (a settle tick may not have come yet, and an
+        order of one box asks for none)."""
         record = self._store.get(order_id)
         if record is None or not record.state.members:
             raise NotFoundError(f"order {order_id!r} is not known")
-        told, live = replayed(record.state, self._window)
-        return order_view(record.state, told, live)
+        settled = settle(record.state, self._clock(), self._window)
+        told, live = replayed(settled.state, self._window)
+        return order_view(settled.state, told, live)
 
 
 def order_view(state: OrderState, told: Replay, live: Replay) -> OrderView:
