@@ -169,6 +169,23 @@ ASSUMED = {
     "notification_item_bytes": 300,
     "stopped_retention_days": 30,
     "event_log_retention_days": 30,
+    #: Orders: every shipment carries an order id (the registration's, or Clickpost's
+    #: `additional.order_id`), and one in ten is a box of an order of several.
+    "order_share": 1.0,
+    "multi_box_share": 0.10,
+    #: The roll-up reads its order's item (consistent, < 4 KB: 1 RRU) for each stream record of
+    #: a life (registration, 8 changes, the stop) and writes it (< 1 KB: 1 WRU) when the step
+    #: is new to the order: the join and a new status, not a scan that keeps the status
+    #: (bench/items: an order item of 1-3 boxes is 430-730 B).
+    "order_reads_per_shipment": 10,
+    "order_writes_per_shipment": 7,
+    "order_item_bytes": 450,
+    #: An order of several boxes: each write opens or joins a window, whose settle tick is a
+    #: delayed SQS message (sent, received, deleted), a read, a write and a PublishBatch.
+    "rollup_seconds": 0.2,
+    #: Of the deliveries a notifier takes, those of a kind an order of several says once
+    #: (shipped, out for delivery, delivered): each reads the order's size (½ RRU).
+    "said_per_order_share": 0.75,
 }
 
 
@@ -330,9 +347,23 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
         if t.event_log_ia
         else ("Standard", "wru", "storage")
     )
+    lives = s * a["order_share"]
+    order_reads = lives * a["order_reads_per_shipment"]
+    order_writes = lives * a["order_writes_per_shipment"]
+    ticks = order_writes * a["multi_box_share"]
+    rollup_invocations = publish_invocations * a["order_share"]
+    size_reads = deliveries * a["said_per_order_share"] * a["order_share"]
+    orders_gb = (
+        (SHIPMENTS + starts_per_day() * a["event_log_retention_days"])
+        * a["order_share"]
+        * (a["order_item_bytes"] + STORAGE_OVERHEAD)
+        / GB
+    )
     invocations = (
         poll_invocations
         + publish_invocations
+        + rollup_invocations
+        + ticks / BATCH_SIZE
         + 1440 * DAYS
         + s
         + deliveries / a["notify_batch"]
@@ -464,6 +495,29 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
             + notifications_gb * (price("storage") + price("pitr")),
         ),
         Line(
+            "orders",
+            "DynamoDB, orders (Standard)",
+            f"{lives / 1e6:.0f}M lives x ({a['order_reads_per_shipment']} reads x 1 RRU + "
+            f"{a['order_writes_per_shipment']} writes x 1 WRU); {ticks / 1e6:.1f}M settle ticks "
+            f"(boxes of orders of several: {a['multi_box_share']:.0%}) x (1 RRU + 1 WRU); "
+            f"{size_reads / 1e6:.0f}M notifier reads of an order's size x ½ RRU; "
+            f"{orders_gb:.2f} GB + PITR",
+            (order_reads + ticks + size_reads / 2) * price("rru")
+            + (order_writes + ticks) * price("wru")
+            + orders_gb * (price("storage") + price("pitr")),
+        ),
+        Line(
+            "orders",
+            "Lambda, RollUpOrders; SQS, OrderSettleQueue; SNS, order events",
+            f"{rollup_invocations / 1e6:.2f}M stream batches x {a['rollup_seconds']} s x {mem} "
+            f"GB + {ticks / BATCH_SIZE / 1e6:.2f}M tick batches x 0.1 s; {ticks / 1e6:.1f}M "
+            "ticks x (1 send + 2 ÷ 10) SQS requests + as many PublishBatch",
+            _lambda(rollup_invocations, a["rollup_seconds"], mem)
+            + _lambda(ticks / BATCH_SIZE, 0.1, mem)
+            + ticks * (1 + 2 / BATCH_SIZE) * price("sqs")
+            + ticks * price("sns"),
+        ),
+        Line(
             "operations",
             "API (HTTP API) + ShipmentsApi/Ingest Lambda",
             f"{s / 1e6:.0f}M registrations x (1 request + {a['api_seconds']} s x {mem} GB)",
@@ -499,8 +553,8 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
 
 
 def naive(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = None) -> list[Line]:
-    """The naive poller's monthly bill at the same cadence, with the same notification side
-    and operations as ours (it needs them as much), items of `size`'s length."""
+    """The naive poller's monthly bill at the same cadence, with the same orders, notification
+    side and operations as ours (it needs them as much), items of `size`'s length."""
     t = t or Template.read()
     a = ASSUMED
     p, c = polls_per_day() * DAYS, changes_per_day() * DAYS
@@ -539,7 +593,9 @@ def naive(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = No
         ),
     ]
     shared = [
-        line for line in ours(m, size, base, t) if line.part in ("notifications", "operations")
+        line
+        for line in ours(m, size, base, t)
+        if line.part in ("orders", "notifications", "operations")
     ]
     return own + shared
 

@@ -89,12 +89,28 @@ def test_cost_model_reproduces_the_architecture_workload() -> None:
     # moves (3 2/3 of 2 WRU over 8 changes) in place of the bench journeys' moves
     split = replace(measured, change_index_wru_shipments=2.7)
     assert cost.change_wru(split, size, size) == pytest.approx(3.7 - 2.7 + (3 + 2 / 3) * 2 / 8)
-    # Every line of ours is priced, and the notification side is the same in both
+    # Every line of ours is priced, and the orders and the notification side are the same in both
     ours = cost.ours(measured, size, size)
     assert all(line.dollars > 0 for line in ours)
-    assert cost.total(ours, ("notifications",)) == pytest.approx(
-        cost.total(naive, ("notifications",))
+    for part in ("orders", "notifications"):
+        assert cost.total(ours, (part,)) == pytest.approx(cost.total(naive, (part,)))
+    # and the orders' table: every life's reads and writes of its order's item, settle ticks
+    # for the boxes of orders of several only (one in ten), the notifiers' size reads, storage
+    (orders_table,) = [line for line in ours if line.what == "DynamoDB, orders (Standard)"]
+    lives, ticks = 6e6, 6e6 * 7 * 0.10
+    reads = lives * 10 + ticks + size_reads(measured) / 2
+    writes = lives * 7 + ticks
+    assert orders_table.dollars == pytest.approx(
+        reads * 0.125e-6 + writes * 0.625e-6 + 3.59 * 0.45, rel=1e-3
     )
+
+
+def size_reads(m: cost.Measured) -> float:
+    """The notifiers' reads of an order's size a month: 3 in 4 deliveries (routed, delivery
+    checks and fallbacks) are of a kind an order of several says once."""
+    shipments = 6e6
+    handovers = shipments * (4 * 0.5 * 2 + 0.4)
+    return (48e6 * m.routed_per_change + handovers) * 0.75
 
 
 def test_the_event_log_is_priced_at_the_table_class_the_template_sets(tmp_path: Path) -> None:
