@@ -9,7 +9,7 @@ made each of its receives walk 2,000 messages, many times over. So the functions
 client hands a delayed message to this line instead; the line sends it to its queue,
 undelayed, when its delay has passed in real time (as the emulator would release it) or
 when the runtime releases delayed messages early (`LocalStack.release_delayed`: the
-simulated clock moved).
+simulated clock moved), as fast as the queue takes them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import hashlib
 import threading
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -33,17 +35,44 @@ class _Held:
     request: dict[str, Any]
 
 
-class DelayLine:
-    """Delayed sends, in the order they were made, until due or released."""
+#: SendMessageBatch takes at most this many entries.
+_BATCH = 10
 
-    def __init__(self, sqs: SQSClient) -> None:
+
+def _unlimited(_queue_url: str) -> int:
+    return 1 << 30
+
+
+class DelayLine:
+    """Delayed sends, in the order they were made, until due or released; then sent to their
+    queues as fast as the queues take them.
+
+    A release can make thousands of messages due at once (quiet hours ending for every
+    customer, each cycle's delivery checks), and moto's work on a queue grows with every
+    message in it: sending them all at once made each send, and then each receive, walk
+    the whole queue. So a message made due waits here until its queue has room (`room`:
+    how many more it may take now, the runtime's backlog limit less the messages it
+    holds), and goes in batches of ten. The runtime is not quiet while any is waiting.
+    """
+
+    def __init__(self, sqs: SQSClient, room: Callable[[str], int] = _unlimited) -> None:
         self._sqs = sqs
+        self._room = room
         self._held: list[_Held] = []
+        #: Per queue, the messages due and not yet sent, oldest first.
+        self._due: dict[str, deque[dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._pumping = threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._held)
+            return len(self._held) + sum(len(q) for q in self._due.values())
+
+    @property
+    def waiting(self) -> int:
+        """Messages due and not yet sent (their queue was full)."""
+        with self._lock:
+            return sum(len(q) for q in self._due.values())
 
     def hold(self, request: dict[str, Any]) -> dict[str, Any]:
         """Keep a SendMessage request with a delay; answer as SendMessage would."""
@@ -57,15 +86,50 @@ class DelayLine:
         }
 
     def release(self, *, due_only: bool = False) -> int:
-        """Send the held messages to their queues (with `due_only`, those whose delay has
-        passed); returns how many."""
+        """Make the held messages due (with `due_only`, those whose delay has passed) and
+        send what their queues take now; returns how many were made due."""
         now = time.monotonic()
         with self._lock:
             going = [h for h in self._held if not due_only or h.due <= now]
             self._held = [h for h in self._held if due_only and h.due > now]
-        for held in going:
-            self._sqs.send_message(**held.request)
+            for held in going:
+                self._due.setdefault(str(held.request["QueueUrl"]), deque()).append(held.request)
+        self.pump()
         return len(going)
+
+    def pump(self) -> int:
+        """Send the due messages their queues have room for; returns how many were sent.
+        One pump at a time (the monitor's thread and the runtime's both call it)."""
+        if not self._pumping.acquire(blocking=False):
+            return 0
+        try:
+            sent = 0
+            with self._lock:
+                queues = [url for url, waiting in self._due.items() if waiting]
+            for url in queues:
+                sent += self._send(url, self._room(url))
+            return sent
+        finally:
+            self._pumping.release()
+
+    def _send(self, url: str, room: int) -> int:
+        with self._lock:
+            waiting = self._due[url]
+            taken = [waiting.popleft() for _ in range(min(room, len(waiting)))]
+        for start in range(0, len(taken), _BATCH):
+            chunk = taken[start : start + _BATCH]
+            entries = [
+                {"Id": str(i), **{k: v for k, v in request.items() if k != "QueueUrl"}}
+                for i, request in enumerate(chunk)
+            ]
+            answer = self._sqs.send_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[arg-type]
+            failed = [chunk[int(f["Id"])] for f in answer.get("Failed", [])]
+            if failed:
+                # Kept, first in line: the next pump sends them again.
+                with self._lock:
+                    self._due[url].extendleft(reversed(failed))
+                return start + len(chunk) - len(failed)
+        return len(taken)
 
 
 class _DelayingSqs:

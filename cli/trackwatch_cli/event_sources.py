@@ -303,6 +303,11 @@ class DepthMonitor(threading.Thread):
             self.read()
             self.stopping.wait(MONITOR_EVERY_S)
 
+    @property
+    def urls(self) -> frozenset[str]:
+        """The watched queues' URLs."""
+        return frozenset(self._queues.values())
+
     def read(self) -> QueueDepths:
         """Read every watched queue's depth now."""
         depths: dict[str, int] = {}

@@ -234,7 +234,7 @@ class LocalRuntime:
         self._pools_lock = threading.Lock()
         self._sqs = clients.sqs
         #: Delayed messages the functions send, held here rather than in the emulator.
-        self.delay_line = DelayLine(clients.sqs)
+        self.delay_line = DelayLine(clients.sqs, room=self._room)
         self._function_clients = (
             DelayingClients(clients, self.delay_line) if hold_delayed else clients
         )
@@ -680,6 +680,13 @@ class LocalRuntime:
             if s.kind == "sqs" and s.queue_url == self.stack.outputs.get("PollQueueUrl")
         }
 
+    def _room(self, url: str) -> int:
+        """How many more messages a queue takes from the delay line now: up to the backlog
+        limit, messages in flight included (a queue no poller works takes them all)."""
+        if self._monitor is None or url not in self._monitor.urls:
+            return 1 << 30
+        return max(0, self.backlog_limit - self._depth(url)[1])
+
     def _depth(self, url: str) -> tuple[int, int]:
         """A queue's visible messages, and those plus the ones in flight (delayed ones are
         left out: they wait for the simulated clock, not for a consumer)."""
@@ -718,10 +725,13 @@ class LocalRuntime:
         return bool(self._pollers)
 
     def is_quiet(self) -> bool:
-        """Nothing running, the stream read empty since the last activity, and no message
-        in any worked queue, visible or in flight (see event_sources)."""
+        """Nothing running, the stream read empty since the last activity, no message in
+        any worked queue, visible or in flight (see event_sources), and none made due in the
+        delay line and waiting for room in its queue."""
         # A held message whose real delay passed is the queue's now, as in the emulator.
         self.delay_line.release(due_only=True)
+        if self.delay_line.waiting:
+            return False
         count = self.activity.count
         if not settled_streams(self._states.values(), self.activity):
             return False

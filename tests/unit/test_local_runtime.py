@@ -175,6 +175,14 @@ class FakeSqs:
         self.sent.append(request)
         return {"MessageId": str(len(self.sent))}
 
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        assert len(Entries) <= 10
+        for entry in Entries:
+            self.sent.append(
+                {"QueueUrl": QueueUrl, **{k: v for k, v in entry.items() if k != "Id"}}
+            )
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
 
 def test_delayed_messages_wait_in_the_delay_line_until_due_or_released() -> None:
     # Given functions' clients whose delayed sends go to a delay line
@@ -196,6 +204,35 @@ def test_delayed_messages_wait_in_the_delay_line_until_due_or_released() -> None
     assert line.release() == 1
     assert sqs.sent[-1] == {"QueueUrl": "q", "MessageBody": "later"}
     assert len(line) == 0
+
+
+def test_released_messages_go_as_fast_as_their_queue_takes_them_in_batches() -> None:
+    # Given 25 messages held for one queue, and 3 for another, whose queues take 12 and 0 now
+    sqs = FakeSqs()
+    room = {"full": 12, "busy": 0}
+    line = DelayLine(sqs, room=lambda url: room[url])  # type: ignore[arg-type]
+    for n in range(25):
+        line.hold({"QueueUrl": "full", "MessageBody": f"m{n}", "DelaySeconds": 900})
+    for n in range(3):
+        line.hold({"QueueUrl": "busy", "MessageBody": f"b{n}", "DelaySeconds": 900})
+
+    # When they are released early (the simulated clock moved)
+    assert line.release() == 28
+
+    # Then each queue got what it had room for, oldest first, in batches, and the rest waits
+    assert [r["MessageBody"] for r in sqs.sent] == [f"m{n}" for n in range(12)]
+    assert line.waiting == 16 and len(line) == 16
+    # And as the queues drain, the next pumps send the rest, in order
+    room.update(full=100, busy=2)
+    assert line.pump() == 15
+    room.update(busy=5)
+    assert line.pump() == 1
+    assert line.waiting == 0
+    assert [r["MessageBody"] for r in sqs.sent if r["QueueUrl"] == "full"] == [
+        f"m{n}" for n in range(25)
+    ]
+    assert [r["MessageBody"] for r in sqs.sent if r["QueueUrl"] == "busy"] == ["b0", "b1", "b2"]
+    assert all("DelaySeconds" not in r for r in sqs.sent)
 
 
 def test_a_running_stack_is_found_by_its_file_while_its_process_lives(tmp_path: Path) -> None:
