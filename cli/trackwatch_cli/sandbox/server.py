@@ -871,6 +871,10 @@ def _fault_answer(fault: Fault) -> Answer:
 class _HTTPServer(ThreadingHTTPServer):
     # Connection threads must not keep the process (or a test run) alive.
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a client opening its ten connections at once
+    # (a poll worker's fresh client) had some of its SYNs dropped and re-sent a second
+    # later, a delay no real server's backlog makes. Linux caps this at net.core.somaxconn.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], sandbox: SandboxServer) -> None:
         self.sandbox = sandbox
