@@ -223,6 +223,23 @@ def test_the_throughput_section_is_spliced_in_with_a_note_and_the_rest_kept() ->
     assert spliced.endswith("## Scaling\n\nscaling table\n")
 
 
+def test_the_throughput_section_says_whether_the_goal_is_met_and_by_how_much_if_not() -> None:
+    # Given a run at 0.94 of the bound and one at 0.75 (500 AWBs at 300 ms, 10 in flight)
+    def at(seconds: float) -> throughput.Throughput:
+        return throughput.Throughput(
+            awbs=500, calls=100, elapsed_s=seconds, in_flight=10, latency_s=0.3,
+            peak_concurrency=10,
+        )  # fmt: skip
+
+    # When each is reported
+    met = "\n".join(report.throughput_section([at(3.2)] * 3, [at(4.0)] * 3))
+    missed = "\n".join(report.throughput_section([at(4.0)] * 3, [at(4.0)] * 3))
+
+    # Then the first meets the goal, the second says by how much it misses it
+    assert "Goal met: 0.94 of the bound." in met
+    assert "Goal missed by 0.15 of the bound (0.75)" in missed
+
+
 @pytest.mark.slow
 def test_the_throughput_workers_poll_from_processes_of_their_own(bench: Bench) -> None:
     # Given a few steady shipments over several carriers
