@@ -13,10 +13,11 @@ import re
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from trackwatch_cli.loopback import LoopbackHTTPServer
 from trackwatch_cli.runtime import LocalRuntime
 from trackwatch_cli.stack import Route
 
@@ -40,7 +41,7 @@ class ApiGateway:
     def __init__(self, runtime: LocalRuntime, routes: list[Route], port: int = 0) -> None:
         self.runtime = runtime
         self.routes = [(route, _pattern(route.path)) for route in routes]
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server = LoopbackHTTPServer(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property

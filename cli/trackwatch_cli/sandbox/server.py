@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from trackwatch_cli.loopback import LoopbackHTTPServer
 from trackwatch_cli.sandbox import hostile
 from trackwatch_cli.sandbox.body import Piece, Splicer, body_chunks, body_length
 from trackwatch_cli.sandbox.demo import DEFAULT_CARRIERS, DemoShipment, demo_shipments
@@ -868,14 +869,7 @@ def _fault_answer(fault: Fault) -> Answer:
     return Answer.of(status, _envelope(status, False, phrase, {}), headers)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    # Connection threads must not keep the process (or a test run) alive.
-    daemon_threads = True
-    # socketserver listens with a backlog of 5: a client opening its ten connections at once
-    # (a poll worker's fresh client) had some of its SYNs dropped and re-sent a second
-    # later, a delay no real server's backlog makes. Linux caps this at net.core.somaxconn.
-    request_queue_size = 128
-
+class _HTTPServer(LoopbackHTTPServer):
     def __init__(self, address: tuple[str, int], sandbox: SandboxServer) -> None:
         self.sandbox = sandbox
         super().__init__(address, _Handler)
