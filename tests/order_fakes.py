@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 
+from tests.order_samples import STAGES, T0, WINDOW
 from trackwatch.errors import PublishError, StaleStateError
 from trackwatch.models.events import OrderEvent
 from trackwatch.models.orders import MemberChange, OrderRecord
@@ -16,6 +17,7 @@ from trackwatch.ports import (
     OrderStore,
     SettleScheduler,
 )
+from trackwatch.services.orders import OrderRollUp
 
 
 class MemoryOrders:
@@ -24,9 +26,15 @@ class MemoryOrders:
     def __init__(self) -> None:
         self.records: dict[str, OrderRecord] = {}
         self.writes = 0
+        self.reads = 0
 
     def get(self, order_id: str) -> OrderRecord | None:
+        self.reads += 1
         return self.records.get(order_id)
+
+    def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderRecord]:
+        self.reads += 1
+        return {o: self.records[o] for o in order_ids if o in self.records}
 
     def save(self, record: OrderRecord, expected_version: int | None) -> None:
         current = self.records.get(record.state.order_id)
@@ -77,6 +85,22 @@ class ScriptedChanges:
 
     def change(self, record: StreamChange, now: datetime) -> MemberChange | None:
         return self.changes.get(record.record_id)
+
+
+def roll_up_over(
+    store: OrderStore, changes: Mapping[str, MemberChange | None], now: datetime = T0
+) -> OrderRollUp:
+    """The roll-up over `store`, reading stream records as `changes` says, at `now`."""
+    return OrderRollUp(
+        store,
+        ScriptedChanges(changes),
+        MemoryOrderPublisher(),
+        MemoryScheduler(),
+        STAGES,
+        window=WINDOW,
+        retention=timedelta(days=90),
+        clock=lambda: now,
+    )
 
 
 def _conforms() -> None:

@@ -41,6 +41,7 @@ from trackwatch.models.notification import (
     CHANNELS,
     NOTIFY_ATTRIBUTE,
     Channel,
+    Delivery,
     DeliveryState,
     Fallback,
     NotificationRequest,
@@ -64,13 +65,14 @@ class World:
         who: Recipient | None = None,
         enabled: frozenset[str] = frozenset(CHANNELS),
         order_size: int = 0,
+        ledger: MemoryLedger | None = None,
     ) -> None:
         self.recipients = MemoryRecipients(who or recipient())
         self.orders = OrderSizes({ORDER_ID: order_size})
         self.senders = {channel: MemorySender() for channel in CHANNELS}
         self.deferrer = MemoryDeferrer()
         self.guard = MemoryGuard()
-        self.ledger = MemoryLedger()
+        self.ledger = ledger or MemoryLedger()
         self.handover = MemoryHandover()
         self.now = DAYTIME
         self.enabled = enabled
@@ -624,3 +626,57 @@ def test_an_orders_messages_may_go_past_its_boxs_daily_cap() -> None:
 
     # Then the order's message goes; the box's own is capped as before
     assert (delivered, own) == (Outcome.SENT, Outcome.DAILY_CAP)
+
+
+# ------------------------------------------------------------------ the record after a send
+
+
+class CountingLedger(MemoryLedger):
+    """Counts reads of the records; `report` moves a record as the provider's report would,
+    between the record's first write and the note of the provider's id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.report: DeliveryState | None = None
+
+    def delivery(self, event_id: str, channel: Channel) -> Delivery | None:
+        self.reads += 1
+        return super().delivery(event_id, channel)
+
+    def begin(self, delivery: Delivery) -> Delivery:
+        written = super().begin(delivery)
+        if self.report is not None:
+            moved = written.model_copy(
+                update={"state": self.report, "version": written.version + 1}
+            )
+            self.records[(delivery.event_id, delivery.channel)] = moved
+        return written
+
+
+def test_the_provider_id_is_noted_on_the_record_just_written_without_reading_it() -> None:
+    ledger = CountingLedger()
+    world = World(ledger=ledger)
+
+    assert world.handle(status_changed(6), "whatsapp") is Outcome.SENT
+
+    record = ledger.delivery(status_changed(6).event_id, "whatsapp")
+    assert record is not None
+    assert (record.state, record.provider_message_id) == (DeliveryState.SENT, "whatsapp-1")
+    assert ledger.reads == 1  # the read just above: the notifier read none
+
+
+def test_a_report_that_moved_the_record_before_the_note_is_kept() -> None:
+    # Given a record that a delivery report moved on between its write and the note
+    ledger = CountingLedger()
+    ledger.report = DeliveryState.DELIVERED
+    world = World(ledger=ledger)
+
+    # When the message is sent
+    assert world.handle(status_changed(6), "whatsapp") is Outcome.SENT
+
+    # Then the note re-read the record and kept the report's state, with the provider's id
+    assert ledger.reads == 1
+    record = ledger.records[(status_changed(6).event_id, "whatsapp")]
+    assert (record.state, record.provider_message_id) == (DeliveryState.DELIVERED, "whatsapp-1")
+    assert record.version == 2  # written at 0, moved by the report to 1, noted at 2

@@ -3,14 +3,20 @@ published, settle ticks, conflicts, and the order as shown."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 import pytest
 
-from tests.order_fakes import MemoryOrderPublisher, MemoryOrders, MemoryScheduler, ScriptedChanges
+from tests.order_fakes import (
+    MemoryOrderPublisher,
+    MemoryOrders,
+    MemoryScheduler,
+    ScriptedChanges,
+    roll_up_over,
+)
 from tests.order_samples import ORDER, STAGES, T0, WINDOW, change
-from trackwatch.errors import NotFoundError, PoisonEventsError, StaleStateError
+from trackwatch.errors import NotFoundError, PoisonEventsError, StaleStateError, StorageError
 from trackwatch.models.events import OrderStatusChanged
 from trackwatch.models.orders import MemberChange, OrderRecord, SettleRequest
 from trackwatch.models.record import StreamChange
@@ -127,16 +133,7 @@ def test_a_lost_race_is_read_again_and_decided_again() -> None:
             super().save(record, expected_version)
 
     orders = Racy()
-    service = OrderRollUp(
-        orders,
-        ScriptedChanges({"1": change("A", 1, 0, None), "2": change("B", 1, 0, None)}),
-        MemoryOrderPublisher(),
-        MemoryScheduler(),
-        STAGES,
-        window=WINDOW,
-        retention=timedelta(days=1),
-        clock=lambda: T0,
-    )
+    service = roll_up_over(orders, {"1": change("A", 1, 0, None), "2": change("B", 1, 0, None)})
 
     # When
     report = service.roll_up(records("1", "2"))
@@ -236,3 +233,62 @@ def test_an_order_of_one_box_is_written_once_a_change_asks_no_tick_and_shows_as_
 def test_an_unknown_order_is_not_found() -> None:
     with pytest.raises(NotFoundError):
         OrdersService(MemoryOrders(), WINDOW, lambda: T0).show("ORD-NONE")
+
+
+def test_a_batch_reads_all_its_orders_in_one_read() -> None:
+    # Given two orders known, and a batch touching them and a third, new one
+    first = {"1": change("A", 1, 0, None), "2": change("X", 1, 0, None, order_id="ORD-2")}
+    service, orders, _, _, _ = world(
+        {
+            **first,
+            "3": change("A", 2, 5, 4),
+            "4": change("X", 2, 5, 4, order_id="ORD-2"),
+            "5": change("N", 1, 5, None, order_id="ORD-NEW"),
+        }
+    )
+    service.roll_up(records(*first))
+    orders.reads = 0
+
+    # When
+    report = service.roll_up(records("3", "4", "5"))
+
+    # Then one read for the three orders, a write each, and every step is on its order
+    assert (report.orders, report.failed, orders.reads) == (3, [], 1)
+    assert {o: r.version for o, r in orders.records.items()} == {
+        ORDER: 2,
+        "ORD-2": 2,
+        "ORD-NEW": 1,
+    }
+    assert orders.records["ORD-NEW"].member_count == 1
+
+
+def test_a_batch_read_that_failed_or_went_stale_reads_each_order_again() -> None:
+    # Given a store whose batch read fails, then one whose batch read is stale
+    class Failing(MemoryOrders):
+        def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderRecord]:
+            self.reads += 1
+            raise StorageError("BatchGetItem throttled")
+
+    class Stale(MemoryOrders):
+        def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderRecord]:
+            self.reads += 1
+            return {}  # as read before another writer created both items
+
+    for store, reads in ((Failing(), 3), (Stale(), 3)):
+        service = roll_up_over(
+            store, {"1": change("A", 1, 0, None), "2": change("X", 1, 0, None, order_id="ORD-2")}
+        )
+        if isinstance(store, Stale):
+            # the other writer's items, there before ours
+            for order_id, waybill in ((ORDER, "B"), ("ORD-2", "Y")):
+                other = roll_up_over(store, {"x": change(waybill, 1, 0, None, order_id=order_id)})
+                other.roll_up(records("x"))
+            store.reads = 0
+
+        # When
+        report = service.roll_up(records("1", "2"))
+
+        # Then each order was read on its own after the batch read, and nothing was lost
+        assert (report.failed, store.reads) == ([], reads)
+        assert store.records[ORDER].member_count == (2 if isinstance(store, Stale) else 1)
+        assert store.records["ORD-2"].member_count == (2 if isinstance(store, Stale) else 1)

@@ -222,6 +222,10 @@ class OrderStore(Protocol):
         """The order's item, read consistently; None if it has none yet."""
         ...
 
+    def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderRecord]:
+        """The items of those orders that have one, read consistently, by order id."""
+        ...
+
     def save(self, record: OrderRecord, expected_version: int | None) -> None:
         """Write `record` if the stored version is still `expected_version` (None: the order
         has no item yet); else StaleStateError."""

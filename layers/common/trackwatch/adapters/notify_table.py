@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from trackwatch.adapters.batch_reads import batch_get
 from trackwatch.adapters.shipments_table import from_item, record_from_item, to_item
 from trackwatch.errors import StaleStateError, StorageError
 from trackwatch.logic.channels import contact_recipient
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 TIMEZONE_METADATA_KEY = "timezone"
 _LOG = "log"
 _FAILURE = "contact_failure"
-_BATCH_GET_ATTEMPTS = 8
 
 
 def channel_pk(channel: Channel, key: ShipmentKey) -> str:
@@ -133,23 +133,9 @@ class NotifyTable:
                 "Keys": [{"pk": {"S": pk}} for pk in wanted],
                 "ConsistentRead": True,
             }
-        shipment: dict[str, Any] | None = None
-        found: dict[Channel, dict[str, Any]] = {}
-        for _attempt in range(_BATCH_GET_ATTEMPTS):
-            try:
-                answer = self.client.batch_get_item(RequestItems=request)
-            except (ClientError, BotoCoreError) as exc:
-                raise _error("BatchGetItem", exc) from exc
-            responses = answer.get("Responses", {})
-            for item in responses.get(self._shipments, []):
-                shipment = item
-            for item in responses.get(self._notifications, []):
-                found[wanted[item["pk"]["S"]]] = item
-            request = dict(answer.get("UnprocessedKeys") or {})
-            if not request:
-                break
-        else:
-            raise StorageError("DynamoDB BatchGetItem left keys unprocessed after 8 attempts")
+        answer = batch_get(self.client, request, _error)
+        shipment = next(iter(answer[self._shipments]), None)
+        found = {wanted[item["pk"]["S"]]: item for item in answer.get(self._notifications, [])}
         return recipient_from_items(shipment, found) if shipment else None
 
     def claim(self, key: ShipmentKey, channel: Channel, seen: ChannelLog, new: ChannelLog) -> None:

@@ -14,13 +14,14 @@ Item layout (one small item per order, written whole by one conditional PutItem)
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
 
+from trackwatch.adapters.batch_reads import BATCH_GET_LIMIT, batch_get
 from trackwatch.adapters.shipments_table import (
     ITEM_LIMIT_BYTES,
     StreamImages,
@@ -106,6 +107,21 @@ class OrdersTable:
             raise _error("GetItem", exc) from exc
         item = answer.get("Item")
         return record_from_item(item) if item else None
+
+    def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderRecord]:
+        """The items of those orders that have one, read consistently: BatchGetItem, a
+        hundred keys a request."""
+        wanted = list(dict.fromkeys(order_ids))
+        found: dict[str, OrderRecord] = {}
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            chunk = wanted[start : start + BATCH_GET_LIMIT]
+            request = {
+                self._table: {"Keys": [{"pk": {"S": o}} for o in chunk], "ConsistentRead": True}
+            }
+            for item in batch_get(self._client, request, _error)[self._table]:
+                record = record_from_item(item)
+                found[record.state.order_id] = record
+        return found
 
     def save(self, record: OrderRecord, expected_version: int | None) -> None:
         """One conditional PutItem: the whole item, if nobody wrote it since we read it."""

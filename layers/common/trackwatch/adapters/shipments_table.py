@@ -34,6 +34,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from trackwatch.adapters.batch_reads import BATCH_GET_LIMIT, batch_get
 from trackwatch.adapters.packing import pack, unpack
 from trackwatch.errors import (
     ItemTooLargeError,
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
-_BATCH_GET_LIMIT = 100
 _BATCH_WRITE_LIMIT = 25
 _BATCH_ATTEMPTS = 8
 
@@ -289,26 +289,17 @@ class ShipmentsTable:
         """BatchGetItem in chunks of 100, retrying unprocessed keys."""
         wanted = list(dict.fromkeys(keys))
         found: dict[ShipmentKey, ShipmentRecord] = {}
-        for start in range(0, len(wanted), _BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            chunk = wanted[start : start + BATCH_GET_LIMIT]
+            request = {
                 self._table: {
-                    "Keys": [{"pk": {"S": k.pk}} for k in wanted[start : start + _BATCH_GET_LIMIT]],
+                    "Keys": [{"pk": {"S": k.pk}} for k in chunk],
                     "ConsistentRead": consistent,
                 }
             }
-            for _attempt in range(8):
-                try:
-                    answer = self.client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise _storage_error("BatchGetItem", exc) from exc
-                for item in answer.get("Responses", {}).get(self._table, []):
-                    record = record_from_item(item)
-                    found[record.key] = record
-                request = dict(answer.get("UnprocessedKeys") or {})
-                if not request:
-                    break
-            else:
-                raise StorageError("DynamoDB BatchGetItem left keys unprocessed after 8 attempts")
+            for item in batch_get(self.client, request, _storage_error)[self._table]:
+                record = record_from_item(item)
+                found[record.key] = record
         return found
 
     def get(self, key: ShipmentKey) -> ShipmentRecord | None:

@@ -119,6 +119,8 @@ class _Attempt:
     ran: bool = False
     provider_message_id: str | None = None
     recorded: bool = False
+    #: The notification record as this attempt wrote (or found) it before the send.
+    record: Delivery | None = None
 
 
 class Notifier:
@@ -202,7 +204,7 @@ class Notifier:
             return Outcome.DUPLICATE, kind
         if attempt.recorded:
             # After the guard: a crash here loses a provider id, never sends twice.
-            self._note_sent(event.event_id, attempt.provider_message_id)
+            self._note_sent(event.event_id, attempt.provider_message_id, attempt.record)
         return Outcome(result), kind
 
     # ------------------------------------------------------------------ deciding
@@ -352,7 +354,7 @@ class Notifier:
             # Conditional: of two messages racing for one shipment, one retries and re-decides.
             self._recipients.claim(key, self.channel, seen, claimed)
         try:
-            if not self._prepare(recipient, message, request, now):
+            if not self._prepare(recipient, message, request, now, attempt):
                 self._recipients.release(key, self.channel, claimed, seen)
                 return Outcome.DUPLICATE
             attempt.recorded = self._chain.ledger is not None
@@ -367,7 +369,12 @@ class Notifier:
         return Outcome.SENT if request.fallback is None else Outcome.FALLBACK_SENT
 
     def _prepare(
-        self, recipient: Recipient, message: Message, request: NotificationRequest, now: datetime
+        self,
+        recipient: Recipient,
+        message: Message,
+        request: NotificationRequest,
+        now: datetime,
+        attempt: _Attempt,
     ) -> bool:
         """Before the provider is called: the notification record, the note on the channel
         this one takes over from, and for a reporting channel the next channel's delivery
@@ -391,6 +398,7 @@ class Notifier:
         )
         if (recorded.fallback_of is None) != (request.fallback is None):
             return False
+        attempt.record = recorded
         if request.fallback is not None:
             self._note_fallback(event.event_id, request.fallback, now)
         successor = next_after(recipient, self.channel, self._chain.enabled)
@@ -441,14 +449,24 @@ class Notifier:
 
         retry_on_conflict(attempt, event_id)
 
-    def _note_sent(self, event_id: str, provider_message_id: str | None) -> None:
-        """The provider took the message: its id and at least `sent` on the record."""
+    def _note_sent(
+        self, event_id: str, provider_message_id: str | None, written: Delivery | None
+    ) -> None:
+        """The provider took the message: its id and at least `sent` on the record.
+
+        `written` is the record as it stood before the send: the first attempt writes on
+        the condition that it is still so (a report that came in between, or a note of a
+        fallback, makes it re-read), which spares a read of the record per message."""
         ledger = self._chain.ledger
         if ledger is None:
             return
 
-        def attempt(_: int) -> None:
-            record = ledger.delivery(event_id, self.channel)
+        def attempt(n: int) -> None:
+            record = (
+                written
+                if n == 0 and written is not None
+                else ledger.delivery(event_id, self.channel)
+            )
             if record is None:
                 return
             state = advance(record.state, DeliveryState.SENT)

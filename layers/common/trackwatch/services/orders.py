@@ -16,7 +16,7 @@ queue) when it opens; the tick closes it if no change of a member has done so fi
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -114,9 +114,15 @@ class OrderRollUp:
                 report.skipped["no_order"] += 1
             for order_id in touched:
                 by_order.setdefault(order_id, []).append((record.record_id, change))
+        stored = self._read_all(list(by_order))
         for order_id, items in by_order.items():
             try:
-                told = self._update(order_id, [change for _, change in items], now)
+                told = self._update(
+                    order_id,
+                    [change for _, change in items],
+                    now,
+                    batch=stored,
+                )
             except TrackwatchError as exc:
                 report.errors[exc.kind] += 1
                 report.failed.extend(record_id for record_id, _ in items)
@@ -125,6 +131,16 @@ class OrderRollUp:
             report.events.update(event_type_name(type(e)) for e in told)
         report.failed = list(dict.fromkeys(report.failed))
         return report
+
+    def _read_all(self, order_ids: list[str]) -> dict[str, OrderRecord] | None:
+        """The batch's orders in one read (a BatchGetItem, not a GetItem per order); None if
+        that read failed: each order then reads its own, and fails on its own."""
+        if len(order_ids) < 2:
+            return None
+        try:
+            return self._store.get_many(order_ids)
+        except TrackwatchError:
+            return None
 
     def settle_tick(self, request: SettleRequest) -> str:
         """Close the order's windows that have ended; a tick that came early (SQS delays at
@@ -137,12 +153,21 @@ class OrderRollUp:
         return "told" if told else "settled"
 
     def _update(
-        self, order_id: str, changes: Sequence[MemberChange], now: datetime
+        self,
+        order_id: str,
+        changes: Sequence[MemberChange],
+        now: datetime,
+        *,
+        batch: Mapping[str, OrderRecord] | None = None,
     ) -> list[OrderEvent]:
-        """Read, apply, settle, write on condition; then publish what is pending."""
+        """Read, apply, settle, write on condition; then publish what is pending. `batch`: the
+        items of the batch's orders as the caller read them (an order not in it has none),
+        for the first attempt; a conflict reads again."""
 
-        def attempt(_n: int) -> tuple[OrderRecord | None, list[OrderEvent]]:
-            stored = self._store.get(order_id)
+        def attempt(n: int) -> tuple[OrderRecord | None, list[OrderEvent]]:
+            stored = (
+                batch.get(order_id) if n == 0 and batch is not None else self._store.get(order_id)
+            )
             state = stored.state if stored is not None else OrderState(order_id=order_id)
             for change in changes:
                 state = apply(state, change, self._table)
