@@ -568,6 +568,47 @@ DELAY_GRANTS = {
 }
 
 
+#: What each function's role may do to the orders table, as its code does it
+#: (layers/common/trackwatch/adapters/orders_table.py).
+ORDERS_TABLE_GRANTS = {
+    # OrderRollUp: get_many() for a stream batch's orders, get() for one (or after a
+    # conflict), save() (conditional PutItem), published() (conditional UpdateItem).
+    "RollUpOrdersFunction": {
+        "{OrdersTable.Arn}": {
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        }
+    },
+    # OrdersService.show(): get().
+    "ShipmentsApiFunction": {"{OrdersTable.Arn}": {"dynamodb:GetItem"}},
+    # member_count(): one GetItem of one attribute.
+    "NotifySmsFunction": {"{OrdersTable.Arn}": {"dynamodb:GetItem"}},
+    "NotifyEmailFunction": {"{OrdersTable.Arn}": {"dynamodb:GetItem"}},
+    "NotifyWhatsAppFunction": {"{OrdersTable.Arn}": {"dynamodb:GetItem"}},
+    "PollShipmentsFunction": {},
+    "PublishEventsFunction": {},
+}
+
+
+@pytest.mark.parametrize("function", ORDERS_TABLE_GRANTS)
+def test_each_function_touches_the_orders_table_only_as_its_code_does(
+    cfn_template: Template, function: str
+) -> None:
+    # Given
+    grants = _grants(cfn_template, _role_of(cfn_template, function))
+
+    # When
+    on_orders: dict[str, set[str]] = {}
+    for pattern, actions in grants:
+        if pattern.startswith("{OrdersTable"):
+            on_orders.setdefault(pattern, set()).update(actions)
+
+    # Then
+    assert on_orders == ORDERS_TABLE_GRANTS[function]
+
+
 @pytest.mark.parametrize("function", DELAY_GRANTS)
 def test_the_delay_functions_touch_their_tables_and_queue_only_as_their_code_does(
     cfn_template: Template, function: str
