@@ -33,14 +33,22 @@ from trackwatch.ports import (
 class MemoryRecipients:
     """Recipients in a dict, with the claim condition on seq."""
 
-    def __init__(self, *recipients: Recipient) -> None:
+    def __init__(self, *recipients: Recipient, order_sizes: dict[str, int] | None = None) -> None:
         self.recipients = {r.key: r for r in recipients}
-        #: The channels each read asked to remember.
+        self.order_sizes = dict(order_sizes or {})
+        #: The channels each read asked to remember, and the order whose size it asked.
         self.read: list[tuple[Channel, ...]] = []
+        self.orders_asked: list[str | None] = []
 
-    def recipient(self, key: ShipmentKey, channels: Collection[Channel]) -> Recipient | None:
+    def recipient(
+        self, key: ShipmentKey, channels: Collection[Channel], order_id: str | None = None
+    ) -> Recipient | None:
         self.read.append(tuple(channels))
-        return self.recipients.get(key)
+        self.orders_asked.append(order_id)
+        found = self.recipients.get(key)
+        if found is None or order_id is None:
+            return found
+        return found.model_copy(update={"order_size": self.order_sizes.get(order_id, 0)})
 
     def claim(self, key: ShipmentKey, channel: Channel, seen: ChannelLog, new: ChannelLog) -> None:
         current = self.recipients[key]

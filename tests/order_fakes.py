@@ -12,7 +12,6 @@ from trackwatch.models.orders import MemberChange, OrderRecord
 from trackwatch.models.record import StreamChange
 from trackwatch.ports import (
     MemberChanges,
-    OrderDirectory,
     OrderEventPublisher,
     OrderStore,
     SettleScheduler,
@@ -49,10 +48,6 @@ class MemoryOrders:
         if current is not None and current.version == version:
             self.records[order_id] = current.model_copy(update={"pending": ()})
 
-    def member_count(self, order_id: str) -> int:
-        record = self.records.get(order_id)
-        return 0 if record is None else record.member_count
-
 
 class MemoryOrderPublisher:
     """The topic, for order events, as a list; can be told to fail."""
@@ -88,12 +83,14 @@ class ScriptedChanges:
 
 
 def roll_up_over(
-    store: OrderStore, changes: Mapping[str, MemberChange | None], now: datetime = T0
+    store: OrderStore,
+    changes: Mapping[str, MemberChange | None] | MemberChanges,
+    now: datetime = T0,
 ) -> OrderRollUp:
     """The roll-up over `store`, reading stream records as `changes` says, at `now`."""
     return OrderRollUp(
         store,
-        ScriptedChanges(changes),
+        ScriptedChanges(changes) if isinstance(changes, Mapping) else changes,
         MemoryOrderPublisher(),
         MemoryScheduler(),
         STAGES,
@@ -105,17 +102,6 @@ def roll_up_over(
 
 def _conforms() -> None:
     _store: OrderStore = MemoryOrders()
-    _directory: OrderDirectory = MemoryOrders()
     _publisher: OrderEventPublisher = MemoryOrderPublisher()
     _scheduler: SettleScheduler = MemoryScheduler()
     _changes: MemberChanges = ScriptedChanges()
-
-
-class OrderSizes:
-    """How many shipments each order has, as the notifiers ask (OrderDirectory)."""
-
-    def __init__(self, sizes: dict[str, int] | None = None) -> None:
-        self.sizes = dict(sizes or {})
-
-    def member_count(self, order_id: str) -> int:
-        return self.sizes.get(order_id, 0)

@@ -583,10 +583,10 @@ ORDERS_TABLE_GRANTS = {
     },
     # OrdersService.show(): get().
     "ShipmentsApiFunction": {"{OrdersTable.Arn}": {"dynamodb:GetItem"}},
-    # member_count(): one GetItem of one attribute.
-    "NotifySmsFunction": {"{OrdersTable.Arn}": {"dynamodb:GetItem"}},
-    "NotifyEmailFunction": {"{OrdersTable.Arn}": {"dynamodb:GetItem"}},
-    "NotifyWhatsAppFunction": {"{OrdersTable.Arn}": {"dynamodb:GetItem"}},
+    # NotifyTable.recipient(): the order's size (one attribute) in the recipient's BatchGetItem.
+    "NotifySmsFunction": {"{OrdersTable.Arn}": {"dynamodb:BatchGetItem"}},
+    "NotifyEmailFunction": {"{OrdersTable.Arn}": {"dynamodb:BatchGetItem"}},
+    "NotifyWhatsAppFunction": {"{OrdersTable.Arn}": {"dynamodb:BatchGetItem"}},
     "PollShipmentsFunction": {},
     "PublishEventsFunction": {},
 }

@@ -35,7 +35,6 @@ from tests.notify_fakes import (
     MemorySender,
 )
 from tests.notify_samples import recipient
-from tests.order_fakes import OrderSizes
 from tests.unit.test_handlers import (
     CONTEXT,
     NOW,
@@ -175,7 +174,6 @@ def test_the_notifier_records_the_lag_to_the_customer_s_message(
         guard=MemoryGuard(),
         ledger=MemoryLedger(),
         handover=MemoryHandover(),
-        order_directory=OrderSizes(),
     )
 
     # When the SMS goes out

@@ -366,7 +366,6 @@ def test_notify_samples_send_one_message_and_fail_a_poison_record_alone(
         guard=guard,
         ledger=MemoryLedger(),
         handover=MemoryHandover(),
-        order_directory=MemoryOrders(),
     )
 
     # When
@@ -399,7 +398,6 @@ def test_a_fallback_request_is_read_from_its_message_attributes() -> None:
         guard=MemoryGuard(),
         ledger=MemoryLedger(),
         handover=MemoryHandover(),
-        order_directory=MemoryOrders(),
     )
 
     # When

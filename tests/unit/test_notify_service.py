@@ -29,7 +29,6 @@ from tests.notify_samples import (
     status_changed,
     stuck,
 )
-from tests.order_fakes import OrderSizes
 from trackwatch.errors import (
     ProviderRejectedError,
     ProviderUnavailableError,
@@ -67,8 +66,7 @@ class World:
         order_size: int = 0,
         ledger: MemoryLedger | None = None,
     ) -> None:
-        self.recipients = MemoryRecipients(who or recipient())
-        self.orders = OrderSizes({ORDER_ID: order_size})
+        self.recipients = MemoryRecipients(who or recipient(), order_sizes={ORDER_ID: order_size})
         self.senders = {channel: MemorySender() for channel in CHANNELS}
         self.deferrer = MemoryDeferrer()
         self.guard = MemoryGuard()
@@ -94,7 +92,6 @@ class World:
                     ledger=self.ledger if channel in phone else None,
                     handover=self.handover if channel in phone else None,
                 ),
-                orders=self.orders,
             )
             for channel in CHANNELS
         }
@@ -553,6 +550,8 @@ def test_a_box_of_an_order_of_three_leaves_its_milestones_to_the_order() -> None
     assert outcomes == [Outcome.ORDER_LEVEL] * 3
     assert (failed, returning) == (Outcome.SENT, Outcome.SENT)
     assert world.sent("sms") == 2
+    # And the order's size came with each milestone's one read of the recipient, not apart
+    assert world.recipients.orders_asked == [ORDER_ID] * 3 + [None, None]
 
 
 def test_a_single_piece_order_is_told_as_before() -> None:

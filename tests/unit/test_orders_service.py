@@ -154,8 +154,8 @@ def test_a_box_moving_to_another_order_leaves_the_first_and_joins_the_second() -
 
     service.roll_up(records("1", "2", "3"))
 
-    assert orders.member_count(ORDER) == 1
-    assert orders.member_count("ORD-OTHER") == 1
+    assert orders.records[ORDER].member_count == 1
+    assert orders.records["ORD-OTHER"].member_count == 1
 
 
 def test_an_unreadable_image_is_counted_and_the_batch_goes_on() -> None:
@@ -166,22 +166,15 @@ def test_an_unreadable_image_is_counted_and_the_batch_goes_on() -> None:
             return super().change(record, now)
 
     orders = MemoryOrders()
-    service = OrderRollUp(
-        orders,
-        Broken({"1": change("A", 1, 0, None), "2": change("B", 1, 0, None)}),
-        MemoryOrderPublisher(),
-        MemoryScheduler(),
-        STAGES,
-        window=WINDOW,
-        retention=timedelta(days=1),
-        clock=lambda: T0,
+    service = roll_up_over(
+        orders, Broken({"1": change("A", 1, 0, None), "2": change("B", 1, 0, None)})
     )
 
     report = service.roll_up(records("1", "bad", "2"))
 
     assert report.skipped == {"unreadable": 1}
     assert report.failed == []
-    assert orders.member_count(ORDER) == 2
+    assert orders.records[ORDER].member_count == 2
 
 
 def test_an_order_is_shown_with_its_members_counts_milestone_and_timeline() -> None:

@@ -35,7 +35,6 @@ from trackwatch.ports import (
     Inbox,
     MemberChanges,
     OnceGuard,
-    OrderDirectory,
     OrderEventPublisher,
     OrderStore,
     OutboxReader,
@@ -57,7 +56,6 @@ if TYPE_CHECKING:
     from trackwatch.adapters.aws import AwsClients
     from trackwatch.adapters.clickpost import ClickpostClient, CredentialsProvider
     from trackwatch.adapters.hint_queue import HintQueue
-    from trackwatch.adapters.orders_table import OrdersTable
     from trackwatch.adapters.senders import SmtpCredentials
     from trackwatch.logic.business_hours import BusinessCalendar
     from trackwatch.logic.catalogue import StatusCatalogue
@@ -128,7 +126,6 @@ class Overrides(TypedDict, total=False):
     ledger: DeliveryLedger
     handover: Handover
     orders: OrderStore
-    order_directory: OrderDirectory
     order_publisher: OrderEventPublisher
     settle_scheduler: SettleScheduler
     member_changes: MemberChanges
@@ -590,24 +587,13 @@ class Container:
         return load_order_stages(self.catalogue, self.settings.data_files.order_stages)
 
     @cached_property
-    def _orders_table(self) -> OrdersTable:
-        from trackwatch.adapters.orders_table import OrdersTable
-
-        return OrdersTable(self.settings.orders.orders_table_name, self.clients.dynamodb)
-
-    @cached_property
     def orders(self) -> OrderStore:
         """The orders table."""
         if (given := self._overrides.get("orders")) is not None:
             return given
-        return self._orders_table
+        from trackwatch.adapters.orders_table import OrdersTable
 
-    @cached_property
-    def order_directory(self) -> OrderDirectory:
-        """How many shipments an order has (the notifiers' question)."""
-        if (given := self._overrides.get("order_directory")) is not None:
-            return given
-        return self._orders_table
+        return OrdersTable(self.settings.orders.orders_table_name, self.clients.dynamodb)
 
     @cached_property
     def order_publisher(self) -> OrderEventPublisher:
@@ -702,6 +688,16 @@ class Container:
         (NotificationsTable)."""
         if (given := self._overrides.get("recipients")) is not None:
             return given
+        return self._recipient_store(orders_table=None)
+
+    @cached_property
+    def notify_recipients(self) -> RecipientStore:
+        """The notifiers' recipients: with the size of a box's order in the same read."""
+        if (given := self._overrides.get("recipients")) is not None:
+            return given
+        return self._recipient_store(orders_table=self.settings.orders.orders_table_name)
+
+    def _recipient_store(self, orders_table: str | None) -> RecipientStore:
         from trackwatch.adapters.notify_table import NotifyTable
 
         name = self.settings.channels.notifications_table_name
@@ -716,6 +712,7 @@ class Container:
             self.clients.dynamodb,
             ttl_s=ttl_s,
             clock=self.clock,
+            orders_table=orders_table,
         )
 
     @cached_property
@@ -853,14 +850,13 @@ class Container:
                 channel,
                 rules=self.notify_rules,
                 policy=self.settings.notify_policy,
-                recipients=self.recipients,
+                recipients=self.notify_recipients,
                 sender=self.sender(channel),
                 deferrer=self.deferrer,
                 guard=self.guard,
                 renderer=self.renderer,
                 clock=self.clock,
                 chain=chain,
-                orders=self.order_directory,
             )
             self._notifiers[channel] = built
         return built

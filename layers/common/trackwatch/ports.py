@@ -237,14 +237,6 @@ class OrderStore(Protocol):
         ...
 
 
-class OrderDirectory(Protocol):
-    """How many shipments an order has: the notifiers ask, per waybill event."""
-
-    def member_count(self, order_id: str) -> int:
-        """Shipments in the order now; 0 if the order is unknown."""
-        ...
-
-
 class OrderEventPublisher(Protocol):
     """Where order events go: the same topic as the shipments'."""
 
@@ -335,9 +327,12 @@ class RecipientStore(Protocol):
     """Contact details (the shipment's) and each channel's memory of a shipment (its own
     items: a send never writes the shipment), by shipment key."""
 
-    def recipient(self, key: ShipmentKey, channels: Collection[Channel]) -> Recipient | None:
+    def recipient(
+        self, key: ShipmentKey, channels: Collection[Channel], order_id: str | None = None
+    ) -> Recipient | None:
         """The shipment's contact, and what `channels` remember of it (their logs and contact
-        failures); None if the shipment is unknown."""
+        failures), and with `order_id` that order's size (`order_size`), in one read; None if
+        the shipment is unknown."""
         ...
 
     def claim(self, key: ShipmentKey, channel: Channel, seen: ChannelLog, new: ChannelLog) -> None:

@@ -109,9 +109,13 @@ class NotifyTable:
         *,
         ttl_s: int,
         clock: Callable[[], datetime],
+        orders_table: str | None = None,
     ) -> None:
+        """`orders_table`: where an order's size is read with its box's recipient (the
+        notifiers'; None: this store is not asked)."""
         self._shipments = shipments_table
         self._notifications = notifications_table
+        self._orders = orders_table
         self._client = client
         self._ttl = timedelta(seconds=ttl_s)
         self._clock = clock
@@ -121,9 +125,12 @@ class NotifyTable:
         """The DynamoDB client."""
         return self._client
 
-    def recipient(self, key: ShipmentKey, channels: Collection[Channel]) -> Recipient | None:
-        """The shipment's contact and what `channels` remember of it, read consistently in one
-        BatchGetItem; None if the shipment is unknown."""
+    def recipient(
+        self, key: ShipmentKey, channels: Collection[Channel], order_id: str | None = None
+    ) -> Recipient | None:
+        """The shipment's contact and what `channels` remember of it, read consistently, and
+        with `order_id` that order's size (read as the GetItem it replaces did: eventually
+        consistent, one attribute), in one BatchGetItem; None if the shipment is unknown."""
         wanted = {channel_pk(c, key): c for c in channels}
         request: dict[str, Any] = {
             self._shipments: {"Keys": [{"pk": {"S": key.pk}}], "ConsistentRead": True},
@@ -133,10 +140,23 @@ class NotifyTable:
                 "Keys": [{"pk": {"S": pk}} for pk in wanted],
                 "ConsistentRead": True,
             }
+        if order_id is not None:
+            if self._orders is None:
+                raise ValueError("this recipient store was given no orders table")
+            request[self._orders] = {
+                "Keys": [{"pk": {"S": order_id}}],
+                "ProjectionExpression": "member_count",
+            }
         answer = batch_get(self.client, request, _error)
         shipment = next(iter(answer[self._shipments]), None)
+        if shipment is None:
+            return None
         found = {wanted[item["pk"]["S"]]: item for item in answer.get(self._notifications, [])}
-        return recipient_from_items(shipment, found) if shipment else None
+        recipient = recipient_from_items(shipment, found)
+        order = next(iter(answer.get(self._orders or "", [])), None)
+        if order is None or "member_count" not in order:
+            return recipient
+        return recipient.model_copy(update={"order_size": int(order["member_count"]["N"])})
 
     def claim(self, key: ShipmentKey, channel: Channel, seen: ChannelLog, new: ChannelLog) -> None:
         """Store `new` if the channel's log is still `seen`; else StaleStateError."""

@@ -91,7 +91,8 @@ def item_of(record: OrderRecord) -> dict[str, Any]:
 
 
 class OrdersTable:
-    """Implements trackwatch.ports.OrderStore and OrderDirectory."""
+    """Implements trackwatch.ports.OrderStore (the notifiers read `member_count` with their
+    recipient: adapters/notify_table.py)."""
 
     def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self._table = table_name
@@ -162,19 +163,6 @@ class OrdersTable:
             raise _error("UpdateItem", exc) from exc
         except BotoCoreError as exc:
             raise _error("UpdateItem", exc) from exc
-
-    def member_count(self, order_id: str) -> int:
-        """Shipments in the order (an eventually consistent read of one number)."""
-        try:
-            answer = self._client.get_item(
-                TableName=self._table,
-                Key={"pk": {"S": order_id}},
-                ProjectionExpression="member_count",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _error("GetItem", exc) from exc
-        item = answer.get("Item") or {}
-        return int(item["member_count"]["N"]) if "member_count" in item else 0
 
 
 class StreamMemberChanges:

@@ -72,6 +72,9 @@ class Recipient(BaseModel):
     channels: tuple[Channel, ...] = DEFAULT_CHANNELS
     opt_out: frozenset[str] = frozenset()
     order_id: str | None = None
+    #: Shipments in that order now, when the notifier asked for it with the recipient (one
+    #: read); 0 otherwise, or when the order has no item.
+    order_size: int = Field(default=0, ge=0)
     courier_name: str | None = None
     #: The expected delivery date, when the carrier gave one.
     expected_delivery: date | None = None

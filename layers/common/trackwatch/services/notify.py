@@ -62,7 +62,6 @@ from trackwatch.ports import (
     DeliveryLedger,
     Handover,
     OnceGuard,
-    OrderDirectory,
     RecipientStore,
     Sender,
 )
@@ -139,10 +138,7 @@ class Notifier:
         renderer: Renderer,
         clock: Callable[[], datetime],
         chain: Chain,
-        orders: OrderDirectory | None = None,
     ) -> None:
-        """`orders`: how many shipments an order has, for the kinds an order of several says
-        once for all of them (None: every shipment is told about on its own)."""
         self.channel = channel
         self._rules = rules
         self._policy = policy
@@ -153,7 +149,6 @@ class Notifier:
         self._renderer = renderer
         self._clock = clock
         self._chain = chain
-        self._orders = orders
         self._languages = renderer.languages(channel)
         # What this notifier reads of the channels' memory: its own log and failure, and for a
         # phone channel the other's too (which comes first, which takes over, and how recent
@@ -175,11 +170,14 @@ class Notifier:
         if kind is None or (is_order_event(event) and event.total < 2):
             # A lone shipment's order says nothing its own messages did not.
             return Outcome.NOT_NOTIFIED, None
-        if self._said_per_order(event, kind):
-            return Outcome.ORDER_LEVEL, kind
-        recipient = self._recipient_of(event)
+        order_id = self._order_to_count(event, kind)
+        recipient = self._recipient_of(event, order_id)
         if recipient is None:
             return Outcome.NO_SHIPMENT, kind
+        if order_id is not None and recipient.order_size > 1:
+            # One of an order of several: the order's own message says this.
+            return Outcome.ORDER_LEVEL, kind
+        recipient = self._with_stops(recipient)
         skipped = self._skipped(recipient, request, kind)
         if skipped is not None:
             self._pass_on(recipient, request)
@@ -209,30 +207,31 @@ class Notifier:
 
     # ------------------------------------------------------------------ deciding
 
-    def _said_per_order(self, event: TopicEvent, kind: str) -> bool:
-        """Whether the shipment is one of an order of several whose own message says this
-        (once for the siblings that reach the same stage together)."""
-        if is_order_event(event) or self._orders is None or not self._rules.said_per_order(kind):
-            return False
-        order_id = event.order_id if isinstance(event, StatusChanged) else None
-        return order_id is not None and self._orders.member_count(order_id) > 1
+    def _order_to_count(self, event: TopicEvent, kind: str) -> str | None:
+        """The order whose size decides whether this box's own message says `kind`, or the
+        order's message does (once for the siblings that reach the same stage together)."""
+        if isinstance(event, StatusChanged) and self._rules.said_per_order(kind):
+            return event.order_id
+        return None
 
-    def _recipient_of(self, event: TopicEvent) -> Recipient | None:
-        """The shipment's customer; for an order, the customer of its first member on file
-        (an order's shipments are registered for one customer)."""
+    def _recipient_of(self, event: TopicEvent, order_id: str | None) -> Recipient | None:
+        """The shipment's customer (with `order_id`'s size, in the same read); for an order,
+        the customer of its first member on file (an order's shipments are registered for
+        one customer)."""
         if not is_order_event(event):
-            return self._recipient(ShipmentKey.of(event.cp_id, event.waybill))
+            key = ShipmentKey.of(event.cp_id, event.waybill)
+            return self._recipients.recipient(key, self._memory, order_id)
         for member in event.members:
-            recipient = self._recipient(ShipmentKey.of(member.cp_id, member.waybill))
+            key = ShipmentKey.of(member.cp_id, member.waybill)
+            recipient = self._recipients.recipient(key, self._memory)
             if recipient is not None:
                 return recipient
         return None
 
-    def _recipient(self, key: ShipmentKey) -> Recipient | None:
-        """The shipment's customer, with their STOP replies counted as opt-outs."""
-        recipient = self._recipients.recipient(key, self._memory)
+    def _with_stops(self, recipient: Recipient) -> Recipient:
+        """The customer with their STOP replies counted as opt-outs."""
         ledger = self._chain.ledger
-        if recipient is None or ledger is None or not recipient.phone:
+        if ledger is None or not recipient.phone:
             return recipient
         stopped = {
             channel
