@@ -159,6 +159,17 @@ def emulated_aws() -> Iterator[AwsClients]:
         yield AwsClients(region=REGION)
 
 
+def create_keyed_table(clients: AwsClients, name: str) -> None:
+    """An on-demand table keyed on `pk` alone, as the stack's orders, notifications and
+    shipments tables are."""
+    clients.dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+
+
 @contextmanager
 def open_pipeline(
     template: Path,

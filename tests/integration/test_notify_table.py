@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import emulated_aws
+from tests.integration.conftest import create_keyed_table, emulated_aws
 from tests.order_fakes import roll_up_over
 from tests.order_samples import change
 from trackwatch.adapters.aws import AwsClients
@@ -30,12 +30,7 @@ EMAIL: tuple[Channel, ...] = ("email",)
 def clients() -> Iterator[AwsClients]:
     with emulated_aws() as aws:
         for name in (SHIPMENTS, NOTIFICATIONS, ORDERS):
-            aws.dynamodb.create_table(
-                TableName=name,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            )
+            create_keyed_table(aws, name)
         yield aws
 
 

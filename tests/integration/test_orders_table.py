@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import emulated_aws
+from tests.integration.conftest import create_keyed_table, emulated_aws
 from tests.order_fakes import roll_up_over
 from tests.order_samples import change
 from trackwatch.adapters.aws import AwsClients
@@ -19,12 +19,7 @@ TABLE = "orders"
 @pytest.fixture
 def clients() -> Iterator[AwsClients]:
     with emulated_aws() as aws:
-        aws.dynamodb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        )
+        create_keyed_table(aws, TABLE)
         yield aws
 
 
