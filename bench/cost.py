@@ -129,11 +129,14 @@ ASSUMED = {
     #: Of those, the events that make a message (before the fallback).
     "message_events_per_shipment": 4,
     #: Half the customers are on WhatsApp (as the bench's contacts): each WhatsApp message
-    #: queues a delivery check to SMS, which arrives twice (SQS delays at most 15 minutes of
-    #: the 30-minute window; the notifier holds it the rest); the fallbacks (10 %) once.
+    #: queues a delivery check to SMS, delayed 15 minutes (SQS's most). A check whose message
+    #: was reported delivered by then (WhatsApp reports in seconds: every message that does
+    #: not fall back, so 1 - fallbacks / WhatsApp messages) reads the WhatsApp record and
+    #: ends; the others arrive twice (the notifier holds the first for the rest of the
+    #: 30-minute window), each reading the recipient and the record. Fallbacks arrive once.
     "whatsapp_share": 0.5,
-    "check_deliveries_per_whatsapp_send": 2,
-    #: Every delivery a notifier takes reads the recipient, consistently, in one
+    "check_deliveries_per_undelivered": 2,
+    #: Every other delivery a notifier takes reads the recipient, consistently, in one
     #: BatchGetItem: the shipment item and, for WhatsApp and SMS, both phone channels'
     #: memories (1 RRU each), plus WhatsApp's opt-out lookup (½): ≈ 3 RRU.
     "recipient_rru": 3,
@@ -150,8 +153,9 @@ ASSUMED = {
     #: WhatsApp status reports per send (sent, delivered, read; half the sends on WhatsApp),
     #: each a consistent read and a 1 WRU write of the notification record.
     "whatsapp_reports_per_send": 1.5,
-    #: Consistent reads of the notification record (< 4 KB: 1 RRU): the provider's id noted
-    #: after each send, each report, each delivery check and fallback.
+    #: Consistent reads of the notification record (< 4 KB: 1 RRU): each report, each
+    #: delivery check's arrival and fallback (the provider's id is noted on the record the
+    #: send wrote, on a version condition, without reading it).
     "record_rru": 1,
     #: Log bytes per invocation: the handler's one summary line and Lambda's START, END and
     #: REPORT lines.
@@ -183,8 +187,9 @@ ASSUMED = {
     #: An order of several boxes: each write opens or joins a window, whose settle tick is a
     #: delayed SQS message (sent, received, deleted), a read, a write and a PublishBatch.
     "rollup_seconds": 0.2,
-    #: Of the deliveries a notifier takes, those of a kind an order of several says once
-    #: (shipped, out for delivery, delivered): each reads the order's size (½ RRU).
+    #: Of the recipient reads, those for a kind an order of several says once (shipped, out
+    #: for delivery, delivered): each reads the order's size too (½ RRU, in the same
+    #: BatchGetItem).
     "said_per_order_share": 0.75,
 }
 
@@ -320,17 +325,18 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
     publish_invocations = c / a["publish_records_per_invocation"]
     per_change = change_wru(m, size, base)
     sends = s * a["sends_per_shipment"]
-    handovers = s * (
-        a["message_events_per_shipment"]
-        * a["whatsapp_share"]
-        * a["check_deliveries_per_whatsapp_send"]
-        + a["sends_per_shipment"]
-        - a["message_events_per_shipment"]
+    checks = s * a["message_events_per_shipment"] * a["whatsapp_share"]
+    fallbacks = s * (a["sends_per_shipment"] - a["message_events_per_shipment"])
+    delivered_first = checks - fallbacks  # checks that end on their first arrival
+    handovers = (
+        delivered_first
+        + (checks - delivered_first) * a["check_deliveries_per_undelivered"]
+        + fallbacks
     )
     deliveries = c * m.routed_per_change + handovers
-    recipient_reads = deliveries
+    recipient_reads = deliveries - delivered_first
     reports = sends * a["whatsapp_reports_per_send"]
-    record_reads = sends + reports + handovers
+    record_reads = reports + handovers
     shipments_gb = (
         (SHIPMENTS + starts_per_day() * a["stopped_retention_days"])
         * (size.item_bytes + STORAGE_OVERHEAD)
@@ -352,7 +358,7 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
     order_writes = lives * a["order_writes_per_shipment"]
     ticks = order_writes * a["multi_box_share"]
     rollup_invocations = publish_invocations * a["order_share"]
-    size_reads = deliveries * a["said_per_order_share"] * a["order_share"]
+    size_reads = recipient_reads * a["said_per_order_share"] * a["order_share"]
     orders_gb = (
         (SHIPMENTS + starts_per_day() * a["event_log_retention_days"])
         * a["order_share"]
@@ -485,7 +491,8 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
         Line(
             "notifications",
             "DynamoDB, notifications + idempotency (Standard)",
-            f"{recipient_reads / 1e6:.0f}M recipient reads (one a delivery) x "
+            f"{recipient_reads / 1e6:.0f}M recipient reads (a delivery's, but a check's "
+            f"whose message arrived) x "
             f"{a['recipient_rru']} RRU + {record_reads / 1e6:.0f}M record reads x "
             f"{a['record_rru']} RRU + "
             f"{sends / 1e6:.1f}M sends x {a['send_wru']} WRU + {reports / 1e6:.0f}M reports x 1 "

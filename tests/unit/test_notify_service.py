@@ -436,8 +436,11 @@ def test_a_delivered_whatsapp_message_needs_no_sms() -> None:
     event = status_changed(6)
     world.everywhere(event)
     world.report(event, DeliveryState.DELIVERED)
+    reads = len(world.recipients.read)
     assert world.fallbacks() == [Outcome.DELIVERED_ELSEWHERE]
     assert world.sent("sms") == 0
+    # The check read the WhatsApp record and nothing else: no recipient, no opt-out
+    assert len(world.recipients.read) == reads
 
 
 def test_a_number_whatsapp_cannot_reach_goes_by_sms_at_once_and_stays_there() -> None:

@@ -170,18 +170,9 @@ class Notifier:
         if kind is None or (is_order_event(event) and event.total < 2):
             # A lone shipment's order says nothing its own messages did not.
             return Outcome.NOT_NOTIFIED, None
-        order_id = self._order_to_count(event, kind)
-        recipient = self._recipient_of(event, order_id)
-        if recipient is None:
-            return Outcome.NO_SHIPMENT, kind
-        if order_id is not None and recipient.order_size > 1:
-            # One of an order of several: the order's own message says this.
-            return Outcome.ORDER_LEVEL, kind
-        recipient = self._with_stops(recipient)
-        skipped = self._skipped(recipient, request, kind)
-        if skipped is not None:
-            self._pass_on(recipient, request)
-            return skipped, kind
+        recipient = self._reached(request, kind)
+        if not isinstance(recipient, Recipient):
+            return recipient, kind
         now = self._clock()
         customer_zone = zone(recipient.timezone or self._policy.customer_timezone)
         # Checked before holding a message for quiet hours too: a repeat is not worth the wait.
@@ -206,6 +197,25 @@ class Notifier:
         return Outcome(result), kind
 
     # ------------------------------------------------------------------ deciding
+
+    def _reached(self, request: NotificationRequest, kind: str) -> Recipient | Outcome:
+        """The customer this channel tells about the event now, or why it tells no one."""
+        if self._delivered_elsewhere(request):
+            return Outcome.DELIVERED_ELSEWHERE
+        event = request.event
+        order_id = self._order_to_count(event, kind)
+        recipient = self._recipient_of(event, order_id)
+        if recipient is None:
+            return Outcome.NO_SHIPMENT
+        if order_id is not None and recipient.order_size > 1:
+            # One of an order of several: the order's own message says this.
+            return Outcome.ORDER_LEVEL
+        recipient = self._with_stops(recipient)
+        skipped = self._skipped(recipient, request, kind)
+        if skipped is not None:
+            self._pass_on(recipient, request)
+            return skipped
+        return recipient
 
     def _order_to_count(self, event: TopicEvent, kind: str) -> str | None:
         """The order whose size decides whether this box's own message says `kind`, or the
@@ -265,11 +275,16 @@ class Notifier:
         told = recipient.log(fallback.from_channel).last_occurred_at
         if told is not None and request.event.occurred_at < told:
             return Outcome.SUPERSEDED
-        if fallback.reason == "timeout" and self._chain.ledger is not None:
-            first = self._chain.ledger.delivery(request.event.event_id, fallback.from_channel)
-            if first is not None and first.state in ARRIVED:
-                return Outcome.DELIVERED_ELSEWHERE
         return None
+
+    def _delivered_elsewhere(self, request: NotificationRequest) -> bool:
+        """Whether this is a delivery check whose first channel's message arrived. Asked
+        before anything else is read: most checks end here, with one read of the record."""
+        fallback, ledger = request.fallback, self._chain.ledger
+        if fallback is None or fallback.reason != "timeout" or ledger is None:
+            return False
+        first = ledger.delivery(request.event.event_id, fallback.from_channel)
+        return first is not None and first.state in ARRIVED
 
     def _pass_on(self, recipient: Recipient, request: NotificationRequest) -> None:
         """The publisher's first choice that cannot reach the customer now (a STOP reply, a
