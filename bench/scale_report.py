@@ -126,6 +126,12 @@ def _size_table(size: int, runs: list[ScaleRun]) -> list[str]:
         _row("trackwatch process CPU, s", runs, lambda r: r.ours.cpu_s, digits=1),
         _row("emulator CPU during trackwatch, s", runs, lambda r: r.ours.emulator_cpu_s, digits=1),
         _row(
+            "emulator busy during trackwatch, % (its CPU ÷ the whole run's wall time; one "
+            "interpreter: 100 at most)",
+            runs,
+            lambda r: 100 * r.ours.emulator_cpu_s / r.ours.seconds,
+        ),
+        _row(
             "emulator CPU during the naive poller, s",
             runs,
             lambda r: r.naive.emulator_cpu_s,

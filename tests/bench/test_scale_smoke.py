@@ -38,6 +38,9 @@ def test_a_small_scale_run_polls_every_shipment_each_cycle_and_sends_every_messa
     assert "### 6 shipments, 2 cycles (1 run)" in section
     assert "| trackwatch polls (AWBs) | 12 |" in section
     assert "### Where the emulator's time goes (6 shipments, trackwatch, per run)" in section
+    busy = 100 * run.ours.emulator_cpu_s / run.ours.seconds
+    assert "| emulator busy during trackwatch, % (" in section
+    assert f"one interpreter: 100 at most) | {busy:,.0f} |" in section
 
 
 def test_an_operation_is_named_with_the_tables_it_names() -> None:
