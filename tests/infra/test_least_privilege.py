@@ -411,18 +411,24 @@ def test_every_function_has_a_role_of_its_own(cfn_template: Template) -> None:
         assert cfn_template["Resources"][role]["Type"] == "AWS::IAM::Role", function
 
 
+def _grants_on(
+    cfn_template: Template, function: str, prefixes: str | tuple[str, ...]
+) -> dict[str, set[str]]:
+    """The actions the function's role is granted on resources whose pattern starts with
+    one of `prefixes`, by pattern."""
+    found: dict[str, set[str]] = {}
+    for pattern, actions in _grants(cfn_template, _role_of(cfn_template, function)):
+        if pattern.startswith(prefixes):
+            found.setdefault(pattern, set()).update(actions)
+    return found
+
+
 @pytest.mark.parametrize("function", SHIPMENTS_TABLE_GRANTS)
 def test_each_function_touches_the_shipments_table_only_as_its_code_does(
     cfn_template: Template, function: str
 ) -> None:
-    # Given
-    grants = _grants(cfn_template, _role_of(cfn_template, function))
-
     # When
-    on_shipments: dict[str, set[str]] = {}
-    for pattern, actions in grants:
-        if pattern.startswith("{ShipmentsTable"):
-            on_shipments.setdefault(pattern, set()).update(actions)
+    on_shipments = _grants_on(cfn_template, function, "{ShipmentsTable")
 
     # Then
     assert on_shipments == SHIPMENTS_TABLE_GRANTS[function]
@@ -596,14 +602,8 @@ ORDERS_TABLE_GRANTS = {
 def test_each_function_touches_the_orders_table_only_as_its_code_does(
     cfn_template: Template, function: str
 ) -> None:
-    # Given
-    grants = _grants(cfn_template, _role_of(cfn_template, function))
-
     # When
-    on_orders: dict[str, set[str]] = {}
-    for pattern, actions in grants:
-        if pattern.startswith("{OrdersTable"):
-            on_orders.setdefault(pattern, set()).update(actions)
+    on_orders = _grants_on(cfn_template, function, "{OrdersTable")
 
     # Then
     assert on_orders == ORDERS_TABLE_GRANTS[function]
@@ -613,14 +613,10 @@ def test_each_function_touches_the_orders_table_only_as_its_code_does(
 def test_the_delay_functions_touch_their_tables_and_queue_only_as_their_code_does(
     cfn_template: Template, function: str
 ) -> None:
-    # Given
-    grants = _grants(cfn_template, _role_of(cfn_template, function))
-
     # When
-    on_delays: dict[str, set[str]] = {}
-    for pattern, actions in grants:
-        if pattern.startswith(("{EventLogTable", "{DelayThresholdsTable", "{OpsDigestQueue")):
-            on_delays.setdefault(pattern, set()).update(actions)
+    on_delays = _grants_on(
+        cfn_template, function, ("{EventLogTable", "{DelayThresholdsTable", "{OpsDigestQueue")
+    )
 
     # Then
     assert on_delays == DELAY_GRANTS[function]
