@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from trackwatch.models.clickpost import (
     FRAGMENT_BYTES,
     RAW_TIMESTAMP_CHARS,
+    AwbResult,
     Scan,
     StatusObject,
     UnreadableBodyError,
@@ -139,12 +140,22 @@ def test_an_absent_time_is_none_and_not_unreadable(value: object) -> None:
     assert scan.timestamp is None and scan.timestamp_raw is None
 
 
-def test_the_raw_fields_come_only_from_unreadable_times() -> None:
+def _read_as(shape: str, body: dict[str, str]) -> StatusObject:
+    """A status read as `latest_status` (finished by its AwbResult) or as a scan (by itself)."""
+    if shape == "latest_status":
+        status = AwbResult.model_validate({"latest_status": body}).latest_status
+        assert status is not None
+        return status
+    return Scan.model_validate(body)
+
+
+@pytest.mark.parametrize("shape", ["latest_status", "scan"])
+def test_the_raw_fields_come_only_from_unreadable_times(shape: str) -> None:
     # Given a body that sends the marker itself beside a good time
     body = {"timestamp": "2022-10-31 19:56:16", "timestamp_raw": "forged", "created_at_raw": "x"}
 
     # When
-    status = StatusObject.model_validate(body)
+    status = _read_as(shape, body)
 
     # Then
     assert status.timestamp is not None
@@ -152,8 +163,13 @@ def test_the_raw_fields_come_only_from_unreadable_times() -> None:
 
 
 def test_a_caller_given_datetime_is_zoned_too() -> None:
-    status = StatusObject(timestamp=datetime(2022, 10, 31, 19, 56, 16))
-    assert status.timestamp == INSTANT
+    naive = datetime(2022, 10, 31, 19, 56, 16)
+    assert Scan(timestamp=naive).timestamp == INSTANT
+    given = StatusObject(timestamp=naive)
+    # A status handed to an AwbResult is finished on a copy: the caller's object is not touched.
+    held = AwbResult(latest_status=given).latest_status
+    assert held is not None and held.timestamp == INSTANT
+    assert given.timestamp == naive
 
 
 json_scalars = (

@@ -8,13 +8,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from tests.factories import CATALOGUE
 from trackwatch.bootstrap import bootstrap
 from trackwatch.config import Settings
 from trackwatch.errors import ConfigurationError, InvalidInputError
 from trackwatch.logic.catalogue import StatusCatalogue
-from trackwatch.models.clickpost import parse_track_order
+from trackwatch.models.clickpost import Additional, describe_validation, parse_track_order
 from trackwatch.models.keys import ShipmentKey
 
 SAMPLE = Path(__file__).parents[2] / "events" / "clickpost_track_order_sample.json"
@@ -198,3 +199,49 @@ def test_a_deployment_can_replace_the_catalogue_file(tmp_path: Path) -> None:
     missing = Settings({"TRACKWATCH_STATUS_CATALOGUE": str(tmp_path / "missing.json")})
     with pytest.raises(ConfigurationError, match=r"status catalogue .*missing\.json"):
         _ = bootstrap(missing).catalogue
+
+
+@pytest.mark.parametrize("empty", [None, "", [], {}])
+def test_an_object_sent_empty_is_none_however_it_is_sent(empty: object) -> None:
+    # Given objects Clickpost sends empty in any of the ways it has been seen to
+    entry = {"latest_status": empty, "additional": {"edd": empty, "ndr": empty, "sku": None}}
+    body = {"meta": {"success": True}, "result": {"A": entry, "B": {"additional": empty}}}
+
+    # When the body is parsed
+    response = parse_track_order(json.dumps(body))
+
+    # Then each reads as none
+    awb = response.result["A"]
+    assert awb.latest_status is None
+    assert (awb.additional.edd, awb.additional.ndr, awb.additional.sku) == (None, None, [])
+    assert response.result["B"].additional == Additional()
+
+
+def test_a_result_sent_null_is_empty() -> None:
+    body = {"meta": {"success": True}, "result": None}
+    assert parse_track_order(json.dumps(body)).result == {}
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ({"latest_status": "in transit"}, "latest_status: model_type"),
+        ({"latest_status": [1]}, "latest_status: model_type"),
+        (
+            {"latest_status": {"clickpost_status_code": "x"}},
+            "latest_status.clickpost_status_code: int_parsing",
+        ),
+        ({"additional": {"edd": {"min_sla": "soon"}}}, "additional.edd.min_sla: int_parsing"),
+        ({"additional": 7}, "additional: model_type"),
+    ],
+)
+def test_a_malformed_object_fails_as_the_model_would_say(
+    entry: dict[str, object], reason: str
+) -> None:
+    # Given an object that is neither well formed nor empty
+    body = json.dumps({"meta": {"success": True}, "result": {"A": entry}})
+
+    # When the body is parsed, it fails; the reason names the field as the model alone would
+    with pytest.raises(ValidationError) as caught:
+        parse_track_order(body)
+    assert describe_validation(caught.value) == f"result.A.{reason}"
