@@ -10,7 +10,13 @@ import pytest
 from tests.notify_samples import KEY, status_changed
 from trackwatch.adapters.orders_table import StreamMemberChanges
 from trackwatch.adapters.packing import DICTIONARY, pack, unpack
-from trackwatch.adapters.shipments_table import encode_outbox, encode_state, state_of_image
+from trackwatch.adapters.shipments_table import (
+    decode_state,
+    encode_outbox,
+    encode_state,
+    state_of_image,
+)
+from trackwatch.logic.diff import seen_key
 from trackwatch.models.events import EVENT_LIST_ADAPTER
 from trackwatch.models.record import StreamChange
 from trackwatch.models.state import ShipmentState
@@ -56,3 +62,17 @@ def test_every_reader_of_a_packed_state_reads_it_the_order_roll_up_too() -> None
     # Then both read the order (a roll-up that could not skipped every write as unreadable)
     assert state_of_image(image).order_id == "ORD-1042"
     assert change is not None and change.order_id == "ORD-1042"
+
+
+@pytest.mark.parametrize("checkpoints", [0, 1, 2, 7, 60])
+def test_a_state_reads_back_with_every_checkpoint_it_has_seen(checkpoints: int) -> None:
+    # Given a state that has seen some checkpoints (their keys packed as digests)
+    seen = {seen_key(f"checkpoint-{n}"): 1_764_000_000 + n for n in range(checkpoints)}
+    state = ShipmentState.model_validate({"order_id": "ORD-1", "seen": seen})
+
+    # When it is written and read back as a poll reads it
+    back = decode_state(encode_state(state))
+
+    # Then it is the same state, each checkpoint with its time
+    assert back == state
+    assert back.seen == seen
