@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import report
-from bench.run import FULL, QUICK, run
+from bench.run import FULL, QUICK, Results, run
 from bench.scale_report import keep_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only the poll worker's throughput; rewrites that section of --out in place",
     )
     parser.add_argument(
+        "--parse",
+        action="store_true",
+        help=f"only parse and diff, measured again into the last run's results ({LAST_RUN}), "
+        "then the whole report rewritten from them",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help=f"rewrite the report from the last run's results ({LAST_RUN}), measuring nothing",
@@ -54,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         return _freshness_only(args.out, quick=args.quick)
     if args.throughput:
         return _throughput_only(args.out, quick=args.quick)
-    if args.render_only:
+    if args.render_only or args.parse:
         results = pickle.loads(LAST_RUN.read_bytes())  # noqa: S301 - our own file
+        if args.parse:
+            _parse_again(results)
+            LAST_RUN.write_bytes(pickle.dumps(results))
     else:
         config = QUICK if args.quick else FULL
         if args.sizes:
@@ -77,6 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(rewritten, encoding="utf-8")
     print(f"wrote {args.out} and {args.plot}", file=sys.stderr)
     return 0
+
+
+def _parse_again(results: Results) -> None:
+    """Measure parse and diff again (three repetitions) in place of the run's, with a note."""
+    from datetime import UTC, datetime
+
+    from bench import parse_diff
+    from bench.run import REPETITIONS
+
+    results.parse = parse_diff.run(results.config.parse_min_time_s, REPETITIONS)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results.notes.append(
+        f"parse and diff measured again at {when} by `uv run python -m bench --parse`, on "
+        "the code of that day; the rest is the full run's"
+    )
 
 
 def _throughput_only(out: Path, *, quick: bool) -> int:

@@ -285,3 +285,18 @@ def test_change_capture_with_webhooks_misses_nothing_and_publishes_within_two_mi
     assert run.webhooks == run.revealed
     assert run.all_event_lags and max(run.all_event_lags) <= 120
     assert run.hint_awbs > 0
+
+
+def test_parse_again_replaces_the_runs_parse_figures_and_says_so() -> None:
+    from bench.__main__ import _parse_again
+
+    # Given a run's results (quick: a short measure per path)
+    results = Results(config=replace(QUICK, parse_min_time_s=0.01))
+
+    # When parse and diff are measured again
+    _parse_again(results)
+
+    # Then both bodies are measured three times, and the header will say when and how
+    assert [r.shape for r in results.parse] == ["8-scan", "50-scan"]
+    assert all(len(r.steady) == 3 and min(r.steady) > 0 for r in results.parse)
+    assert len(results.notes) == 1 and "python -m bench --parse" in results.notes[0]
