@@ -116,7 +116,11 @@ def decode_state(plain: dict[str, Any]) -> ShipmentState:
     # gives each key in turn (one call per item, not per checkpoint: this is every poll).
     keys = base64.urlsafe_b64encode(b"".join(digest for digest, _ in entries)).decode()
     seen = {keys[8 * i : 8 * i + 8]: epoch for i, (_, epoch) in enumerate(entries)}
-    return state.model_copy(update={"seen": seen})
+    # Set on the state just built, which no one else holds yet: what model_copy(update=...)
+    # does, without copying the model (a third of decoding a record, on every poll).
+    state.__dict__["seen"] = seen
+    state.__pydantic_fields_set__.add("seen")
+    return state
 
 
 def state_of_image(image: Mapping[str, Any]) -> ShipmentState:
