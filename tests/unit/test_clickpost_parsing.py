@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from trackwatch.models.clickpost import (
     FRAGMENT_BYTES,
     RAW_TIMESTAMP_CHARS,
+    Additional,
     AwbResult,
     Scan,
     StatusObject,
@@ -170,6 +171,13 @@ def test_a_caller_given_datetime_is_zoned_too() -> None:
     held = AwbResult(latest_status=given).latest_status
     assert held is not None and held.timestamp == INSTANT
     assert given.timestamp == naive
+
+
+def test_an_additional_handed_in_is_settled_on_a_copy() -> None:
+    given = Additional.model_validate({"edd": {}, "sku": None})
+    held = AwbResult(additional=given).additional
+    assert (held.edd, held.sku) == (None, [])
+    assert given.sku is None  # the caller's own object is as it was
 
 
 json_scalars = (

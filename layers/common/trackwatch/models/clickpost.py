@@ -362,6 +362,9 @@ class Additional(_ClickpostModel):
     """Everything about the shipment that is not a scan (`edd` and `ndr` sent empty settled to
     None, `sku` and `qc_images` sent null to [], by the AwbResult holding it)."""
 
+    # Handed in as an instance, it is rebuilt: settling it never touches the caller's.
+    model_config = ConfigDict(revalidate_instances="always")
+
     is_stuck: bool | None = None
     order_id: str | None = None
     sku: Annotated[list[str], _NULLABLE] = Field(default_factory=list)
