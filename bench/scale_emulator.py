@@ -3,7 +3,8 @@
 `python -m bench.scale_emulator REGION` runs `trackwatch_cli.environment.serve` with a
 WSGI wrapper that, per request, reads the serving thread's CPU time before and after
 (`time.thread_time`: unaffected by other threads or processes) and adds it to the
-operation's total (a DynamoDB operation per table it names: "GetItem OrdersTable").
+operation's total (a DynamoDB operation per table it names: "GetItem OrdersTable"; an SQS
+one per queue, "ReceiveMessage EmailQueue"; an SNS publish per topic).
 `GET /_bench/cpu` returns {operation: [requests, cpu_s]}; where the emulator's time goes in
 the scale benchmark is read there.
 """
@@ -31,30 +32,44 @@ def _table_name(physical: str) -> str:
     return parts[-2] if len(parts) >= 3 else physical
 
 
+def _body(environ: dict[str, Any]) -> bytes:
+    """The request's body, read and put back for the emulator to read."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw: bytes = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(raw)
+    return raw
+
+
+def _named(operation: str, names: list[str]) -> str:
+    logical = ",".join(_table_name(n) for n in names if n)
+    return f"{operation} {logical}" if logical else operation
+
+
 def operation_of(environ: dict[str, Any]) -> str:
-    """The operation a request asks for; for DynamoDB, with the tables it names."""
+    """The operation a request asks for; for DynamoDB with the tables it names, for SQS
+    with its queue, for an SNS publish with its topic."""
     target = environ.get("HTTP_X_AMZ_TARGET", "")
+    operation = str(target.rsplit(".", 1)[-1])
     if target.startswith("DynamoDB_"):
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(raw)
-        body = json.loads(raw or b"{}")
+        body = json.loads(_body(environ) or b"{}")
         tables = (
             [body["TableName"]] if "TableName" in body else sorted(body.get("RequestItems", {}))
         )
-        names = ",".join(_table_name(t) for t in tables)
-        operation = str(target.rsplit(".", 1)[-1])
-        return f"{operation} {names}" if names else operation
+        return _named(operation, tables)
+    if target.startswith("AmazonSQS."):
+        url = str(json.loads(_body(environ) or b"{}").get("QueueUrl", ""))
+        return _named(operation, [url.rstrip("/").rsplit("/", 1)[-1]])
     if target:
-        return str(target.rsplit(".", 1)[-1])
+        return operation
     path = str(environ.get("PATH_INFO", ""))
     if path == STREAM_RECORDS_PATH:
         return "GetRecords (direct)"
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    raw = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(raw)
-    action = parse_qs(raw.decode(errors="replace")).get("Action")
-    return action[0] if action else f"{environ.get('REQUEST_METHOD')} {path.split('/')[1:2]}"
+    form = parse_qs(_body(environ).decode(errors="replace"))
+    action = form.get("Action")
+    if not action:
+        return f"{environ.get('REQUEST_METHOD')} {path.split('/')[1:2]}"
+    topic = form.get("TopicArn", [""])[0].rsplit(":", 1)[-1]
+    return _named(action[0], [topic]) if action[0].startswith("Publish") else action[0]
 
 
 def timed(app: WsgiApp) -> WsgiApp:

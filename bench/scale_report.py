@@ -161,7 +161,14 @@ def _operations(runs: list[ScaleRun]) -> list[str]:
             f"| {name} | {count / len(runs):,.0f} | {cpu / len(runs):,.1f} | "
             f"{1000 * cpu / count:.2f} | {100 * cpu / spent:.0f}% |"
         )
-    return lines
+    # The same, each operation over all its tables, queues and topics.
+    by_operation: dict[str, float] = {}
+    for name, (_, cpu) in totals.items():
+        operation = name.split(" ", 1)[0]
+        by_operation[operation] = by_operation.get(operation, 0.0) + cpu
+    overall = sorted(by_operation.items(), key=lambda kv: -kv[1])[:TOP_OPERATIONS]
+    shares = ", ".join(f"{name} {100 * cpu / spent:.0f}%" for name, cpu in overall)
+    return [*lines, "", f"Each operation over all its tables, queues and topics: {shares}."]
 
 
 def markdown(results: ScaleResults) -> str:

@@ -32,12 +32,16 @@ def test_a_small_scale_run_polls_every_shipment_each_cycle_and_sends_every_messa
     assert run.ours.emulator_cpu_s > 0 and run.naive.emulator_cpu_s > 0
     assert any(name.startswith("UpdateItem ShipmentsTable") for name in run.ours.emulator_ops)
     assert "PutItem naive-shipments" in run.naive.emulator_ops
+    # SQS's per queue, SNS's publishes per topic
+    assert "ReceiveMessage EmailQueue" in run.ours.emulator_ops
+    assert any(name.startswith("PublishBatch ") for name in run.ours.emulator_ops)
 
     # and the report's section has the size's table and where the emulator's time went
     section = scale_report.markdown(scale.ScaleResults(command="test", runs=[run]))
     assert "### 6 shipments, 2 cycles (1 run)" in section
     assert "| trackwatch polls (AWBs) | 12 |" in section
     assert "### Where the emulator's time goes (6 shipments, trackwatch, per run)" in section
+    assert "Each operation over all its tables, queues and topics: " in section
     busy = 100 * run.ours.emulator_cpu_s / run.ours.seconds
     assert "| emulator busy during trackwatch, % (" in section
     assert f"one interpreter: 100 at most) | {busy:,.0f} |" in section
@@ -57,12 +61,24 @@ def test_an_operation_is_named_with_the_tables_it_names() -> None:
         b'{"RequestItems": {"tw-ShipmentsTable-A": {}, "tw-NotificationsTable-B": {}}}',
     )
     plain = environ("DynamoDB_20120810.GetItem", b'{"TableName": "naive-shipments"}')
-    sqs = environ("AmazonSQS.ReceiveMessage", b"{}")
+    sqs = environ(
+        "AmazonSQS.ReceiveMessage",
+        b'{"QueueUrl": "http://127.0.0.1:5/123456789012/trackwatch-local-EmailQueue-Q7"}',
+    )
+    bare = environ("AmazonSQS.ListQueues", b"{}")
+    publish = {
+        "CONTENT_LENGTH": "80",
+        "wsgi.input": io.BytesIO(
+            b"Action=PublishBatch&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3Atw-EventsTopic-T1"
+        ),
+    }
 
     assert operation_of(get) == "GetItem OrdersTable"
     assert operation_of(batch) == "BatchGetItem NotificationsTable,ShipmentsTable"
     assert operation_of(plain) == "GetItem naive-shipments"
-    assert operation_of(sqs) == "ReceiveMessage"
+    assert operation_of(sqs) == "ReceiveMessage EmailQueue"
+    assert operation_of(bare) == "ListQueues"
+    assert operation_of(publish) == "PublishBatch EventsTopic"
     # and the body is still there for the emulator to read
     body = get["wsgi.input"]
     assert isinstance(body, io.BytesIO)
