@@ -26,8 +26,9 @@ from trackwatch_cli.environment import STREAM_RECORDS_PATH, WsgiApp, serve
 CPU_PATH = "/_bench/cpu"
 
 
-def _table_name(physical: str) -> str:
-    """A table's logical name in its stack (`<stack>-<LogicalId>-<suffix>`), or its name."""
+def _logical_name(physical: str) -> str:
+    """A table's, queue's or topic's logical name in its stack (`<stack>-<LogicalId>-<suffix>`),
+    or its name."""
     parts = physical.split("-")
     return parts[-2] if len(parts) >= 3 else physical
 
@@ -41,7 +42,7 @@ def _body(environ: dict[str, Any]) -> bytes:
 
 
 def _named(operation: str, names: list[str]) -> str:
-    logical = ",".join(_table_name(n) for n in names if n)
+    logical = ",".join(_logical_name(n) for n in names if n)
     return f"{operation} {logical}" if logical else operation
 
 

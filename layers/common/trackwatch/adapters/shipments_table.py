@@ -109,13 +109,12 @@ def decode_state(plain: dict[str, Any]) -> ShipmentState:
         return old.model_copy(update={"seen": {seen_key(k): v for k, v in old.seen.items()}})
     state = ShipmentState.model_validate_json(unpack(_raw(stored)))
     packed = _raw(plain["seen"]) if plain.get("seen") is not None else b""
-    entries = list(_SEEN_ENTRY.iter_unpack(packed))
-    if not entries:
+    seen = {
+        base64.urlsafe_b64encode(digest).decode(): epoch
+        for digest, epoch in _SEEN_ENTRY.iter_unpack(packed)
+    }
+    if not seen:
         return state
-    # A 6-byte digest is exactly 8 base64 characters, so one encoding of all the digests
-    # gives each key in turn (one call per item, not per checkpoint: this is every poll).
-    keys = base64.urlsafe_b64encode(b"".join(digest for digest, _ in entries)).decode()
-    seen = {keys[8 * i : 8 * i + 8]: epoch for i, (_, epoch) in enumerate(entries)}
     # Set on the state just built, which no one else holds yet: what model_copy(update=...)
     # does, without copying the model (a third of decoding a record, on every poll).
     state.__dict__["seen"] = seen

@@ -381,6 +381,17 @@ class Additional(_ClickpostModel):
     courier_partner_id: int | None = None
     courier_name: str | None = None
 
+    def settle(self) -> None:
+        """Just read (not yet shared): `edd` and `ndr` sent empty become None, `sku` and
+        `qc_images` sent null become []. In place: the model is frozen, so into __dict__."""
+        fields = self.__dict__
+        for name in ("edd", "ndr"):
+            if fields[name] is not None and _is_none_sent(fields[name]):
+                fields[name] = None
+        for name in ("sku", "qc_images"):
+            if fields[name] is None:
+                fields[name] = []
+
 
 class AwbResult(_ClickpostModel):
     """What Clickpost says about one AWB."""
@@ -408,16 +419,10 @@ class AwbResult(_ClickpostModel):
         else:
             _finish_status(latest, tz, record_tz)
         extra = values["additional"]
-        if not isinstance(extra, Additional):
-            values["additional"] = Additional()
+        if isinstance(extra, Additional):
+            extra.settle()
         else:
-            fields = extra.__dict__
-            for name in ("edd", "ndr"):
-                if fields[name] is not None and _is_none_sent(fields[name]):
-                    fields[name] = None
-            for name in ("sku", "qc_images"):
-                if fields[name] is None:
-                    fields[name] = []
+            values["additional"] = Additional()
         return self
 
     @property
