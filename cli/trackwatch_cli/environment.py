@@ -59,9 +59,10 @@ def serve(region: str = REGION, wrap: Callable[[WsgiApp], WsgiApp] | None = None
     after each response (so every request is a new TCP connection and a new thread), and
     its dispatcher lists moto's package directory, under a lock, to route each request
     (`KeepAliveHandler`, `RouteCachingDispatcher`). And it serves STREAM_RECORDS_PATH: a
-    table's stream records after a sequence number, exactly as GetRecords returns them
-    but without moto's response serializer, which spends milliseconds on every attribute
-    value of every image (`stream_records`); the local runtime reads streams there.
+    table's stream records after a sequence number, as GetRecords returns them (but
+    numbered by their place in the stream) and without moto's response serializer,
+    which spends milliseconds on every attribute value of every image
+    (`stream_records`); the local runtime reads streams there.
     """
     from werkzeug.serving import make_server
 
@@ -86,16 +87,31 @@ def serve(region: str = REGION, wrap: Callable[[WsgiApp], WsgiApp] | None = None
 
 
 def stream_records(table: str, region: str, after: int | None, limit: int) -> list[Any]:
-    """The stream records of `table` after sequence number `after` (None: from the
-    start), as moto keeps them; runs in the emulator's process."""
+    """Up to `limit` stream records of `table` after sequence number `after` (None: from
+    the start), oldest first, each numbered by its place in the stream; runs where moto
+    runs (this process's, or the emulator process's own: see `serve`).
+
+    Numbered here, not as moto numbers them: moto takes a record's number from the
+    stream's length when it starts building the record, and appends it when done, with
+    no lock. Two writes to one table at once (its server answers each request in a
+    thread of its own) can take the same number, and the later numbers then run behind
+    the records' places. Read by moto's numbers, a stream poller would read records
+    again (every one after a clash), and after a last record that clashed it would read
+    that record for ever. The stream's order is the order of moto's list; a record is
+    given its number on its first read, before anyone has seen it, and keeps it.
+    """
     from moto.dynamodb.models import dynamodb_backends
 
     found = dynamodb_backends[EMULATED_ACCOUNT][region].get_table(table)
     shard = found.stream_shard
     if shard is None:
         return []
-    start = shard.starting_sequence_number if after is None else after + 1
-    return list(shard.get(start, limit))
+    first = shard.starting_sequence_number
+    place = 0 if after is None else max(0, after + 1 - first)
+    records = shard.items[place : place + limit]
+    for offset, record in enumerate(records):
+        record.record["dynamodb"]["SequenceNumber"] = str(first + place + offset)
+    return [record.to_json() for record in records]
 
 
 def release_delayed(region: str, queues: Iterable[str]) -> int:

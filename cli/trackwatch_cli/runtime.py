@@ -40,7 +40,7 @@ from trackwatch.adapters.aws import AwsClients
 from trackwatch.bootstrap import Clock, Container, Handler, Overrides, bootstrap, utc_now
 from trackwatch.config import Settings
 from trackwatch_cli.delay_line import DelayingClients, DelayLine
-from trackwatch_cli.environment import STREAM_RECORDS_PATH
+from trackwatch_cli.environment import STREAM_RECORDS_PATH, EmulatorError, stream_records
 from trackwatch_cli.event_sources import (
     BACKLOG_LIMIT,
     LONG_POLL_S,
@@ -156,20 +156,49 @@ class RuntimeStatus:
     busy: str
 
 
-def _direct_stream_reads(endpoint_url: str | None) -> httpx.Client | None:
-    """A client for the emulator's own stream read, if `endpoint_url` is an emulator
-    process of ours (`environment.serve`); else None (GetRecords is used)."""
-    if endpoint_url is None:
-        return None
-    client = httpx.Client(base_url=endpoint_url, timeout=30)
-    try:
-        found = client.get(STREAM_RECORDS_PATH)
-        if found.status_code == 200 and found.json().get("Records") == []:
-            return client
-    except (httpx.HTTPError, ValueError):
-        pass
-    client.close()
-    return None
+class StreamReader:
+    """Reads a table's stream where moto keeps it (`environment.stream_records`): in this
+    process when moto runs here (`mock_aws`), else from the emulator process of ours at
+    `endpoint_url` (`environment.serve`).
+
+    Not GetRecords: moto's response serializer spends milliseconds on every attribute
+    value of every image, and moto's own numbers can clash (`stream_records` says how).
+    """
+
+    def __init__(self, region: str, client: httpx.Client | None) -> None:
+        self._region = region
+        self._client = client
+
+    @classmethod
+    def of(cls, endpoint_url: str | None, region: str) -> StreamReader:
+        """The reader for the emulator at `endpoint_url` (None: moto in this process).
+        Raises EmulatorError if that emulator does not serve STREAM_RECORDS_PATH."""
+        if endpoint_url is None:
+            return cls(region, None)
+        client = httpx.Client(base_url=endpoint_url, timeout=30)
+        try:
+            found = client.get(STREAM_RECORDS_PATH)
+            if found.status_code == 200 and found.json().get("Records") == []:
+                return cls(region, client)
+        except (httpx.HTTPError, ValueError):
+            pass
+        client.close()
+        raise EmulatorError(
+            f"the emulator at {endpoint_url} does not serve {STREAM_RECORDS_PATH}: the local "
+            "runtime reads streams from an emulator started by trackwatch_cli.environment"
+        )
+
+    def read(self, table: str, after: int | None, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` records of `table`'s stream after sequence number `after`."""
+        if self._client is None:
+            return stream_records(table, self._region, after, limit)
+        params = {"table": table, "region": self._region, "limit": str(limit)}
+        if after is not None:
+            params["after"] = str(after)
+        answer = self._client.get(STREAM_RECORDS_PATH, params=params)
+        answer.raise_for_status()
+        records: list[dict[str, Any]] = answer.json()["Records"]
+        return records
 
 
 def _as_lambda_json(value: Any) -> Any:
@@ -238,22 +267,9 @@ class LocalRuntime:
         self._function_clients = (
             DelayingClients(clients, self.delay_line) if hold_delayed else clients
         )
-        # In-process moto answers Streams only at the classic endpoint; an emulator's own
-        # endpoint (moto's server) serves every service.
-        self._streams = (
-            clients.client(
-                "dynamodbstreams",
-                endpoint_url=f"https://streams.dynamodb.{stack.region}.amazonaws.com",
-            )
-            if clients.endpoint_url is None
-            else clients.client("dynamodbstreams")
-        )
-        #: (consumer, shard) → where that consumer is in that shard: each event source
-        #: mapping reads the stream on its own (the publisher and the roll-up both read it).
-        self._iterators: dict[tuple[str, str], str] = {}
         self._stream_lock = threading.Lock()
-        #: The emulator's own stream read (our emulator process serves it), if it has one.
-        self._direct_streams = _direct_stream_reads(clients.endpoint_url)
+        #: How the stream is read: moto's records, numbered as the stream's order.
+        self._stream_reader = StreamReader.of(clients.endpoint_url, stack.region)
         #: Per (consumer, stream), the last sequence number that consumer read.
         self._after: dict[tuple[str, str], int] = {}
         self._on_invoke = on_invoke or (lambda _: None)
@@ -494,65 +510,20 @@ class LocalRuntime:
     # ------------------------------------------------------------------ streams
 
     def _read_stream(self, source: EventSource) -> list[dict[str, Any]]:
-        """The stream's records since the last read, from every shard, oldest first."""
-        if self._direct_streams is not None:
-            return self._read_stream_directly(source, self._direct_streams)
-        found: list[dict[str, Any]] = []
-        with self._stream_lock:
-            shards = self._streams.describe_stream(StreamArn=source.source_arn)
-            for shard in shards["StreamDescription"].get("Shards", []):
-                shard_id = shard["ShardId"]
-                position = (source.function, shard_id)
-                iterator = (
-                    self._iterators.get(position)
-                    or self._streams.get_shard_iterator(
-                        StreamArn=source.source_arn,
-                        ShardId=shard_id,
-                        ShardIteratorType="TRIM_HORIZON",
-                    )["ShardIterator"]
-                )
-                while iterator:
-                    answer = self._streams.get_records(ShardIterator=iterator, Limit=1000)
-                    records = answer.get("Records", [])
-                    next_iterator = answer.get("NextShardIterator")
-                    if next_iterator:
-                        self._iterators[position] = next_iterator
-                    found.extend(records)
-                    if not records:
-                        break
-                    iterator = next_iterator or ""
-        return found
-
-    def _read_stream_directly(
-        self, source: EventSource, client: httpx.Client
-    ) -> list[dict[str, Any]]:
-        """The same records, from the emulator process's own read (environment.serve):
-        GetRecords through moto costs milliseconds of its serializer per image."""
+        """The next batch of the stream's records this consumer has not read, oldest first
+        (each mapping reads the stream on its own: the publisher and the roll-up both read
+        it)."""
         table = source.source_arn.split(":table/", 1)[1].split("/", 1)[0]
         with self._stream_lock:
             position = (source.function, source.source_arn)
-            after = self._after.get(position)
             # One batch at a time: the backlog is looked at before each (event_sources).
-            params = {"table": table, "region": self.stack.region, "limit": str(source.batch_size)}
-            if after is not None:
-                params["after"] = str(after)
-            answer = client.get(STREAM_RECORDS_PATH, params=params)
-            answer.raise_for_status()
-            records: list[dict[str, Any]] = answer.json()["Records"]
+            records = self._stream_reader.read(table, self._after.get(position), source.batch_size)
             if records:
                 self._after[position] = int(records[-1]["dynamodb"]["SequenceNumber"])
         return records
 
     def _deliver_stream(self, source: EventSource, records: list[dict[str, Any]]) -> None:
         self._deliver_stream_batch(source, [self._stream_record(r, source) for r in records])
-
-    def pump_stream(self, source: EventSource) -> int:
-        """Deliver the stream's new records to its consumer; returns records delivered."""
-        records = self._read_stream(source)
-        for start in range(0, len(records), source.batch_size):
-            self._deliver_stream(source, records[start : start + source.batch_size])
-        self.raise_death()
-        return len(records)
 
     def _deliver_stream_batch(self, source: EventSource, records: list[dict[str, Any]]) -> None:
         pending = records
@@ -568,8 +539,8 @@ class LocalRuntime:
             if not failures:
                 return
             # Lambda retries from the first failed record, with everything after it.
-            first = min(f["itemIdentifier"] for f in failures)
-            pending = [r for r in pending if r["dynamodb"]["SequenceNumber"] >= first]
+            first = min(int(f["itemIdentifier"]) for f in failures)
+            pending = [r for r in pending if int(r["dynamodb"]["SequenceNumber"]) >= first]
         self._send_to_failure_destination(source, pending)
 
     def _send_to_failure_destination(
