@@ -10,7 +10,12 @@ the few process-wide things the handlers touch are made per thread here:
   runtime's log file and everything else (the timeline, progress) where it went before;
 - powertools' metric set: `Metrics` keeps one dictionary for every instance in the
   process, so two invocations flushing at once would publish (or clear) each other's
-  metrics, or fail iterating it while the other adds; it becomes one per thread.
+  metrics, or fail iterating it while the other adds; it becomes one per thread;
+- the powertools logger's keys: `inject_lambda_context` appends the invocation's
+  function name, ARN and request id to the one formatter of the process, so each line
+  would carry whichever function was invoked last (the poll worker's "poll batch"
+  lines named the publisher); they become one set per thread, each starting from the
+  keys the logger was built with.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import io
 import logging
 import sys
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -78,15 +83,17 @@ class ThreadRoutedStream(io.TextIOBase):
 
 
 class PerThreadDict(MutableMapping[str, Any]):
-    """A dictionary of which each thread sees its own contents."""
+    """A dictionary of which each thread sees its own contents, at first a copy of
+    `initial`."""
 
-    def __init__(self) -> None:
+    def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
+        self._initial = dict(initial or {})
         self._local = threading.local()
 
     def _data(self) -> dict[str, Any]:
         data: dict[str, Any] | None = getattr(self._local, "data", None)
         if data is None:
-            data = {}
+            data = dict(self._initial)
             self._local.data = data
         return data
 
@@ -143,3 +150,15 @@ def isolate_metrics() -> None:
             per_thread: Any = PerThreadDict()
             provider.metric_set = per_thread
             metrics.metric_set = per_thread
+
+
+def isolate_logger_keys() -> None:
+    """Give each thread its own set of the powertools logger's keys (see the module's
+    docstring). The logger's `clear_state` would put back one set for all; no handler
+    calls it."""
+    from trackwatch.observability import logger
+
+    with _installed:
+        formatter: Any = logger.registered_formatter
+        if not isinstance(formatter.log_format, PerThreadDict):
+            formatter.log_format = PerThreadDict(formatter.log_format)

@@ -7,8 +7,8 @@ gives that function, the emulator's clients and the runtime's clock (nothing pas
 through the process's environment), and the handler made over it. An environment runs
 one invocation at a time; invocations that overlap get more environments, built on
 demand as cold starts are. Environments are threads of this process, so what a real
-environment keeps to itself (standard output, powertools' metric set) is made per
-thread (`isolation.py`).
+environment keeps to itself (standard output, powertools' metric set, the logger's
+keys) is made per thread (`isolation.py`).
 
 It invokes the dispatcher as its schedule would; works each SQS event source with as
 many concurrent invocations as the mapping's `MaximumConcurrency` allows (or the local
@@ -54,7 +54,7 @@ from trackwatch_cli.event_sources import (
     queue_name,
     settled_streams,
 )
-from trackwatch_cli.isolation import isolate_metrics, routed_stdout
+from trackwatch_cli.isolation import isolate_logger_keys, isolate_metrics, routed_stdout
 from trackwatch_cli.stack import DeployedStack, EventSource, FunctionSpec
 
 #: How often a failing stream batch is retried before it goes to the failure queue.
@@ -277,6 +277,7 @@ class LocalRuntime:
         self._log = log
         self._stdout = routed_stdout()
         isolate_metrics()
+        isolate_logger_keys()
         self.invocations: list[Invocation] = []
         #: Handlers that raised instead of returning (their whole batch failed).
         self.crashes: list[tuple[str, Exception]] = []
