@@ -146,10 +146,11 @@ ASSUMED = {
     "delivery_seconds": 0.01,
     #: A send: the provider's API call dominates.
     "send_seconds": 0.2,
-    #: A send's writes: the channel's log (1 WRU), the idempotency record (put, complete),
-    #: and (WhatsApp and SMS) the notification record (put, then the provider's id: 1 WRU
-    #: each since the record is compressed, ~600 B; 2 before).
-    "send_wru": 5,
+    #: A send's writes: the channel's log (1 WRU) and the notification record, which is the
+    #: once-guard too (put `pending`, then `sent` with the provider's id: 1 WRU each since
+    #: the record is compressed, ~600 B; 2 before). Until 29 November a powertools
+    #: idempotency record (put, complete) added 2 WRU: 5 in all.
+    "send_wru": 3,
     #: WhatsApp status reports per send (sent, delivered, read; half the sends on WhatsApp),
     #: each a consistent read and a 1 WRU write of the notification record.
     "whatsapp_reports_per_send": 1.5,
@@ -490,7 +491,7 @@ def ours(m: Measured, size: ItemSizes, base: ItemSizes, t: Template | None = Non
         ),
         Line(
             "notifications",
-            "DynamoDB, notifications + idempotency (Standard)",
+            "DynamoDB, notification records and memory (Standard)",
             f"{recipient_reads / 1e6:.0f}M recipient reads (a delivery's, but a check's "
             f"whose message arrived) x "
             f"{a['recipient_rru']} RRU + {record_reads / 1e6:.0f}M record reads x "

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
 
 from trackwatch.errors import NotificationProviderError, StaleStateError
+from trackwatch.logic.delivery import take_over
 from trackwatch.models.events import TopicEvent
 from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.notification import (
@@ -24,7 +24,6 @@ from trackwatch.ports import (
     Deferrer,
     DeliveryLedger,
     Handover,
-    OnceGuard,
     RecipientStore,
     Sender,
 )
@@ -93,8 +92,16 @@ class MemoryLedger:
         self.records: dict[tuple[str, str], Delivery] = {}
         self.opt_outs: dict[tuple[str, str], datetime] = {}
 
-    def begin(self, delivery: Delivery) -> Delivery:
-        return self.records.setdefault((delivery.event_id, delivery.channel), delivery)
+    def begin(self, delivery: Delivery, until: datetime | None = None) -> Delivery:
+        mine = delivery.model_copy(update={"attempt_until": until})
+        key = (delivery.event_id, delivery.channel)
+        existing = self.records.get(key)
+        if existing is None:
+            self.records[key] = mine
+            return mine
+        taken = take_over(existing, mine)
+        self.records[key] = taken
+        return taken
 
     def delivery(self, event_id: str, channel: Channel) -> Delivery | None:
         return self.records.get((event_id, channel))
@@ -151,28 +158,9 @@ class MemoryDeferrer:
         self.deferred.append((request, deferral))
 
 
-class MemoryGuard:
-    """The idempotency table as a dict: results of completed actions only."""
-
-    def __init__(self) -> None:
-        self.done: dict[tuple[str, str], str] = {}
-        self.contexts: list[Any] = []
-
-    def once(self, event_id: str, channel: Channel, action: Callable[[], str]) -> str:
-        if (event_id, channel) in self.done:
-            return self.done[(event_id, channel)]
-        result = action()
-        self.done[(event_id, channel)] = result
-        return result
-
-    def begin(self, context: Any) -> None:
-        self.contexts.append(context)
-
-
 def _conforms() -> None:
     _recipients: RecipientStore = MemoryRecipients()
     _sender: Sender = MemorySender()
     _deferrer: Deferrer = MemoryDeferrer()
-    _guard: OnceGuard = MemoryGuard()
     _ledger: DeliveryLedger = MemoryLedger()
     _handover: Handover = MemoryHandover()

@@ -105,7 +105,7 @@ def test_notifiers_get_the_settings_their_handlers_read(stack: Stack) -> None:
     # Then
     shared = {
         "SHIPMENTS_TABLE_NAME": ids["ShipmentsTable"],
-        "IDEMPOTENCY_TABLE_NAME": ids["IdempotencyTable"],
+        "NOTIFICATIONS_TABLE_NAME": ids["NotificationsTable"],
         "NOTIFY_IDEMPOTENCY_TTL_HOURS": "456",
         "NOTIFY_REPEAT_WINDOW_MINUTES": "360",
         "NOTIFY_DAILY_CAP": "5",
@@ -140,17 +140,16 @@ def test_notifiers_get_the_settings_their_handlers_read(stack: Stack) -> None:
     }
 
 
-def test_idempotency_table_expires_its_records(cfn_template: Template) -> None:
-    # Given: moto drops TTL, PITR and SSE, so read the template
-    properties = cfn_template["Resources"]["IdempotencyTable"]["Properties"]
-
-    # Then: the layout powertools' DynamoDBPersistenceLayer expects by default
-    assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
-    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
-    assert properties["BillingMode"] == "PAY_PER_REQUEST"
-    # Records that expire within days and only stop duplicates: nothing to recover.
-    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
-    assert properties["SSESpecification"] == {"SSEEnabled": True}
+def test_the_notification_records_are_the_only_once_guard(cfn_template: Template) -> None:
+    # No table of its own for idempotency: the records keep a message to one per event and
+    # channel, so every notifier writes and reads them (e-mail too) and nothing else
+    resources = cfn_template["Resources"]
+    assert "IdempotencyTable" not in resources
+    for role in ("NotifySmsFunctionRole", "NotifyWhatsAppFunctionRole", "NotifyEmailFunctionRole"):
+        statements = resources[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        (records,) = [s for s in statements if s.get("Sid") == "NotificationRecords"]
+        assert {"dynamodb:GetItem", "dynamodb:PutItem"} <= set(records["Action"]), role
+        assert records["Resource"] == {"Fn::GetAtt": ["NotificationsTable", "Arn"]}, role
 
 
 def test_notification_records_expire_and_survive_accidents(cfn_template: Template) -> None:

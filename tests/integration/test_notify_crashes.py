@@ -1,16 +1,17 @@
 """The delivery promise, measured: a crash injected at each boundary of the notify path.
 
-A crash is the process dying: a BaseException that no `except Exception` catches, so the
-idempotency record stays "in progress", the batch is neither reported nor deleted, and the
-queue hands the message out again after its visibility timeout (played here by making it
-visible and letting the in-progress record expire). Every case runs one event for a customer
-whose WhatsApp messages fail: a WhatsApp message, the SMS that takes over, and an e-mail.
+A crash is the process dying: a BaseException that no `except Exception` catches, so a
+notification record written by the dead invocation stays `pending` (held by it until its
+Lambda timeout), the batch is neither reported nor deleted, and the queue hands the message
+out again after its visibility timeout (played here by making it visible and letting the
+dead invocation's time run out). Every case runs one event for a customer whose WhatsApp
+messages fail: a WhatsApp message, the SMS that takes over, and an e-mail.
 
 What it shows (docs/architecture.md, "The delivery promise"):
 - no message is lost, whatever the boundary;
 - a message is sent twice only when the process dies after the provider accepted it and
-  before the idempotency record says so; one duplicate per such crash, on that channel;
-- that window holds exactly one request: the idempotency record's own UpdateItem.
+  before the notification record says `sent`; one duplicate per such crash, on that channel;
+- that window holds exactly one request: the record's own conditional PutItem.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -27,12 +28,11 @@ import trackwatch.notify_batch
 import trackwatch.whatsapp_batch
 from tests.integration.test_notify import Notify, notify
 from tests.notify_samples import PHONE, status_changed
-from trackwatch.adapters.idempotency import IdempotencyGuard
 from trackwatch.adapters.notifications_table import NotificationsTable
 from trackwatch.adapters.notify_queue import ChannelQueues
 from trackwatch.adapters.notify_table import NotifyTable
 from trackwatch.adapters.senders import SesEmailSender
-from trackwatch.models.notification import DeliveryState
+from trackwatch.models.notification import Channel, DeliveryState
 from trackwatch.services.notify import Notifier
 
 __all__ = ["notify"]  # the fixture, for pytest
@@ -111,16 +111,12 @@ def _batch_of(channel: str) -> Callable[..., bool]:
     return lambda notifier, *_rest, **_kw: notifier.channel == channel
 
 
-def path(channel: str, *, sender: Callable[[Notify], tuple[Any, str]]) -> list[Boundary]:
-    """The boundaries of one notifier's path, in the order it crosses them."""
+def path(
+    channel: str, *, sender: Callable[[Notify], tuple[Any, str]], in_window: int = 1
+) -> list[Boundary]:
+    """The boundaries of one notifier's path, in the order it crosses them; `in_window`: the
+    duplicates a crash in the window makes on this channel."""
     return [
-        Boundary(
-            "before the idempotency record",
-            _class(IdempotencyGuard, "once"),
-            "before",
-            on(channel),
-            channel,
-        ),
         Boundary(
             "before the claim on the channel's memory",
             _class(NotifyTable, "claim"),
@@ -128,17 +124,24 @@ def path(channel: str, *, sender: Callable[[Notify], tuple[Any, str]]) -> list[B
             on(channel),
             channel,
         ),
+        Boundary(
+            "before the notification record",
+            _class(NotificationsTable, "begin"),
+            "before",
+            on(channel),
+            channel,
+        ),
         Boundary("before the provider is called", sender, "before", lambda *a, **k: True, channel),
         Boundary(
-            "after the provider accepted, before the idempotency record completes",
+            "after the provider accepted, before the record says sent",
             sender,
             "after",
             lambda *a, **k: True,
             channel,
-            duplicates=1,
+            duplicates=in_window,
         ),
         Boundary(
-            "after the idempotency record, before the message is deleted",
+            "after the record says sent, before the message is deleted",
             lambda _: (trackwatch.notify_batch, "handle_batch"),
             "after",
             _batch_of(channel),
@@ -148,26 +151,15 @@ def path(channel: str, *, sender: Callable[[Notify], tuple[Any, str]]) -> list[B
 
 
 BOUNDARIES = [
-    *path("whatsapp", sender=_sender("whatsapp")),
-    Boundary(
-        "before the notification record",
-        _class(NotificationsTable, "begin"),
-        "before",
-        on("whatsapp"),
-        "whatsapp",
-    ),
+    # WhatsApp's own report of the message (here: failed) moves its record past `pending`
+    # before the queue hands the message out again, which closes the window: none sent twice.
+    # (A retry that came before any report would send it again, as SMS and e-mail do.)
+    *path("whatsapp", sender=_sender("whatsapp"), in_window=0),
     Boundary(
         "before the delivery check is queued",
         _class(ChannelQueues, "hand_over"),
         "before",
         _timeout_check,
-        "whatsapp",
-    ),
-    Boundary(
-        "before the provider's id is noted",
-        _class(Notifier, "_note_sent"),
-        "before",
-        lambda *a, **k: True,
         "whatsapp",
     ),
     *path("sms", sender=_sender("sms")),
@@ -199,21 +191,7 @@ BOUNDARIES = [
         lambda *a, **k: True,
         "consumer",
     ),
-    Boundary(
-        "email: before the provider is called",
-        _class(SesEmailSender, "send"),
-        "before",
-        lambda *a, **k: True,
-        "email",
-    ),
-    Boundary(
-        "email: after the provider accepted, before the idempotency record completes",
-        _class(SesEmailSender, "send"),
-        "after",
-        lambda *a, **k: True,
-        "email",
-        duplicates=1,
-    ),
+    *path("email", sender=_class(SesEmailSender, "send")),
 ]
 
 
@@ -249,29 +227,33 @@ def inject(monkeypatch: pytest.MonkeyPatch, notify: Notify, boundary: Boundary) 
 
 
 def expire_in_progress(notify: Notify) -> None:
-    """Mark every idempotency record still in progress as past its in-progress expiry, as
-    Lambda's timeout does for a dead invocation's record (powertools takes over a record
-    whose `in_progress_expiration` has passed)."""
+    """Let the time of every attempt holding a record run out (move each `pending` record's
+    `attempt_until` into the past), as Lambda's timeout does for a dead invocation: the
+    next attempt then takes the record over."""
     dynamodb = notify.clients.dynamodb
-    table = notify.stack.physical_ids["IdempotencyTable"]
-    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+    name = notify.stack.physical_ids["NotificationsTable"]
+    table = NotificationsTable(name, dynamodb, 3600)
+    for page in dynamodb.get_paginator("scan").paginate(TableName=name):
         for item in page["Items"]:
-            if item.get("status", {}).get("S") == "INPROGRESS":
-                dynamodb.update_item(
-                    TableName=table,
-                    Key={"id": item["id"]},
-                    UpdateExpression="SET in_progress_expiration = :past",
-                    ExpressionAttributeValues={":past": {"N": "0"}},
+            pk = item["pk"]["S"]
+            if not pk.startswith("delivery#") or item["state"]["S"] != DeliveryState.PENDING:
+                continue
+            event_id, channel = pk.removeprefix("delivery#").rsplit("#", 1)
+            record = table.delivery(event_id, cast(Channel, channel))
+            assert record is not None and record.attempt_until is not None
+            table.update(
+                record.model_copy(
+                    update={
+                        "attempt_until": record.attempt_until - timedelta(days=1),
+                        "version": record.version + 1,
+                    }
                 )
+            )
 
 
 def revive(notify: Notify) -> None:
-    """After a crash: Lambda's timeout passes (the in-progress records the dead invocation
-    left expire) and the visibility timeout with it (the unfinished batch is visible again).
-
-    Only the records in progress now are expired: a record of an invocation still alive
-    keeps guarding (expiring every in-progress record at once let two live invocations
-    send the same fallback, which Lambda's timeout would never do)."""
+    """After a crash: Lambda's timeout passes (the records the dead invocation held are
+    free) and the visibility timeout with it (the unfinished batch is visible again)."""
     expire_in_progress(notify)
     for logical_id in ("WhatsAppQueue", "SmsQueue", "EmailQueue", "WhatsAppEventsQueue"):
         for message in notify.queue(logical_id)._messages:
@@ -382,22 +364,21 @@ def test_the_window_is_one_request_long(notify: Notify, monkeypatch: pytest.Monk
             return answer
 
         monkeypatch.setattr(sender, "send", send)
-    save_success = IdempotencyGuard.once
+    note_sent = Notifier._note_sent
 
-    def once(self: IdempotencyGuard, event_id: str, channel: Any, action: Any) -> str:
-        result = save_success(self, event_id, channel, action)
+    def noted(self: Notifier, **kwargs: Any) -> None:
+        note_sent(self, **kwargs)
         mine = requests.pop(threading.get_ident(), None)
         if mine is not None:
             window.append(mine)
-        return result
 
-    monkeypatch.setattr(IdempotencyGuard, "once", once)
+    monkeypatch.setattr(Notifier, "_note_sent", noted)
     notify.publish(status_changed(6))
 
     # When
     notify.settle()
     notify.later(timedelta(minutes=31))
 
-    # Then between the provider's acceptance and the idempotency record completing, for the
-    # WhatsApp message and the SMS that took over: one UpdateItem each, nothing else
-    assert window == [["dynamodb.UpdateItem"], ["dynamodb.UpdateItem"]]
+    # Then between the provider's acceptance and the record saying `sent`, for the WhatsApp
+    # message and the SMS that took over: the record's conditional PutItem, nothing else
+    assert window == [["dynamodb.PutItem"], ["dynamodb.PutItem"]]

@@ -28,7 +28,6 @@ from tests.fakes import (
 )
 from tests.notify_fakes import (
     MemoryDeferrer,
-    MemoryGuard,
     MemoryHandover,
     MemoryLedger,
     MemoryRecipients,
@@ -171,7 +170,6 @@ def test_the_notifier_records_the_lag_to_the_customer_s_message(
         recipients=MemoryRecipients(recipient(channels=("sms", "email"))),
         senders={"sms": sender},
         deferrer=MemoryDeferrer(),
-        guard=MemoryGuard(),
         ledger=MemoryLedger(),
         handover=MemoryHandover(),
     )

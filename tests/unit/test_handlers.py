@@ -35,7 +35,6 @@ from tests.fakes import (
 )
 from tests.notify_fakes import (
     MemoryDeferrer,
-    MemoryGuard,
     MemoryHandover,
     MemoryLedger,
     MemoryRecipients,
@@ -356,27 +355,32 @@ def test_notify_samples_send_one_message_and_fail_a_poison_record_alone(
     poison["messageId"] = "poison"
     poison["body"] = '{"event_type": "nonsense"}'
     event["Records"].append(poison)
-    sender, guard = MemorySender(), MemoryGuard()
+    sender, ledger = MemorySender(), MemoryLedger()
     container = bootstrap(
         Settings({}),
         clock=lambda: NOW,
         recipients=MemoryRecipients(recipient(channels=channels)),
         senders={channel: sender},
         deferrer=MemoryDeferrer(),
-        guard=guard,
-        ledger=MemoryLedger(),
+        ledger=ledger,
         handover=MemoryHandover(),
     )
 
     # When
     answer = handler_of(f"notify_{channel}", container)(event, CONTEXT)
 
-    # Then one message, the poison reported alone, and the invocation handed to the guard
+    # Then one message, the poison reported alone, and its record held by the invocation
+    # until its Lambda timeout (the context's remaining time)
     assert failures(answer) == ["poison"]
     (message,) = sender.sent
     assert message.channel == channel
     assert address is None or message.to == address
-    assert guard.contexts == [CONTEXT]
+    record = ledger.delivery(message.event_id, channel)
+    assert record is not None
+    assert record.state is DeliveryState.SENT
+    assert record.attempt_until == NOW + timedelta(
+        milliseconds=CONTEXT.get_remaining_time_in_millis()
+    )
 
 
 def test_a_fallback_request_is_read_from_its_message_attributes() -> None:
@@ -395,7 +399,6 @@ def test_a_fallback_request_is_read_from_its_message_attributes() -> None:
         recipients=MemoryRecipients(recipient()),
         senders={"sms": sender},
         deferrer=MemoryDeferrer(),
-        guard=MemoryGuard(),
         ledger=MemoryLedger(),
         handover=MemoryHandover(),
     )

@@ -10,7 +10,6 @@ import pytest
 
 from tests.notify_fakes import (
     MemoryDeferrer,
-    MemoryGuard,
     MemoryHandover,
     MemoryLedger,
     MemoryRecipients,
@@ -33,6 +32,7 @@ from trackwatch.errors import (
     ProviderRejectedError,
     ProviderUnavailableError,
     RecipientRejectedError,
+    StaleStateError,
 )
 from trackwatch.logic.channels import Routing
 from trackwatch.models.events import ShipmentEvent, TopicEvent
@@ -43,6 +43,7 @@ from trackwatch.models.notification import (
     Delivery,
     DeliveryState,
     Fallback,
+    Message,
     NotificationRequest,
     Outcome,
     Recipient,
@@ -69,7 +70,6 @@ class World:
         self.recipients = MemoryRecipients(who or recipient(), order_sizes={ORDER_ID: order_size})
         self.senders = {channel: MemorySender() for channel in CHANNELS}
         self.deferrer = MemoryDeferrer()
-        self.guard = MemoryGuard()
         self.ledger = ledger or MemoryLedger()
         self.handover = MemoryHandover()
         self.now = DAYTIME
@@ -83,13 +83,12 @@ class World:
                 recipients=self.recipients,
                 sender=self.senders[channel],
                 deferrer=self.deferrer,
-                guard=self.guard,
+                ledger=self.ledger,
                 renderer=RENDERER,
                 clock=lambda: self.now,
                 chain=Chain(
                     enabled=enabled,
                     delivery_window=WINDOW,
-                    ledger=self.ledger if channel in phone else None,
                     handover=self.handover if channel in phone else None,
                 ),
             )
@@ -160,6 +159,97 @@ def test_an_event_redelivered_is_sent_once() -> None:
     assert "out for delivery" in message.body
     assert message.dlt_template_id == "1107161234501000002"
     assert (message.encoding, message.segments) == ("gsm7", 1)
+
+
+class Died(BaseException):
+    """The invocation died: nothing catches it."""
+
+
+def die_sending(world: World, event: TopicEvent, *, until: datetime, sent: bool) -> None:
+    """An SMS invocation that may run `until` dies at the provider: before it took the
+    message, or (`sent`) just after."""
+    sender = world.senders["sms"]
+    original = sender.send
+
+    def die(message: Message) -> str | None:
+        if sent:
+            original(message)
+        raise Died
+
+    sender.send = die  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Died):
+            world.notifiers["sms"].handle(NotificationRequest(event=event), until)
+    finally:
+        sender.send = original  # type: ignore[method-assign]
+
+
+def test_every_channel_keeps_its_record_and_an_email_redelivered_is_sent_once() -> None:
+    world = World()
+    event = status_changed(6)
+    assert world.handle(event, "email") is Outcome.SENT
+    assert world.handle(event, "email") is Outcome.DUPLICATE
+    assert world.sent("email") == 1
+    record = world.ledger.delivery(event.event_id, "email")
+    assert record is not None
+    assert (record.state, record.provider_message_id) == (DeliveryState.SENT, "email-1")
+
+
+def test_a_record_held_by_a_live_attempt_stops_a_twin_until_that_attempt_s_time_is_up() -> None:
+    # Given an attempt that wrote its record, then died before the provider was called
+    world = World(recipient(channels=SMS_FIRST))
+    event = status_changed(6)
+    die_sending(world, event, until=DAYTIME + timedelta(seconds=50), sent=False)
+
+    # When a twin comes while that invocation could still be running: it must wait
+    world.now = DAYTIME + timedelta(seconds=10)
+    with pytest.raises(StaleStateError):
+        world.handle(event)
+    assert world.sent("sms") == 0
+
+    # When the retry comes after the dead invocation's time: it takes the record over, once
+    world.now = DAYTIME + timedelta(seconds=60)
+    assert world.handle(event) is Outcome.SENT
+    assert world.handle(event) is Outcome.DUPLICATE
+    assert world.sent("sms") == 1
+    record = world.ledger.delivery(event.event_id, "sms")
+    assert record is not None
+    assert (record.state, record.version) == (DeliveryState.SENT, 2)
+
+
+def test_a_death_after_the_provider_took_the_message_sends_it_again_the_stated_window() -> None:
+    # Given an attempt that died after the provider accepted, before the record said so
+    world = World(recipient(channels=SMS_FIRST))
+    event = status_changed(6)
+    die_sending(world, event, until=DAYTIME, sent=True)
+
+    # When it comes back: the record is still pending, so it goes again (one duplicate)
+    world.now = DAYTIME + timedelta(minutes=1)
+    assert world.handle(event) is Outcome.SENT
+    assert world.sent("sms") == 2
+    assert world.handle(event) is Outcome.DUPLICATE
+
+
+def test_a_failed_send_frees_its_record_for_an_immediate_retry() -> None:
+    world = World(recipient(channels=SMS_FIRST))
+    event = status_changed(6)
+    world.senders["sms"].fail = ProviderUnavailableError("Throttling")
+    with pytest.raises(ProviderUnavailableError):
+        world.handle(event)
+    record = world.ledger.delivery(event.event_id, "sms")
+    assert record is not None
+    assert (record.state, record.attempt_until) == (DeliveryState.PENDING, None)
+
+
+def test_an_invocation_holds_its_records_until_its_lambda_timeout() -> None:
+    world = World(recipient(channels=SMS_FIRST))
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 42_000
+
+    notifier = world.notifiers["sms"]
+    assert notifier.attempt_until(Context()) == DAYTIME + timedelta(seconds=42)
 
 
 def test_each_notifier_reads_only_the_memory_it_decides_with() -> None:
@@ -269,7 +359,7 @@ def test_quiet_hours_hold_the_message_without_recording_it_sent() -> None:
     ((request, deferral),) = world.deferrer.deferred
     assert deferral.delay_s == 900
     assert deferral.not_before == datetime(2026, 11, 28, 3, 30, tzinfo=UTC)
-    assert world.guard.done == {}
+    assert world.ledger.records == {}
 
     # When it comes back after 09:00 with its marker
     world.now = deferral.not_before + timedelta(seconds=5)
@@ -646,8 +736,8 @@ class CountingLedger(MemoryLedger):
         self.reads += 1
         return super().delivery(event_id, channel)
 
-    def begin(self, delivery: Delivery) -> Delivery:
-        written = super().begin(delivery)
+    def begin(self, delivery: Delivery, until: datetime | None = None) -> Delivery:
+        written = super().begin(delivery, until)
         if self.report is not None:
             moved = written.model_copy(
                 update={"state": self.report, "version": written.version + 1}

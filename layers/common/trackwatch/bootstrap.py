@@ -34,7 +34,6 @@ from trackwatch.ports import (
     HintSource,
     Inbox,
     MemberChanges,
-    OnceGuard,
     OrderEventPublisher,
     OrderStore,
     OutboxReader,
@@ -122,7 +121,6 @@ class Overrides(TypedDict, total=False):
     recipients: RecipientStore
     senders: Mapping[Channel, Sender]
     deferrer: Deferrer
-    guard: OnceGuard
     ledger: DeliveryLedger
     handover: Handover
     orders: OrderStore
@@ -716,20 +714,6 @@ class Container:
         )
 
     @cached_property
-    def guard(self) -> OnceGuard:
-        """One message per event and channel."""
-        if (given := self._overrides.get("guard")) is not None:
-            return given
-        from trackwatch.adapters.idempotency import IdempotencyGuard
-
-        settings = self.settings.notify
-        return IdempotencyGuard(
-            settings.idempotency_table_name,
-            settings.notify_idempotency_ttl_hours * 3600,
-            self.clients.dynamodb,
-        )
-
-    @cached_property
     def ledger(self) -> DeliveryLedger:
         """The notification records and opt-outs (NotificationsTable)."""
         if (given := self._overrides.get("ledger")) is not None:
@@ -843,7 +827,6 @@ class Container:
             chain = Chain(
                 enabled=channels.enabled,
                 delivery_window=timedelta(minutes=channels.whatsapp_delivery_window_minutes),
-                ledger=self.ledger if phone else None,
                 handover=self.handover if phone else None,
             )
             built = Notifier(
@@ -853,7 +836,7 @@ class Container:
                 recipients=self.notify_recipients,
                 sender=self.sender(channel),
                 deferrer=self.deferrer,
-                guard=self.guard,
+                ledger=self.ledger,
                 renderer=self.renderer,
                 clock=self.clock,
                 chain=chain,

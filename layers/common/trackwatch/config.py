@@ -161,14 +161,11 @@ class IngestSettings(_Section):
 
 
 class NotifySettings(_Section):
-    """Where a notifier keeps what it sent, and where it holds messages for quiet hours."""
+    """Where a notifier holds messages for quiet hours (what it sent is in the notification
+    records: ChannelSettings)."""
 
-    idempotency_table_name: str = Field(min_length=3)
     #: The notifier's own queue: a message held for quiet hours is sent back to it.
     notify_queue_url: str = Field(min_length=1)
-    #: How long "this event was sent" is remembered: longer than a message can live (4 days
-    #: on its queue, 14 in its DLQ, plus margin); template.yaml sets the same.
-    notify_idempotency_ttl_hours: int = Field(default=456, ge=24, le=8760)
 
 
 class NotifyPolicySettings(_Section):
@@ -253,7 +250,8 @@ class ChannelSettings(_OptionalSection):
     whatsapp_delivery_window_minutes: int = Field(default=30, ge=1, le=1440)
     #: The notification records and opt-outs (NotificationsTable).
     notifications_table_name: str | None = Field(default=None, min_length=3)
-    #: How long a notification record is kept: as long as the idempotency records.
+    #: How long a notification record (so "this event was sent") is remembered: longer than
+    #: a message can live (4 days on its queue, 14 in its DLQ, plus margin).
     notify_idempotency_ttl_hours: int = Field(default=456, ge=24, le=8760)
     #: The queues a fallback is handed to.
     sms_queue_url: str | None = Field(default=None, min_length=1)
@@ -476,7 +474,7 @@ class Settings:
 
     @cached_property
     def notify(self) -> NotifySettings:
-        """IDEMPOTENCY_TABLE_NAME, NOTIFY_QUEUE_URL, NOTIFY_IDEMPOTENCY_TTL_HOURS."""
+        """NOTIFY_QUEUE_URL."""
         return parse(NotifySettings, self._environ)
 
     @cached_property

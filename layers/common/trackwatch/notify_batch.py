@@ -68,13 +68,14 @@ def handle_batch(
     """Notify for every record; a record that raises is reported as a batch item failure.
     With a `clock`, each message sent records its lag from Clickpost's record time."""
     channel: Channel = notifier.channel
-    notifier.begin(context)
+    # The messages' records are this invocation's until its time is up (a crash frees them).
+    until = notifier.attempt_until(context)
     summary = NotifySummary()
     lags: dict[str, list[float]] = {}
 
     def notify(record: SqsMessage) -> None:
         request = request_of(record)
-        outcome, kind = notifier.handle(request)
+        outcome, kind = notifier.handle(request, until)
         summary.outcomes[outcome.value] += 1
         if kind is not None:
             summary.kinds[kind] += 1

@@ -381,8 +381,14 @@ class Handover(Protocol):
 class DeliveryLedger(Protocol):
     """The notification records (one per event and channel) and the opt-outs by number."""
 
-    def begin(self, delivery: Delivery) -> Delivery:
-        """Record a message about to go; the record already there if one is (a retry)."""
+    def begin(self, delivery: Delivery, until: datetime | None) -> Delivery:
+        """Record a message about to go, held by this attempt `until` (its invocation's end).
+
+        Returns the record now stored: `delivery` (as this attempt's); the record already
+        there if it came the other way (first choice or fallback), or is past `pending`
+        (sent before: a duplicate); or a pending record of the same way whose attempt's
+        time is up, taken over (as this attempt's, its version moved on). Raises
+        StaleStateError while another attempt holds a pending record."""
         ...
 
     def delivery(self, event_id: str, channel: Channel) -> Delivery | None:
@@ -400,16 +406,4 @@ class DeliveryLedger(Protocol):
 
     def opted_out(self, channel: Channel, phone: str) -> bool:
         """Whether the holder of `phone` opted out of `channel`."""
-        ...
-
-
-class OnceGuard(Protocol):
-    """Runs an action at most once to completion per event and channel."""
-
-    def once(self, event_id: str, channel: Channel, action: Callable[[], str]) -> str:
-        """`action()`'s result, or the result recorded when it completed before."""
-        ...
-
-    def begin(self, context: Any) -> None:
-        """An invocation starts: an unfinished record expires with it (Lambda's context)."""
         ...

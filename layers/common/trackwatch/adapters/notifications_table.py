@@ -3,10 +3,16 @@
 - ``pk = "delivery#<event_id>#<channel>"``: the notification record of one event on one
   channel (trackwatch.models.notification.Delivery, stored as compressed JSON in
   ``record``, with ``state`` and ``version`` beside it for conditions and reading),
-  written before the provider is called and moved on by the provider's reports; no
-  personal data. Compressed because the record carries its event: as JSON text it is just
-  over 1 KB, so each of its writes (the record, the provider's id, every report) cost 2
-  write units; compressed, 1. Records written as text (``S``) are still read.
+  written (``pending``) before the provider is called, marked ``sent`` when it took the
+  message, and moved on by the provider's reports; no personal data. It is also the
+  once-guard: a record past ``pending`` means the message went, and a ``pending`` one is
+  held by the attempt that wrote it until its invocation's time is up (then the next
+  attempt takes it over and sends). That costs no write of its own: the guard's two
+  writes are the record's own (a separate idempotency table, as powertools keeps it, cost
+  two more write units a message). Compressed because the record carries its event: as
+  JSON text it is just over 1 KB, so each of its writes (the record, `sent` and the
+  provider's id, every report) cost 2 write units; compressed, 1. Records written as text
+  (``S``) are still read.
 - ``pk = "optout#<channel>#<sha256 of the E.164 number>"``: that number's holder asked for no
   more messages on that channel. The hash keeps phone numbers out of the key (the table is
   not a list of numbers); it is a lookup key, not protection (the space of numbers is small).
@@ -25,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from trackwatch.adapters.packing import pack, unpack
 from trackwatch.errors import StaleStateError, StorageError
+from trackwatch.logic.delivery import take_over
 from trackwatch.models.notification import Channel, Delivery
 
 if TYPE_CHECKING:
@@ -68,22 +75,32 @@ class NotificationsTable:
             "expires_at": {"N": str(int(expires.timestamp()))},
         }
 
-    def begin(self, delivery: Delivery) -> Delivery:
-        """Record a message about to go; the record already there if one is (a retry)."""
+    def begin(self, delivery: Delivery, until: datetime | None) -> Delivery:
+        """Record a message about to go, held by this attempt `until`; see
+        trackwatch.ports.DeliveryLedger.begin. One conditional PutItem when the record is
+        new (every first attempt); a read, and perhaps a conditional take-over, otherwise."""
+        mine = delivery.model_copy(update={"attempt_until": until})
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=self._delivery_item(delivery),
+                Item=self._delivery_item(mine),
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise _error("PutItem", exc) from exc
-            existing = self.delivery(delivery.event_id, delivery.channel)
-            return existing or delivery
         except BotoCoreError as exc:
             raise _error("PutItem", exc) from exc
-        return delivery
+        else:
+            return mine
+        existing = self.delivery(delivery.event_id, delivery.channel)
+        if existing is None:
+            # Expired by its TTL between the put and the read: as good as none.
+            raise StaleStateError(f"notification {delivery.event_id} on {delivery.channel} moved")
+        taken = take_over(existing, mine)
+        if taken is not existing:
+            self.update(taken)
+        return taken
 
     def delivery(self, event_id: str, channel: Channel) -> Delivery | None:
         """The record of `event_id` on `channel`, read consistently; None if there is none."""

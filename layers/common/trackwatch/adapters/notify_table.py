@@ -14,8 +14,7 @@ Why its own item, and why in NotificationsTable: a claim used to rewrite the who
 shipment item (its state, contact, checkpoints: 1.5 KB and more, so 2 write units and a
 stream record the publisher had to filter out) for ~300 bytes of news; here it is one
 write unit on an item no poll reads. NotificationsTable already holds the notifiers' own
-items (records, opt-outs), keyed and expired the same way; IdempotencyTable belongs to
-powertools' persistence layer, whose records and TTL attribute it owns.
+items (records, opt-outs), keyed and expired the same way.
 
 The shipment's contact is read in the same BatchGetItem as the channels' items, all
 consistently (claims are conditional: a stale read would only fail and be retried). Items

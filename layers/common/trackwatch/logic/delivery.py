@@ -1,5 +1,6 @@
 """What a provider's report means for a message: its new state, and whether the next channel
-must take over. Pure: the WhatsApp events consumer applies these to the notification record.
+must take over; and whose a notification record is when a message is about to go (`take_over`).
+Pure: the WhatsApp events consumer and the notifiers apply these to the notification record.
 
 Reports arrive at least once and in any order (Meta says a `delivered` may follow a
 `failed` when the customer has several devices), so a state only moves forward: a message
@@ -11,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 
+from trackwatch.errors import StaleStateError
 from trackwatch.models.notification import (
     ARRIVED,
     LOST,
@@ -116,3 +118,16 @@ def is_opt_out(text: str | None, keywords: frozenset[str]) -> bool:
     if not text:
         return False
     return normal_reply(text) in {normal_reply(k) for k in keywords}
+
+
+def take_over(existing: Delivery, mine: Delivery) -> Delivery:
+    """What `begin` stores when `existing` is there already: `existing` itself if it came the
+    other way or is past pending; `mine`, with `existing`'s notes and next version, if its
+    attempt's time is up; StaleStateError while its attempt may still send."""
+    if (existing.fallback_of is None) != (mine.fallback_of is None):
+        return existing
+    if existing.state is not DeliveryState.PENDING:
+        return existing
+    if existing.attempt_until is not None and existing.attempt_until > mine.state_at:
+        raise StaleStateError(f"event {mine.event_id} is being sent on {mine.channel}")
+    return mine.model_copy(update={"fallback": existing.fallback, "version": existing.version + 1})

@@ -73,8 +73,8 @@ def admit(
 ) -> Admission:
     """Whether a `kind` message for this event may go, and the channel log after it goes.
 
-    In order: a retry of the event last claimed goes (it was never sent, or the
-    idempotency record would have stopped it); a once-only kind already sent, news
+    In order: a retry of the event last claimed goes (it was never sent, or its
+    notification record would stop it after this); a once-only kind already sent, news
     older than news already told, the same kind inside the repeat window, and a
     full day are refused.
     """

@@ -229,9 +229,10 @@ class FallbackNote(BaseModel):
 class Delivery(BaseModel):
     """The notification record of one event on one channel (no personal data).
 
-    Written before the provider is called, so a status report always finds it; the
-    WhatsApp events consumer moves `state` as Meta reports, and whoever hands the
-    message to the next channel notes it in `fallback`.
+    Written before the provider is called, so a status report always finds it, and it is
+    what keeps a message to one per event and channel: `pending` until the provider took
+    the message, `sent` (or later) after. The WhatsApp events consumer moves `state` as
+    Meta reports, and whoever hands the message to the next channel notes it in `fallback`.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -255,3 +256,7 @@ class Delivery(BaseModel):
     fallback: FallbackNote | None = None
     #: Incremented by every update; updates are conditional on it.
     version: int = Field(default=0, ge=0)
+    #: While `pending`: until when the invocation that wrote it may still send (its
+    #: Lambda timeout). A pending record past it was left by an attempt that died before
+    #: the record said `sent`, and the next attempt takes it over; None: no attempt holds it.
+    attempt_until: AwareDatetime | None = None

@@ -6,15 +6,17 @@ can this channel reach them (shipment, channels accepted, opt-outs including a W
 STOP, a failed address); does another channel come first (then this one waits to be asked
 to take over); for a delivery check, did the first channel's message arrive; is it quiet
 hours where they are (then a delayed copy goes back to the queue, and nothing is recorded
-as sent); then, at most once per event and channel (the idempotency guard; a fallback has
-its own key): pacing (once-only kinds, older news, repeats, daily cap), a conditional claim
-on the channel's log (an item of its own: a send never writes the shipment), render, the
-notification record, for WhatsApp a delivery check queued for the next channel, send.
+as sent); pacing (once-only kinds, older news, repeats, daily cap); render; a conditional
+claim on the channel's log (an item of its own: a send never writes the shipment); the
+notification record, which keeps it to one message per event and channel (written
+`pending` on the condition that none is there, or that the attempt holding it died before
+saying `sent`: a fallback is recorded on the same record, marked as one); for WhatsApp a
+delivery check queued for the next channel; send; the record says `sent`.
 
 A retryable provider error undoes the claim and fails the message (the queue retries it,
 then its DLQ); a rejected address is recorded in the channel's memory of the shipment, the
 next channel takes over, and the message succeeds. The only step between the provider
-accepting a message and the idempotency record saying so is that record's own write: see
+accepting a message and the record saying so is that record's own write: see
 docs/architecture.md, "The delivery promise".
 """
 
@@ -27,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from trackwatch.errors import RecipientRejectedError, StaleStateError
+from trackwatch.errors import RecipientRejectedError, StaleStateError, TrackwatchError
 from trackwatch.logic.addresses import e164, mailbox
 from trackwatch.logic.channels import (
     next_after,
@@ -61,7 +63,6 @@ from trackwatch.ports import (
     Deferrer,
     DeliveryLedger,
     Handover,
-    OnceGuard,
     RecipientStore,
     Sender,
 )
@@ -74,12 +75,9 @@ ORDER_MESSAGES_MOST = 7
 REPORTING_CHANNELS: frozenset[Channel] = frozenset({"whatsapp"})
 #: Channels a customer can opt out of by replying STOP (the opt-out is kept by number).
 STOP_CHANNELS: tuple[Channel, ...] = ("whatsapp",)
-
-
-def guard_key(request: NotificationRequest) -> str:
-    """The idempotency key of a request: the event, and for a fallback its own key."""
-    event_id = request.event.event_id
-    return f"{event_id}#fallback" if request.fallback is not None else event_id
+#: Lambda's longest timeout: an attempt given no invocation's context holds its record this
+#: long, as no invocation can still be running after it.
+LONGEST_INVOCATION = timedelta(minutes=15)
 
 
 @dataclass
@@ -107,19 +105,7 @@ class Chain:
     enabled: frozenset[str]
     #: How long a WhatsApp message may go unreported as delivered before SMS takes over.
     delivery_window: timedelta
-    ledger: DeliveryLedger | None = None
     handover: Handover | None = None
-
-
-@dataclass
-class _Attempt:
-    """What one guarded delivery did, for after the guard."""
-
-    ran: bool = False
-    provider_message_id: str | None = None
-    recorded: bool = False
-    #: The notification record as this attempt wrote (or found) it before the send.
-    record: Delivery | None = None
 
 
 class Notifier:
@@ -134,7 +120,7 @@ class Notifier:
         recipients: RecipientStore,
         sender: Sender,
         deferrer: Deferrer,
-        guard: OnceGuard,
+        ledger: DeliveryLedger,
         renderer: Renderer,
         clock: Callable[[], datetime],
         chain: Chain,
@@ -145,7 +131,7 @@ class Notifier:
         self._recipients = recipients
         self._sender = sender
         self._deferrer = deferrer
-        self._guard = guard
+        self._ledger = ledger
         self._renderer = renderer
         self._clock = clock
         self._chain = chain
@@ -156,15 +142,19 @@ class Notifier:
         self._memory: tuple[Channel, ...] = (
             PHONE_CHANNELS if channel in PHONE_CHANNELS else (channel,)
         )
-        if channel in PHONE_CHANNELS and (chain.ledger is None or chain.handover is None):
-            raise ValueError(f"the {channel} notifier needs the notification records and queues")
+        if channel in PHONE_CHANNELS and chain.handover is None:
+            raise ValueError(f"the {channel} notifier needs the other phone channel's queue")
 
-    def begin(self, context: Any) -> None:
-        """An invocation starts (Lambda's context: what is in progress expires with it)."""
-        self._guard.begin(context)
+    def attempt_until(self, context: Any) -> datetime:
+        """Until when an invocation may still send: its Lambda timeout, on this clock."""
+        remaining = timedelta(milliseconds=context.get_remaining_time_in_millis())
+        return self._clock() + remaining
 
-    def handle(self, request: NotificationRequest) -> tuple[Outcome, str | None]:
-        """Decide and act on one message; returns the outcome and the message kind."""
+    def handle(
+        self, request: NotificationRequest, until: datetime | None = None
+    ) -> tuple[Outcome, str | None]:
+        """Decide and act on one message; returns the outcome and the message kind. `until`:
+        the end of the invocation (`attempt_until`; without it, Lambda's longest)."""
         event = request.event
         kind = self._rules.kind_of(event, self.channel)
         if kind is None or (is_order_event(event) and event.total < 2):
@@ -181,20 +171,8 @@ class Notifier:
             return refused, kind
         if self._held(request, kind, now, customer_zone):
             return Outcome.DEFERRED, kind
-
-        attempt = _Attempt()
-
-        def deliver() -> str:
-            attempt.ran = True
-            return self._deliver(recipient, kind, request, now, customer_zone, attempt).value
-
-        result = self._guard.once(guard_key(request), self.channel, deliver)
-        if not attempt.ran:
-            return Outcome.DUPLICATE, kind
-        if attempt.recorded:
-            # After the guard: a crash here loses a provider id, never sends twice.
-            self._note_sent(event.event_id, attempt.provider_message_id, attempt.record)
-        return Outcome(result), kind
+        attempt_until = until if until is not None else now + LONGEST_INVOCATION
+        return self._deliver(recipient, kind, request, now, attempt_until, customer_zone), kind
 
     # ------------------------------------------------------------------ deciding
 
@@ -240,8 +218,8 @@ class Notifier:
 
     def _with_stops(self, recipient: Recipient) -> Recipient:
         """The customer with their STOP replies counted as opt-outs."""
-        ledger = self._chain.ledger
-        if ledger is None or not recipient.phone:
+        ledger = self._ledger
+        if not recipient.phone:
             return recipient
         stopped = {
             channel
@@ -280,10 +258,10 @@ class Notifier:
     def _delivered_elsewhere(self, request: NotificationRequest) -> bool:
         """Whether this is a delivery check whose first channel's message arrived. Asked
         before anything else is read: most checks end here, with one read of the record."""
-        fallback, ledger = request.fallback, self._chain.ledger
-        if fallback is None or fallback.reason != "timeout" or ledger is None:
+        fallback = request.fallback
+        if fallback is None or fallback.reason != "timeout":
             return False
-        first = ledger.delivery(request.event.event_id, fallback.from_channel)
+        first = self._ledger.delivery(request.event.event_id, fallback.from_channel)
         return first is not None and first.state in ARRIVED
 
     def _pass_on(self, recipient: Recipient, request: NotificationRequest) -> None:
@@ -350,8 +328,8 @@ class Notifier:
         kind: str,
         request: NotificationRequest,
         now: datetime,
+        attempt_until: datetime,
         customer_zone: ZoneInfo,
-        attempt: _Attempt,
     ) -> Outcome:
         admission = self._admission(recipient, kind, request, now, customer_zone)
         if admission.refused is not None:
@@ -367,38 +345,44 @@ class Notifier:
         if claimed != seen:
             # Conditional: of two messages racing for one shipment, one retries and re-decides.
             self._recipients.claim(key, self.channel, seen, claimed)
+        record: Delivery | None = None
         try:
-            if not self._prepare(recipient, message, request, now, attempt):
-                self._recipients.release(key, self.channel, claimed, seen)
+            record = self._record(recipient, message, request, now, attempt_until)
+            if record is None:
+                if claimed != seen:
+                    self._recipients.release(key, self.channel, claimed, seen)
                 return Outcome.DUPLICATE
-            attempt.recorded = self._chain.ledger is not None
-            attempt.provider_message_id = self._sender.send(message)
+            provider_message_id = self._sender.send(message)
         except RecipientRejectedError as exc:
             self._recipients.release(key, self.channel, claimed, seen)
             self._reject(recipient, request, exc, now)
             return Outcome.REJECTED
         except Exception:
             self._recipients.release(key, self.channel, claimed, seen)
+            if record is not None:
+                self._free(record)
             raise
+        # The provider took it: from here on, a crash before the record says so is the one
+        # way a message goes twice (docs/architecture.md, "The delivery promise").
+        self._note_sent(
+            event_id=request.event.event_id, provider_message_id=provider_message_id, written=record
+        )
         return Outcome.SENT if request.fallback is None else Outcome.FALLBACK_SENT
 
-    def _prepare(
+    def _record(
         self,
         recipient: Recipient,
         message: Message,
         request: NotificationRequest,
         now: datetime,
-        attempt: _Attempt,
-    ) -> bool:
-        """Before the provider is called: the notification record, the note on the channel
-        this one takes over from, and for a reporting channel the next channel's delivery
-        check. False if this event already went on this channel the other way (as first
-        choice, or as a fallback): one message per event and channel, whichever way it came."""
-        ledger, handover = self._chain.ledger, self._chain.handover
-        if ledger is None or handover is None:
-            return True
+        attempt_until: datetime,
+    ) -> Delivery | None:
+        """Before the provider is called: the notification record (this attempt's), the note
+        on the channel this one takes over from, and for a reporting channel the next
+        channel's delivery check. None if this event already went on this channel, either
+        way (as first choice, or as a fallback): one message per event and channel."""
         event = request.event
-        recorded = ledger.begin(
+        recorded = self._ledger.begin(
             Delivery(
                 event_id=event.event_id,
                 channel=self.channel,
@@ -408,15 +392,18 @@ class Notifier:
                 event=event,
                 state_at=now,
                 fallback_of=request.fallback,
-            )
+            ),
+            attempt_until,
         )
-        if (recorded.fallback_of is None) != (request.fallback is None):
-            return False
-        attempt.record = recorded
+        if recorded.state is not DeliveryState.PENDING or (recorded.fallback_of is None) != (
+            request.fallback is None
+        ):
+            return None
         if request.fallback is not None:
             self._note_fallback(event.event_id, request.fallback, now)
+        handover = self._chain.handover
         successor = next_after(recipient, self.channel, self._chain.enabled)
-        if self.channel in REPORTING_CHANNELS and successor is not None:
+        if self.channel in REPORTING_CHANNELS and successor is not None and handover is not None:
             # Queued before sending: if this message never arrives (or never goes), the
             # next channel still asks after the window.
             handover.hand_over(
@@ -425,7 +412,18 @@ class Notifier:
                 Fallback(from_channel=self.channel, reason="timeout"),
                 not_before=now + self._chain.delivery_window,
             )
-        return True
+        return recorded
+
+    def _free(self, record: Delivery) -> None:
+        """The send failed (the provider did not take the message): the record is this
+        attempt's no longer, so the queue's retry sends at once, not after this invocation's
+        time. If freeing fails too, the retry waits for that time instead."""
+        try:
+            self._ledger.update(
+                record.model_copy(update={"attempt_until": None, "version": record.version + 1})
+            )
+        except TrackwatchError:
+            return
 
     def _reject(
         self,
@@ -451,8 +449,7 @@ class Notifier:
 
     def _note_fallback(self, event_id: str, fallback: Fallback, now: datetime) -> None:
         """Note on the first channel's record that this one took over, and why."""
-        ledger = self._chain.ledger
-        assert ledger is not None
+        ledger = self._ledger
 
         def attempt(_: int) -> None:
             first = ledger.delivery(event_id, fallback.from_channel)
@@ -464,23 +461,19 @@ class Notifier:
         retry_on_conflict(attempt, event_id)
 
     def _note_sent(
-        self, event_id: str, provider_message_id: str | None, written: Delivery | None
+        self, *, event_id: str, provider_message_id: str | None, written: Delivery
     ) -> None:
-        """The provider took the message: its id and at least `sent` on the record.
+        """The provider took the message: at least `sent` on the record, and its id. Until
+        this write (or a report) the record is `pending`, and a retry after this attempt's
+        time would send again.
 
         `written` is the record as it stood before the send: the first attempt writes on
         the condition that it is still so (a report that came in between, or a note of a
         fallback, makes it re-read), which spares a read of the record per message."""
-        ledger = self._chain.ledger
-        if ledger is None:
-            return
+        ledger = self._ledger
 
         def attempt(n: int) -> None:
-            record = (
-                written
-                if n == 0 and written is not None
-                else ledger.delivery(event_id, self.channel)
-            )
+            record = written if n == 0 else ledger.delivery(event_id, self.channel)
             if record is None:
                 return
             state = advance(record.state, DeliveryState.SENT)
@@ -500,7 +493,9 @@ class Notifier:
         try:
             retry_on_conflict(attempt, event_id)
         except StaleStateError:
-            # The record is advisory: reports keep moving it; the message went.
+            # Lost every race for the record to reports and notes (which a sent message
+            # causes): the message went. Left `pending`, the record would let this event go
+            # again only if it came back after this attempt's time, as after a crash.
             return
 
     def _message(self, recipient: Recipient, kind: str, request: NotificationRequest) -> Message:

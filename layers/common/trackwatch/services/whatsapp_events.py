@@ -94,7 +94,7 @@ class WhatsAppEvents:
             )
             if reason is not None:
                 # Before the record: if we die in between, the report comes again and the
-                # fallback's own idempotency key keeps it to one message.
+                # fallback's notification record on SMS keeps it to one message.
                 self._handover.hand_over(
                     record.event, NEXT_CHANNEL, Fallback(from_channel="whatsapp", reason=reason)
                 )
