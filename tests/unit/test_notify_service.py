@@ -252,6 +252,25 @@ def test_an_invocation_holds_its_records_until_its_lambda_timeout() -> None:
     assert notifier.attempt_until(Context()) == DAYTIME + timedelta(seconds=42)
 
 
+class OptOutCounter(MemoryLedger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def opted_out(self, channel: Channel, phone: str) -> bool:
+        self.asked.append(channel)
+        return super().opted_out(channel, phone)
+
+
+def test_only_the_phone_channels_look_up_stop_replies() -> None:
+    ledger = OptOutCounter()
+    world = World(ledger=ledger)
+    assert world.handle(status_changed(6), "email") is Outcome.SENT
+    assert ledger.asked == []
+    world.handle(status_changed(6), "whatsapp")
+    assert ledger.asked == ["whatsapp"]
+
+
 def test_each_notifier_reads_only_the_memory_it_decides_with() -> None:
     # Given a customer on every channel
     world = World()

@@ -217,9 +217,10 @@ class Notifier:
         return None
 
     def _with_stops(self, recipient: Recipient) -> Recipient:
-        """The customer with their STOP replies counted as opt-outs."""
+        """The customer with their STOP replies counted as opt-outs (a phone channel's
+        concern: e-mail goes besides them, whatever they do, and looks none up)."""
         ledger = self._ledger
-        if not recipient.phone:
+        if self.channel not in PHONE_CHANNELS or not recipient.phone:
             return recipient
         stopped = {
             channel
