@@ -78,9 +78,15 @@ def test_a_live_attempt_holds_its_record_and_a_dead_ones_is_taken_over(
         table.begin(delivery(NOW + timedelta(seconds=10)), NOW + timedelta(seconds=60))
     assert table.delivery(first.event_id, "sms") == noted
 
-    # When the retry begins after that time: the record is its own, the note kept
+    # When the retry begins after that time: the record is its own, the note kept, and
+    # the record there was read from the failed put's answer, not by a read of its own
     later = NOW + timedelta(minutes=2)
+    calls: list[str] = []
+    clients.dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda event_name, **_: calls.append(event_name)
+    )
     taken = table.begin(delivery(later), later + timedelta(seconds=50))
+    assert calls == ["before-call.dynamodb.PutItem", "before-call.dynamodb.PutItem"]
     assert (taken.state, taken.version, taken.state_at) == (DeliveryState.PENDING, 2, later)
     assert taken.attempt_until == later + timedelta(seconds=50)
     assert taken.fallback == noted.fallback

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -50,6 +50,14 @@ def opt_out_pk(channel: Channel, phone: str) -> str:
     """The key of an opt-out: the channel and a hash of the number."""
     digest = hashlib.sha256(phone.encode("utf-8")).hexdigest()
     return f"optout#{channel}#{digest}"
+
+
+def _decode(item: dict[str, Any]) -> Delivery:
+    """The notification record of a stored item (packed, or JSON text as written before)."""
+    stored = item["record"]
+    if "S" in stored:
+        return Delivery.model_validate_json(stored["S"])
+    return Delivery.model_validate_json(unpack(stored["B"]))
 
 
 def _error(action: str, exc: Exception) -> StorageError:
@@ -77,23 +85,27 @@ class NotificationsTable:
 
     def begin(self, delivery: Delivery, until: datetime | None) -> Delivery:
         """Record a message about to go, held by this attempt `until`; see
-        trackwatch.ports.DeliveryLedger.begin. One conditional PutItem when the record is
-        new (every first attempt); a read, and perhaps a conditional take-over, otherwise."""
+        trackwatch.ports.DeliveryLedger.begin. One conditional PutItem, which returns the
+        record already there if there is one (no read); a conditional take-over after it
+        when that record's attempt died."""
         mine = delivery.model_copy(update={"attempt_until": until})
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item=self._delivery_item(mine),
                 ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise _error("PutItem", exc) from exc
+            # botocore's error shape does not declare the item a failed condition returns.
+            found: dict[str, Any] | None = cast(dict[str, Any], exc.response).get("Item")
         except BotoCoreError as exc:
             raise _error("PutItem", exc) from exc
         else:
             return mine
-        existing = self.delivery(delivery.event_id, delivery.channel)
+        existing = _decode(found) if found else self.delivery(delivery.event_id, delivery.channel)
         if existing is None:
             # Expired by its TTL between the put and the read: as good as none.
             raise StaleStateError(f"notification {delivery.event_id} on {delivery.channel} moved")
@@ -113,12 +125,7 @@ class NotificationsTable:
         except (ClientError, BotoCoreError) as exc:
             raise _error("GetItem", exc) from exc
         item = answer.get("Item")
-        if not item:
-            return None
-        stored = item["record"]
-        if "S" in stored:
-            return Delivery.model_validate_json(stored["S"])
-        return Delivery.model_validate_json(unpack(stored["B"]))
+        return _decode(item) if item else None
 
     def update(self, delivery: Delivery) -> None:
         """Store `delivery` if the stored one is still at `delivery.version - 1`."""
