@@ -347,13 +347,15 @@ def test_the_window_is_one_request_long(notify: Notify, monkeypatch: pytest.Monk
     window: list[list[str]] = []
     clients = notify.clients
 
-    def count(event_name: str, **_: Any) -> None:
+    def count(event_name: str, parsed: dict[str, Any], **_: Any) -> None:
         mine = requests.get(threading.get_ident())
         if mine is not None:
-            mine.append(event_name.removeprefix("before-call."))
+            error = parsed.get("Error", {}).get("Code")
+            name = event_name.removeprefix("after-call.")
+            mine.append(f"{name}: {error}" if error else name)
 
     for client in (clients.dynamodb, clients.sqs, clients.sns):
-        client.meta.events.register("before-call", count)
+        client.meta.events.register("after-call", count)
     for channel in ("whatsapp", "sms"):
         sender = getattr(notify.local.senders, channel)
         original = sender.send
@@ -380,5 +382,11 @@ def test_the_window_is_one_request_long(notify: Notify, monkeypatch: pytest.Monk
     notify.later(timedelta(minutes=31))
 
     # Then between the provider's acceptance and the record saying `sent`, for the WhatsApp
-    # message and the SMS that took over: the record's conditional PutItem, nothing else
-    assert window == [["dynamodb.PutItem"], ["dynamodb.PutItem"]]
+    # message and the SMS that took over: the record's conditional PutItem, nothing else.
+    # Unless WhatsApp's own report reached the record first (the runtime works its events
+    # queue side by side): that report closed the window, the put's condition fails, and
+    # the one read after it finds the record past `pending` and writes nothing.
+    lost_to_the_report = ["dynamodb.PutItem: ConditionalCheckFailedException", "dynamodb.GetItem"]
+    assert len(window) == 2
+    assert all(w in (["dynamodb.PutItem"], lost_to_the_report) for w in window)
+    assert ["dynamodb.PutItem"] in window  # the SMS's: no report comes for it
