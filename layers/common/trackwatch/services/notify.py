@@ -166,13 +166,13 @@ class Notifier:
         now = self._clock()
         customer_zone = zone(recipient.timezone or self._policy.customer_timezone)
         # Checked before holding a message for quiet hours too: a repeat is not worth the wait.
-        refused = self._admission(recipient, kind, request, now, customer_zone).refused
-        if refused is not None:
-            return refused, kind
+        admission = self._admission(recipient, kind, request, now, customer_zone)
+        if admission.refused is not None:
+            return admission.refused, kind
         if self._held(request, kind, now, customer_zone):
             return Outcome.DEFERRED, kind
         attempt_until = until if until is not None else now + LONGEST_INVOCATION
-        return self._deliver(recipient, kind, request, now, attempt_until, customer_zone), kind
+        return self._deliver(recipient, kind, request, admission, now, attempt_until), kind
 
     # ------------------------------------------------------------------ deciding
 
@@ -328,13 +328,11 @@ class Notifier:
         recipient: Recipient,
         kind: str,
         request: NotificationRequest,
+        admission: Admission,
         now: datetime,
         attempt_until: datetime,
-        customer_zone: ZoneInfo,
     ) -> Outcome:
-        admission = self._admission(recipient, kind, request, now, customer_zone)
-        if admission.refused is not None:
-            return admission.refused
+        """Send what `admission` let go, claimed on the channel's log and recorded first."""
         key = recipient.key
         try:
             message = self._message(recipient, kind, request)
