@@ -32,6 +32,7 @@ from trackwatch.adapters.notifications_table import NotificationsTable
 from trackwatch.adapters.notify_queue import ChannelQueues
 from trackwatch.adapters.notify_table import NotifyTable
 from trackwatch.adapters.senders import SesEmailSender
+from trackwatch.errors import StaleStateError
 from trackwatch.models.notification import Channel, DeliveryState
 from trackwatch.services.notify import Notifier
 
@@ -239,8 +240,20 @@ def expire_in_progress(notify: Notify) -> None:
             if not pk.startswith("delivery#") or item["state"]["S"] != DeliveryState.PENDING:
                 continue
             event_id, channel = pk.removeprefix("delivery#").rsplit("#", 1)
-            record = table.delivery(event_id, cast(Channel, channel))
-            assert record is not None and record.attempt_until is not None
+            expire(table, event_id, cast(Channel, channel))
+
+
+def expire(table: NotificationsTable, event_id: str, channel: Channel) -> None:
+    """Expire one record's hold. The runtime's other consumers may still be at work when a
+    crash surfaces (a WhatsApp report moving the same record on): a record changed meanwhile
+    is read again, and left alone once it is no longer `pending`."""
+    for _ in range(10):
+        record = table.delivery(event_id, channel)
+        assert record is not None
+        if record.state != DeliveryState.PENDING:
+            return
+        assert record.attempt_until is not None
+        try:
             table.update(
                 record.model_copy(
                     update={
@@ -249,6 +262,10 @@ def expire_in_progress(notify: Notify) -> None:
                     }
                 )
             )
+            return
+        except StaleStateError:
+            continue
+    raise AssertionError(f"notification {event_id} on {channel} never held still")
 
 
 def revive(notify: Notify) -> None:
