@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         "then the whole report rewritten from them",
     )
     parser.add_argument(
+        "--items",
+        action="store_true",
+        help=f"only the item sizes, computed again into the last run's results ({LAST_RUN}) "
+        "(with --parse: both), then the whole report rewritten from them",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help=f"rewrite the report from the last run's results ({LAST_RUN}), measuring nothing",
@@ -60,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         return _freshness_only(args.out, quick=args.quick)
     if args.throughput:
         return _throughput_only(args.out, quick=args.quick)
-    if args.render_only or args.parse:
+    if args.render_only or args.parse or args.items:
         results = pickle.loads(LAST_RUN.read_bytes())  # noqa: S301 - our own file
-        if args.parse:
-            _parse_again(results)
+        if args.parse or args.items:
+            _measure_again(results, parse=args.parse, items=args.items)
             LAST_RUN.write_bytes(pickle.dumps(results))
     else:
         config = QUICK if args.quick else FULL
@@ -88,17 +94,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _parse_again(results: Results) -> None:
-    """Measure parse and diff again (three repetitions) in place of the run's, with a note."""
+def _measure_again(results: Results, *, parse: bool, items: bool) -> None:
+    """Measure parse and diff (three repetitions) and/or compute the item sizes again, in
+    place of the run's, with a note saying so."""
     from datetime import UTC, datetime
 
+    from bench import items as item_sizes
     from bench import parse_diff
     from bench.run import REPETITIONS
 
-    results.parse = parse_diff.run(results.config.parse_min_time_s, REPETITIONS)
+    again = []
+    if parse:
+        results.parse = parse_diff.run(results.config.parse_min_time_s, REPETITIONS)
+        again.append("parse and diff measured")
+    if items:
+        results.items = item_sizes.run()
+        again.append("the item sizes (and the bill's lines built on them) computed")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    flags = " ".join(f"--{name}" for name, on in (("parse", parse), ("items", items)) if on)
     results.notes.append(
-        f"parse and diff measured again at {when} by `uv run python -m bench --parse`, on "
+        f"{' and '.join(again)} again at {when} by `uv run python -m bench {flags}`, on "
         "the code of that day; the rest is the full run's"
     )
 

@@ -24,7 +24,12 @@ from bench.calls import carrier_mix
 from bench.emulator import CountingMotoServer
 from bench.naive import NaivePoller, against_sandbox
 from trackwatch.adapters.aws import AwsClients
-from trackwatch.adapters.shipments_table import contact_value, encode_state, to_item
+from trackwatch.adapters.shipments_table import (
+    contact_value,
+    encode_state,
+    stored_time,
+    to_item,
+)
 from trackwatch.data import load_catalogue
 from trackwatch.logic.cadence import cadence_class, due_key
 from trackwatch.logic.diff import diff
@@ -102,13 +107,10 @@ def _steady_item(shipment: Shipment, sandbox: SandboxServer, now: datetime) -> d
     return to_item(
         {
             "pk": key.pk,
-            "cp_id": key.cp_id,
-            "waybill": key.waybill,
             "version": 2,
             **encode_state(state),
-            "registered_at": (now - timedelta(hours=1)).isoformat(),
+            "registered_at": stored_time(now - timedelta(hours=1)),
             "contact": contact_value(contact_of(key)),
-            "metadata": {},
             "due_key": due_key(key.pk, cadence_class(state, catalogue), Cadence()),
         }
     )

@@ -18,11 +18,18 @@ from typing import Any
 from bench.emulator import item_size
 from bench.parse_diff import call_body, long_haul
 from trackwatch.adapters.event_log import encode_change, sort_key
-from trackwatch.adapters.shipments_table import encode_outbox, encode_state, to_item
+from trackwatch.adapters.shipments_table import (
+    contact_value,
+    encode_outbox,
+    encode_state,
+    stored_time,
+    to_item,
+)
 from trackwatch.data import load_catalogue
 from trackwatch.logic.diff import diff
 from trackwatch.models.clickpost import DEFAULT_SOURCE_TIMEZONE, parse_track_order
 from trackwatch.models.policy import zone
+from trackwatch.models.record import Contact
 from trackwatch.models.state import ShipmentState
 
 #: DynamoDB's units: writes per 1 KB, reads per 4 KB (halved when eventually consistent).
@@ -85,14 +92,11 @@ def _item(state: ShipmentState, events: list[Any], seq: int) -> dict[str, Any]:
     now = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
     plain: dict[str, Any] = {
         "pk": "4#PD0400000000",
-        "cp_id": 4,
-        "waybill": "PD0400000000",
         "version": seq + 2,
         **encode_state(state),
-        "registered_at": (now - timedelta(days=2)).isoformat(),
+        "registered_at": stored_time(now - timedelta(days=2)),
         # A contact as registration stores it (no phone or e-mail here: a reference).
-        "contact": {"language": "hi", "channels": ["sms", "email"], "opt_out": []},
-        "metadata": {},
+        "contact": contact_value(Contact(language="hi", channels=("sms", "email"))),
         "due_key": "transit#29354160#07",
     }
     if events:
@@ -132,7 +136,7 @@ def sizes(scans: int) -> ItemSizes:
         }
     )
     naive_plain = {
-        k: v for k, v in after.items() if k not in ("state", "seen", "outbox", "outbox_seq")
+        k: v for k, v in after.items() if k not in ("state", "ckpts", "outbox", "outbox_seq")
     }
     naive_plain["naive_state"] = {"S": later.state.model_dump_json(exclude_defaults=True)}
     naive_plain["last_polled_at"] = {"S": now.isoformat()}

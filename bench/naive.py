@@ -150,7 +150,7 @@ class NaivePoller:
             else decode_state(plain)
         )
         outcome = diff(stored_state, key, result, now, self._catalogue)
-        plain = {k: v for k, v in plain.items() if k not in ("state", "seen")}
+        plain = {k: v for k, v in plain.items() if k not in ("state", "ckpts", "seen")}
         plain["naive_state"] = outcome.state.model_dump_json(exclude_defaults=True)
         plain["last_polled_at"] = now.isoformat()
         self._dynamodb.put_item(TableName=self._table, Item=to_item(plain))

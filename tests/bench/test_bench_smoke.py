@@ -148,9 +148,10 @@ def test_item_sizes_grow_with_the_journey_and_stay_within_the_goals() -> None:
     short, long = item_sizes(8), item_sizes(60)
 
     assert long.item_bytes > short.item_bytes
-    # A poll of a 60-scan shipment reads half a unit; its change writes at most 2 units
+    # A poll of a 60-scan shipment reads half a unit; its change writes the item in one
+    # unit (with a life's DueIndex moves, under 2 a change)
     assert long.poll_rru == 0.5
-    assert long.change_wru <= 2
+    assert long.change_wru == 1
 
 
 @pytest.fixture
@@ -288,15 +289,32 @@ def test_change_capture_with_webhooks_misses_nothing_and_publishes_within_two_mi
 
 
 def test_parse_again_replaces_the_runs_parse_figures_and_says_so() -> None:
-    from bench.__main__ import _parse_again
+    from bench.__main__ import _measure_again
 
     # Given a run's results (quick: a short measure per path)
     results = Results(config=replace(QUICK, parse_min_time_s=0.01))
 
     # When parse and diff are measured again
-    _parse_again(results)
+    _measure_again(results, parse=True, items=False)
 
     # Then both bodies are measured three times, and the header will say when and how
     assert [r.shape for r in results.parse] == ["8-scan", "50-scan"]
     assert all(len(r.steady) == 3 and min(r.steady) > 0 for r in results.parse)
-    assert len(results.notes) == 1 and "python -m bench --parse" in results.notes[0]
+    assert results.items == []
+    assert len(results.notes) == 1 and "python -m bench --parse`" in results.notes[0]
+
+
+def test_items_again_replaces_the_runs_item_sizes_and_says_so() -> None:
+    from bench.__main__ import _measure_again
+
+    # Given a run's results whose item sizes are out of date
+    results = Results(config=QUICK, items=[replace(item_sizes(60), item_bytes=1)])
+
+    # When the item sizes are computed again
+    _measure_again(results, parse=False, items=True)
+
+    # Then they are today's, at each length, and the header will say so
+    assert [i.scans for i in results.items] == [8, 30, 60]
+    assert results.items[-1] == item_sizes(60)
+    assert results.parse == []
+    assert len(results.notes) == 1 and "python -m bench --items`" in results.notes[0]

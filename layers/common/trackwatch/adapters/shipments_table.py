@@ -2,21 +2,27 @@
 
 Item layout (one item per shipment), kept small because every change writes it
 whole (write units are per KB) and every poll reads it (read units per 4 KB):
-- ``pk`` "<cp_id>#<waybill>", ``cp_id`` (N), ``waybill`` (S)
+- ``pk`` "<cp_id>#<waybill>"
 - ``version`` (N): every write increments it, on the condition that it did not move
 - ``state`` (B): the diff engine's state as JSON, compressed with a preset dictionary
   (adapters/packing.py), without ``seen``
-- ``seen`` (B): the remembered checkpoints, 10 bytes each: the 6-byte digest the
-  engine keys them by (`seen_key`), then the scan's epoch second (uint32, big-endian)
-- ``registered_at``, ``contact`` (M), ``metadata`` (M)
+- ``ckpts`` (B): the remembered checkpoints (`ShipmentState.seen`), oldest first: a format
+  byte (1) and their count, then the 6-byte digests the engine keys them by (`seen_key`),
+  then each one's epoch second as the difference from the one before (unsigned LEB128
+  varints: two bytes for scans up to 4.5 hours apart, where a fixed uint32 took four).
+  About 8 bytes a checkpoint, so a 60-scan shipment's item stays under 1 KB, one write unit
+- ``registered_at`` (UTC, to the second), ``contact`` (M), ``metadata`` (M, only when
+  there is any); the key's parts are not repeated beside ``pk``
 - ``due_key`` (S): present only while tracked, which makes DueIndex sparse
 - ``stop_reason``, ``stopped_at``, ``expires_at`` (TTL): set when tracking ends
 - ``outbox`` (B, a JSON list of events, compressed the same way) and ``outbox_seq`` (N): the
   events of the write that changed the shipment; the stream carries them to the
   publisher, which logs and publishes them.
 
-Items written before this layout (``state`` and ``outbox`` as JSON text, checkpoints
-by their full ids, a ``timeline``) are still read; the next change rewrites them.
+Items written before this layout are still read, and the next change rewrites them: the
+checkpoints in ``seen`` (10 bytes each: the digest, then the epoch as a big-endian uint32),
+``cp_id`` and ``waybill`` beside ``pk``; before that ``state`` and ``outbox`` as JSON text,
+checkpoints by their full ids, a ``timeline``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
@@ -72,6 +78,7 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
 
 
+#: A checkpoint in the layout before `ckpts` (``seen``): the digest, the epoch as a uint32.
 _SEEN_ENTRY = struct.Struct(">6sI")
 
 
@@ -86,15 +93,87 @@ def _raw(value: Any) -> bytes:
     return bytes(value)
 
 
+_CHECKPOINTS_FORMAT = 1
+
+
+def _varint(value: int, out: bytearray) -> None:
+    """Append `value` (>= 0) as an unsigned LEB128 varint."""
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def encode_checkpoints(seen: Mapping[str, int]) -> bytes:
+    """The `ckpts` attribute: `seen` oldest first, the digests together, then the epochs."""
+    entries = sorted((max(0, epoch), key) for key, epoch in seen.items())
+    out = bytearray((_CHECKPOINTS_FORMAT,))
+    _varint(len(entries), out)
+    out += base64.urlsafe_b64decode("".join(key for _, key in entries))
+    previous = 0
+    for epoch, _ in entries:
+        _varint(epoch - previous, out)
+        previous = epoch
+    return bytes(out)
+
+
+def decode_checkpoints(packed: bytes) -> dict[str, int]:
+    """`encode_checkpoints` read back; ValueError when `packed` is not in its format."""
+    if not packed:
+        return {}
+    if packed[0] != _CHECKPOINTS_FORMAT:
+        raise ValueError(f"checkpoints in an unknown format: {packed[0]}")
+    # Hand-written: varints have no struct format, and this runs on every poll. The digests
+    # are stored together because six bytes are eight base64 characters without padding:
+    # one encode gives every key.
+    count, at = _read_varint(packed, 1)
+    digests_end = at + 6 * count
+    if digests_end > len(packed):
+        raise ValueError("checkpoints cut short")
+    text = base64.urlsafe_b64encode(packed[at:digests_end]).decode()
+    at = digests_end
+    seen: dict[str, int] = {}
+    epoch = 0
+    try:
+        for start in range(0, 8 * count, 8):
+            byte = packed[at]
+            at += 1
+            delta = byte & 0x7F
+            shift = 7
+            while byte >= 0x80:
+                byte = packed[at]
+                at += 1
+                delta |= (byte & 0x7F) << shift
+                shift += 7
+            epoch += delta
+            seen[text[start : start + 8]] = epoch
+    except IndexError:
+        raise ValueError("checkpoints cut short") from None
+    if at != len(packed):
+        raise ValueError("checkpoints run past their count")
+    return seen
+
+
+def _read_varint(packed: bytes, at: int) -> tuple[int, int]:
+    """The varint at `at`, and where the next begins."""
+    value = shift = 0
+    while True:
+        if at >= len(packed):
+            raise ValueError("checkpoints cut short")
+        byte = packed[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
 def encode_state(state: ShipmentState) -> dict[str, bytes]:
-    """The `state` and `seen` attributes of `state`."""
+    """The `state` and `ckpts` attributes of `state`."""
     body = state.model_dump_json(exclude_defaults=True, exclude={"seen"}).encode()
     values = {"state": pack(body)}
     if state.seen:
-        values["seen"] = b"".join(
-            _SEEN_ENTRY.pack(base64.urlsafe_b64decode(key), max(0, min(epoch, 2**32 - 1)))
-            for key, epoch in state.seen.items()
-        )
+        values["ckpts"] = encode_checkpoints(state.seen)
     return values
 
 
@@ -108,11 +187,14 @@ def decode_state(plain: dict[str, Any]) -> ShipmentState:
         old = ShipmentState.model_validate_json(stored)
         return old.model_copy(update={"seen": {seen_key(k): v for k, v in old.seen.items()}})
     state = ShipmentState.model_validate_json(unpack(_raw(stored)))
-    packed = _raw(plain["seen"]) if plain.get("seen") is not None else b""
-    seen = {
-        base64.urlsafe_b64encode(digest).decode(): epoch
-        for digest, epoch in _SEEN_ENTRY.iter_unpack(packed)
-    }
+    if plain.get("ckpts") is not None:
+        seen = decode_checkpoints(_raw(plain["ckpts"]))
+    else:
+        packed = _raw(plain["seen"]) if plain.get("seen") is not None else b""
+        seen = {
+            base64.urlsafe_b64encode(digest).decode(): epoch
+            for digest, epoch in _SEEN_ENTRY.iter_unpack(packed)
+        }
     if not seen:
         return state
     # Set on the state just built, which no one else holds yet: what model_copy(update=...)
@@ -249,21 +331,42 @@ def _as_text(raw: Any) -> str:
         return raw if isinstance(raw, str) else base64.b64encode(_raw(raw)).decode()
 
 
+def stored_time(at: datetime) -> str:
+    """A time as the item keeps it: UTC, to the second (20 bytes, where `isoformat` of a
+    local time with microseconds takes 32)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _new_item(write: RegistrationWrite) -> dict[str, Any]:
     """The item a registration creates, in attribute-value form."""
     return to_item(
         {
             "pk": write.key.pk,
-            "cp_id": write.key.cp_id,
-            "waybill": write.key.waybill,
             "version": 1,
             **encode_state(write.state or ShipmentState()),
-            "registered_at": (write.registered_at or datetime.now().astimezone()).isoformat(),
+            "registered_at": stored_time(write.registered_at or datetime.now(UTC)),
             "contact": contact_value(write.contact),
-            "metadata": write.metadata,
+            "metadata": write.metadata or None,
             "due_key": write.due_key,
         }
     )
+
+
+def _set_state(state: ShipmentState, sets: list[str], values: dict[str, Any]) -> list[str]:
+    """Add `state`'s attributes to an update (`#state` names ``state``); the attributes the
+    update removes: the checkpoints' earlier layout, and ``ckpts`` when nothing is seen."""
+    encoded = encode_state(state)
+    values[":state"] = encoded["state"]
+    if "ckpts" in encoded:
+        sets.append("ckpts = :ckpts")
+        values[":ckpts"] = encoded["ckpts"]
+        return ["seen"]
+    return ["seen", "ckpts"]
+
+
+def _update_expression(sets: Sequence[str], removes: Sequence[str]) -> str:
+    expression = "SET " + ", ".join(sets)
+    return expression + (" REMOVE " + ", ".join(removes) if removes else "")
 
 
 def _storage_error(action: str, exc: Exception) -> StorageError:
@@ -329,26 +432,27 @@ class ShipmentsTable:
                     ConditionExpression="attribute_not_exists(pk)",
                 )
                 return
-            sets = ["contact = :contact", "metadata = :metadata", "#version = :next"]
+            sets = ["contact = :contact", "#version = :next"]
+            removes: list[str] = []
             values: dict[str, Any] = {
                 ":contact": contact_value(write.contact),
-                ":metadata": write.metadata,
                 ":expected": write.expected_version,
                 ":next": (write.expected_version or 0) + 1,
             }
+            if write.metadata:
+                sets.append("metadata = :metadata")
+                values[":metadata"] = write.metadata
+            else:
+                removes.append("metadata")
             names = {"#version": "version"}
             if write.state is not None:
-                encoded = encode_state(write.state)
                 sets.append("#state = :state")
                 names["#state"] = "state"
-                values[":state"] = encoded["state"]
-                if "seen" in encoded:
-                    sets.append("seen = :seen")
-                    values[":seen"] = encoded["seen"]
+                removes += _set_state(write.state, sets, values)
             self.client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": write.key.pk}},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression=_update_expression(sets, removes),
                 ConditionExpression="attribute_exists(pk) AND #version = :expected",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_item(values),
@@ -390,19 +494,12 @@ class ShipmentsTable:
     def commit(self, change: StateChange) -> None:
         """One conditional UpdateItem: the new state, its events (the outbox), its due key."""
         names = {"#state": "state", "#version": "version"}
-        encoded = encode_state(change.state)
         values: dict[str, Any] = {
-            ":state": encoded["state"],
             ":expected": change.expected_version,
             ":next": change.expected_version + 1,
         }
         sets = ["#state = :state", "#version = :next"]
-        removes: list[str] = []
-        if "seen" in encoded:
-            sets.append("seen = :seen")
-            values[":seen"] = encoded["seen"]
-        else:
-            removes.append("seen")
+        removes = _set_state(change.state, sets, values)
         if change.events:
             sets += ["outbox = :outbox", "outbox_seq = if_not_exists(outbox_seq, :zero) + :one"]
             values[":outbox"] = encode_outbox(change.events)
@@ -415,19 +512,16 @@ class ShipmentsTable:
         if change.stop_reason is not None:
             sets += ["stop_reason = :reason", "stopped_at = :stopped"]
             values[":reason"] = change.stop_reason
-            values[":stopped"] = (change.stopped_at or datetime.now().astimezone()).isoformat()
+            values[":stopped"] = stored_time(change.stopped_at or datetime.now(UTC))
             if change.expires_at is not None:
                 sets.append("expires_at = :expires")
                 values[":expires"] = change.expires_at
         check_item_size(change.key, values)
-        expression = "SET " + ", ".join(sets)
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
         try:
             self.client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": change.key.pk}},
-                UpdateExpression=expression,
+                UpdateExpression=_update_expression(sets, removes),
                 ConditionExpression="attribute_exists(pk) AND #version = :expected",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_item(values),
