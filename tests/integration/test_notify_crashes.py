@@ -270,7 +270,11 @@ def expire(table: NotificationsTable, event_id: str, channel: Channel) -> None:
 
 def revive(notify: Notify) -> None:
     """After a crash: Lambda's timeout passes (the records the dead invocation held are
-    free) and the visibility timeout with it (the unfinished batch is visible again)."""
+    free) and the visibility timeout with it (the unfinished batch is visible again).
+    The invocations still running when the crash surfaced finish first: a batch made
+    visible under a running one would be worked twice at once, which Lambda never does."""
+    activity = notify.runtime.activity
+    assert activity.wait(lambda: activity.in_flight == 0, 60), "invocations never ended"
     expire_in_progress(notify)
     for logical_id in ("WhatsAppQueue", "SmsQueue", "EmailQueue", "WhatsAppEventsQueue"):
         for message in notify.queue(logical_id)._messages:
