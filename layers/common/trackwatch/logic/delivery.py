@@ -120,13 +120,19 @@ def is_opt_out(text: str | None, keywords: frozenset[str]) -> bool:
     return normal_reply(text) in {normal_reply(k) for k in keywords}
 
 
+def settled(existing: Delivery, mine: Delivery) -> bool:
+    """Whether the event's record on the channel is no attempt's to take: it came the other
+    way (as first choice where `mine` is a fallback, or the reverse) or is past pending.
+    Then this event went on this channel, or is going, without `mine`."""
+    came_other_way = (existing.fallback_of is None) != (mine.fallback_of is None)
+    return came_other_way or existing.state is not DeliveryState.PENDING
+
+
 def take_over(existing: Delivery, mine: Delivery) -> Delivery:
-    """What `begin` stores when `existing` is there already: `existing` itself if it came the
-    other way or is past pending; `mine`, with `existing`'s notes and next version, if its
-    attempt's time is up; StaleStateError while its attempt may still send."""
-    if (existing.fallback_of is None) != (mine.fallback_of is None):
-        return existing
-    if existing.state is not DeliveryState.PENDING:
+    """What `begin` stores when `existing` is there already: `existing` itself if it is
+    `settled`; `mine`, with `existing`'s notes and next version, if its attempt's time is up;
+    StaleStateError while its attempt may still send."""
+    if settled(existing, mine):
         return existing
     if existing.attempt_until is not None and existing.attempt_until > mine.state_at:
         raise StaleStateError(f"event {mine.event_id} is being sent on {mine.channel}")

@@ -38,7 +38,7 @@ from trackwatch.logic.channels import (
     unreachable,
     waits_for_fallback,
 )
-from trackwatch.logic.delivery import advance, with_fallback
+from trackwatch.logic.delivery import advance, settled, with_fallback
 from trackwatch.logic.notify_rules import NotifyRules, order_news
 from trackwatch.logic.pacing import Admission, admit, hold, quiet_until
 from trackwatch.logic.render import Renderer, context_for, language_of
@@ -381,22 +381,18 @@ class Notifier:
         channel's delivery check. None if this event already went on this channel, either
         way (as first choice, or as a fallback): one message per event and channel."""
         event = request.event
-        recorded = self._ledger.begin(
-            Delivery(
-                event_id=event.event_id,
-                channel=self.channel,
-                key=recipient.key,
-                kind=message.kind,
-                language=message.language,
-                event=event,
-                state_at=now,
-                fallback_of=request.fallback,
-            ),
-            attempt_until,
+        mine = Delivery(
+            event_id=event.event_id,
+            channel=self.channel,
+            key=recipient.key,
+            kind=message.kind,
+            language=message.language,
+            event=event,
+            state_at=now,
+            fallback_of=request.fallback,
         )
-        if recorded.state is not DeliveryState.PENDING or (recorded.fallback_of is None) != (
-            request.fallback is None
-        ):
+        recorded = self._ledger.begin(mine, attempt_until)
+        if settled(recorded, mine):
             return None
         if request.fallback is not None:
             self._note_fallback(event.event_id, request.fallback, now)
