@@ -18,7 +18,7 @@ from trackwatch.models.events import (
     order_event_id,
 )
 from trackwatch.models.keys import ShipmentKey
-from trackwatch.models.notification import Recipient
+from trackwatch.models.notification import Delivery, Recipient
 
 IST = ZoneInfo("Asia/Kolkata")
 KEY = ShipmentKey.of(4, "4210610508756")
@@ -219,4 +219,17 @@ def recipient(language: str = "en", **update: Any) -> Recipient:
         order_id=ORDER_ID,
         courier_name="Delhivery",
         expected_delivery=date(2026, 12, 4),
+    ).model_copy(update=update)
+
+
+def sms_record(state_at: datetime, **update: Any) -> Delivery:
+    """The notification record of an out-for-delivery SMS, `pending` unless told."""
+    return Delivery(
+        event_id=status_changed(6).event_id,
+        channel="sms",
+        key=KEY,
+        kind="out_for_delivery",
+        language="en",
+        event=status_changed(6),
+        state_at=state_at,
     ).model_copy(update=update)

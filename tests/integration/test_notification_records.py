@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.integration.conftest import create_keyed_table, emulated_aws
-from tests.notify_samples import KEY, status_changed
+from tests.notify_samples import sms_record
 from trackwatch.adapters.aws import AwsClients
 from trackwatch.adapters.notifications_table import NotificationsTable
 from trackwatch.errors import StaleStateError
@@ -33,16 +33,7 @@ def clients() -> Iterator[AwsClients]:
 
 
 def delivery(at: datetime = NOW, fallback: Fallback | None = None) -> Delivery:
-    return Delivery(
-        event_id=status_changed(6).event_id,
-        channel="sms",
-        key=KEY,
-        kind="out_for_delivery",
-        language="en",
-        event=status_changed(6),
-        state_at=at,
-        fallback_of=fallback,
-    )
+    return sms_record(at, fallback_of=fallback)
 
 
 def test_a_new_record_is_this_attempts_in_one_conditional_put(clients: AwsClients) -> None:

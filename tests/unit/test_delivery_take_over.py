@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.notify_samples import KEY, status_changed
+from tests.notify_samples import sms_record
 from trackwatch.errors import StaleStateError
 from trackwatch.logic.delivery import settled, take_over
 from trackwatch.models.notification import (
@@ -28,18 +28,8 @@ def record(
     attempt_until: datetime | None = None,
     version: int = 0,
 ) -> Delivery:
-    return Delivery(
-        event_id=status_changed(6).event_id,
-        channel="sms",
-        key=KEY,
-        kind="out_for_delivery",
-        language="en",
-        event=status_changed(6),
-        state=state,
-        state_at=NOW,
-        fallback_of=fallback_of,
-        attempt_until=attempt_until,
-        version=version,
+    return sms_record(
+        NOW, state=state, fallback_of=fallback_of, attempt_until=attempt_until, version=version
     )
 
 
