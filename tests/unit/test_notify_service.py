@@ -36,10 +36,12 @@ from trackwatch.errors import (
 )
 from trackwatch.logic.channels import Routing
 from trackwatch.models.events import ShipmentEvent, TopicEvent
+from trackwatch.models.keys import ShipmentKey
 from trackwatch.models.notification import (
     CHANNELS,
     NOTIFY_ATTRIBUTE,
     Channel,
+    ChannelLog,
     Delivery,
     DeliveryState,
     Fallback,
@@ -328,6 +330,38 @@ def test_a_rejected_number_is_recorded_and_not_tried_again() -> None:
     assert second is Outcome.ADDRESS_FAILED
     assert world.recipients.recipients[KEY].failures["sms"].reason == "sms_ConflictException"
     assert world.senders["sms"].sent == []
+    # and the first's record says the message could not be delivered (no longer held)
+    record = world.ledger.delivery(status_changed(6).event_id, "sms")
+    assert record is not None and record.state is DeliveryState.UNDELIVERABLE
+    assert record.attempt_until is None
+
+
+def test_a_retry_of_the_claimed_event_that_fails_writes_no_release() -> None:
+    # Given an attempt that died after claiming the channel's log for the event (so a
+    # retry's claim is the log as it stands), and a provider that now fails
+    world = World(recipient(channels=SMS_FIRST))
+    event = status_changed(6)
+    world.senders["sms"].fail = ProviderUnavailableError("sms_ThrottlingException")
+    claimed = ChannelLog(seq=1, last_event_id=event.event_id, sent_at={"out_for_delivery": DAYTIME})
+    world.recipients.recipients[KEY] = world.recipients.recipients[KEY].model_copy(
+        update={"logs": {"sms": claimed}}
+    )
+    releases: list[ChannelLog] = []
+    release = world.recipients.release
+
+    def counted(key: ShipmentKey, channel: Channel, claimed: ChannelLog, seen: ChannelLog) -> None:
+        releases.append(claimed)
+        release(key, channel, claimed, seen)
+
+    world.recipients.release = counted  # type: ignore[method-assign]
+
+    # When the retry's send fails
+    with pytest.raises(ProviderUnavailableError):
+        world.handle(event)
+
+    # Then nothing was claimed, so nothing is released; the log is as it was
+    assert releases == []
+    assert world.recipients.recipients[KEY].log("sms") == claimed
 
 
 def test_a_request_the_provider_refuses_as_ours_fails_without_blaming_the_number() -> None:

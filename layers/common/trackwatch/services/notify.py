@@ -341,6 +341,11 @@ class Notifier:
             return Outcome.REJECTED
         seen = recipient.log(self.channel)
         claimed = admission.log
+
+        def unclaim() -> None:
+            if claimed != seen:
+                self._recipients.release(key, self.channel, claimed, seen)
+
         if claimed != seen:
             # Conditional: of two messages racing for one shipment, one retries and re-decides.
             self._recipients.claim(key, self.channel, seen, claimed)
@@ -348,16 +353,17 @@ class Notifier:
         try:
             record = self._record(recipient, message, request, now, attempt_until)
             if record is None:
-                if claimed != seen:
-                    self._recipients.release(key, self.channel, claimed, seen)
+                unclaim()
                 return Outcome.DUPLICATE
             provider_message_id = self._sender.send(message)
         except RecipientRejectedError as exc:
-            self._recipients.release(key, self.channel, claimed, seen)
+            unclaim()
+            if record is not None:
+                self._note_undeliverable(record, now)
             self._reject(recipient, request, exc, now)
             return Outcome.REJECTED
         except Exception:
-            self._recipients.release(key, self.channel, claimed, seen)
+            unclaim()
             if record is not None:
                 self._free(record)
             raise
@@ -416,6 +422,25 @@ class Notifier:
         try:
             self._ledger.update(
                 record.model_copy(update={"attempt_until": None, "version": record.version + 1})
+            )
+        except TrackwatchError:
+            return
+
+    def _note_undeliverable(self, record: Delivery, now: datetime) -> None:
+        """The provider refused the message for the recipient's own reason: the record says
+        so (it held the message as `pending` until this attempt's time, which told an
+        operator nothing). If the write fails, the record stays `pending` and a retry after
+        that time finds the address's recorded failure instead."""
+        try:
+            self._ledger.update(
+                record.model_copy(
+                    update={
+                        "state": DeliveryState.UNDELIVERABLE,
+                        "state_at": now,
+                        "attempt_until": None,
+                        "version": record.version + 1,
+                    }
+                )
             )
         except TrackwatchError:
             return
