@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         "(with --parse: both), then the whole report rewritten from them",
     )
     parser.add_argument(
+        "--coldstart",
+        action="store_true",
+        help=f"only the cold starts, measured again into the last run's results ({LAST_RUN}) "
+        "on a stack deployed from today's template (with --parse, --items: those too)",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help=f"rewrite the report from the last run's results ({LAST_RUN}), measuring nothing",
@@ -66,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         return _freshness_only(args.out, quick=args.quick)
     if args.throughput:
         return _throughput_only(args.out, quick=args.quick)
-    if args.render_only or args.parse or args.items:
+    again = {"parse": args.parse, "items": args.items, "coldstart": args.coldstart}
+    if args.render_only or any(again.values()):
         results = pickle.loads(LAST_RUN.read_bytes())  # noqa: S301 - our own file
-        if args.parse or args.items:
-            _measure_again(results, parse=args.parse, items=args.items)
+        if any(again.values()):
+            _measure_again(results, **again)
             LAST_RUN.write_bytes(pickle.dumps(results))
     else:
         config = QUICK if args.quick else FULL
@@ -94,14 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _measure_again(results: Results, *, parse: bool, items: bool) -> None:
-    """Measure parse and diff (three repetitions) and/or compute the item sizes again, in
-    place of the run's, with a note saying so."""
+def _measure_again(results: Results, *, parse: bool, items: bool, coldstart: bool = False) -> None:
+    """Measure parse and diff (three repetitions), compute the item sizes, and/or measure
+    the cold starts again, in place of the run's, with a note saying so."""
     from datetime import UTC, datetime
 
+    from bench import coldstart as cold
     from bench import items as item_sizes
     from bench import parse_diff
-    from bench.run import REPETITIONS
+    from bench.run import REPETITIONS, deployed_environments
 
     again = []
     if parse:
@@ -110,8 +118,15 @@ def _measure_again(results: Results, *, parse: bool, items: bool) -> None:
     if items:
         results.items = item_sizes.run()
         again.append("the item sizes (and the bill's lines built on them) computed")
+    if coldstart:
+        results.environments = deployed_environments()
+        results.coldstart = cold.run(
+            results.environments, repetitions=REPETITIONS, runs=results.config.coldstart_runs
+        )
+        again.append("the cold starts measured")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    flags = " ".join(f"--{name}" for name, on in (("parse", parse), ("items", items)) if on)
+    chosen = (("parse", parse), ("items", items), ("coldstart", coldstart))
+    flags = " ".join(f"--{name}" for name, on in chosen if on)
     results.notes.append(
         f"{' and '.join(again)} again at {when} by `uv run python -m bench {flags}`, on "
         "the code of that day; the rest is the full run's"

@@ -258,6 +258,23 @@ def throughput_only(config: Config) -> tuple[list[Throughput], list[Throughput]]
     return ours, naive
 
 
+def environments_of(bench: Bench) -> dict[str, dict[str, str]]:
+    """Each function's environment as the deployed template sets it (by folder name)."""
+    return {spec.code_dir.name: dict(spec.environment) for spec in bench.stack.functions.values()}
+
+
+def deployed_environments() -> dict[str, dict[str, str]]:
+    """`environments_of` a stack deployed for the purpose (the template as it is now)."""
+    server = CountingMotoServer().start()
+    sandbox = SandboxServer().start()
+    try:
+        with open(os.devnull, "w") as log, open_bench(server, sandbox, log) as bench:
+            return environments_of(bench)
+    finally:
+        sandbox.stop()
+        server.stop()
+
+
 def run(config: Config) -> Results:
     """Every benchmark of `config`, in order; progress on stderr."""
     results = Results(config)
@@ -277,10 +294,7 @@ def run(config: Config) -> Results:
                 results.naive_throughput.append(
                     throughput.naive(bench, config.naive_throughput_awbs, config.latency_s)
                 )
-            results.environments = {
-                spec.code_dir.name: dict(spec.environment)
-                for spec in bench.stack.functions.values()
-            }
+            results.environments = environments_of(bench)
         for size in config.scaling:
             _say(f"scaling: {size:,} shipments")
             with open_bench(server, sandbox, log) as bench:

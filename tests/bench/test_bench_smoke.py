@@ -6,9 +6,11 @@ No timing is asserted anywhere: benchmarks report, the test suite never fails on
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -318,3 +320,38 @@ def test_items_again_replaces_the_runs_item_sizes_and_says_so() -> None:
     assert results.items[-1] == item_sizes(60)
     assert results.parse == []
     assert len(results.notes) == 1 and "python -m bench --items`" in results.notes[0]
+
+
+@pytest.mark.slow
+def test_coldstart_again_measures_every_function_of_todays_template(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench import coldstart
+    from bench.__main__ import _measure_again
+
+    # Given a run's results from an older template, and the measurement itself recorded
+    # (what it costs is bench/coldstart.py's business; here: what it is asked to measure)
+    results = Results(config=QUICK, environments={"gone": {}})
+    asked: list[tuple[dict[str, dict[str, str]], int, int]] = []
+
+    sentinel: list[Any] = [object()]
+
+    def measured(environments: dict[str, dict[str, str]], **kwargs: int) -> list[Any]:
+        asked.append((environments, kwargs["repetitions"], kwargs["runs"]))
+        return sentinel
+
+    monkeypatch.setattr(coldstart, "run", measured)
+
+    # When the cold starts are measured again
+    _measure_again(results, parse=False, items=False, coldstart=True)
+
+    # Then every function of today's template is measured, with its environment as
+    # deployed, three times, and the header will say so
+    ((environments, repetitions, runs),) = asked
+    template = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    functions = set(re.findall(r"CodeUri: functions/(\w+)/", template))
+    assert set(environments) == functions and "gone" not in environments
+    assert all(env.get("POWERTOOLS_SERVICE_NAME") for env in environments.values())
+    assert (repetitions, runs) == (3, QUICK.coldstart_runs)
+    assert results.coldstart is sentinel
+    assert len(results.notes) == 1 and "python -m bench --coldstart`" in results.notes[0]
