@@ -164,3 +164,8 @@ def test_a_state_stored_in_the_layout_before_reads_its_checkpoints() -> None:
 
     # Then a poll reads the same state from it
     assert decode_state(item) == state
+
+
+def test_a_checkpoint_key_that_is_not_a_seen_key_is_refused_before_it_shifts_the_others() -> None:
+    with pytest.raises(ValueError, match="not a seen_key"):
+        encode_checkpoints({seen_key("a"): 1, "checkpoint-id-in-full": 2})

@@ -107,6 +107,9 @@ def _varint(value: int, out: bytearray) -> None:
 def encode_checkpoints(seen: Mapping[str, int]) -> bytes:
     """The `ckpts` attribute: `seen` oldest first, the digests together, then the epochs."""
     entries = sorted((max(0, epoch), key) for key, epoch in seen.items())
+    if any(len(key) != 8 for _, key in entries):
+        # Joined, a key of another length would shift every digest after it.
+        raise ValueError("a checkpoint key is not a seen_key (8 base64 characters)")
     out = bytearray((_CHECKPOINTS_FORMAT,))
     _varint(len(entries), out)
     out += base64.urlsafe_b64decode("".join(key for _, key in entries))
