@@ -161,8 +161,12 @@ ASSUMED = {
     #: Log bytes per invocation: the handler's one summary line and Lambda's START, END and
     #: REPORT lines.
     "log_bytes_per_invocation": 900,
-    #: Distinct metric series (name x dimension values) the functions emit.
-    "metric_series": 60,
+    #: Distinct metric series (name x dimension values) the functions emit: 92 in the
+    #: local runtime's demo (a simulated day of every journey, channel, change capture,
+    #: delays and orders; `python -m bench.metric_series` on its log, 29 November 2026).
+    #: A lower bound: error kinds and outcomes the demo never meets add more. (60 before:
+    #: a guess.)
+    "metric_series": 92,
     #: KMS requests: SQS and SNS reuse a data key for 5 minutes per queue and topic.
     "kms_requests_per_day": 40 * 12 * 24 * 2,
     #: Secrets Manager: each warm container reads the Clickpost secret every 5 minutes.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import cost, metric_series
 from trackwatch.models.events import EVENT_ADAPTER
 from trackwatch_cli.sandbox import SandboxServer
 
@@ -17,9 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER_FACING = {"shipment.status_changed", "shipment.ndr_raised", "shipment.stuck"}
 
 
-def trackwatch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def trackwatch(
+    *args: str, timeout: float = 300, tmp: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     # Any free port for the API: a developer's own `trackwatch local` may hold 8787.
     port = ["--api-port", "0"] if args[:1] == ("local",) else []
+    # `tmp`: the run's temporary files (its log among them) there, not in the shared one.
+    env = None if tmp is None else {**os.environ, "TMPDIR": str(tmp)}
     return subprocess.run(
         [sys.executable, "-m", "trackwatch_cli", *args, *port],
         cwd=ROOT,
@@ -27,6 +33,7 @@ def trackwatch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[
         text=True,
         timeout=timeout,
         check=False,
+        env=env,
     )
 
 
@@ -99,7 +106,9 @@ def test_the_demo_runs_with_its_own_shipments(tmp_path: Path) -> None:
     notifications_out = tmp_path / "notifications.jsonl"
 
     # When two cycles run
-    done = trackwatch("local", "--cycles", "2", "--notifications-out", str(notifications_out))
+    done = trackwatch(
+        "local", "--cycles", "2", "--notifications-out", str(notifications_out), tmp=tmp_path
+    )
 
     # Then all seven demo shipments were tracked and some customers heard in Hindi
     assert done.returncode == 0, done.stderr + done.stdout
@@ -107,6 +116,11 @@ def test_the_demo_runs_with_its_own_shipments(tmp_path: Path) -> None:
         assert waybill in done.stdout
     bodies = [json.loads(line)["body"] for line in notifications_out.read_text().splitlines()]
     assert any("ऑर्डर" in body for body in bodies)
+    # And its functions' metrics make no more series than the bill counts (each is billed)
+    with (tmp_path / "trackwatch-local.log").open(encoding="utf-8") as log:
+        emitted = metric_series.series(log)
+    assert {name for _, name, _ in emitted} >= {"ShipmentsPolled", "EventsPublished"}
+    assert len(emitted) <= cost.ASSUMED["metric_series"], sorted(emitted)
 
 
 @pytest.mark.slow
