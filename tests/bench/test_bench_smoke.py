@@ -355,3 +355,27 @@ def test_coldstart_again_measures_every_function_of_todays_template(
     assert (repetitions, runs) == (3, QUICK.coldstart_runs)
     assert results.coldstart is sentinel
     assert len(results.notes) == 1 and "python -m bench --coldstart`" in results.notes[0]
+
+
+def test_the_notifiers_time_shares_a_sends_wait_among_the_sends_of_its_batch() -> None:
+    # Given the template (sends side by side) and a copy that sends one at a time
+    size = item_sizes(30)
+    template = cost.Template.read()
+    assert template.send_concurrency == 4
+
+    def notifier_lambda(t: cost.Template) -> cost.Line:
+        (line,) = [x for x in cost.ours(MEASURED, size, size, t) if "notifiers" in x.what]
+        return line
+
+    side_by_side = notifier_lambda(template)
+    one_at_a_time = notifier_lambda(replace(template, send_concurrency=1))
+
+    # Then side by side, a send is billed its wait shared by the batch's other sends (at
+    # most the template's four), and the formula says by how many
+    found = re.search(r"÷ ([\d.]+) at once", side_by_side.formula)
+    assert found is not None and 1 < float(found[1]) <= 4
+    overlap = float(found[1])
+    sends = cost.starts_per_day() * cost.DAYS * cost.ASSUMED["sends_per_shipment"]
+    waited = sends * cost.ASSUMED["send_seconds"] * template.memory_gb * cost.price("lambda_gb_s")
+    saved = one_at_a_time.dollars - side_by_side.dollars
+    assert saved == pytest.approx(waited * (1 - 1 / overlap), rel=0.03)

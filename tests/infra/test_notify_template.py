@@ -109,6 +109,7 @@ def test_notifiers_get_the_settings_their_handlers_read(stack: Stack) -> None:
         "NOTIFY_IDEMPOTENCY_TTL_HOURS": "456",
         "NOTIFY_REPEAT_WINDOW_MINUTES": "360",
         "NOTIFY_DAILY_CAP": "5",
+        "NOTIFY_SEND_CONCURRENCY": "4",
         "QUIET_HOURS_START": "21:00",
         "QUIET_HOURS_END": "09:00",
         "CUSTOMER_TIMEZONE": "Asia/Kolkata",

@@ -11,8 +11,10 @@ succeed; a BaseException (the process dying) is not caught.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,32 +68,70 @@ def failures_response(failed: Iterable[str]) -> dict[str, Any]:
 
 
 def each_message(
-    event: Mapping[str, Any], handle: Callable[[SqsMessage], None]
+    event: Mapping[str, Any],
+    handle: Callable[[SqsMessage], None],
+    *,
+    group: Callable[[SqsMessage], str] | None = None,
+    workers: int = 1,
 ) -> tuple[dict[str, Any], int]:
-    """Handle each message on its own; the partial batch response and how many messages."""
+    """Handle each message on its own; the partial batch response and how many messages.
+
+    With `group` and `workers` > 1, messages of different groups are handled side by side in
+    up to `workers` threads (a notifier's batch waits on one provider call at a time
+    otherwise), and the messages of one group one after another, in the batch's order (a
+    shipment's messages claim its channel log in turn instead of racing for it). A death
+    (a BaseException) in any thread is raised here once the others have finished."""
     messages = sqs_messages(event)
+    if group is None or workers <= 1:
+        failed = _handle_each(messages, handle)
+    else:
+        groups: dict[str, list[SqsMessage]] = {}
+        for message in messages:
+            groups.setdefault(_group_of(message, group), []).append(message)
+        with ThreadPoolExecutor(max_workers=min(workers, len(groups) or 1)) as pool:
+            futures = [pool.submit(_handle_each, members, handle) for members in groups.values()]
+            done = {message_id for future in futures for message_id in future.result()}
+        failed = [m.message_id for m in messages if m.message_id in done]
+    return failures_response(failed), len(messages)
+
+
+def _handle_each(messages: Sequence[SqsMessage], handle: Callable[[SqsMessage], None]) -> list[str]:
+    """Handle `messages` in order; the ids of those that raised an Exception."""
     failed = []
     for message in messages:
         try:
             handle(message)
         except Exception:  # each record fails alone, and SQS retries it
             failed.append(message.message_id)
-    return failures_response(failed), len(messages)
+    return failed
+
+
+def _group_of(message: SqsMessage, group: Callable[[SqsMessage], str]) -> str:
+    """The message's group; a message whose group cannot be told is a group of its own
+    (its handler will say what is wrong with it)."""
+    try:
+        return "group:" + group(message)
+    except Exception:
+        return "alone:" + message.message_id
 
 
 def counted(
     handle: Callable[[SqsMessage], None], errors: Counter[str]
 ) -> Callable[[SqsMessage], None]:
-    """`handle`, counting each failure by its kind before it fails the record."""
+    """`handle`, counting each failure by its kind before it fails the record (from any
+    thread `each_message` runs it in)."""
+    lock = threading.Lock()
 
     def counted(record: SqsMessage) -> None:
         try:
             handle(record)
         except TrackwatchError as exc:
-            errors[exc.kind] += 1
+            with lock:
+                errors[exc.kind] += 1
             raise
         except Exception as exc:
-            errors[type(exc).__name__] += 1
+            with lock:
+                errors[type(exc).__name__] += 1
             raise
 
     return counted

@@ -248,6 +248,10 @@ class ChannelSettings(_OptionalSection):
     )
     #: How long a WhatsApp message may go unreported as delivered before SMS takes over.
     whatsapp_delivery_window_minutes: int = Field(default=30, ge=1, le=1440)
+    #: Messages of one batch sent at once (each shipment's in turn): the function's time is
+    #: the provider's answers. Its concurrency times this is the most sends in flight, which
+    #: the provider's rate (SMS, WhatsApp) must allow: a throttled send is retried.
+    notify_send_concurrency: int = Field(default=4, ge=1, le=10)
     #: The notification records and opt-outs (NotificationsTable).
     notifications_table_name: str | None = Field(default=None, min_length=3)
     #: How long a notification record (so "this event was sent") is remembered: longer than

@@ -3,7 +3,9 @@ batch in, partial failures out. The WhatsApp events consumer's is trackwatch.wha
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -59,33 +61,50 @@ def request_of(record: SqsMessage) -> NotificationRequest:
     )
 
 
+def shipment_of(record: SqsMessage) -> str:
+    """Whose message a record is: its shipment ("<cp_id>#<waybill>"), or its order."""
+    body = json.loads(record.body)
+    if "waybill" in body:
+        return f"{body['cp_id']}#{body['waybill']}"
+    return f"order#{body['order_id']}"
+
+
 def handle_batch(
     notifier: Notifier,
     event: dict[str, Any],
     context: LambdaContext,
     clock: Callable[[], datetime] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Notify for every record; a record that raises is reported as a batch item failure.
-    With a `clock`, each message sent records its lag from Clickpost's record time."""
+    With a `clock`, each message sent records its lag from Clickpost's record time.
+
+    Up to `workers` records are handled at once, one shipment's (or order's) in turn: a
+    notifier's time is the provider's answer, and a batch handled one record after another
+    waits for each in turn."""
     channel: Channel = notifier.channel
     # The messages' records are this invocation's until its time is up (a crash frees them).
     until = notifier.attempt_until(context)
     summary = NotifySummary()
     lags: dict[str, list[float]] = {}
+    lock = threading.Lock()
 
     def notify(record: SqsMessage) -> None:
         request = request_of(record)
         outcome, kind = notifier.handle(request, until)
-        summary.outcomes[outcome.value] += 1
-        if kind is not None:
-            summary.kinds[kind] += 1
         event = request.event
         # An order's event sums up several scans: its lag is not one scan's.
         recorded = None if is_order_event(event) else event.recorded_at
-        if clock is not None and kind is not None and outcome in _SENT and recorded:
-            lags.setdefault(kind, []).append((clock() - recorded).total_seconds())
+        with lock:
+            summary.outcomes[outcome.value] += 1
+            if kind is not None:
+                summary.kinds[kind] += 1
+            if clock is not None and kind is not None and outcome in _SENT and recorded:
+                lags.setdefault(kind, []).append((clock() - recorded).total_seconds())
 
-    response, records = each_message(event, counted(notify, summary.errors))
+    response, records = each_message(
+        event, counted(notify, summary.errors), group=shipment_of, workers=workers
+    )
     prefix = METRIC_PREFIX[channel]
     count_by(f"{prefix}Notifications", "outcome", summary.outcomes)
     count_by(f"{prefix}NotifyErrors", "kind", summary.errors)
@@ -107,6 +126,7 @@ def notify_handler(channel: Channel) -> Callable[[Container], Handler]:
 
     def handler(container: Container) -> Handler:
         notifier = container.notifier(channel)
+        workers = container.settings.channels.notify_send_concurrency
 
         # A batch that fails whole is reported as such rather than raised: the queue retries the
         # same records either way, and no traceback (with what it quotes) reaches the logs.
@@ -116,7 +136,7 @@ def notify_handler(channel: Channel) -> Callable[[Container], Handler]:
         @tracer.capture_lambda_handler
         def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             """Send the message each event calls for; report the records that failed."""
-            return handle_batch(notifier, event, context, container.clock)
+            return handle_batch(notifier, event, context, container.clock, workers)
 
         return lambda_handler
 
