@@ -164,3 +164,30 @@ def test_a_notifiers_batch_is_grouped_by_shipment_or_order() -> None:
     order = order_event()
     assert shipment_of(message(shipment_event)) == "4#4210610508756"
     assert shipment_of(message(TOPIC_EVENT_ADAPTER.dump_json(order))) == f"order#{order.order_id}"
+
+
+def test_each_thread_carries_what_the_caller_gives_it() -> None:
+    # Given a batch handled side by side, and a carrier that marks the work it wraps
+    carried: list[str] = []
+    marks = threading.local()
+
+    def carry(work: Any) -> Any:
+        carried.append(threading.current_thread().name)
+
+        def marked(*args: Any) -> Any:
+            marks.inside = True
+            return work(*args)
+
+        return marked
+
+    inside: list[bool] = []
+
+    def handle(message: SqsMessage) -> None:
+        inside.append(getattr(marks, "inside", False))
+
+    # When
+    each_message(sqs_event("s1.a", "s2.a"), handle, group=shipment, workers=2, carried=carry)
+
+    # Then the work was wrapped once, in the caller's thread, and ran wrapped in each thread
+    assert carried == [threading.current_thread().name]
+    assert inside == [True, True]

@@ -73,6 +73,7 @@ def each_message(
     *,
     group: Callable[[SqsMessage], str] | None = None,
     workers: int = 1,
+    carried: Callable[[Callable[..., list[str]]], Callable[..., list[str]]] = lambda work: work,
 ) -> tuple[dict[str, Any], int]:
     """Handle each message on its own; the partial batch response and how many messages.
 
@@ -80,7 +81,8 @@ def each_message(
     up to `workers` threads (a notifier's batch waits on one provider call at a time
     otherwise), and the messages of one group one after another, in the batch's order (a
     shipment's messages claim its channel log in turn instead of racing for it). A death
-    (a BaseException) in any thread is raised here once the others have finished."""
+    (a BaseException) in any thread is raised here once the others have finished.
+    `carried` wraps a thread's work in what it must carry from this thread (the trace)."""
     messages = sqs_messages(event)
     if group is None or workers <= 1:
         failed = _handle_each(messages, handle)
@@ -89,7 +91,8 @@ def each_message(
         for message in messages:
             groups.setdefault(_group_of(message, group), []).append(message)
         with ThreadPoolExecutor(max_workers=min(workers, len(groups) or 1)) as pool:
-            futures = [pool.submit(_handle_each, members, handle) for members in groups.values()]
+            work = carried(_handle_each)
+            futures = [pool.submit(work, members, handle) for members in groups.values()]
             done = {message_id for future in futures for message_id in future.result()}
         failed = [m.message_id for m in messages if m.message_id in done]
     return failures_response(failed), len(messages)

@@ -103,7 +103,11 @@ def handle_batch(
                 lags.setdefault(kind, []).append((clock() - recorded).total_seconds())
 
     response, records = each_message(
-        event, counted(notify, summary.errors), group=shipment_of, workers=workers
+        event,
+        counted(notify, summary.errors),
+        group=shipment_of,
+        workers=workers,
+        carried=tracer.carried,
     )
     prefix = METRIC_PREFIX[channel]
     count_by(f"{prefix}Notifications", "outcome", summary.outcomes)

@@ -43,6 +43,26 @@ class LazyTracer:
 
         return cast(F, Tracer(service=SERVICE).capture_lambda_handler(handler))
 
+    def carried[**P, R](self, work: Callable[P, R]) -> Callable[P, R]:
+        """`work`, to run in another thread inside the trace of the thread that calls this
+        (X-Ray keeps the current trace per thread: without it, the SDK calls a worker
+        thread makes would be traced nowhere and log an error each). `work` itself when
+        tracing is off."""
+        if not tracing_enabled():
+            return work
+        from aws_xray_sdk.core import xray_recorder
+
+        entity = xray_recorder.get_trace_entity()
+
+        def in_trace(*args: P.args, **kwargs: P.kwargs) -> R:
+            xray_recorder.set_trace_entity(entity)
+            try:
+                return work(*args, **kwargs)
+            finally:
+                xray_recorder.clear_trace_entities()
+
+        return in_trace
+
 
 tracer = LazyTracer()
 
