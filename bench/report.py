@@ -369,7 +369,10 @@ def money(results: Results) -> list[str]:
     """The monthly bill for 1M active shipments at 8, 30 and 60 scans, ours and naive."""
     m = results.measured()
     t = cost.Template.read()
-    assumed = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in cost.ASSUMED.items())
+    assumed = ", ".join(
+        f"{k.replace('_', ' ')} {round(v, 3) if isinstance(v, float) else v:,}"
+        for k, v in cost.ASSUMED.items()
+    )
     prices = "; ".join(f"{p.unit} ${p.dollars:.10g} [{p.source}]" for p in cost.PRICES.values())
     sources = " ".join(f"[{n}] {url}." for n, url in cost.SOURCES.items())
     item_wru = m.change_wru_shipments - m.change_index_wru_shipments

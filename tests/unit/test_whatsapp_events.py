@@ -103,6 +103,30 @@ def test_reports_move_the_record_forward_only() -> None:
     assert consumer.handover.handed == []
 
 
+def test_a_sent_report_after_the_notifiers_note_writes_nothing() -> None:
+    # Given a message the notifier has noted as sent with the provider's id (as it does
+    # after every send), and a ledger that counts writes
+    consumer = Consumer()
+    consumer.sent(state=DeliveryState.SENT, provider_message_id="wamid.1")
+    writes: list[Delivery] = []
+    update = consumer.ledger.update
+
+    def counted(delivery: Delivery) -> None:
+        writes.append(delivery)
+        update(delivery)
+
+    consumer.ledger.update = counted  # type: ignore[method-assign]
+
+    # When Meta's reports come: sent, delivered, read
+    outcomes = consumer.receive(
+        report("sent"), report("delivered", minutes=2), report("read", minutes=3)
+    )
+
+    # Then only delivered and read write the record (what the bill counts: two a message)
+    assert outcomes == {"unchanged": 1, "delivered": 1, "read": 1}
+    assert [w.state for w in writes] == [DeliveryState.DELIVERED, DeliveryState.READ]
+
+
 def test_a_failed_report_hands_the_message_to_sms() -> None:
     consumer = Consumer()
     consumer.sent()
