@@ -191,3 +191,14 @@ def test_each_thread_carries_what_the_caller_gives_it() -> None:
     # Then the work was wrapped once, in the caller's thread, and ran wrapped in each thread
     assert carried == [threading.current_thread().name]
     assert inside == [True, True]
+
+
+def test_a_batch_of_one_shipment_is_handled_in_the_callers_thread() -> None:
+    threads: list[str] = []
+
+    def handle(message: SqsMessage) -> None:
+        threads.append(threading.current_thread().name)
+
+    each_message(sqs_event("s1.a", "s1.b"), handle, group=shipment, workers=4)
+
+    assert threads == [threading.current_thread().name] * 2

@@ -84,18 +84,19 @@ def each_message(
     (a BaseException) in any thread is raised here once the others have finished.
     `carried` wraps a thread's work in what it must carry from this thread (the trace)."""
     messages = sqs_messages(event)
-    if group is None or workers <= 1:
-        failed = _handle_each(messages, handle)
-    else:
-        groups: dict[str, list[SqsMessage]] = {}
+    groups: dict[str, list[SqsMessage]] = {}
+    if group is not None and workers > 1:
         for message in messages:
             groups.setdefault(_group_of(message, group), []).append(message)
-        with ThreadPoolExecutor(max_workers=min(workers, len(groups) or 1)) as pool:
-            work = carried(_handle_each)
-            futures = [pool.submit(work, members, handle) for members in groups.values()]
-            done = {message_id for future in futures for message_id in future.result()}
-        failed = [m.message_id for m in messages if m.message_id in done]
-    return failures_response(failed), len(messages)
+    if len(groups) <= 1:
+        # One at a time, or nothing to run side by side: in this thread.
+        return failures_response(_handle_each(messages, handle)), len(messages)
+    with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
+        work = carried(_handle_each)
+        futures = [pool.submit(work, members, handle) for members in groups.values()]
+        failed = {message_id for future in futures for message_id in future.result()}
+    in_order = [m.message_id for m in messages if m.message_id in failed]
+    return failures_response(in_order), len(messages)
 
 
 def _handle_each(messages: Sequence[SqsMessage], handle: Callable[[SqsMessage], None]) -> list[str]:
