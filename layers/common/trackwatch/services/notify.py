@@ -359,13 +359,13 @@ class Notifier:
         except RecipientRejectedError as exc:
             unclaim()
             if record is not None:
-                self._note_undeliverable(record, now)
+                self._let_go(record, state=DeliveryState.UNDELIVERABLE, state_at=now)
             self._reject(recipient, request, exc, now)
             return Outcome.REJECTED
         except Exception:
             unclaim()
             if record is not None:
-                self._free(record)
+                self._let_go(record)
             raise
         # The provider took it: from here on, a crash before the record says so is the one
         # way a message goes twice (docs/architecture.md, "The delivery promise").
@@ -415,31 +415,18 @@ class Notifier:
             )
         return recorded
 
-    def _free(self, record: Delivery) -> None:
-        """The send failed (the provider did not take the message): the record is this
-        attempt's no longer, so the queue's retry sends at once, not after this invocation's
-        time. If freeing fails too, the retry waits for that time instead."""
-        try:
-            self._ledger.update(
-                record.model_copy(update={"attempt_until": None, "version": record.version + 1})
-            )
-        except TrackwatchError:
-            return
+    def _let_go(self, record: Delivery, **changes: Any) -> None:
+        """This attempt holds `record` no longer (`attempt_until` cleared, `changes` made),
+        so a retry need not wait for this invocation's time. Best effort: if the write fails,
+        the record stays held and a retry waits for that time instead.
 
-    def _note_undeliverable(self, record: Delivery, now: datetime) -> None:
-        """The provider refused the message for the recipient's own reason: the record says
-        so (it held the message as `pending` until this attempt's time, which told an
-        operator nothing). If the write fails, the record stays `pending` and a retry after
-        that time finds the address's recorded failure instead."""
+        After a failed send (the provider did not take the message) the queue's retry then
+        sends at once; after a refusal for the recipient's own reason, the record says
+        `undeliverable` rather than `pending`, which told an operator nothing."""
         try:
             self._ledger.update(
                 record.model_copy(
-                    update={
-                        "state": DeliveryState.UNDELIVERABLE,
-                        "state_at": now,
-                        "attempt_until": None,
-                        "version": record.version + 1,
-                    }
+                    update={**changes, "attempt_until": None, "version": record.version + 1}
                 )
             )
         except TrackwatchError:
